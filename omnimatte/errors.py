@@ -1,0 +1,16 @@
+"""The one error type every stage raises for bad input, so messages read the same everywhere."""
+
+
+class StageError(RuntimeError):
+    """A problem with a sample's input that the user can fix.
+
+    The message names the stage, the sample, what is wrong and what to do, so the
+    Snakemake log tells a user everything without reading a traceback.
+    """
+
+    def __init__(self, stage: str, sample: str, problem: str, fix: str) -> None:
+        self.stage = stage
+        self.sample = sample
+        self.problem = problem
+        self.fix = fix
+        super().__init__(f"[{stage}] sample '{sample}': {problem}\n  fix: {fix}")

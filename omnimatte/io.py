@@ -1,0 +1,173 @@
+"""File helpers shared by the stages: atomic writes, frame folders, videos.
+
+Every output is written under a temporary name next to its final path and renamed
+when complete, so a job that is killed never leaves a file Snakemake would trust.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary file path beside `path`; rename it onto `path` on success."""
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".tmp{final.suffix}", dir=final.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary folder beside `path`; it replaces `path` only when complete."""
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    try:
+        yield tmp
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+def frame_name(index: int) -> str:
+    """The contract's frame file name: 00000.png, 00001.png, ..."""
+    return f"{index:05d}.png"
+
+
+def write_png(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Write an RGB, RGBA or single-channel uint8 image (RGB order) as PNG, atomically."""
+    with atomic_path(path) as tmp:
+        _imwrite(tmp, image)
+
+
+def _imwrite(path: Path, image: np.ndarray) -> None:
+    if image.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 image, got {image.dtype}")
+    if image.ndim == 3 and image.shape[2] == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    elif image.ndim == 3 and image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA)
+    if not cv2.imwrite(str(path), image):
+        raise OSError(f"could not write {path}")
+
+
+def write_frames(folder: str | os.PathLike, images: Iterable[np.ndarray]) -> int:
+    """Write images as 00000.png, 00001.png, ... into a folder that appears only when complete."""
+    count = 0
+    with atomic_dir(folder) as tmp:
+        for count, image in enumerate(images, start=1):
+            _imwrite(tmp / frame_name(count - 1), image)
+    return count
+
+
+def read_png(path: str | os.PathLike, mode: str = "rgb") -> np.ndarray:
+    """Read a PNG as uint8: mode 'rgb' (H,W,3), 'rgba' (H,W,4) or 'gray' (H,W)."""
+    flags = {"rgb": cv2.IMREAD_COLOR, "rgba": cv2.IMREAD_UNCHANGED, "gray": cv2.IMREAD_GRAYSCALE}[mode]
+    image = cv2.imread(str(path), flags)
+    if image is None:
+        raise OSError(f"could not read image {path}")
+    if mode == "rgb":
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    if mode == "rgba":
+        if image.ndim == 2:
+            image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGRA)
+        elif image.shape[2] == 3:
+            image = cv2.cvtColor(image, cv2.COLOR_BGR2BGRA)
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
+    return image
+
+
+def list_frames(folder: str | os.PathLike) -> list[Path]:
+    """The PNG files of a frame folder in frame order."""
+    return sorted(Path(folder).glob("*.png"))
+
+
+def read_frames(folder: str | os.PathLike, mode: str = "rgb") -> np.ndarray:
+    """Read a whole frame folder into one uint8 array (T,H,W[,C])."""
+    paths = list_frames(folder)
+    if not paths:
+        raise FileNotFoundError(f"no PNG frames in {folder}")
+    return np.stack([read_png(p, mode) for p in paths])
+
+
+def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
+    """np.save, atomically."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, array)
+
+
+def save_json(path: str | os.PathLike, data: Any) -> None:
+    """Write pretty JSON, atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def load_json(path: str | os.PathLike) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def ffmpeg_binary() -> str:
+    """The ffmpeg executable bundled with imageio-ffmpeg, so no system ffmpeg is needed."""
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: float, crf: int = 18) -> int:
+    """Encode RGB uint8 frames as an H.264 MP4 that common players open; returns the frame count.
+
+    Odd sizes are padded to even, as yuv420p requires.
+    """
+    import ffmpeg
+
+    frames = iter(frames)
+    first = next(frames, None)
+    if first is None:
+        raise ValueError(f"no frames to write to {path}")
+    height, width = first.shape[:2]
+    count = 0
+    with atomic_path(path) as tmp:
+        process = (
+            ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}", r=fps)
+            .filter("pad", "ceil(iw/2)*2", "ceil(ih/2)*2")
+            .output(str(tmp), vcodec="libx264", pix_fmt="yuv420p", crf=crf, movflags="+faststart", format="mp4")
+            .overwrite_output()
+            .global_args("-loglevel", "error")
+            .run_async(pipe_stdin=True, cmd=ffmpeg_binary())
+        )
+        try:
+            for frame in itertools.chain([first], frames):
+                if frame.shape[:2] != (height, width) or frame.dtype != np.uint8:
+                    raise ValueError(f"frame {count} of {path} is {frame.shape} {frame.dtype}, expected {(height, width, 3)} uint8")
+                process.stdin.write(np.ascontiguousarray(frame[..., :3]).tobytes())
+                count += 1
+        finally:
+            process.stdin.close()
+            code = process.wait()
+        if code != 0:
+            raise RuntimeError(f"ffmpeg failed (exit {code}) writing {path}")
+    return count
+
