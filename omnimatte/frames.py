@@ -1,0 +1,146 @@
+"""Stage 1: decode a video into RGB frames at the working resolution.
+
+Decoding runs through ffmpeg-python with the ffmpeg binary bundled by
+imageio-ffmpeg, so no system ffmpeg is needed.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import ffmpeg
+import numpy as np
+from tqdm import tqdm
+
+from omnimatte.errors import StageError
+from omnimatte.io import atomic_dir, ffmpeg_binary, frame_name, save_json, write_png
+from omnimatte.logs import get_logger
+
+STAGE = "frames"
+log = get_logger(STAGE)
+
+
+def probe_video(path: Path) -> dict:
+    """Width, height, fps and an estimated frame count, read from ffmpeg's banner.
+
+    ffprobe is not bundled with imageio-ffmpeg, so the stream line that `ffmpeg -i`
+    prints is parsed instead.
+    """
+    result = subprocess.run([ffmpeg_binary(), "-hide_banner", "-i", str(path)], capture_output=True, text=True)
+    banner = result.stderr
+    stream = re.search(r"Stream #\S+.*?Video: .*", banner)
+    if stream is None:
+        raise ValueError(banner.strip().splitlines()[-1] if banner.strip() else "ffmpeg printed nothing")
+    size = re.search(r", (\d{2,5})x(\d{2,5})", stream.group(0))
+    fps = re.search(r", ([\d.]+) (?:fps|tbr)", stream.group(0))
+    duration = re.search(r"Duration: (\d+):(\d+):([\d.]+)", banner)
+    if size is None:
+        raise ValueError(f"no frame size in ffmpeg's stream line: {stream.group(0)}")
+    info = {"width": int(size.group(1)), "height": int(size.group(2)), "fps": float(fps.group(1)) if fps else 0.0}
+    seconds = 0.0
+    if duration:
+        h, m, s = duration.groups()
+        seconds = int(h) * 3600 + int(m) * 60 + float(s)
+    info["duration"] = seconds
+    info["estimated_frames"] = int(round(seconds * info["fps"])) if info["fps"] else 0
+    return info
+
+
+def working_size(source_width: int, source_height: int, width: int, height: int | None) -> tuple[int, int]:
+    """The working (width, height): `width` as given, height from the aspect, both multiples of 16."""
+    if width % 16:
+        raise ValueError(f"working width {width} is not a multiple of 16")
+    if height is None:
+        height = max(16, int(round(source_height * width / source_width / 16)) * 16)
+    elif height % 16:
+        raise ValueError(f"working height {height} is not a multiple of 16")
+    return width, height
+
+
+def run_frames(
+    sample: str,
+    video: Path,
+    out_dir: Path,
+    info_path: Path,
+    width: int = 448,
+    height: int | None = None,
+    start: int = 0,
+    end: int | None = None,
+    stride: int = 1,
+) -> dict:
+    """Extract frames [start, end) every `stride` of `video` into out_dir/00000.png, ...
+
+    Writes `info_path` (JSON) with the source and working sizes, the frame count
+    and the fps of the extracted sequence, which the final videos use.
+    """
+    video = Path(video)
+    if not video.is_file():
+        raise StageError(STAGE, sample, f"video file {video} does not exist", "check the sample's `video` path in the config")
+    if stride < 1 or start < 0 or (end is not None and end <= start):
+        raise StageError(STAGE, sample, f"bad frame range start={start} end={end} stride={stride}",
+                         "use start >= 0, end > start (or null for the last frame) and stride >= 1")
+    try:
+        probe = probe_video(video)
+    except ValueError as err:
+        raise StageError(STAGE, sample, f"ffmpeg cannot read {video}: {err}",
+                         "check that the file is a complete video (re-export or re-download it)") from err
+    try:
+        out_w, out_h = working_size(probe["width"], probe["height"], width, height)
+    except ValueError as err:
+        raise StageError(STAGE, sample, str(err), "set frames.width (and height) to multiples of 16 in the config") from err
+
+    selection = f"gte(n,{start})*not(mod(n-{start},{stride}))"
+    if end is not None:
+        selection += f"*lt(n,{end})"
+    process = (
+        ffmpeg.input(str(video))
+        .filter("select", selection)
+        .filter("scale", out_w, out_h, flags="area")
+        .output("pipe:", format="rawvideo", pix_fmt="rgb24", fps_mode="passthrough")
+        .global_args("-loglevel", "error", "-nostdin")
+        .run_async(pipe_stdout=True, pipe_stderr=True, cmd=ffmpeg_binary())
+    )
+    frame_bytes = out_w * out_h * 3
+    expected = probe["estimated_frames"]
+    if expected:
+        last = expected if end is None else min(end, expected)
+        expected = max(0, (last - start + stride - 1) // stride)
+    count = 0
+    with atomic_dir(out_dir) as tmp:
+        with tqdm(total=expected or None, desc=f"{sample}: frames", unit="frame") as progress:
+            while True:
+                chunk = process.stdout.read(frame_bytes)
+                if len(chunk) < frame_bytes:
+                    break
+                frame = np.frombuffer(chunk, np.uint8).reshape(out_h, out_w, 3)
+                write_png(tmp / frame_name(count), frame)
+                count += 1
+                progress.update()
+        stderr = process.stderr.read().decode(errors="replace")
+        code = process.wait()
+        if code != 0:
+            raise StageError(STAGE, sample, f"ffmpeg failed decoding {video} (exit {code}): {stderr.strip()[-500:]}",
+                             "check that the file is a complete, readable video")
+        if count < 2:
+            raise StageError(STAGE, sample, f"{count} frame(s) decoded from {video} with start={start}, end={end}, stride={stride}",
+                             "the clip needs at least 2 frames: check the file and the sample's start/end/stride")
+    info = {
+        "video": str(video),
+        "source_width": probe["width"],
+        "source_height": probe["height"],
+        "source_fps": probe["fps"],
+        "source_count": probe["estimated_frames"],
+        "width": out_w,
+        "height": out_h,
+        "count": count,
+        "start": start,
+        "end": end,
+        "stride": stride,
+        "fps": probe["fps"] / stride if probe["fps"] else 24.0,
+    }
+    save_json(info_path, info)
+    log.info("%s: %d frames at %dx%d (source %dx%d, %.3g fps)", sample, count, out_w, out_h,
+             probe["width"], probe["height"], probe["fps"])
+    return info

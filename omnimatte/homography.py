@@ -1,0 +1,515 @@
+"""Camera motion as homographies from every frame into one background canvas.
+
+Omnimatte models the background as a single static image (the "canvas") that each
+frame sees through its own homography; whatever the homographies cannot explain must
+be explained by an object's layer. So the homographies have to follow the *background*
+only: ORB features inside the object masks are ignored, consecutive frames are matched
+and registered with RANSAC, each estimate is polished by dense ECC alignment over the
+background pixels, and the relative motions are chained into frame 0's coordinates,
+then shifted so the canvas starts at (0, 0). Pairs that cannot be registered take a
+neighbour's motion (logged, and marked FALLBACK in the stabilised preview).
+
+Outputs in `out_dir` (the contract's `homography/` folder):
+    homographies.npy   (T, 3, 3) float64, frame pixel (x, y, 1) -> canvas pixel
+    canvas.json        canvas size and per-pair registration diagnostics
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from omnimatte.errors import StageError
+from omnimatte.io import frame_name, list_frames, load_json, read_frames, save_json, save_npy, write_video
+from omnimatte.logs import get_logger
+
+STAGE = "homography"
+log = get_logger(STAGE)
+
+#: Canvas sides are rounded up to this, so the network's down/up-sampling fits exactly.
+CANVAS_MULTIPLE = 16
+#: Lowe's ratio test threshold: a match must be clearly better than the runner-up.
+RATIO_TEST = 0.8
+#: A relative homography between neighbouring frames may not change the area more than this.
+MAX_AREA_CHANGE = 2.0
+#: How much the perspective divisor may vary over the frame between neighbouring frames.
+MAX_PERSPECTIVE = 0.2
+#: Gaussian filter sizes of the successive ECC refinement passes (1 = no blur).
+ECC_BLUR_STAGES = (5, 1)
+#: A run of failed pairs spanning at most this many frames is bridged by matching its ends directly.
+MAX_BRIDGE_SPAN = 5
+#: The preview is downscaled so its longer canvas side is at most this.
+PREVIEW_MAX_SIDE = 1024
+PREVIEW_BAR = 24  # height of the label strip above the preview canvas
+
+
+@dataclass
+class PairResult:
+    """Registration of frame b onto frame a: `matrix` maps b's pixels to a's (None when it failed)."""
+
+    matrix: np.ndarray | None
+    inliers: int
+    reason: str = ""
+    correlation: float = 0.0  # ECC correlation after refinement; 0 when not refined
+
+
+# ----------------------------------------------------------------------------- input
+
+
+def _read_inputs(sample: str, frames_dir: Path, masks_dir: Path | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Frames (T,H,W,3) and the union of object masks (T,H,W) bool, or None without masks."""
+    frames_dir = Path(frames_dir)
+    if not frames_dir.is_dir() or not list_frames(frames_dir):
+        raise StageError(STAGE, sample, f"no PNG frames in {frames_dir}", "run the frames stage first, or check the frames path")
+    try:
+        frames = read_frames(frames_dir, "rgb")
+    except (OSError, ValueError) as exc:  # unreadable file, or frames of different sizes
+        raise StageError(
+            STAGE, sample, f"cannot read the frames in {frames_dir}: {exc}", "re-extract the frames; all must be readable PNGs of one size"
+        ) from exc
+    if masks_dir is None:
+        return frames, None
+
+    masks_dir = Path(masks_dir)
+    if not masks_dir.is_dir():
+        raise StageError(
+            STAGE, sample, f"mask folder {masks_dir} does not exist", "run the masks stage first, or pass no masks to register whole frames"
+        )
+    objects = sorted(p for p in masks_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not objects:
+        log.warning("%s: no object folders in %s; registering whole frames", sample, masks_dir)
+        return frames, None
+    union = np.zeros(frames.shape[:3], dtype=bool)
+    for folder in objects:
+        try:
+            masks = read_frames(folder, "gray")
+        except (OSError, ValueError) as exc:
+            raise StageError(
+                STAGE, sample, f"cannot read the masks in {folder}: {exc}", "regenerate the masks: one readable uint8 PNG per frame"
+            ) from exc
+        if masks.shape != frames.shape[:3]:
+            raise StageError(
+                STAGE, sample,
+                f"masks of '{folder.name}' are {masks.shape[0]} x {masks.shape[2]}x{masks.shape[1]} but the frames are "
+                f"{frames.shape[0]} x {frames.shape[2]}x{frames.shape[1]} (count x width x height)",
+                "regenerate the masks from the current frames (same count and resolution)",
+            )
+        union |= masks > 127
+    return frames, union
+
+
+def _usable_regions(object_masks: np.ndarray | None, shape: tuple[int, int, int], dilation: int) -> list[np.ndarray | None]:
+    """Per-frame ORB detection masks (255 = background, usable): object union grown by `dilation` px.
+
+    Dilation keeps features on the object's blurry edge, and its shadow's nearest part, out.
+    """
+    if object_masks is None:
+        return [None] * shape[0]
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * dilation + 1, 2 * dilation + 1)) if dilation > 0 else None
+    regions = []
+    for mask in object_masks:
+        grown = mask.astype(np.uint8) * 255
+        if kernel is not None:
+            grown = cv2.dilate(grown, kernel)
+        regions.append(255 - grown)
+    return regions
+
+
+# ----------------------------------------------------------------------------- registration
+
+
+@dataclass
+class FrameFeatures:
+    """What registration needs of one frame: grey image, usable region, ORB keypoints and descriptors."""
+
+    gray: np.ndarray
+    region: np.ndarray | None
+    points: np.ndarray  # (N, 2) float32 pixel positions
+    descriptors: np.ndarray | None
+
+
+def _detect(frames: np.ndarray, regions: list[np.ndarray | None], n_features: int) -> list[FrameFeatures]:
+    """ORB keypoints (outside the object masks) of every frame."""
+    orb = cv2.ORB_create(nfeatures=n_features, fastThreshold=10)
+    features = []
+    for frame, region in zip(frames, regions):
+        gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+        keypoints, descriptors = orb.detectAndCompute(gray, region)
+        points = np.array([k.pt for k in keypoints], dtype=np.float32).reshape(-1, 2)
+        features.append(FrameFeatures(gray, region, points, descriptors))
+    return features
+
+
+def _degeneracy(matrix: np.ndarray, width: int, height: int) -> str:
+    """Why a frame-to-neighbour homography is implausible, or '' when it looks like camera motion."""
+    if not np.all(np.isfinite(matrix)) or abs(matrix[2, 2]) < 1e-12:
+        return "the homography is not finite"
+    matrix = matrix / matrix[2, 2]
+    det = float(np.linalg.det(matrix[:2, :2]))
+    if not (1.0 / MAX_AREA_CHANGE < det < MAX_AREA_CHANGE):
+        return f"the homography is degenerate (area change {det:.2f})"
+    if abs(matrix[2, 0]) * width + abs(matrix[2, 1]) * height > MAX_PERSPECTIVE:
+        return "the homography has implausibly strong perspective"
+    corners = _frame_corners(width, height)
+    mapped = corners @ matrix.T
+    if np.any(mapped[:, 2] <= 0):
+        return "the homography maps the frame behind the camera"
+    quad = mapped[:, :2] / mapped[:, 2:]
+    edges = np.roll(quad, -1, axis=0) - quad
+    turns = edges[:, 0] * np.roll(edges, -1, axis=0)[:, 1] - edges[:, 1] * np.roll(edges, -1, axis=0)[:, 0]
+    if not np.all(turns > 0):  # the frame's corners go clockwise in image coordinates (y down)
+        return "the homography flips or folds the frame"
+    return ""
+
+
+def _refine_ecc(
+    a: FrameFeatures, b: FrameFeatures, matrix: np.ndarray, src: np.ndarray, dst: np.ndarray, tolerance: float
+) -> tuple[np.ndarray, float]:
+    """Polish b->a with dense ECC alignment over the background pixels; returns (matrix, correlation).
+
+    ORB keypoints are only good to about a pixel, which an 8-parameter homography
+    extrapolates to several pixels at the frame corners, and chaining adds these up;
+    ECC uses every background pixel and lands within a tenth of a pixel. It only
+    refines: a result that does not converge, or that moves the RANSAC inliers `src`
+    further than `tolerance` px (median) from their matches `dst`, is discarded
+    (correlation 0). Inliers, not frame corners, are the test because the corners are
+    exactly where a poorly spread feature set makes the RANSAC estimate unreliable.
+    """
+    full = np.full(a.gray.shape, 255, dtype=np.uint8)
+    template_mask = full if b.region is None else b.region
+    input_mask = full if a.region is None else a.region
+    criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 100, 1e-6)
+    refined, correlation = matrix.astype(np.float32), 0.0
+    # Blurred first (wider basin of convergence), then unblurred: blur in pixel units is
+    # not zoom-invariant and biases the scale by ~0.1 px a pair, which chaining adds up.
+    for blur in ECC_BLUR_STAGES:
+        try:
+            # ECC's warp maps template (b) pixels to input (a) pixels: the b->a homography.
+            correlation, refined = cv2.findTransformECCWithMask(
+                b.gray, a.gray, template_mask, input_mask, refined, cv2.MOTION_HOMOGRAPHY, criteria, blur
+            )
+        except cv2.error:
+            break
+    if correlation == 0.0:
+        return matrix, 0.0
+    refined = refined.astype(np.float64)
+    if not np.all(np.isfinite(refined)) or abs(refined[2, 2]) < 1e-12:
+        return matrix, 0.0
+    refined /= refined[2, 2]
+    mapped = cv2.perspectiveTransform(src.reshape(-1, 1, 2).astype(np.float64), refined).reshape(-1, 2)
+    if np.median(np.linalg.norm(mapped - dst, axis=1)) > tolerance:
+        return matrix, 0.0
+    return refined, float(correlation)
+
+
+def _register(
+    a: FrameFeatures,
+    b: FrameFeatures,
+    ransac_threshold: float,
+    min_inliers: int,
+    refine: bool,
+) -> PairResult:
+    """Homography mapping frame b's pixels onto frame a's: ORB matches, RANSAC, then ECC refinement."""
+    points_a, desc_a = a.points, a.descriptors
+    points_b, desc_b = b.points, b.descriptors
+    size = (a.gray.shape[1], a.gray.shape[0])
+    if desc_a is None or desc_b is None or len(desc_a) < 2 or len(desc_b) < 2:
+        found = min(len(points_a), len(points_b))
+        return PairResult(None, 0, f"only {found} features found")
+    matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
+    good = [m[0] for m in matcher.knnMatch(desc_b, desc_a, k=2) if len(m) == 2 and m[0].distance < RATIO_TEST * m[1].distance]
+    if len(good) < min_inliers:
+        return PairResult(None, 0, f"only {len(good)} feature matches (need {min_inliers})")
+    src = points_b[[m.queryIdx for m in good]]
+    dst = points_a[[m.trainIdx for m in good]]
+    # OpenCV refines the RANSAC model on all its inliers (Levenberg-Marquardt) before returning.
+    matrix, inlier_mask = cv2.findHomography(src, dst, cv2.RANSAC, ransac_threshold, maxIters=5000, confidence=0.999)
+    if matrix is None:
+        return PairResult(None, 0, "RANSAC found no homography")
+    inliers = int(inlier_mask.sum())
+    if inliers < min_inliers:
+        return PairResult(None, inliers, f"only {inliers} RANSAC inliers (need {min_inliers})")
+    problem = _degeneracy(matrix, *size)
+    if problem:
+        return PairResult(None, inliers, problem)
+    matrix = matrix / matrix[2, 2]
+    correlation = 0.0
+    if refine:
+        inside = inlier_mask.ravel().astype(bool)
+        matrix, correlation = _refine_ecc(a, b, matrix, src[inside], dst[inside], tolerance=ransac_threshold)
+        problem = _degeneracy(matrix, *size)
+        if problem:
+            return PairResult(None, inliers, problem)
+    return PairResult(matrix, inliers, correlation=correlation)
+
+
+def _failed_runs(failed: list[int]) -> list[tuple[int, int]]:
+    """Group sorted failed pair indices into runs (first, last) of consecutive pairs."""
+    runs: list[tuple[int, int]] = []
+    for t in failed:
+        if runs and runs[-1][1] == t - 1:
+            runs[-1] = (runs[-1][0], t)
+        else:
+            runs.append((t, t))
+    return runs
+
+
+def _nearest_success(t: int, results: list[PairResult]) -> int | None:
+    """Index of the successful pair closest to pair t (the earlier one on ties)."""
+    for distance in range(1, len(results)):
+        for k in (t - distance, t + distance):
+            if 0 <= k < len(results) and results[k].matrix is not None:
+                return k
+    return None
+
+
+# ----------------------------------------------------------------------------- canvas
+
+
+def _frame_corners(width: int, height: int) -> np.ndarray:
+    """The frame's outline as homogeneous points, clockwise in image coordinates."""
+    return np.array([[0, 0, 1], [width, 0, 1], [width, height, 1], [0, height, 1]], dtype=np.float64)
+
+
+def _translation(dx: float, dy: float) -> np.ndarray:
+    return np.array([[1, 0, dx], [0, 1, dy], [0, 0, 1]], dtype=np.float64)
+
+
+def _round_up(value: float, multiple: int) -> int:
+    return int(math.ceil(value / multiple) * multiple)
+
+
+def _fit_canvas(
+    sample: str, chained: np.ndarray, width: int, height: int, max_canvas_scale: float
+) -> tuple[np.ndarray, int, int, list[float]]:
+    """Shift the chained homographies so every warped frame lies in a canvas starting at (0, 0)."""
+    mapped = np.einsum("tij,kj->tki", chained, _frame_corners(width, height))
+    if np.any(mapped[..., 2] <= 1e-6):
+        bad = sorted(set(np.nonzero(mapped[..., 2] <= 1e-6)[0].tolist()))
+        raise StageError(
+            STAGE, sample,
+            f"the chained homographies degenerate (frames {bad[:5]} map beyond the horizon)",
+            "the estimated camera motion drifted; check the object masks and the failed pairs in the log",
+        )
+    xy = mapped[..., :2] / mapped[..., 2:]
+    low = np.floor(xy.reshape(-1, 2).min(axis=0))
+    high = xy.reshape(-1, 2).max(axis=0)
+    canvas_w = _round_up(high[0] - low[0], CANVAS_MULTIPLE)
+    canvas_h = _round_up(high[1] - low[1], CANVAS_MULTIPLE)
+    ratio = canvas_w * canvas_h / (width * height)
+    if ratio > max_canvas_scale:
+        raise StageError(
+            STAGE, sample,
+            f"the background canvas would be {canvas_w}x{canvas_h}, {ratio:.1f}x the frame area "
+            f"(limit {max_canvas_scale:g}x); the homographies probably drift",
+            "check the object masks and the failed pairs in the log; for a genuinely long pan raise max_canvas_scale",
+        )
+    offset = _translation(-low[0], -low[1])
+    homographies = np.einsum("ij,tjk->tik", offset, chained)
+    homographies /= homographies[:, 2:3, 2:3]
+    return homographies, canvas_w, canvas_h, [float(-low[0]), float(-low[1])]
+
+
+# ----------------------------------------------------------------------------- preview
+
+
+def render_preview(
+    frames: np.ndarray, homographies: np.ndarray, info: dict, sample: str = "", max_side: int = PREVIEW_MAX_SIDE
+) -> Iterator[np.ndarray]:
+    """Stabilised preview frames: each frame warped into the canvas over a faint mean of the earlier ones.
+
+    A static background should stand still here; wobble or a jump shows a bad homography.
+    """
+    scale = min(1.0, max_side / max(info["width"], info["height"]))
+    size = (max(1, round(info["width"] * scale)), max(1, round(info["height"] * scale)))
+    to_preview = np.diag([scale, scale, 1.0])
+    fallback = set(info.get("fallback_frames", []))
+    corners = _frame_corners(info["frame_width"], info["frame_height"])
+    total = np.zeros((size[1], size[0], 3), dtype=np.float32)
+    count = np.zeros((size[1], size[0], 1), dtype=np.float32)
+    ones = np.full(frames.shape[1:3], 255, dtype=np.uint8)
+    for t, frame in enumerate(frames):
+        matrix = to_preview @ homographies[t]
+        warped = cv2.warpPerspective(frame, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        valid = cv2.warpPerspective(ones, matrix, size, flags=cv2.INTER_NEAREST)[..., None] > 0
+        mean = np.where(count > 0, total / np.maximum(count, 1), 0)
+        canvas = np.where(count > 0, 24 + 0.35 * mean, 24).astype(np.float32)
+        canvas = np.where(valid, warped, canvas).astype(np.uint8)
+        total += np.where(valid, warped, 0)
+        count += valid
+
+        outline = corners @ matrix.T
+        outline = np.round(outline[:, :2] / outline[:, 2:]).astype(np.int32)
+        colour = (255, 40, 40) if t in fallback else (255, 220, 0)
+        cv2.polylines(canvas, [outline], isClosed=True, color=colour, thickness=2, lineType=cv2.LINE_AA)
+
+        bar = np.full((PREVIEW_BAR, size[0], 3), 16, dtype=np.uint8)
+        label = f"{sample} frame {t:05d}".strip()
+        cv2.putText(bar, label, (6, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (235, 235, 235), 1, cv2.LINE_AA)
+        if t in fallback:
+            (text_w, _), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+            cv2.putText(bar, "FALLBACK", (16 + text_w, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 40, 40), 2, cv2.LINE_AA)
+        yield np.concatenate([bar, canvas], axis=0)
+
+
+# ----------------------------------------------------------------------------- stage
+
+
+def estimate_homographies(
+    sample: str,
+    frames: np.ndarray,
+    object_masks: np.ndarray | None = None,
+    n_features: int = 3000,
+    ransac_threshold: float = 2.0,
+    min_inliers: int = 15,
+    max_failed_fraction: float = 0.5,
+    mask_dilation: int = 15,
+    max_canvas_scale: float = 4.0,
+    refine: bool = True,
+) -> tuple[np.ndarray, dict]:
+    """Frame->canvas homographies (T,3,3) and canvas info for in-memory frames; see run_homography."""
+    num_frames, height, width = frames.shape[:3]
+    regions = _usable_regions(object_masks, frames.shape[:3], mask_dilation)
+    features = _detect(frames, regions, n_features)
+    results = [_register(features[t], features[t + 1], ransac_threshold, min_inliers, refine) for t in range(num_frames - 1)]
+    for t, r in enumerate(results):
+        log.debug("%s: pair %d->%d: %d inliers, ECC %.3f %s", sample, t, t + 1, r.inliers, r.correlation, r.reason)
+
+    failed = [t for t, r in enumerate(results) if r.matrix is None]
+    if results and len(failed) > max_failed_fraction * len(results):
+        examples = "; ".join(f"{t}->{t + 1}: {results[t].reason}" for t in failed[:3])
+        raise StageError(
+            STAGE, sample,
+            f"frames have too few features to register: {len(failed)} of {len(results)} pairs failed "
+            f"(more than {max_failed_fraction:.0%} allowed), e.g. {examples}",
+            "the clip may lack texture or be dominated by the moving object; check the masks (a mask covering most "
+            "of the frame leaves nothing to match), lower min_inliers, or raise max_failed_fraction",
+        )
+
+    # A run of failed pairs (e.g. around one blank frame) is bridged by registering its
+    # end frames directly, so the frames after it do not inherit the guessed motion.
+    bridges: dict[int, tuple[int, np.ndarray]] = {}
+    fallback_frames: set[int] = set()
+    for first, last in _failed_runs(failed):
+        start, end = first, last + 1
+        bridge = None
+        if 2 <= end - start <= MAX_BRIDGE_SPAN:
+            bridge = _register(features[start], features[end], ransac_threshold, min_inliers, refine).matrix
+        if bridge is not None:
+            bridges[end] = (start, bridge)
+            log.info("%s: registered frame %d directly to frame %d across the failed pairs", sample, end, start)
+        fallback_frames.update(range(start + 1, end if bridge is not None else end + 1))
+
+    relative = []
+    for t, result in enumerate(results):
+        if result.matrix is not None:
+            relative.append(result.matrix)
+            continue
+        source = _nearest_success(t, results)
+        relative.append(np.eye(3) if source is None else results[source].matrix)
+        if t + 1 in bridges:
+            used = f"a direct registration to frame {bridges[t + 1][0]}"
+        elif source is None:
+            used = "no motion (identity)"
+        else:
+            used = f"the motion of pair {source}->{source + 1}"
+        log.warning(
+            "%s: frame %d (%s): registration %d->%d failed: %s; using %s", sample, t + 1, frame_name(t + 1), t, t + 1, result.reason, used
+        )
+
+    chained = np.empty((num_frames, 3, 3), dtype=np.float64)
+    chained[0] = np.eye(3)  # frame 0 is the reference
+    for t in range(1, num_frames):
+        if t in bridges:
+            start, bridge = bridges[t]
+            chained[t] = chained[start] @ bridge
+        else:
+            chained[t] = chained[t - 1] @ relative[t - 1]
+        chained[t] /= chained[t, 2, 2]
+
+    homographies, canvas_w, canvas_h, offset = _fit_canvas(sample, chained, width, height, max_canvas_scale)
+    info = {
+        "width": canvas_w,
+        "height": canvas_h,
+        "frame_width": width,
+        "frame_height": height,
+        "num_frames": num_frames,
+        "reference_frame": 0,
+        "offset": offset,
+        "failed_pairs": failed,
+        "fallback_frames": sorted(fallback_frames),
+        "bridged": [[start, end] for end, (start, _) in sorted(bridges.items())],
+        "inliers": [r.inliers if r.matrix is not None else 0 for r in results],
+        "correlation": [round(r.correlation, 4) for r in results],
+    }
+    return homographies, info
+
+
+def run_homography(
+    sample: str,
+    frames_dir: Path,
+    masks_dir: Path | None,
+    out_dir: Path,
+    preview_path: Path,
+    n_features: int = 3000,
+    ransac_threshold: float = 2.0,
+    min_inliers: int = 15,
+    max_failed_fraction: float = 0.5,
+    mask_dilation: int = 15,
+    max_canvas_scale: float = 4.0,
+    fps: float = 24.0,
+    refine: bool = True,
+) -> dict:
+    """Estimate the homographies of a frame folder, write them and the stabilised preview; return canvas info.
+
+    canvas.json: width/height of the canvas (multiples of 16), frame size and count,
+    reference_frame (0), offset (canvas position of frame 0's origin), failed_pairs
+    (t for each failed pair t->t+1), fallback_frames (frames placed by a neighbour's
+    motion), bridged ([start, end] gaps registered directly), and per pair t->t+1 the
+    RANSAC inliers and the ECC correlation after refinement (0 = not refined).
+    `refine` turns the dense ECC refinement of each pair off (faster, ~1-5 px less exact).
+    """
+    frames, object_masks = _read_inputs(sample, Path(frames_dir), masks_dir)
+    masked = "outside the object masks" if object_masks is not None else "(no object masks)"
+    log.info("%s: registering %d frames of %dx%d %s", sample, len(frames), frames.shape[2], frames.shape[1], masked)
+    homographies, info = estimate_homographies(
+        sample, frames, object_masks, n_features, ransac_threshold, min_inliers, max_failed_fraction, mask_dilation,
+        max_canvas_scale, refine,
+    )
+    out_dir = Path(out_dir)
+    save_npy(out_dir / "homographies.npy", homographies)
+    save_json(out_dir / "canvas.json", info)
+    write_video(preview_path, render_preview(frames, homographies, info, sample), fps)
+    log.info(
+        "%s: canvas %dx%d, %d of %d pairs failed, median inliers %d",
+        sample, info["width"], info["height"], len(info["failed_pairs"]), max(len(frames) - 1, 0),
+        int(np.median(info["inliers"])) if info["inliers"] else 0,
+    )
+    return info
+
+
+# ----------------------------------------------------------------------------- helpers for training
+
+
+def load_homographies(out_dir: Path) -> tuple[np.ndarray, dict]:
+    """The stage's outputs: frame->canvas homographies (T,3,3) float64 and the canvas info."""
+    out_dir = Path(out_dir)
+    homographies = np.load(out_dir / "homographies.npy")
+    info = load_json(out_dir / "canvas.json")
+    if homographies.shape != (info["num_frames"], 3, 3):
+        raise ValueError(f"{out_dir}: homographies.npy is {homographies.shape} but canvas.json says {info['num_frames']} frames")
+    return homographies.astype(np.float64), info
+
+
+def canvas_coordinates(homographies: np.ndarray, frame_height: int, frame_width: int) -> np.ndarray:
+    """Canvas pixel position (x, y) of every frame pixel, (T,H,W,2) float32: where to sample the background."""
+    ys, xs = np.mgrid[0:frame_height, 0:frame_width].astype(np.float64)
+    points = np.stack([xs, ys, np.ones_like(xs)], axis=-1)
+    mapped = np.einsum("tij,hwj->thwi", homographies, points)
+    return (mapped[..., :2] / mapped[..., 2:]).astype(np.float32)
+

@@ -1,0 +1,69 @@
+"""The Omnimatte training losses, each a plain function on tensors.
+
+Weights and schedules live in the training configuration; these functions only
+compute the terms, which keeps each one testable with hand-made tensors.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from omnimatte.model import warp_by_flow
+
+
+def reconstruction_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean absolute error between the composite and the frame."""
+    return (prediction - target).abs().mean()
+
+
+def alpha_regularization(alpha: torch.Tensor, l1_weight: float, l0_weight: float) -> torch.Tensor:
+    """Sparsity of the composited foreground alpha: L1 plus a smooth L0 surrogate.
+
+    The surrogate 2*sigmoid(5a) - 1 is near 1 for any clearly non-zero alpha, so it
+    pushes small spurious alphas to exactly zero while sparing confident ones.
+    """
+    loss = alpha.new_zeros(())
+    if l1_weight > 0:
+        loss = loss + l1_weight * alpha.mean()
+    if l0_weight > 0:
+        loss = loss + l0_weight * (2.0 * torch.sigmoid(5.0 * alpha) - 1.0).mean()
+    return loss
+
+
+def trimap(mask: torch.Tensor, band: int) -> torch.Tensor:
+    """1 inside the mask, 0 within `band` px outside it (unknown), -1 further out.
+
+    The zero band leaves room for effects next to the object (a shadow at the feet)
+    that the coarse mask misses.
+    """
+    inside = (mask > 0.5).to(mask.dtype)
+    if band <= 0:
+        return inside * 2 - 1
+    grown = F.max_pool2d(inside, kernel_size=2 * band + 1, stride=1, padding=band)
+    return inside - (1.0 - grown)
+
+
+def mask_loss(alpha: torch.Tensor, trimaps: torch.Tensor) -> torch.Tensor:
+    """L1 between alpha and the trimap's known parts, inside and outside weighted equally."""
+    inside = trimaps.clamp(min=0)
+    outside = (-trimaps).clamp(min=0)
+    error_inside = (inside * (alpha - 1.0).abs()).sum() / (1.0 + inside.sum())
+    error_outside = (outside * alpha.abs()).sum() / (1.0 + outside.sum())
+    return 0.5 * (error_inside + error_outside)
+
+
+def flow_loss(prediction: torch.Tensor, target: torch.Tensor, confidence: torch.Tensor) -> torch.Tensor:
+    """Confidence-weighted L1 between the composited flow and the input flow."""
+    return (confidence * (prediction - target)).abs().mean()
+
+
+def alpha_warp_loss(alpha_t: torch.Tensor, alpha_next: torch.Tensor, flow_t: torch.Tensor) -> torch.Tensor:
+    """A layer's alpha at t+1, pulled back to t by the layer's own flow, should match its alpha at t.
+
+    alpha_t, alpha_next: (N, L, 1, H, W); flow_t: (N, L, 2, H, W), flow t -> t+1.
+    """
+    n, num_layers = alpha_t.shape[:2]
+    flat = (n * num_layers,) + tuple(alpha_t.shape[2:])
+    warped = warp_by_flow(alpha_next.reshape(flat), flow_t.reshape((n * num_layers, 2) + tuple(alpha_t.shape[3:])))
+    return (warped - alpha_t.reshape(flat)).abs().mean()

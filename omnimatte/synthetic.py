@@ -1,0 +1,644 @@
+"""Synthetic clips with exact ground-truth layers: the offline demo and the benchmark.
+
+A clip is built from reusable parts:
+
+* a ground texture (a large static "world" image),
+* a camera path (per frame, a similarity transform from world to frame pixels; the
+  background of frame t is the ground seen through it),
+* object sprites drawn procedurally in their own pixel grid and placed on the ground
+  by a track (a world position and a gait phase per frame),
+* an effect each object has on the scene (here a soft cast shadow).
+
+A preset puts these together (see ``PRESETS``). Ground truth is exact by
+construction: each object's layer is its sprite composited over its effect (one
+straight-alpha RGBA image), and the frame is every quantized layer composited "over"
+the quantized background, back to front::
+
+    frame = a * rgb + (1 - a) * background
+
+so ``frames`` matches the stored layers and background to within rounding (0.5 level).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from omnimatte.io import save_json, write_frames, write_video
+from omnimatte.logs import get_logger
+
+MIN_FRAMES = 8
+MIN_SIZE = 64
+MAX_SIZE = 4096
+SIZE_MULTIPLE = 16
+
+_SHIFT = 4  # fixed-point bits for sub-pixel cv2 drawing
+_ONE = 1 << _SHIFT
+
+
+# --------------------------------------------------------------------------- clip
+
+
+@dataclass
+class Clip:
+    """A rendered clip and its ground truth (all uint8 arrays, T frames of H x W).
+
+    frames:      (T,H,W,3) the composite the pipeline sees.
+    background:  (T,H,W,3) the clean plate of each frame.
+    layers:      object -> (T,H,W,4) RGBA, straight alpha: the object and its effect.
+    effects:     object -> (T,H,W) alpha of the effect alone, where the object's own
+                 alpha is ~0 (what a method must add beyond the object to be complete).
+    masks:       object -> (T,H,W) coarse masks 0/255: the object dilated a few px,
+                 excluding its effect.
+    object_names: layer order, back to front.
+    camera:      (T,3,3) world -> frame matrices of the virtual camera.
+    """
+
+    frames: np.ndarray
+    background: np.ndarray
+    layers: dict[str, np.ndarray]
+    effects: dict[str, np.ndarray]
+    masks: dict[str, np.ndarray]
+    fps: float
+    object_names: list[str]
+    preset: str = "dog"
+    seed: int = 0
+    camera: np.ndarray = field(default_factory=lambda: np.zeros((0, 3, 3)))
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.frames.shape[0])
+
+    @property
+    def height(self) -> int:
+        return int(self.frames.shape[1])
+
+    @property
+    def width(self) -> int:
+        return int(self.frames.shape[2])
+
+
+# ------------------------------------------------------------------- small helpers
+
+
+def _translation(dx: float, dy: float) -> np.ndarray:
+    return np.array([[1.0, 0.0, dx], [0.0, 1.0, dy], [0.0, 0.0, 1.0]])
+
+
+def _apply(matrix: np.ndarray, x: float, y: float) -> tuple[float, float]:
+    px, py, pw = matrix @ np.array([x, y, 1.0])
+    return float(px / pw), float(py / pw)
+
+
+def _smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
+    t = np.clip((x - edge0) / (edge1 - edge0), 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+def _noise(rng: np.random.Generator, width: int, height: int, cell: float) -> np.ndarray:
+    """Smooth value noise in [0,1] with features about `cell` px across."""
+    gw = max(2, math.ceil(width / max(cell, 1.0)) + 1)
+    gh = max(2, math.ceil(height / max(cell, 1.0)) + 1)
+    grid = rng.random((gh, gw), dtype=np.float32)
+    return cv2.resize(grid, (width, height), interpolation=cv2.INTER_CUBIC)
+
+
+def _fractal_noise(rng: np.random.Generator, width: int, height: int, cell: float, octaves: int = 5) -> np.ndarray:
+    """Sum of value-noise octaves (cell, cell/2, ...), roughly zero mean and unit range."""
+    total = np.zeros((height, width), np.float32)
+    amplitude, norm = 1.0, 0.0
+    for _ in range(octaves):
+        total += amplitude * (_noise(rng, width, height, cell) - 0.5)
+        norm += amplitude
+        amplitude *= 0.55
+        cell /= 2.0
+    return total / norm
+
+
+def _fx(value: float) -> int:
+    """A coordinate in cv2's fixed-point drawing units."""
+    return int(np.rint(value * _ONE))
+
+
+# ---------------------------------------------------------------------- the ground
+
+
+def textured_ground(rng: np.random.Generator, width: int, height: int, feature_scale: float = 1.0) -> np.ndarray:
+    """A procedural meadow-and-dirt ground, float32 (H,W,3) RGB in [0,1].
+
+    Multi-scale noise for the soil/grass colour, then pebbles with contact shadows and
+    highlights and small grass tufts, so feature detectors (ORB) find many corners.
+    `feature_scale` scales the size of the details (1.0 suits a 256-px-high frame).
+    """
+    s = max(feature_scale, 0.25)
+    brightness = _fractal_noise(rng, width, height, 90 * s)
+    grassiness = _smoothstep(-0.12, 0.12, _fractal_noise(rng, width, height, 120 * s, octaves=4))
+    dirt = np.array([0.50, 0.40, 0.29], np.float32)
+    grass = np.array([0.33, 0.45, 0.20], np.float32)
+    base = dirt + grassiness[..., None] * (grass - dirt)
+    base *= (1.0 + 0.9 * brightness)[..., None]
+    image = np.clip(base * 255.0, 0, 255).astype(np.uint8)
+
+    area = width * height
+    # Pebbles: a dark contact shadow, the stone, a highlight.
+    for _ in range(int(area / (200 * s * s))):
+        x, y = rng.random() * width, rng.random() * height
+        rx = (0.8 + 3.5 * rng.random() ** 2) * s + 0.3
+        ry = rx * (0.5 + 0.4 * rng.random())
+        angle = float(rng.random() * 180)
+        grey = 80 + 100 * rng.random()
+        stone = (grey * (1.0 + 0.15 * rng.random()), grey * 0.95, grey * (0.75 + 0.15 * rng.random()))
+        dark = tuple(0.35 * c for c in stone)
+        light = tuple(min(255.0, 1.25 * c + 20) for c in stone)
+        axes = (_fx(rx), _fx(ry))
+        cv2.ellipse(image, (_fx(x + 0.35 * rx), _fx(y + 0.45 * ry)), axes, angle, 0, 360, dark, -1, cv2.LINE_AA, _SHIFT)
+        cv2.ellipse(image, (_fx(x), _fx(y)), axes, angle, 0, 360, stone, -1, cv2.LINE_AA, _SHIFT)
+        if rx > 1.5:
+            small = (_fx(0.4 * rx), _fx(0.35 * ry))
+            cv2.ellipse(image, (_fx(x - 0.3 * rx), _fx(y - 0.3 * ry)), small, angle, 0, 360, light, -1, cv2.LINE_AA, _SHIFT)
+    # Grass tufts: a few short blades fanning upwards.
+    for _ in range(int(area / (500 * s * s))):
+        x, y = rng.random() * width, rng.random() * height
+        green = (40 + 60 * rng.random(), 80 + 70 * rng.random(), 25 + 30 * rng.random())
+        for _ in range(3 + int(rng.integers(0, 3))):
+            angle = -math.pi / 2 + rng.normal(0, 0.45)
+            length = (3 + 5 * rng.random()) * s
+            tip = (x + length * math.cos(angle), y + length * math.sin(angle))
+            cv2.line(image, (_fx(x), _fx(y)), (_fx(tip[0]), _fx(tip[1])), green, 1, cv2.LINE_AA, _SHIFT)
+
+    ground = image.astype(np.float32) / 255.0
+    ground += rng.normal(0.0, 0.025, (height, width, 1)).astype(np.float32)  # fine grain
+    return np.clip(ground, 0.0, 1.0)
+
+
+# ---------------------------------------------------------------------- the camera
+
+
+@dataclass(frozen=True)
+class CameraPath:
+    """Per frame, the world point at the frame centre and the zoom (world -> frame scale)."""
+
+    centers: np.ndarray  # (T,2) world x, y
+    zooms: np.ndarray  # (T,)
+    width: int
+    height: int
+
+    def matrix(self, t: int) -> np.ndarray:
+        """3x3 world -> frame pixel matrix of frame t (pixel centres at integers)."""
+        z = float(self.zooms[t])
+        cx, cy = (float(v) for v in self.centers[t])
+        return np.array(
+            [[z, 0.0, (self.width - 1) / 2 - z * cx], [0.0, z, (self.height - 1) / 2 - z * cy], [0.0, 0.0, 1.0]]
+        )
+
+    def to_world(self, t: int, x: float, y: float) -> tuple[float, float]:
+        """The world point seen at frame pixel (x, y) of frame t."""
+        return _apply(np.linalg.inv(self.matrix(t)), x, y)
+
+
+def panning_camera(
+    n_frames: int,
+    width: int,
+    height: int,
+    pan: float = 0.25,
+    drift: float = 0.03,
+    zoom: tuple[float, float] = (1.0, 1.05),
+) -> tuple[CameraPath, tuple[int, int]]:
+    """A slow pan to the right by `pan` frame widths, a gentle vertical drift of
+    `drift` heights and a linear zoom; returns the path and the (width, height) the
+    ground image must have to fill every frame."""
+    if min(zoom) <= 0:
+        raise ValueError(f"zoom must be positive, got {zoom}")
+    margin = 8 + 0.02 * max(width, height)
+    view_w, view_h = width / min(zoom), height / min(zoom)
+    ground_w = math.ceil(pan * width + view_w + 2 * margin)
+    ground_h = math.ceil(drift * height + view_h + 2 * margin)
+    u = np.linspace(0.0, 1.0, n_frames)
+    cx = margin + view_w / 2 + pan * width * u
+    cy = margin + view_h / 2 + drift * height * np.sin(np.pi * u)
+    zooms = zoom[0] + (zoom[1] - zoom[0]) * u
+    return CameraPath(np.stack([cx, cy], axis=1), zooms, width, height), (ground_w, ground_h)
+
+
+def film_ground(ground: np.ndarray, camera: CameraPath, t: int) -> np.ndarray:
+    """The background of frame t: the ground seen through the camera (bilinear, sub-pixel)."""
+    return cv2.warpAffine(
+        ground, camera.matrix(t)[:2], (camera.width, camera.height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+    )
+
+
+# ---------------------------------------------------------------------- sprites
+
+
+@dataclass
+class SpriteFrame:
+    """One rendered pose: premultiplied RGB and alpha in the sprite's own pixel grid,
+    and the ground-contact point (anchor) in that grid."""
+
+    premult: np.ndarray  # (h,w,3) float32
+    alpha: np.ndarray  # (h,w) float32
+    anchor: tuple[float, float]
+
+
+class Sprite(Protocol):
+    def render(self, phase: float) -> SpriteFrame: ...
+
+
+class _Painter:
+    """Paints opaque anti-aliased shapes, back to front, onto a supersampled canvas.
+
+    Shapes are given in body units (x forward, y up, origin at the anchor)."""
+
+    def __init__(self, width: int, height: int, anchor: tuple[float, float], unit: float) -> None:
+        self.width, self.height = width, height
+        self.anchor, self.unit = anchor, unit
+        self.premult = np.zeros((height, width, 3), np.float32)
+        self.alpha = np.zeros((height, width), np.float32)
+
+    def px(self, x: float, y: float) -> tuple[int, int]:
+        return _fx(self.anchor[0] + x * self.unit), _fx(self.anchor[1] - y * self.unit)
+
+    def _blank(self) -> np.ndarray:
+        return np.zeros((self.height, self.width), np.uint8)
+
+    def _paint(self, mask: np.ndarray, colour: np.ndarray) -> None:
+        m = mask.astype(np.float32) * (1.0 / 255.0)
+        self.premult += m[..., None] * (colour - self.premult)
+        self.alpha += m * (1.0 - self.alpha)
+
+    def shapes(self, colour: np.ndarray, ellipses=(), limbs=(), polygons=()) -> None:
+        """Paint the union of some shapes in one colour (an RGB triple or an image).
+
+        ellipses: (x, y, rx, ry, angle_deg); limbs: (points, width); polygons: points.
+        """
+        mask = self._blank()
+        u = self.unit
+        for x, y, rx, ry, angle in ellipses:
+            axes = (max(1, _fx(rx * u)), max(1, _fx(ry * u)))
+            cv2.ellipse(mask, self.px(x, y), axes, angle, 0, 360, 255, -1, cv2.LINE_AA, _SHIFT)
+        for points, width in limbs:
+            thickness = max(1, int(np.rint(width * u)))
+            for a, b in itertools.pairwise(points):
+                cv2.line(mask, self.px(*a), self.px(*b), 255, thickness, cv2.LINE_AA, _SHIFT)
+        for points in polygons:
+            pts = np.array([self.px(*p) for p in points], np.int32)
+            cv2.fillPoly(mask, [pts], 255, cv2.LINE_AA, _SHIFT)
+        self._paint(mask, colour)
+
+
+class DogSprite:
+    """A side-view dog walking to the right, `length` world px from rump to chest.
+
+    Body, chest, haunch, neck, head, muzzle, ears, a wagging tail and four legs that
+    swing with the gait phase; the coat is a fixed fur texture (tan with a darker
+    saddle, a cream belly and short strokes) in the sprite's own grid.
+    """
+
+    def __init__(self, length: float, rng: np.random.Generator, supersample: int = 2) -> None:
+        self.length = float(length)
+        self.ss = int(supersample)
+        self.width = math.ceil(2.0 * length) + 4
+        self.height = math.ceil(1.4 * length) + 4
+        self.anchor = (0.95 * length + 2, 1.22 * length + 2)  # feet point, sprite px
+        self.coat, self.leg_coat = self._make_coat(rng)
+
+    def _ss_anchor(self) -> tuple[float, float]:
+        ss = self.ss
+        return self.anchor[0] * ss + (ss - 1) / 2, self.anchor[1] * ss + (ss - 1) / 2
+
+    def _make_coat(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """The body coat and the leg coat (no cream belly band, white socks), supersampled."""
+        ss = self.ss
+        w, h = self.width * ss, self.height * ss
+        unit = self.length * ss
+        ay = self._ss_anchor()[1]
+        yy = (ay - np.arange(h, dtype=np.float32))[:, None] / unit  # body units, up
+        yy = np.broadcast_to(yy, (h, w))
+        tan = np.array([0.78, 0.55, 0.30], np.float32) * (0.92 + 0.16 * rng.random(3).astype(np.float32))
+        cream = np.array([0.93, 0.85, 0.70], np.float32)
+        dark = np.array([0.36, 0.22, 0.12], np.float32)
+        belly = _smoothstep(0.52, 0.40, yy)
+        socks = _smoothstep(0.07, 0.03, yy)
+        saddle = _smoothstep(0.64, 0.72, yy) * _smoothstep(-0.1, 0.15, _fractal_noise(rng, w, h, 0.35 * unit, 3))
+        body = tan + belly[..., None] * (cream - tan)
+        body = body + (0.8 * saddle)[..., None] * (dark - body)
+        legs = tan + socks[..., None] * (cream - tan)
+        fur = 1.0 + 0.35 * _fractal_noise(rng, w, h, 0.2 * unit, 4)
+        # Fur strokes, flowing backwards and down, lighter and darker than the coat.
+        strokes = np.full((h, w), 128, np.uint8)
+        stroke_len = max(2.0, 0.05 * unit)
+        for _ in range(w * h // 25):
+            x, y = rng.random() * w, rng.random() * h
+            angle = math.radians(200 + rng.normal(0, 15))
+            tip = (x + stroke_len * math.cos(angle), y - stroke_len * math.sin(angle))
+            shade = int(128 + rng.choice([-1, 1]) * (30 + 50 * rng.random()))
+            cv2.line(strokes, (_fx(x), _fx(y)), (_fx(tip[0]), _fx(tip[1])), shade, 1, cv2.LINE_AA, _SHIFT)
+        fur = (fur * (0.55 + strokes.astype(np.float32) / 290.0))[..., None]
+        return np.clip(body * fur, 0.0, 1.0), np.clip(legs * fur, 0.0, 1.0)
+
+    def _leg(self, hip: tuple[float, float], swing: float, lift: float, hind: bool) -> list[tuple[float, float]]:
+        """Hip, knee (or hock) and paw of one leg, in body units."""
+        if hind:
+            upper, lower = 0.23, 0.25
+            a1, a2 = swing + 0.30, swing - 0.35 - 0.6 * lift
+        else:
+            upper, lower = 0.21, 0.23
+            a1, a2 = swing, swing - 0.9 * lift
+        knee = (hip[0] + upper * math.sin(a1), hip[1] - upper * math.cos(a1))
+        paw = (knee[0] + lower * math.sin(a2), knee[1] - lower * math.cos(a2))
+        return [hip, knee, paw]
+
+    def render(self, phase: float) -> SpriteFrame:
+        """The dog at gait phase `phase` (radians; one stride per 2*pi)."""
+        ss = self.ss
+        p = _Painter(self.width * ss, self.height * ss, self._ss_anchor(), self.length * ss)
+        coat, leg_coat = self.coat, self.leg_coat
+        b = 0.012 * math.cos(2 * phase)  # body bob
+
+        def legs(far: bool) -> list:
+            shapes = []
+            for hip_x, hind, offset in ((0.30, False, 0.5 * math.pi), (-0.30, True, 0.0)):
+                off = offset + (math.pi if far else 0.0)
+                swing = 0.42 * math.sin(phase + off)
+                lift = max(0.0, math.cos(phase + off))
+                hip = (hip_x + (0.05 if far else 0.0), 0.44 + b)
+                pts = self._leg(hip, swing, lift, hind)
+                shapes.append((pts[:2], 0.11))
+                shapes.append((pts[1:], 0.075))
+                shapes.append(([pts[2], (pts[2][0] + 0.045, pts[2][1] + 0.005)], 0.07))  # paw
+            return shapes
+
+        # Far side first (darker), then tail, body, near legs, head details.
+        p.shapes(leg_coat * 0.62, limbs=legs(far=True))
+        wag = math.radians(18) * math.sin(2 * phase)
+        tail = [(-0.45, 0.64 + b)]
+        for i in range(5):
+            angle = math.radians(145 - 14 * i) + wag
+            x, y = tail[-1]
+            tail.append((x + 0.075 * math.cos(angle), y + 0.075 * math.sin(angle)))
+        p.shapes(coat * 0.9, limbs=[(tail[:3], 0.075), (tail[2:], 0.05)])
+        p.shapes(coat * 0.55, polygons=[[(0.50, 0.95 + b), (0.52, 1.12 + b), (0.60, 0.98 + b)]])  # far ear
+        p.shapes(
+            coat,
+            ellipses=[
+                (0.0, 0.59 + b, 0.46, 0.165, 0),  # body
+                (0.30, 0.57 + b, 0.19, 0.19, 0),  # chest
+                (-0.31, 0.59 + b, 0.18, 0.19, 0),  # haunch
+                (0.60, 0.87 + b, 0.15, 0.12, 0),  # skull
+                (0.76, 0.825 + b, 0.12, 0.065, 8),  # muzzle
+            ],
+            limbs=[([(0.32, 0.62 + b), (0.55, 0.84 + b)], 0.2)],  # neck
+        )
+        p.shapes(leg_coat * 0.95, limbs=legs(far=False))
+        p.shapes(np.array([0.75, 0.10, 0.08], np.float32), limbs=[([(0.36, 0.66 + b), (0.48, 0.78 + b)], 0.04)])  # collar
+        p.shapes(coat * 0.6, polygons=[[(0.56, 0.93 + b), (0.60, 1.10 + b), (0.67, 0.95 + b)]])  # near ear
+        black = np.array([0.06, 0.05, 0.05], np.float32)
+        p.shapes(black, ellipses=[(0.875, 0.84 + b, 0.032, 0.026, 0), (0.66, 0.905 + b, 0.022, 0.02, 0)])  # nose, eye
+
+        size = (self.width, self.height)
+        premult = cv2.resize(p.premult, size, interpolation=cv2.INTER_AREA)
+        alpha = cv2.resize(p.alpha, size, interpolation=cv2.INTER_AREA)
+        return SpriteFrame(premult, alpha, self.anchor)
+
+
+# ---------------------------------------------------------------------- tracks
+
+
+@dataclass(frozen=True)
+class Track:
+    """Per frame, the world position of an object's anchor and its gait phase."""
+
+    positions: np.ndarray  # (T,2)
+    phases: np.ndarray  # (T,)
+
+
+def walk_track(start: tuple[float, float], end: tuple[float, float], n_frames: int, stride: float) -> Track:
+    """Walk at constant speed from `start` to `end`; the gait advances one cycle per
+    `stride` world px, so the feet keep pace with the ground."""
+    u = np.linspace(0.0, 1.0, n_frames)[:, None]
+    a, b = np.asarray(start, float), np.asarray(end, float)
+    positions = a + u * (b - a)
+    travelled = np.linalg.norm(positions - a, axis=1)
+    return Track(positions, 2 * np.pi * travelled / stride)
+
+
+# ---------------------------------------------------------------------- effects
+
+
+class Effect(Protocol):
+    def alpha(self, sprite: SpriteFrame, to_frame: np.ndarray, size: tuple[int, int]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class SoftShadow:
+    """A cast shadow: the silhouette flipped about the contact line, squashed and
+    sheared onto the ground, blurred more the further it is from the feet, and drawn
+    as black with alpha up to `strength` (the fraction by which it darkens the ground).
+    Blur sigmas are in world px."""
+
+    strength: float = 0.55
+    squash: float = 0.7
+    shear: float = 0.9
+    blur_near: float = 2.0
+    blur_far: float = 7.0
+
+    def alpha(self, sprite: SpriteFrame, to_frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """The shadow's alpha in frame pixels; `to_frame` maps sprite px to frame px."""
+        u0, v0 = sprite.anchor
+        cast = np.array(
+            [[1.0, -self.shear, self.shear * v0], [0.0, -self.squash, (1 + self.squash) * v0], [0.0, 0.0, 1.0]]
+        )
+        silhouette = cv2.warpAffine(sprite.alpha, (to_frame @ cast)[:2], size, flags=cv2.INTER_LINEAR)
+        zoom = math.sqrt(abs(np.linalg.det(to_frame[:2, :2])))
+        near = cv2.GaussianBlur(silhouette, (0, 0), self.blur_near * zoom)
+        far = cv2.GaussianBlur(silhouette, (0, 0), self.blur_far * zoom)
+        _, feet_y = _apply(to_frame, u0, v0)
+        reach = max(1.0, self.squash * v0 * zoom)
+        t = np.clip((np.arange(size[1], dtype=np.float32) - feet_y) / reach, 0.0, 1.0)[:, None]
+        shadow = (near + t * (far - near)) * (self.strength * (1.0 - 0.35 * t))
+        return np.clip(shadow, 0.0, 1.0)
+
+
+# ---------------------------------------------------------------------- scenes and presets
+
+
+@dataclass
+class Actor:
+    """One object of the scene: how it looks, where it goes, what it does to the scene."""
+
+    name: str
+    sprite: Sprite
+    track: Track
+    effect: Effect | None = None
+
+
+@dataclass
+class Scene:
+    """Everything render_clip needs: actors are listed back to front."""
+
+    ground: np.ndarray
+    camera: CameraPath
+    actors: list[Actor]
+    mask_dilation: int = 3  # px the coarse masks grow beyond the object
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named recipe: build(width, height, n_frames, rng) -> Scene."""
+
+    name: str
+    description: str
+    build: Callable[[int, int, int, np.random.Generator], Scene]
+    fps: float = 24.0
+
+
+def _build_dog(width: int, height: int, n_frames: int, rng: np.random.Generator) -> Scene:
+    camera, ground_size = panning_camera(n_frames, width, height, pan=0.25, drift=0.03, zoom=(1.0, 1.05))
+    ground = textured_ground(rng, *ground_size, feature_scale=min(width / 448, height / 256))
+    length = min(0.2 * width, 0.34 * height)
+    dog = DogSprite(length, rng)
+    feet_y = 0.64 * (height - 1)
+    start = camera.to_world(0, 0.22 * (width - 1), feet_y)
+    end_x, _ = camera.to_world(n_frames - 1, 0.62 * (width - 1), feet_y)
+    track = walk_track(start, (end_x, start[1]), n_frames, stride=0.9 * length)
+    shadow = SoftShadow(strength=0.6, squash=0.7, shear=0.9, blur_near=0.5 + 0.02 * length, blur_far=1.0 + 0.08 * length)
+    return Scene(ground, camera, [Actor("dog", dog, track, shadow)], mask_dilation=max(2, round(height / 80)))
+
+
+PRESETS: dict[str, Preset] = {
+    "dog": Preset("dog", "a dog walks right across pebbly ground under a slow pan, casting a soft shadow", _build_dog),
+}
+
+
+# ---------------------------------------------------------------------- rendering
+
+
+def _check_args(preset: str, n_frames: int, width: int, height: int, seed: int) -> None:
+    if preset not in PRESETS:
+        raise ValueError(f"unknown synthetic preset {preset!r}; choose one of {sorted(PRESETS)}")
+    for name, value in (("n_frames", n_frames), ("width", width), ("height", height), ("seed", seed)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise ValueError(f"{name} must be an integer, got {value!r}")  # noqa: TRY004 (one error type for bad args)
+    if n_frames < MIN_FRAMES:
+        raise ValueError(f"n_frames must be at least {MIN_FRAMES}, got {n_frames}")
+    for name, value in (("width", width), ("height", height)):
+        if value % SIZE_MULTIPLE or not MIN_SIZE <= value <= MAX_SIZE:
+            raise ValueError(
+                f"{name} must be a multiple of {SIZE_MULTIPLE} between {MIN_SIZE} and {MAX_SIZE}, got {value}"
+            )
+    if seed < 0:
+        raise ValueError(f"seed must be non-negative, got {seed}")
+
+
+def _to_u8(image: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
+
+
+def _render_actor(actor: Actor, camera: CameraPath, t: int, dilate: np.ndarray):
+    """Layer (straight RGBA, float), effect-only alpha and coarse mask of one actor at frame t."""
+    size = (camera.width, camera.height)
+    sprite = actor.sprite.render(float(actor.track.phases[t]))
+    x, y = actor.track.positions[t]
+    to_frame = camera.matrix(t) @ _translation(x - sprite.anchor[0], y - sprite.anchor[1])
+    warp = {"flags": cv2.INTER_LINEAR, "borderMode": cv2.BORDER_CONSTANT, "borderValue": 0}
+    premult = cv2.warpAffine(sprite.premult, to_frame[:2], size, **warp)
+    own = np.clip(cv2.warpAffine(sprite.alpha, to_frame[:2], size, **warp), 0.0, 1.0)
+    effect = actor.effect.alpha(sprite, to_frame, size) if actor.effect else np.zeros_like(own)
+    # Object over its effect (a black layer with the effect's alpha): premultiplied sum.
+    alpha = own + (1.0 - own) * effect
+    rgb = np.where(alpha[..., None] > 1e-6, premult / np.maximum(alpha, 1e-6)[..., None], 0.0)
+    layer = np.concatenate([np.clip(rgb, 0.0, 1.0), alpha[..., None]], axis=2)
+    effect_only = np.where(own < 1.0 / 255.0, effect, 0.0)
+    mask = cv2.dilate((own > 0.05).astype(np.uint8) * 255, dilate)
+    return layer, effect_only, mask
+
+
+def render_clip(preset: str = "dog", n_frames: int = 48, width: int = 448, height: int = 256, seed: int = 0) -> Clip:
+    """Render a synthetic clip of a preset with its exact ground-truth layers."""
+    _check_args(preset, n_frames, width, height, seed)
+    recipe = PRESETS[preset]
+    scene = recipe.build(width, height, n_frames, np.random.default_rng(seed))
+    names = [actor.name for actor in scene.actors]
+    if len(set(names)) != len(names):
+        raise ValueError(f"preset {preset!r} has duplicate object names {names}")
+    r = scene.mask_dilation
+    dilate = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+
+    shape = (n_frames, height, width)
+    background = np.empty(shape + (3,), np.uint8)
+    frames = np.empty(shape + (3,), np.uint8)
+    layers = {n: np.empty(shape + (4,), np.uint8) for n in names}
+    effects = {n: np.empty(shape, np.uint8) for n in names}
+    masks = {n: np.empty(shape, np.uint8) for n in names}
+    for t in range(n_frames):
+        background[t] = _to_u8(film_ground(scene.ground, scene.camera, t))
+        composite = background[t].astype(np.float32)
+        for actor in scene.actors:
+            layer, effect, mask = _render_actor(actor, scene.camera, t, dilate)
+            q = _to_u8(layer)
+            q[q[..., 3] == 0] = 0
+            layers[actor.name][t], effects[actor.name][t], masks[actor.name][t] = q, _to_u8(effect), mask
+            # The frame is made from the quantized ground truth, so it reproduces exactly.
+            a = q[..., 3:].astype(np.float32) / 255.0
+            composite = a * q[..., :3] + (1.0 - a) * composite
+        frames[t] = np.clip(np.rint(composite), 0, 255).astype(np.uint8)
+    camera = np.stack([scene.camera.matrix(t) for t in range(n_frames)])
+    return Clip(frames, background, layers, effects, masks, recipe.fps, names, preset, seed, camera)
+
+
+def write_clip(clip: Clip, out_dir: Path) -> None:
+    """Write a clip as the pipeline's input (video.mp4, masks/) and its ground truth (gt/).
+
+    out_dir/video.mp4, out_dir/masks/{object}/00000.png..., out_dir/gt/frames/ (the
+    lossless composite), gt/background/, gt/layers/{object}/rgba/, gt/effects/{object}/,
+    gt/info.json.
+    """
+    out_dir = Path(out_dir)
+    write_video(out_dir / "video.mp4", clip.frames, clip.fps)
+    for name in clip.object_names:
+        write_frames(out_dir / "masks" / name, clip.masks[name])
+    gt = out_dir / "gt"
+    write_frames(gt / "frames", clip.frames)
+    write_frames(gt / "background", clip.background)
+    for name in clip.object_names:
+        write_frames(gt / "layers" / name / "rgba", clip.layers[name])
+        write_frames(gt / "effects" / name, clip.effects[name])
+    info = {
+        "preset": clip.preset,
+        "description": PRESETS[clip.preset].description if clip.preset in PRESETS else "",
+        "n_frames": clip.n_frames,
+        "width": clip.width,
+        "height": clip.height,
+        "fps": clip.fps,
+        "seed": clip.seed,
+        "objects": list(clip.object_names),
+        "alpha": "straight; frames = layers composited over background, back to front",
+        "camera_world_to_frame": np.round(clip.camera, 6).tolist(),
+    }
+    save_json(gt / "info.json", info)
+
+
+def make_demo(
+    out_dir: Path | str,
+    preset: str = "dog",
+    n_frames: int = 48,
+    width: int = 448,
+    height: int = 256,
+    seed: int = 0,
+) -> None:
+    """Render a preset and write it to `out_dir` (see write_clip), logging what was written."""
+    log = get_logger("demo")
+    clip = render_clip(preset, n_frames, width, height, seed)
+    out_dir = Path(out_dir)
+    write_clip(clip, out_dir)
+    log.info(
+        "wrote synthetic clip %r (%d frames, %dx%d, %.0f fps, seed %d) to %s: video.mp4, masks for %s, ground truth in gt/",
+        preset, clip.n_frames, clip.width, clip.height, clip.fps, seed, out_dir, ", ".join(clip.object_names),
+    )

@@ -1,0 +1,239 @@
+"""Tests of the homography stage on synthetic clips whose true camera motion is known.
+
+A large random scene is filmed by a virtual camera that pans, rotates and zooms a
+little each frame; the recovered frame->canvas homographies, taken relative to frame 0,
+must map frame pixels where the true camera motion does.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from omnimatte.errors import StageError
+from omnimatte.homography import canvas_coordinates, estimate_homographies, load_homographies, render_preview, run_homography
+from omnimatte.io import write_frames
+from omnimatte.logs import get_logger
+
+WIDTH, HEIGHT = 320, 192
+SCENE_W, SCENE_H = 900, 600
+
+
+def make_scene(seed: int, width: int = SCENE_W, height: int = SCENE_H) -> np.ndarray:
+    """A textured RGB image full of corners: random rectangles, discs and lines."""
+    rng = np.random.default_rng(seed)
+    scene = np.full((height, width, 3), 110, dtype=np.uint8)
+    for _ in range(width * height // 900):
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        x, y = int(rng.integers(0, width)), int(rng.integers(0, height))
+        kind = rng.integers(0, 3)
+        if kind == 0:
+            cv2.rectangle(scene, (x, y), (x + int(rng.integers(4, 40)), y + int(rng.integers(4, 40))), colour, -1)
+        elif kind == 1:
+            cv2.circle(scene, (x, y), int(rng.integers(3, 18)), colour, -1)
+        else:
+            cv2.line(scene, (x, y), (x + int(rng.integers(-40, 40)), y + int(rng.integers(-40, 40))), colour, 2)
+    return cv2.GaussianBlur(scene, (0, 0), 0.7)
+
+
+def camera(t: int) -> np.ndarray:
+    """True frame->scene map of frame t: pan right and down, slight rotation and zoom."""
+    angle = np.deg2rad(0.4 * t)
+    scale = 1.0 + 0.004 * t
+    rot = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]]) * [[scale], [scale], [1]]
+    centre = np.array([[1, 0, -WIDTH / 2], [0, 1, -HEIGHT / 2], [0, 0, 1]])
+    position = np.array([[1, 0, 300 + 7.0 * t], [0, 1, 280 + 2.5 * t], [0, 0, 1]])
+    return position @ rot @ centre
+
+
+def film(scene: np.ndarray, num_frames: int) -> np.ndarray:
+    """Frames (T,H,W,3) with frame_t(p) = scene(camera(t) p)."""
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    return np.stack([cv2.warpPerspective(scene, camera(t), (WIDTH, HEIGHT), flags=flags) for t in range(num_frames)])
+
+
+def motion_error(homographies: np.ndarray, frames: list[int]) -> float:
+    """Largest distance (px) between recovered and true frame t -> frame 0 positions over a grid of pixels."""
+    xs, ys = np.meshgrid(np.linspace(0, WIDTH, 6), np.linspace(0, HEIGHT, 5))
+    points = np.stack([xs.ravel(), ys.ravel(), np.ones(xs.size)], axis=1)
+    worst = 0.0
+    to_reference = np.linalg.inv(homographies[0])
+    for t in frames:
+        truth = np.linalg.inv(camera(0)) @ camera(t)
+        got = to_reference @ homographies[t]
+        a = points @ truth.T
+        b = points @ got.T
+        worst = max(worst, float(np.abs(a[:, :2] / a[:, 2:] - b[:, :2] / b[:, 2:]).max()))
+    return worst
+
+
+def add_moving_object(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Paste a big (~30% of the frame), blocky-textured patch moving against the camera; return frames and masks.
+
+    Its hard-edged blocks give more and stronger ORB corners than the background, so
+    unmasked RANSAC follows the object rather than the camera.
+    """
+    rng = np.random.default_rng(5)
+    patch_w, patch_h = 150, 120
+    blocks = rng.integers(0, 256, (patch_h // 6, patch_w // 6, 3)).astype(np.uint8)
+    patch = cv2.resize(blocks, (patch_w, patch_h), interpolation=cv2.INTER_NEAREST)
+    frames = frames.copy()
+    masks = np.zeros(frames.shape[:3], dtype=np.uint8)
+    for t in range(len(frames)):
+        x, y = 150 - 10 * t, 40 + 3 * t
+        x0, y0 = max(x, 0), max(y, 0)
+        x1, y1 = min(x + patch_w, WIDTH), min(y + patch_h, HEIGHT)
+        if x1 <= x0 or y1 <= y0:  # it has left the frame
+            continue
+        frames[t, y0:y1, x0:x1] = patch[y0 - y : y1 - y, x0 - x : x1 - x]
+        masks[t, y0:y1, x0:x1] = 255
+    return frames, masks
+
+
+@pytest.fixture(scope="module")
+def scene() -> np.ndarray:
+    return make_scene(seed=1)
+
+
+@pytest.fixture
+def warnings_log(caplog: pytest.LogCaptureFixture):
+    """Capture the stage's warnings even if the package logger stops propagating (setup_logging)."""
+    logger = get_logger("homography")
+    logger.addHandler(caplog.handler)
+    caplog.handler.setLevel(logging.WARNING)
+    yield caplog
+    logger.removeHandler(caplog.handler)
+
+
+def run(tmp_path: Path, frames: np.ndarray, masks: dict[str, np.ndarray] | None = None, **kwargs) -> dict:
+    write_frames(tmp_path / "frames", frames)
+    masks_dir = None
+    if masks is not None:
+        masks_dir = tmp_path / "masks"
+        for name, stack in masks.items():
+            write_frames(masks_dir / name, stack)
+    return run_homography("clip", tmp_path / "frames", masks_dir, tmp_path / "homography", tmp_path / "preview.mp4", **kwargs)
+
+
+def test_recovers_known_camera_motion(tmp_path: Path, scene: np.ndarray) -> None:
+    frames = film(scene, 14)
+    info = run(tmp_path, frames)
+    homographies, _ = load_homographies(tmp_path / "homography")
+
+    assert info["failed_pairs"] == []
+    assert min(info["inliers"]) >= 50
+    assert motion_error(homographies, list(range(14))) < 1.0
+    # The canvas covers the union of the frames: the pan is 13*7=91 px right, 13*2.5 px down, plus rotation.
+    assert WIDTH + 91 <= info["width"] <= WIDTH + 91 + 60
+    assert HEIGHT + 32 <= info["height"] <= HEIGHT + 32 + 60
+    assert info["width"] % 16 == 0 and info["height"] % 16 == 0
+    # Every frame lands inside the canvas.
+    coords = canvas_coordinates(homographies, HEIGHT, WIDTH)
+    assert coords.shape == (14, HEIGHT, WIDTH, 2)
+    assert coords.min() >= -1e-6
+    assert coords[..., 0].max() <= info["width"] and coords[..., 1].max() <= info["height"]
+
+
+def test_masks_keep_a_moving_object_out_of_the_estimate(tmp_path: Path, scene: np.ndarray) -> None:
+    frames, masks = add_moving_object(film(scene, 10))
+
+    # Without masks the object's own motion wins ...
+    unmasked, _ = estimate_homographies("clip", frames, None)
+    assert motion_error(unmasked, list(range(10))) > 20.0
+
+    # ... with them the camera motion is recovered.
+    info = run(tmp_path, frames, {"object": masks})
+    homographies, _ = load_homographies(tmp_path / "homography")
+    assert info["failed_pairs"] == []
+    assert motion_error(homographies, list(range(10))) < 1.0
+
+
+def test_featureless_frame_falls_back_to_neighbour_motion(tmp_path: Path, scene: np.ndarray, warnings_log) -> None:
+    frames = film(scene, 12)
+    frames[5] = 128
+    info = run(tmp_path, frames)
+    homographies, _ = load_homographies(tmp_path / "homography")
+
+    assert info["failed_pairs"] == [4, 5]
+    assert 5 in info["fallback_frames"]
+    assert np.all(np.isfinite(homographies))
+    messages = [r.getMessage() for r in warnings_log.records if r.levelno == logging.WARNING]
+    assert any("frame 5 " in m and "00005.png" in m for m in messages), messages
+    # The blank frame is placed by its neighbour's motion (close to the truth for a steady pan) ...
+    assert motion_error(homographies, [5]) < 5.0
+    # ... and the frames after it are registered directly across the gap, so they stay right.
+    assert info["bridged"] == [[4, 6]]
+    assert motion_error(homographies, [0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11]) < 1.0
+    assert info["width"] < 2 * WIDTH and info["height"] < 2 * HEIGHT
+
+
+def test_fallback_without_bridge_uses_neighbour_motion(scene: np.ndarray, warnings_log) -> None:
+    frames = film(scene, 8)
+    frames[7] = 128  # the last pair fails and there is no later frame to bridge to
+    homographies, info = estimate_homographies("clip", frames)
+    assert info["failed_pairs"] == [6]
+    assert info["fallback_frames"] == [7] and info["bridged"] == []
+    assert motion_error(homographies, [7]) < 2.0
+    assert any("pair 5->6" in r.getMessage() for r in warnings_log.records)
+
+
+def test_mostly_featureless_clip_is_an_error(tmp_path: Path, scene: np.ndarray) -> None:
+    frames = film(scene, 8)
+    frames[2:] = 128
+    with pytest.raises(StageError, match="too few features") as error:
+        run(tmp_path, frames)
+    assert "clip" in str(error.value) and "6 of 7 pairs failed" in str(error.value)
+    assert not (tmp_path / "homography" / "homographies.npy").exists()
+
+
+def test_outputs_are_written(tmp_path: Path, scene: np.ndarray) -> None:
+    frames = film(scene, 6)
+    info = run(tmp_path, frames, fps=12.0)
+    out = tmp_path / "homography"
+
+    homographies = np.load(out / "homographies.npy")
+    assert homographies.shape == (6, 3, 3) and homographies.dtype == np.float64
+    loaded, canvas = load_homographies(out)
+    assert canvas == info
+    for key in ("width", "height", "frame_width", "frame_height", "num_frames", "failed_pairs", "inliers", "reference_frame"):
+        assert key in canvas
+    assert (canvas["frame_width"], canvas["frame_height"], canvas["num_frames"], canvas["reference_frame"]) == (WIDTH, HEIGHT, 6, 0)
+    assert len(canvas["inliers"]) == 5
+    # Frame 0 is only shifted into the canvas.
+    np.testing.assert_allclose(loaded[0][:2, :2], np.eye(2), atol=1e-12)
+    assert (tmp_path / "preview.mp4").stat().st_size > 1000
+    assert not list(out.glob(".*tmp*"))
+
+    preview = list(render_preview(frames, loaded, canvas, "clip"))
+    assert len(preview) == 6 and preview[0].shape[1] == canvas["width"]
+
+
+def test_single_frame_is_identity(tmp_path: Path, scene: np.ndarray) -> None:
+    info = run(tmp_path, film(scene, 1))
+    homographies, _ = load_homographies(tmp_path / "homography")
+    assert info["failed_pairs"] == [] and info["inliers"] == []
+    np.testing.assert_allclose(homographies[0], np.eye(3))
+    assert (info["width"], info["height"]) == (WIDTH, HEIGHT)
+
+
+def test_bad_inputs_are_stage_errors(tmp_path: Path, scene: np.ndarray) -> None:
+    with pytest.raises(StageError, match="no PNG frames"):
+        run_homography("clip", tmp_path / "missing", None, tmp_path / "out", tmp_path / "p.mp4")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(StageError, match="no PNG frames"):
+        run_homography("clip", tmp_path / "empty", None, tmp_path / "out", tmp_path / "p.mp4")
+
+    frames = film(scene, 3)
+    small_masks = np.zeros((3, HEIGHT // 2, WIDTH // 2), dtype=np.uint8)
+    with pytest.raises(StageError, match="masks of 'person'"):
+        run(tmp_path / "a", frames, {"person": small_masks})
+    with pytest.raises(StageError, match="does not exist"):
+        run_homography("clip", tmp_path / "a" / "frames", tmp_path / "nomasks", tmp_path / "out", tmp_path / "p.mp4")
+
+    (tmp_path / "a" / "frames" / "00001.png").write_bytes(b"not a png")
+    with pytest.raises(StageError, match="cannot read the frames"):
+        run_homography("clip", tmp_path / "a" / "frames", None, tmp_path / "out", tmp_path / "p.mp4")

@@ -1,0 +1,129 @@
+"""The Omnimatte loss terms and compositing on hand-made tensors with known answers."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from omnimatte import losses
+from omnimatte.model import Omnimatte, composite_over, sample_canvas, warp_by_flow
+from omnimatte.train import camera_flow, homography_grid
+
+
+def test_reconstruction_is_mean_absolute_error():
+    a = torch.zeros(1, 3, 2, 2)
+    b = torch.full((1, 3, 2, 2), 0.5)
+    b[0, 0, 0, 0] = 2.5
+    assert losses.reconstruction_loss(a, b).item() == pytest.approx((11 * 0.5 + 2.5) / 12)
+
+
+def test_alpha_regularization_l1_and_smooth_l0():
+    alpha = torch.tensor([0.0, 0.0, 1.0, 1.0])
+    l1_only = losses.alpha_regularization(alpha, l1_weight=2.0, l0_weight=0.0)
+    assert l1_only.item() == pytest.approx(2.0 * 0.5)
+    l0_only = losses.alpha_regularization(alpha, l1_weight=0.0, l0_weight=1.0)
+    expected = (2 * (1 / (1 + math.exp(-5))) - 1) / 2  # zeros cost nothing, ones cost ~0.987
+    assert l0_only.item() == pytest.approx(expected, rel=1e-5)
+    # The surrogate saturates: a small alpha costs almost as much per unit as L1 would not.
+    small = losses.alpha_regularization(torch.tensor([0.2]), 0.0, 1.0).item()
+    assert small > 0.4
+
+
+def test_trimap_has_unknown_band_around_mask():
+    mask = torch.zeros(1, 1, 9, 9)
+    mask[0, 0, 4, 4] = 1
+    tri = losses.trimap(mask, band=2)[0, 0]
+    assert tri[4, 4] == 1
+    assert tri[4, 6] == 0 and tri[2, 2] == 0  # within 2 px (chessboard distance)
+    assert tri[4, 7] == -1 and tri[0, 0] == -1
+    assert torch.equal(losses.trimap(mask, band=0)[0, 0, 0, 0], torch.tensor(-1.0))
+
+
+def test_mask_loss_balances_inside_and_outside_and_ignores_band():
+    tri = torch.tensor([[1.0, 1.0, 0.0, -1.0, -1.0, -1.0]]).view(1, 1, 1, 6)
+    perfect = torch.tensor([[1.0, 1.0, 0.7, 0.0, 0.0, 0.0]]).view(1, 1, 1, 6)
+    assert losses.mask_loss(perfect, tri).item() == pytest.approx(0.0)
+    # All alpha zero: inside error 2 / (1 + 2), outside 0 -> half of 2/3.
+    zero = torch.zeros_like(perfect)
+    assert losses.mask_loss(zero, tri).item() == pytest.approx(0.5 * 2 / 3)
+    # All alpha one: inside 0, outside 3 / (1 + 3).
+    assert losses.mask_loss(torch.ones_like(perfect), tri).item() == pytest.approx(0.5 * 3 / 4)
+
+
+def test_flow_loss_weighted_by_confidence():
+    pred = torch.zeros(1, 2, 1, 2)
+    target = torch.tensor([[[[1.0, 3.0]], [[1.0, 3.0]]]])
+    conf = torch.tensor([[[[1.0, 0.0]]]])
+    assert losses.flow_loss(pred, target, conf).item() == pytest.approx(2 * 1.0 / 4)
+
+
+def test_warp_by_flow_pulls_next_frame_back():
+    nxt = torch.zeros(1, 1, 5, 8)
+    nxt[0, 0, 2, 5] = 1.0  # the object moved 2 px right from (2, 3)
+    flow = torch.zeros(1, 2, 5, 8)
+    flow[:, 0] = 2.0
+    warped = warp_by_flow(nxt, flow)
+    assert warped[0, 0, 2, 3].item() == pytest.approx(1.0)
+    assert warped.sum().item() == pytest.approx(1.0)
+
+
+def test_alpha_warp_loss_zero_for_consistent_motion_and_positive_otherwise():
+    alpha_t = torch.zeros(1, 1, 1, 6, 10)
+    alpha_t[..., 2:4, 2:4] = 1
+    alpha_next = torch.roll(alpha_t, shifts=3, dims=-1)
+    flow = torch.zeros(1, 1, 2, 6, 10)
+    flow[:, :, 0] = 3.0
+    assert losses.alpha_warp_loss(alpha_t, alpha_next, flow).item() == pytest.approx(0.0, abs=1e-6)
+    assert losses.alpha_warp_loss(alpha_t, alpha_next, torch.zeros_like(flow)).item() > 0.05
+
+
+def test_composite_order_is_back_to_front():
+    background = torch.zeros(1, 3, 1, 1)
+    red = torch.tensor([1.0, 0, 0]).view(1, 3, 1, 1)
+    blue = torch.tensor([0, 0, 1.0]).view(1, 3, 1, 1)
+    half = torch.full((1, 1, 1, 1), 0.5)
+    one = torch.ones(1, 1, 1, 1)
+    # blue (second = front) fully covers red
+    assert composite_over(background, [red, blue], [half, one]).flatten().tolist() == [0, 0, 1]
+    # red in front at half alpha over opaque blue
+    mixed = composite_over(background, [blue, red], [one, half]).flatten().tolist()
+    assert mixed == pytest.approx([0.5, 0, 0.5])
+
+
+def test_background_latent_is_sampled_through_homographies():
+    """A frame shifted by 16 canvas px sees the latent shifted by exactly one latent cell."""
+    model = Omnimatte((64, 96), nf=8, seed=3)
+    height, width = 32, 48
+    shift = np.array([[1, 0, 16], [0, 1, 0], [0, 0, 1]], float)
+    homographies = np.stack([np.eye(3), shift])
+    grid = torch.from_numpy(homography_grid(homographies, height, width, (64, 96)))
+    views = model.frame_latent(grid)
+    assert views.shape == (2, 13, height, width)
+    # Interior columns: frame 1 at x equals frame 0 at x + 16.
+    assert torch.allclose(views[1, :, 4:-4, 8:24], views[0, :, 4:-4, 24:40], atol=1e-5)
+    # The background canvas the same way: sample_canvas of a ramp gives the canvas x.
+    ramp = torch.arange(96, dtype=torch.float32).view(1, 1, 1, 96).expand(1, 1, 64, 96)
+    seen = sample_canvas(ramp, grid)
+    assert seen[0, 0, 10, 5].item() == pytest.approx(5.0)
+    assert seen[1, 0, 10, 5].item() == pytest.approx(21.0)
+
+
+def test_camera_flow_of_a_pan():
+    homographies = np.stack([np.eye(3), np.array([[1, 0, -4], [0, 1, 2], [0, 0, 1]], float)])
+    flow = camera_flow(homographies, 6, 8)
+    # Frame 1 sits 4 px left and 2 px down on the canvas, so static content moves +4, -2.
+    assert np.allclose(flow[0, 0], 4.0) and np.allclose(flow[0, 1], -2.0)
+    assert np.allclose(flow[1], 0.0)
+
+
+def test_model_outputs_and_static_background():
+    model = Omnimatte((64, 64), nf=8)
+    inputs = torch.randn(3, 2, 16, 32, 48)
+    grid = torch.zeros(3, 32, 48, 2)
+    out = model(inputs, grid, torch.zeros(3, 2, 32, 48))
+    assert out["rgb"].shape == (3, 3, 32, 48)
+    assert out["layer_alpha"].shape == (3, 2, 1, 32, 48)
+    assert float(out["layer_alpha"].min()) >= 0 and float(out["layer_alpha"].max()) <= 1
+    # Identical grids see identical backgrounds: the background cannot depend on the frame.
+    assert torch.allclose(out["background"][0], out["background"][2])

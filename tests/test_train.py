@@ -1,0 +1,163 @@
+"""The train stage on a tiny hand-made scene: output contract, resume after a kill, loud failures."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from omnimatte import train as train_module
+from omnimatte.errors import StageError
+from omnimatte.io import read_frames, read_png, save_json, save_npy, write_frames
+from omnimatte.train import LossWeights, TrainConfig, run_train
+
+T, H, W = 6, 48, 64
+
+
+@pytest.fixture
+def scene(tmp_path: Path) -> dict:
+    """A red square sliding right over a panning textured ground, with flow and homographies to match."""
+    rng = np.random.default_rng(0)
+    ground = (rng.random((H, W + 2 * T, 3)) * 255).astype(np.uint8)
+    frames, masks = [], []
+    for t in range(T):
+        frame = ground[:, 2 * t:2 * t + W].copy()
+        mask = np.zeros((H, W), np.uint8)
+        x = 8 + 5 * t
+        frame[16:32, x:x + 12] = (220, 40, 40)
+        mask[16:32, x:x + 12] = 255
+        frames.append(frame)
+        masks.append(mask)
+    write_frames(tmp_path / "frames", frames)
+    write_frames(tmp_path / "masks" / "square", masks)
+    (tmp_path / "flow").mkdir()
+    forward = np.zeros((T - 1, H, W, 2), np.float32)
+    forward[..., 0] = -2.0
+    forward[:, 16:32, :, 0] = 3.0
+    save_npy(tmp_path / "flow" / "forward.npy", forward)
+    save_npy(tmp_path / "flow" / "confidence_forward.npy", np.ones((T - 1, H, W), np.float32))
+    (tmp_path / "homography").mkdir()
+    homographies = np.stack([np.array([[1, 0, 2 * t], [0, 1, 0], [0, 0, 1]], float) for t in range(T)])
+    save_npy(tmp_path / "homography" / "homographies.npy", homographies)
+    save_json(tmp_path / "homography" / "canvas.json", {"width": W + 16, "height": H})
+    return {"frames_dir": tmp_path / "frames", "flow_dir": tmp_path / "flow", "homography_dir": tmp_path / "homography",
+            "masks_dir": tmp_path / "masks", "object_names": ["square"], "out_dir": tmp_path / "omnimatte",
+            "train_dir": tmp_path / "train"}
+
+
+def tiny_config(**changes) -> TrainConfig:
+    settings = dict(steps=12, batch_size=2, nf=8, checkpoint_every=4, device="cpu")
+    settings.update(changes)
+    return TrainConfig(**settings)
+
+
+def test_writes_the_output_contract(scene: dict):
+    summary = run_train("tiny", **scene, config=tiny_config())
+    out = scene["out_dir"]
+    layers = read_frames(out / "layers" / "square" / "rgba", mode="rgba")
+    assert layers.shape == (T, H, W, 4)
+    assert read_frames(out / "background").shape == (T, H, W, 3)
+    assert read_frames(out / "reconstruction").shape == (T, H, W, 3)
+    train_dir = scene["train_dir"]
+    for name in ("model.pt", "losses.csv", "losses.png", "summary.json"):
+        assert (train_dir / name).is_file()
+    assert not (train_dir / "checkpoint.pt").exists()  # removed once the layers are written
+    rows = (train_dir / "losses.csv").read_text().splitlines()
+    assert rows[0].startswith("step,seconds,total,reconstruction")
+    assert summary["steps"] == 12 and np.isfinite(summary["psnr_output"])
+    assert json.loads((train_dir / "summary.json").read_text())["device"] == "cpu"
+
+
+def test_detail_transfer_brings_the_composite_closer_to_the_input(scene: dict):
+    summary = run_train("tiny", **scene, config=tiny_config(steps=4))
+    assert summary["psnr_output"] > summary["psnr_model"] + 1.0
+    # The written reconstruction is the written layer over the written background.
+    layer = read_png(scene["out_dir"] / "layers" / "square" / "rgba" / "00002.png", mode="rgba").astype(float)
+    background = read_png(scene["out_dir"] / "background" / "00002.png").astype(float)
+    recon = read_png(scene["out_dir"] / "reconstruction" / "00002.png").astype(float)
+    alpha = layer[..., 3:] / 255
+    assert np.abs(layer[..., :3] * alpha + background * (1 - alpha) - recon).max() <= 2.0
+
+
+class Killed(Exception):
+    pass
+
+
+def test_resume_after_kill_matches_an_uninterrupted_run(scene: dict, tmp_path: Path, monkeypatch):
+    straight = run_train("tiny", **{**scene, "out_dir": tmp_path / "a", "train_dir": tmp_path / "ta"}, config=tiny_config())
+    straight_state = torch.load(tmp_path / "ta" / "model.pt")["model"]
+
+    real_batch = train_module.Batch
+    calls = {"n": 0}
+
+    def dying_batch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 7:  # killed during step 7, after the checkpoint at step 4
+            raise Killed()
+        return real_batch(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "Batch", dying_batch)
+    with pytest.raises(Killed):
+        run_train("tiny", **scene, config=tiny_config())
+    checkpoint = torch.load(scene["train_dir"] / "checkpoint.pt", weights_only=False)
+    assert checkpoint["step"] == 4
+    assert not scene["out_dir"].exists()
+
+    monkeypatch.setattr(train_module, "Batch", real_batch)
+    resumed = run_train("tiny", **scene, config=tiny_config())
+    resumed_state = torch.load(scene["train_dir"] / "model.pt")["model"]
+    for key, value in straight_state.items():
+        assert torch.allclose(value, resumed_state[key], atol=1e-6), key
+    assert resumed["final_losses"]["total"] == pytest.approx(straight["final_losses"]["total"], rel=1e-5)
+
+
+def test_checkpoint_from_other_settings_is_not_resumed(scene: dict, monkeypatch):
+    real_batch = train_module.Batch
+
+    def dying_batch(*args, **kwargs):
+        raise Killed()
+
+    with pytest.raises(Killed):
+        monkeypatch.setattr(train_module, "Batch", dying_batch)
+        run_train("tiny", **scene, config=tiny_config(checkpoint_every=1))
+    monkeypatch.setattr(train_module, "Batch", real_batch)
+    assert not (scene["train_dir"] / "checkpoint.pt").exists()  # died before the first checkpoint
+    run_train("tiny", **scene, config=tiny_config(steps=5, checkpoint_every=2, learning_rate=0.0))
+    assert (scene["train_dir"] / "model.pt").exists()
+
+
+def test_nan_loss_stops_with_a_clear_message(scene: dict, monkeypatch):
+    def broken_flow_loss(prediction, target, confidence):
+        return (prediction * float("nan")).mean()
+
+    monkeypatch.setattr(train_module.losses, "flow_loss", broken_flow_loss)
+    with pytest.raises(StageError, match="loss became nan"):
+        run_train("tiny", **scene, config=tiny_config())
+    assert not scene["out_dir"].exists()
+
+
+def test_object_with_empty_masks_everywhere_is_refused(scene: dict):
+    write_frames(scene["masks_dir"] / "square", [np.zeros((H, W), np.uint8)] * T)
+    with pytest.raises(StageError, match="empty mask on every frame"):
+        run_train("tiny", **scene, config=tiny_config())
+
+
+def test_mask_count_mismatch_is_refused(scene: dict):
+    write_frames(scene["masks_dir"] / "square", [np.zeros((H, W), np.uint8)] * (T - 1))
+    with pytest.raises(StageError, match="5 masks .* for 6 frames"):
+        run_train("tiny", **scene, config=tiny_config())
+
+
+def test_mask_schedule_drops_then_switches_off():
+    config = TrainConfig(lambda_mask=50.0, mask_threshold=0.02, alpha_l1_rolloff_epoch=3)
+    weights = LossWeights(mask=50.0, alpha_l1=0.01)
+    weights.update(step=4, steps_per_epoch=2, mask_error=0.5, config=config)
+    assert weights.mask == 50.0
+    weights.update(step=6, steps_per_epoch=2, mask_error=0.01, config=config)
+    assert weights.mask == pytest.approx(5.0) and weights.mask_rolloff_step == 6
+    assert weights.alpha_l1 == 0.0  # epoch 3 reached
+    weights.update(step=10, steps_per_epoch=2, mask_error=0.0, config=config)
+    assert weights.mask == pytest.approx(5.0)
+    weights.update(step=12, steps_per_epoch=2, mask_error=0.0, config=config)
+    assert weights.mask == 0.0

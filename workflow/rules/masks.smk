@@ -1,0 +1,39 @@
+# Stage 3: coarse masks per object, from the user's folders or SAM prompts carried by the flow.
+
+
+rule sam_weights:
+    output:
+        config["masks"]["sam_checkpoint"],
+    params:
+        url=config["masks"]["sam_url"],
+    log:
+        "logs/sam_weights/download.log",
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "python -m omnimatte download-sam --url {params.url} --dest {output} --log {log}"
+
+
+rule masks:
+    input:
+        unpack(mask_inputs),
+    output:
+        masks=directory("results/{video}/masks"),
+        preview="results/{video}/previews/masks.mp4",
+    params:
+        objects=objects_json,
+        flow=lambda wildcards: f"--flow results/{wildcards.video}/flow" if uses_sam(wildcards) else "",
+        options=options("masks"),
+    threads: threads_for("masks", 4)
+    resources:
+        mem_mb=8000,
+    log:
+        "logs/masks/{video}.log",
+    benchmark:
+        "benchmarks/masks/{video}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "python -m omnimatte masks --sample {wildcards.video} --frames {input.frames} --frames-info {input.info}"
+        " --objects {params.objects} {params.flow} --out {output.masks} --preview {output.preview}"
+        " --options {params.options} --threads {threads} --log {log}"

@@ -1,0 +1,40 @@
+# Stage 5: train the Omnimatte model (GPU when present) and render the layers.
+# results/{video}/train/checkpoint.pt is deliberately not an output: it must survive a
+# failed or killed job so that the rerun resumes from it.
+
+
+rule train:
+    input:
+        frames="results/{video}/frames",
+        flow="results/{video}/flow/forward.npy",
+        confidence="results/{video}/flow/confidence_forward.npy",
+        homographies="results/{video}/homography/homographies.npy",
+        canvas="results/{video}/homography/canvas.json",
+        masks="results/{video}/masks",
+    output:
+        omnimatte=directory("results/{video}/omnimatte"),
+        model="results/{video}/train/model.pt",
+        losses="results/{video}/train/losses.csv",
+        plot="results/{video}/train/losses.png",
+        summary="results/{video}/train/summary.json",
+    params:
+        objects=object_names,
+        flow=lambda wildcards: f"results/{wildcards.video}/flow",
+        homography=lambda wildcards: f"results/{wildcards.video}/homography",
+        train_dir=lambda wildcards: f"results/{wildcards.video}/train",
+        options=options("train"),
+    threads: threads_for("train", 8)
+    resources:
+        mem_mb=16000,
+        gpu=1,
+    log:
+        "logs/train/{video}.log",
+    benchmark:
+        "benchmarks/train/{video}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "python -m omnimatte train --sample {wildcards.video} --frames {input.frames} --flow {params.flow}"
+        " --homography {params.homography} --masks {input.masks} --objects {params.objects}"
+        " --out {output.omnimatte} --train-dir {params.train_dir} --options {params.options}"
+        " --threads {threads} --log {log}"
