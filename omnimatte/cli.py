@@ -80,6 +80,13 @@ def _composite(args: argparse.Namespace, options: dict) -> None:
                   fps=fps, notes=notes, **options)
 
 
+def _evaluate(args: argparse.Namespace, options: dict) -> None:
+    from omnimatte.evaluate import run_evaluate
+
+    run_evaluate(args.sample, Path(args.omnimatte), Path(args.frames), Path(args.ground_truth),
+                 args.objects.split(","), Path(args.out), masks_dir=Path(args.masks) if args.masks else None)
+
+
 def _download_sam(args: argparse.Namespace, options: dict) -> None:
     from omnimatte.masks import download_sam_weights
 
@@ -144,6 +151,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--omnimatte", required=True)
     p.add_argument("--objects", required=True)
     p.add_argument("--flow-info", help="the flow stage's info.json, to note a fallback in the video")
+    p.add_argument("--out", required=True)
+
+    p = stage("evaluate", _evaluate, "score the layers against ground truth (synthetic clips) into metrics.json")
+    p.add_argument("--omnimatte", required=True)
+    p.add_argument("--frames", required=True)
+    p.add_argument("--ground-truth", required=True, help="folder with background/, layers/, effects/")
+    p.add_argument("--objects", required=True)
+    p.add_argument("--masks", help="the coarse masks, to score the mask-only baseline too")
     p.add_argument("--out", required=True)
 
     p = stage("download-sam", _download_sam, "download SAM weights (needs internet)", sample=False)

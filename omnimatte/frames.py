@@ -6,8 +6,6 @@ imageio-ffmpeg, so no system ffmpeg is needed.
 
 from __future__ import annotations
 
-import re
-import subprocess
 from pathlib import Path
 
 import ffmpeg
@@ -15,37 +13,11 @@ import numpy as np
 from tqdm import tqdm
 
 from omnimatte.errors import StageError
-from omnimatte.io import atomic_dir, ffmpeg_binary, frame_name, save_json, write_png
+from omnimatte.io import atomic_dir, ffmpeg_binary, frame_name, probe_video, save_json, write_png
 from omnimatte.logs import get_logger
 
 STAGE = "frames"
 log = get_logger(STAGE)
-
-
-def probe_video(path: Path) -> dict:
-    """Width, height, fps and an estimated frame count, read from ffmpeg's banner.
-
-    ffprobe is not bundled with imageio-ffmpeg, so the stream line that `ffmpeg -i`
-    prints is parsed instead.
-    """
-    result = subprocess.run([ffmpeg_binary(), "-hide_banner", "-i", str(path)], capture_output=True, text=True)
-    banner = result.stderr
-    stream = re.search(r"Stream #\S+.*?Video: .*", banner)
-    if stream is None:
-        raise ValueError(banner.strip().splitlines()[-1] if banner.strip() else "ffmpeg printed nothing")
-    size = re.search(r", (\d{2,5})x(\d{2,5})", stream.group(0))
-    fps = re.search(r", ([\d.]+) (?:fps|tbr)", stream.group(0))
-    duration = re.search(r"Duration: (\d+):(\d+):([\d.]+)", banner)
-    if size is None:
-        raise ValueError(f"no frame size in ffmpeg's stream line: {stream.group(0)}")
-    info = {"width": int(size.group(1)), "height": int(size.group(2)), "fps": float(fps.group(1)) if fps else 0.0}
-    seconds = 0.0
-    if duration:
-        h, m, s = duration.groups()
-        seconds = int(h) * 3600 + int(m) * 60 + float(s)
-    info["duration"] = seconds
-    info["estimated_frames"] = int(round(seconds * info["fps"])) if info["fps"] else 0
-    return info
 
 
 def working_size(source_width: int, source_height: int, width: int, height: int | None) -> tuple[int, int]:

@@ -10,7 +10,9 @@ import contextlib
 import itertools
 import json
 import os
+import re
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -171,3 +173,39 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: floa
             raise RuntimeError(f"ffmpeg failed (exit {code}) writing {path}")
     return count
 
+
+
+def probe_video(path: Path) -> dict:
+    """Width, height, fps and an estimated frame count, read from ffmpeg's banner.
+
+    ffprobe is not bundled with imageio-ffmpeg, so the stream line that `ffmpeg -i`
+    prints is parsed instead.
+    """
+    result = subprocess.run([ffmpeg_binary(), "-hide_banner", "-i", str(path)], capture_output=True, text=True)
+    banner = result.stderr
+    stream = re.search(r"Stream #\S+.*?Video: .*", banner)
+    if stream is None:
+        raise ValueError(banner.strip().splitlines()[-1] if banner.strip() else "ffmpeg printed nothing")
+    size = re.search(r", (\d{2,5})x(\d{2,5})", stream.group(0))
+    fps = re.search(r", ([\d.]+) (?:fps|tbr)", stream.group(0))
+    duration = re.search(r"Duration: (\d+):(\d+):([\d.]+)", banner)
+    if size is None:
+        raise ValueError(f"no frame size in ffmpeg's stream line: {stream.group(0)}")
+    info = {"width": int(size.group(1)), "height": int(size.group(2)), "fps": float(fps.group(1)) if fps else 0.0}
+    seconds = 0.0
+    if duration:
+        h, m, s = duration.groups()
+        seconds = int(h) * 3600 + int(m) * 60 + float(s)
+    info["duration"] = seconds
+    info["estimated_frames"] = int(round(seconds * info["fps"])) if info["fps"] else 0
+    return info
+
+
+def read_video(path: str | os.PathLike) -> np.ndarray:
+    """Decode a whole video into RGB uint8 frames (T,H,W,3) with the bundled ffmpeg."""
+    import ffmpeg
+
+    info = probe_video(Path(path))
+    out, _ = (ffmpeg.input(str(path)).output("pipe:", format="rawvideo", pix_fmt="rgb24")
+              .global_args("-loglevel", "error").run(cmd=ffmpeg_binary(), capture_stdout=True, capture_stderr=True))
+    return np.frombuffer(out, np.uint8).reshape(-1, info["height"], info["width"], 3)

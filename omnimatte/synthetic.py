@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -273,7 +273,13 @@ class _Painter:
         self.premult += m[..., None] * (colour - self.premult)
         self.alpha += m * (1.0 - self.alpha)
 
-    def shapes(self, colour: np.ndarray, ellipses=(), limbs=(), polygons=()) -> None:
+    def shapes(
+        self,
+        colour: np.ndarray,
+        ellipses: Sequence[tuple[float, float, float, float, float]] = (),
+        limbs: Sequence[tuple[Sequence[tuple[float, float]], float]] = (),
+        polygons: Sequence[Sequence[tuple[float, float]]] = (),
+    ) -> None:
         """Paint the union of some shapes in one colour (an RGB triple or an image).
 
         ellipses: (x, y, rx, ry, angle_deg); limbs: (points, width); polygons: points.
@@ -362,7 +368,7 @@ class DogSprite:
         coat, leg_coat = self.coat, self.leg_coat
         b = 0.012 * math.cos(2 * phase)  # body bob
 
-        def legs(far: bool) -> list:
+        def legs(far: bool) -> list[tuple[list[tuple[float, float]], float]]:
             shapes = []
             for hip_x, hind, offset in ((0.30, False, 0.5 * math.pi), (-0.30, True, 0.0)):
                 off = offset + (math.pi if far else 0.0)
@@ -541,7 +547,9 @@ def _to_u8(image: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
 
 
-def _render_actor(actor: Actor, camera: CameraPath, t: int, dilate: np.ndarray):
+def _render_actor(
+    actor: Actor, camera: CameraPath, t: int, dilate: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Layer (straight RGBA, float), effect-only alpha and coarse mask of one actor at frame t."""
     size = (camera.width, camera.height)
     sprite = actor.sprite.render(float(actor.track.phases[t]))

@@ -11,6 +11,10 @@ validate(config, schema="../schemas/config.schema.yaml")
 
 SAMPLES = config["samples"]
 
+# Jobs run `python -m omnimatte <stage>` from this checkout, whether or not the package
+# is installed: also inside the per-rule conda envs and on cluster nodes.
+shell.prefix(f"export PYTHONPATH={shlex.quote(workflow.basedir)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
+
 
 wildcard_constraints:
     video="[A-Za-z0-9_-]+",
@@ -87,3 +91,12 @@ def mask_inputs(wildcards):
 
 def threads_for(stage, default=1):
     return config.get("threads", {}).get(stage, default)
+
+
+def ground_truth_dir(wildcards):
+    """A demo sample's ground-truth folder; other samples have none to score against."""
+    sample = sample_of(wildcards)
+    if "demo" not in sample:
+        raise ValueError(f"sample '{wildcards.video}' has no ground truth: only synthetic `demo` samples can be "
+                         f"evaluated (these can: {', '.join(n for n, s in SAMPLES.items() if 'demo' in s) or 'none'})")
+    return f"resources/demo/{sample['demo']}/gt"
