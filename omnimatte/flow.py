@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from omnimatte.devices import resolve_device
 from omnimatte.errors import StageError
 from omnimatte.io import frame_name, list_frames, read_png, save_json, save_npy, write_video
 from omnimatte.logs import get_logger
@@ -351,19 +352,6 @@ def _read_input_frames(sample: str, frames_dir: Path) -> np.ndarray:
     return np.stack(frames)
 
 
-def _resolve_device(sample: str, device: str) -> torch.device:
-    """'auto' -> cuda when available, else cpu; an unusable device is a StageError."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError:
-        raise StageError(STAGE, sample, f"unknown device '{device}'", "use device 'auto', 'cpu' or 'cuda'") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise StageError(STAGE, sample, f"device '{device}' requested but CUDA is not available", "use device 'auto' or 'cpu'")
-    return resolved
-
-
 def _check_settings(sample: str, model: str, weights: str, batch_size: int, num_flow_updates: int, consistency_threshold: float) -> None:
     """Reject bad settings before any work, with the fix in the message."""
     if model not in RAFT_MODELS:
@@ -402,7 +390,7 @@ def run_flow(
     weights = "none" if weights is None else str(weights)  # YAML 'null' means no RAFT too
     _check_settings(sample, model, weights, batch_size, num_flow_updates, consistency_threshold)
     use_raft = weights.lower() != "none"
-    torch_device = _resolve_device(sample, device)
+    torch_device = resolve_device(STAGE, sample, device)
     frames = _read_input_frames(sample, frames_dir)
     num_frames, height, width = frames.shape[:3]
     log.info("sample '%s': %d frames of %dx%d", sample, num_frames, width, height)

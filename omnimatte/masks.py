@@ -1,4 +1,4 @@
-"""Stage 4: one coarse mask per object and frame, from a user's mask folder or from SAM.
+"""The masks stage: one coarse mask per object and frame, from a user's mask folder or from SAM.
 
 Omnimatte only needs rough masks: they tell each layer which object it owns, and
 the training grows them into the object's shadows and reflections. Per object the
@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from omnimatte.devices import resolve_device
 from omnimatte.errors import StageError
 from omnimatte.io import atomic_dir, atomic_path, list_frames, read_frames, read_png, write_frames, write_video
 from omnimatte.logs import get_logger
@@ -113,15 +114,6 @@ def load_sam(model_type: str, checkpoint: str | Path | None, device: str = "cpu"
     model.load_state_dict(state)
     model.eval()
     return model.to(device)
-
-
-def resolve_device(device: str) -> str:
-    """'auto' -> 'cuda' when a GPU is visible, else 'cpu'; anything else as given."""
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def download_sam_weights(url: str, dest: Path, timeout: float = 60.0) -> None:
@@ -560,7 +552,7 @@ def run_masks(
                  _load_flow(sample, backward_flow, "backward", count, height, width))
         if flows[0] is None or flows[1] is None:
             log.warning("%s: no forward/backward flow given; masks are carried between frames without motion", sample)
-        run_device = resolve_device(device)
+        run_device = resolve_device(STAGE, sample, device)
         start = time.perf_counter()
         try:
             model = load_sam(sam_model_type, sam_checkpoint, run_device)

@@ -123,17 +123,18 @@ def warp_by_flow(tensor: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
 class Omnimatte(nn.Module):
     """Renders the background canvas and the foreground layers and composites them.
 
-    `latent` is the fixed noise texture over the (padded) background canvas at 1/16
-    of its resolution; it is a buffer, not a parameter, so it never changes.
+    `latent` is the fixed noise texture over the background canvas at 1/latent_scale
+    of its resolution (the authors use 1/16); it is a buffer, not a parameter, so it
+    never changes.
     """
 
     def __init__(self, canvas_size: tuple[int, int], nf: int = 64, latent_channels: int = LATENT_CHANNELS,
-                 seed: int = 0) -> None:
+                 latent_scale: int = 16, seed: int = 0) -> None:
         super().__init__()
         self.canvas_height, self.canvas_width = canvas_size
         self.net = OmnimatteUNet(3 + latent_channels, nf)
         generator = torch.Generator().manual_seed(seed)
-        latent = torch.randn(1, latent_channels, -(-self.canvas_height // 16), -(-self.canvas_width // 16),
+        latent = torch.randn(1, latent_channels, -(-self.canvas_height // latent_scale), -(-self.canvas_width // latent_scale),
                              generator=generator)
         self.register_buffer("latent", latent)
 

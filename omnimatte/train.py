@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from omnimatte import losses
+from omnimatte.devices import resolve_device
 from omnimatte.errors import StageError
 from omnimatte.homography import canvas_coordinates
 from omnimatte.io import atomic_dir, atomic_path, frame_name, list_frames, read_frames, save_json, _imwrite
@@ -43,6 +45,7 @@ class TrainConfig:
     batch_size: int = 8  # frame pairs per step
     learning_rate: float = 1e-3
     nf: int = 64
+    latent_scale: int = 16  # canvas pixels per cell of the background noise latent
     lambda_mask: float = 50.0
     mask_threshold: float = 0.02  # the mask term drops 10x once below threshold * lambda_mask ...
     lambda_alpha_l1: float = 0.01
@@ -60,6 +63,9 @@ class TrainConfig:
     bf16: bool = True  # autocast on CUDA
     channels_last: bool = True
     compile: bool = False
+    # Settings that replace the above when training runs on the CPU, where the paper's
+    # network and batch would take hours; e.g. {"nf": 32, "batch_size": 2, "steps": 800}.
+    cpu: dict = dataclasses.field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
@@ -67,7 +73,20 @@ class TrainConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown train settings: {', '.join(unknown)}")
-        return cls(**values)
+        config = cls(**values)
+        config.for_device(torch.device("cpu"))  # check the CPU overrides early
+        return config
+
+    def for_device(self, device: torch.device) -> "TrainConfig":
+        """These settings with the CPU overrides applied when `device` is the CPU."""
+        if device.type != "cpu" or not self.cpu:
+            return self
+        changes = dict(self.cpu)
+        allowed = {f.name for f in dataclasses.fields(self)} - {"cpu"}
+        unknown = sorted(set(changes) - allowed)
+        if unknown:
+            raise ValueError(f"unknown train.cpu settings: {', '.join(unknown)}")
+        return dataclasses.replace(self, cpu={}, **changes)
 
 
 @dataclass
@@ -87,12 +106,6 @@ class VideoTensors:
     @property
     def num_frames(self) -> int:
         return self.frames.shape[0]
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def homography_grid(homographies: np.ndarray, height: int, width: int, canvas_size: tuple[int, int]) -> np.ndarray:
@@ -331,10 +344,14 @@ def write_loss_curves(history: list[dict], csv_path: Path, png_path: Path) -> No
 
 
 def train_model(sample: str, video: VideoTensors, config: TrainConfig, checkpoint_path: Path,
-                device: torch.device) -> tuple[Omnimatte, list[dict]]:
-    """Fit the model, resuming from `checkpoint_path` when it holds an unfinished run of the same settings."""
+                device: torch.device, on_step: Callable[[int, Omnimatte], None] | None = None
+                ) -> tuple[Omnimatte, list[dict]]:
+    """Fit the model, resuming from `checkpoint_path` when it holds an unfinished run of the same settings.
+
+    `on_step(step, model)` is called after every step (the benchmark scores the layers with it).
+    """
     torch.manual_seed(config.seed)
-    model = Omnimatte(video.canvas_size, nf=config.nf, seed=config.seed).to(device)
+    model = Omnimatte(video.canvas_size, nf=config.nf, latent_scale=config.latent_scale, seed=config.seed).to(device)
     if config.channels_last and device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
@@ -390,21 +407,71 @@ def train_model(sample: str, video: VideoTensors, config: TrainConfig, checkpoin
             if done % log_every == 0 or done == config.steps:
                 history.append({"step": done, "seconds": round(elapsed_before + time.perf_counter() - began, 3), **values})
                 progress.set_postfix({k[:5]: f"{v:.4f}" for k, v in values.items()})
+        if on_step is not None:
+            on_step(done, model)
         if done % config.checkpoint_every == 0 and done < config.steps:
             save_checkpoint(checkpoint_path, model, optimizer, done, weights, generator, history, fingerprint)
     progress.close()
     return model, history
 
 
+@dataclass
+class RenderedFrame:
+    """One frame's layers: colour in [-1, 1] (L,3,H,W), alpha in [0, 1] (L,1,H,W), background and composites."""
+
+    rgb: torch.Tensor
+    alpha: torch.Tensor
+    background: torch.Tensor
+    model_composite: torch.Tensor  # what the network alone reproduces
+    composite: torch.Tensor  # the composite of the layers as written (after detail transfer)
+
+
 @torch.no_grad()
-def render_layers(model: Omnimatte, video: VideoTensors, detail_transfer: bool, out_dir: Path,
-                  sample: str) -> dict[str, float]:
-    """Render every frame without jitter and write the contract's layers, background and reconstruction.
+def render_frame(model: Omnimatte, video: VideoTensors, t: int, background_canvas: torch.Tensor,
+                 detail_transfer: bool) -> RenderedFrame:
+    """Render frame t without jitter.
 
     With detail transfer, each foreground layer's colour gets the residual between the
     frame and the model's composite, attenuated by the layers in front of it, so fine
     texture the network could not reproduce still ends up in some layer.
     """
+    grid = video.background_grid[t:t + 1]
+    inputs = layer_inputs(model, video.masks[t:t + 1], video.flow[t:t + 1], grid)
+    rgba, _ = model.net(inputs.flatten(0, 1))
+    rgb = rgba[:, :3].float()
+    alpha = rgba[:, 3:4].float() * 0.5 + 0.5
+    background = F.grid_sample(background_canvas.float(), grid, mode="bilinear", padding_mode="border",
+                               align_corners=False)
+    model_composite = composite_over(background, list(rgb.split(1)), list(alpha.split(1)))
+    composite = model_composite
+    if detail_transfer:
+        residual = video.frames[t:t + 1] - model_composite
+        covered = torch.zeros_like(alpha[:1])
+        adjusted = []
+        for i in reversed(range(len(rgb))):
+            adjusted.append(rgb[i:i + 1] + (1.0 - covered) * residual)
+            covered = alpha[i:i + 1] + (1.0 - alpha[i:i + 1]) * covered
+        rgb = torch.cat(adjusted[::-1]).clamp(-1, 1)
+        composite = composite_over(background, list(rgb.split(1)), list(alpha.split(1)))
+    return RenderedFrame(rgb, alpha, background, model_composite, composite)
+
+
+@torch.no_grad()
+def render_alphas(model: Omnimatte, video: VideoTensors) -> np.ndarray:
+    """Every frame's layer alphas (T, L, H, W) in [0, 1], e.g. to score training as it goes."""
+    was_training = model.training
+    model.eval()
+    background_canvas = model.render_background()
+    alphas = [render_frame(model, video, t, background_canvas, False).alpha[:, 0].cpu().numpy()
+              for t in range(video.num_frames)]
+    model.train(was_training)
+    return np.stack(alphas)
+
+
+@torch.no_grad()
+def render_layers(model: Omnimatte, video: VideoTensors, detail_transfer: bool, out_dir: Path,
+                  sample: str) -> dict[str, float]:
+    """Render every frame and write the contract's layers, background and reconstruction."""
     model.eval()
     background_canvas = model.render_background()
     num_layers = len(video.object_names)
@@ -415,31 +482,16 @@ def render_layers(model: Omnimatte, video: VideoTensors, detail_transfer: bool, 
         for folder in [*folders.values(), tmp / "background", tmp / "reconstruction"]:
             folder.mkdir(parents=True)
         for t in tqdm(range(video.num_frames), desc=f"{sample}: render", unit="frame"):
-            grid = video.background_grid[t:t + 1]
-            inputs = layer_inputs(model, video.masks[t:t + 1], video.flow[t:t + 1], grid)
-            rgba, _ = model.net(inputs.flatten(0, 1))
-            rgb = rgba[:, :3]
-            alpha = rgba[:, 3:4] * 0.5 + 0.5
-            background = F.grid_sample(background_canvas, grid, mode="bilinear", padding_mode="border",
-                                       align_corners=False)
-            composite = composite_over(background, list(rgb.split(1)), list(alpha.split(1)))
+            frame = render_frame(model, video, t, background_canvas, detail_transfer)
             target = video.frames[t:t + 1]
-            psnr_model.append(_psnr(composite, target))
-            if detail_transfer:
-                residual = target - composite
-                covered = torch.zeros_like(alpha[:1])
-                adjusted = []
-                for i in reversed(range(num_layers)):
-                    adjusted.append(rgb[i:i + 1] + (1.0 - covered) * residual)
-                    covered = alpha[i:i + 1] + (1.0 - alpha[i:i + 1]) * covered
-                rgb = torch.cat(adjusted[::-1]).clamp(-1, 1)
-                composite = composite_over(background, list(rgb.split(1)), list(alpha.split(1)))
-            psnr_output.append(_psnr(composite, target))
+            psnr_model.append(_psnr(frame.model_composite, target))
+            psnr_output.append(_psnr(frame.composite, target))
             for i, name in enumerate(video.object_names):
-                _imwrite(folders[name] / frame_name(t), _to_uint8(torch.cat((rgb[i] * 0.5 + 0.5, alpha[i]))))
-                alpha_sums[i] += float(alpha[i].mean())
-            _imwrite(tmp / "background" / frame_name(t), _to_uint8(background[0] * 0.5 + 0.5))
-            _imwrite(tmp / "reconstruction" / frame_name(t), _to_uint8(composite[0] * 0.5 + 0.5))
+                rgba = torch.cat((frame.rgb[i] * 0.5 + 0.5, frame.alpha[i]))
+                _imwrite(folders[name] / frame_name(t), _to_uint8(rgba))
+                alpha_sums[i] += float(frame.alpha[i].mean())
+            _imwrite(tmp / "background" / frame_name(t), _to_uint8(frame.background[0] * 0.5 + 0.5))
+            _imwrite(tmp / "reconstruction" / frame_name(t), _to_uint8(frame.composite[0] * 0.5 + 0.5))
     for i, name in enumerate(video.object_names):
         mean_alpha = alpha_sums[i] / video.num_frames
         if mean_alpha < 1e-3:
@@ -467,7 +519,10 @@ def run_train(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pat
     train_dir/checkpoint.pt holds the newest unfinished state; it is removed once the
     layers are written, and the final weights are kept as train_dir/model.pt.
     """
-    device = resolve_device(config.device)
+    device = resolve_device(STAGE, sample, config.device)
+    if device.type == "cpu" and config.cpu:
+        log.info("%s: training on the CPU, so train.cpu settings apply: %s", sample, config.cpu)
+    config = config.for_device(device)
     train_dir = Path(train_dir)
     train_dir.mkdir(parents=True, exist_ok=True)
     log.info("%s: training on %s (%s)", sample, device, torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU")

@@ -124,6 +124,7 @@ def test_model_outputs_and_static_background():
     out = model(inputs, grid, torch.zeros(3, 2, 32, 48))
     assert out["rgb"].shape == (3, 3, 32, 48)
     assert out["layer_alpha"].shape == (3, 2, 1, 32, 48)
-    assert float(out["layer_alpha"].min()) >= 0 and float(out["layer_alpha"].max()) <= 1
+    alpha = out["layer_alpha"].detach()
+    assert float(alpha.min()) >= 0 and float(alpha.max()) <= 1
     # Identical grids see identical backgrounds: the background cannot depend on the frame.
     assert torch.allclose(out["background"][0], out["background"][2])

@@ -15,7 +15,7 @@ TINY = """
 demo:
   dog: {preset: dog, n_frames: 10, width: 192, height: 112, seed: 0}
 frames: {width: 192}
-train: {steps: 16, batch_size: 2, nf: 8, checkpoint_every: 8}
+train: {steps: 16, batch_size: 2, nf: 8, checkpoint_every: 8, cpu: {steps: 16, batch_size: 2, nf: 8}}
 threads: {flow: 2, masks: 2, train: 2}
 """
 RULES = ("demo_clip", "frames", "flow", "masks", "homography", "train", "composite", "evaluate")
