@@ -8,6 +8,8 @@ and seconds until the effect recall first reaches --recall-target.
 
     python benchmarks/train_speed.py --device cuda                 # the full demo, paper settings
     python benchmarks/train_speed.py --device cpu --nf 32 --batch-size 2 --steps 800
+    python benchmarks/train_speed.py --device cpu --frames 24 --width 224 --height 128 \
+        --nf 32 --batch-size 4 --steps 2000 --sheet sheet.png     # a small clip, CPU
 """
 
 from __future__ import annotations
@@ -21,14 +23,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from omnimatte.benchmark import prepare_synthetic, score_alphas
+from omnimatte.composite import over_checkerboard
 from omnimatte.devices import resolve_device
-from omnimatte.evaluate import alpha_leak, effect_recall, soft_iou
-from omnimatte.flow import run_flow
-from omnimatte.homography import run_homography
-from omnimatte.io import write_frames
+from omnimatte.io import write_png
 from omnimatte.logs import setup_logging
-from omnimatte.synthetic import render_clip
-from omnimatte.train import TrainConfig, load_video, render_alphas, train_model
+from omnimatte.train import TrainConfig, render_alphas, render_frame, train_model
 
 
 def parse_args() -> argparse.Namespace:
@@ -48,28 +48,37 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--flow-weights", default="DEFAULT", help="RAFT weights (DIS when unavailable)")
     parser.add_argument("--recall-target", type=float, default=0.5)
     parser.add_argument("--json", type=Path, help="also write the rows and summary here")
+    parser.add_argument("--sheet", type=Path, help="write a contact sheet PNG of the final layers here")
     return parser.parse_args()
+
+
+def write_sheet(path: Path, model, video, clip) -> None:
+    """Rows of frames: input | layer over checkerboard | its alpha | true alpha | background | clean plate."""
+    model.eval()
+    canvas = model.render_background()
+    rows = []
+    name = clip.object_names[0]
+    for t in np.linspace(0, clip.n_frames - 1, 3).astype(int):
+        frame = render_frame(model, video, int(t), canvas, detail_transfer=True)
+        rgba = torch.cat((frame.rgb[0] * 0.5 + 0.5, frame.alpha[0])).clamp(0, 1)
+        rgba = (rgba.permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+        background = ((frame.background[0].permute(1, 2, 0).cpu().numpy() * 0.5 + 0.5).clip(0, 1) * 255 + 0.5)
+        panels = [clip.frames[t], over_checkerboard(rgba), np.repeat(rgba[..., 3:], 3, 2),
+                  np.repeat(clip.layers[name][t][..., 3:], 3, 2), background.astype(np.uint8), clip.background[t]]
+        rows.append(np.concatenate(panels, 1))
+    write_png(path, np.concatenate(rows, 0))
 
 
 def main() -> None:
     args = parse_args()
     setup_logging()
     device = resolve_device("benchmark", args.preset, args.device)
-    clip = render_clip(args.preset, args.frames, args.width, args.height)
-    work = Path(tempfile.mkdtemp(prefix="omnimatte-bench-"))
-    write_frames(work / "frames", clip.frames)
-    for name in clip.object_names:
-        write_frames(work / "masks" / name, clip.masks[name])
-    flow_info = run_flow(args.preset, work / "frames", work / "flow", work / "flow.mp4", weights=args.flow_weights,
-                         device=str(device))
-    run_homography(args.preset, work / "frames", work / "masks", work / "homography", work / "stabilised.mp4")
     config = TrainConfig(steps=args.steps, nf=args.nf, batch_size=args.batch_size, latent_scale=args.latent_scale,
                          bf16=not args.no_bf16, compile=args.compile, device=str(device),
                          checkpoint_every=args.steps + 1)
-    video = load_video(args.preset, work / "frames", work / "flow", work / "homography", work / "masks",
-                       clip.object_names, config.trimap_band, device)
-    truth = {name: clip.layers[name][..., 3].astype(np.float64) / 255 for name in clip.object_names}
-    effects = {name: clip.effects[name].astype(np.float64) / 255 for name in clip.object_names}
+    work = Path(tempfile.mkdtemp(prefix="omnimatte-bench-"))
+    clip, video, flow_info = prepare_synthetic(work, args.preset, args.frames, args.width, args.height,
+                                               config.trimap_band, device, args.flow_weights)
 
     rows: list[dict] = []
     clock = {"train": 0.0, "since": time.perf_counter()}
@@ -80,20 +89,17 @@ def main() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize()
         clock["train"] += time.perf_counter() - clock["since"]
-        alphas = render_alphas(model, video)
         row = {"step": step, "seconds": round(clock["train"], 2), "steps_per_second": round(step / clock["train"], 3)}
         if device.type == "cuda":
             row["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20)
-        for i, name in enumerate(clip.object_names):
-            alpha = alphas[:, i].astype(np.float64)
-            row[f"{name}_effect_recall"] = round(effect_recall(alpha, effects[name]), 4)
-            row[f"{name}_alpha_leak"] = round(alpha_leak(alpha, truth[name]), 4)
-            row[f"{name}_soft_iou"] = round(soft_iou(alpha, truth[name]), 4)
+        row.update(score_alphas(render_alphas(model, video), clip))
         rows.append(row)
         print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
         clock["since"] = time.perf_counter()
 
-    train_model(args.preset, video, config, work / "checkpoint.pt", device, on_step=on_step)
+    model, _ = train_model(args.preset, video, config, work / "checkpoint.pt", device, on_step=on_step)
+    if args.sheet:
+        write_sheet(args.sheet, model, video, clip)
     first = clip.object_names[0]
     reached = next((r for r in rows if r[f"{first}_effect_recall"] >= args.recall_target), None)
     summary = {

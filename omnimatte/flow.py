@@ -37,7 +37,14 @@ from tqdm import tqdm
 
 from omnimatte.devices import resolve_device
 from omnimatte.errors import StageError
-from omnimatte.io import frame_name, list_frames, read_png, save_json, save_npy, write_video
+from omnimatte.io import (
+    frame_name,
+    list_frames,
+    read_png,
+    save_json,
+    save_npy,
+    write_video,
+)
 from omnimatte.logs import get_logger
 
 STAGE = "flow"

@@ -13,7 +13,14 @@ import numpy as np
 from tqdm import tqdm
 
 from omnimatte.errors import StageError
-from omnimatte.io import atomic_dir, ffmpeg_binary, frame_name, probe_video, save_json, write_png
+from omnimatte.io import (
+    atomic_dir,
+    ffmpeg_binary,
+    frame_name,
+    probe_video,
+    save_json,
+    write_png,
+)
 from omnimatte.logs import get_logger
 
 STAGE = "frames"

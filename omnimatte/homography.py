@@ -25,7 +25,15 @@ import cv2
 import numpy as np
 
 from omnimatte.errors import StageError
-from omnimatte.io import frame_name, list_frames, load_json, read_frames, save_json, save_npy, write_video
+from omnimatte.io import (
+    frame_name,
+    list_frames,
+    load_json,
+    read_frames,
+    save_json,
+    save_npy,
+    write_video,
+)
 from omnimatte.logs import get_logger
 
 STAGE = "homography"

@@ -31,7 +31,15 @@ from tqdm import tqdm
 
 from omnimatte.devices import resolve_device
 from omnimatte.errors import StageError
-from omnimatte.io import atomic_dir, atomic_path, list_frames, read_frames, read_png, write_frames, write_video
+from omnimatte.io import (
+    atomic_dir,
+    atomic_path,
+    list_frames,
+    read_frames,
+    read_png,
+    write_frames,
+    write_video,
+)
 from omnimatte.logs import get_logger
 
 STAGE = "masks"

@@ -79,6 +79,8 @@ class OmnimatteUNet(nn.Module):
         pad_h, pad_w = (-height) % 32, (-width) % 32
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+        if self.encoder[0][0].weight.is_contiguous(memory_format=torch.channels_last):
+            x = x.contiguous(memory_format=torch.channels_last)  # match the weights' layout (faster on GPUs)
         skips = []
         for index, block in enumerate(self.encoder):
             x = block(x)

@@ -27,7 +27,15 @@ from omnimatte import losses
 from omnimatte.devices import resolve_device
 from omnimatte.errors import StageError
 from omnimatte.homography import canvas_coordinates
-from omnimatte.io import atomic_dir, atomic_path, frame_name, list_frames, read_frames, save_json, _imwrite
+from omnimatte.io import (
+    _imwrite,
+    atomic_dir,
+    atomic_path,
+    frame_name,
+    list_frames,
+    read_frames,
+    save_json,
+)
 from omnimatte.logs import get_logger
 from omnimatte.model import Omnimatte, composite_over
 
@@ -201,20 +209,24 @@ def layer_inputs(model: Omnimatte, masks: torch.Tensor, flow: torch.Tensor, grid
     return torch.cat((masks * layer_ids, flow.unsqueeze(1) * masks, latent), 2)
 
 
-def jitter_grids(n: int, height: int, width: int, rate: float, max_scale: float, generator: torch.Generator,
-                 device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random zoom-in crops, as the authors' augmentation: a sampling grid (N, H, W, 2) and each crop's scale."""
-    scale = torch.ones(n)
-    zoomed = torch.rand(n, generator=generator) < rate
-    scale[zoomed] = 1 + (max_scale - 1) * torch.rand(int(zoomed.sum()), generator=generator)
+def jitter_grids(n: int, height: int, width: int, rate: float, max_scale: float,
+                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random zoom-in crops, as the authors' augmentation: a sampling grid (N, H, W, 2) and each crop's scale.
+
+    Everything is drawn and built on the generator's device, so a training step on the
+    GPU never waits for the host.
+    """
+    device = generator.device
+    zoom = 1 + (max_scale - 1) * torch.rand(n, generator=generator, device=device)
+    scale = torch.where(torch.rand(n, generator=generator, device=device) < rate, zoom, torch.ones_like(zoom))
     # Output pixel p shows source position (p + offset) / scale; the offset keeps the crop inside the frame.
-    offset_x = torch.rand(n, generator=generator) * (scale - 1) * width
-    offset_y = torch.rand(n, generator=generator) * (scale - 1) * height
-    ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float32), torch.arange(width, dtype=torch.float32), indexing="ij")
+    offset_x = torch.rand(n, generator=generator, device=device) * (scale - 1) * width
+    offset_y = torch.rand(n, generator=generator, device=device) * (scale - 1) * height
+    ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float32, device=device),
+                            torch.arange(width, dtype=torch.float32, device=device), indexing="ij")
     src_x = (xs[None] + 0.5 + offset_x[:, None, None]) / scale[:, None, None]
     src_y = (ys[None] + 0.5 + offset_y[:, None, None]) / scale[:, None, None]
-    grid = torch.stack((src_x / width * 2 - 1, src_y / height * 2 - 1), -1)
-    return grid.to(device), scale.to(device)
+    return torch.stack((src_x / width * 2 - 1, src_y / height * 2 - 1), -1), scale
 
 
 def _resample(tensor: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
@@ -230,8 +242,7 @@ class Batch:
         frames = torch.cat((indices, indices + 1))
         num_layers = video.masks.shape[1]
         height, width = video.frames.shape[-2:]
-        grid, scale = jitter_grids(pairs, height, width, config.jitter_rate, config.jitter_max_scale, generator,
-                                   video.frames.device)
+        grid, scale = jitter_grids(pairs, height, width, config.jitter_rate, config.jitter_max_scale, generator)
         grid, scale = torch.cat((grid, grid)), torch.cat((scale, scale)).view(-1, 1, 1, 1)
 
         def sample(t: torch.Tensor) -> torch.Tensor:
@@ -355,7 +366,7 @@ def train_model(sample: str, video: VideoTensors, config: TrainConfig, checkpoin
     if config.channels_last and device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
-    generator = torch.Generator().manual_seed(config.seed)
+    generator = torch.Generator(device=device).manual_seed(config.seed)
     weights = LossWeights(mask=config.lambda_mask, alpha_l1=config.lambda_alpha_l1)
     fingerprint = config_fingerprint(config, video)
     history: list[dict] = []
@@ -365,7 +376,7 @@ def train_model(sample: str, video: VideoTensors, config: TrainConfig, checkpoin
         if state.get("fingerprint") == fingerprint:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
-            generator.set_state(state["generator"])
+            generator.set_state(state["generator"].cpu())
             weights = LossWeights(**state["weights"])
             history = state["history"]
             start = state["step"]
@@ -386,7 +397,7 @@ def train_model(sample: str, video: VideoTensors, config: TrainConfig, checkpoin
     model.train()
     progress = tqdm(range(start, config.steps), initial=start, total=config.steps, desc=f"{sample}: train", unit="step")
     for step in progress:
-        indices = torch.randperm(pairs, generator=generator)[:batch_size].to(device)
+        indices = torch.randperm(pairs, generator=generator, device=device)[:batch_size]
         batch = Batch(video, model, indices, config, generator)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
             out = step_fn(batch.inputs, batch.background_grid, batch.background_flow)
