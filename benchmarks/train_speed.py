@@ -49,6 +49,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--recall-target", type=float, default=0.5)
     parser.add_argument("--json", type=Path, help="also write the rows and summary here")
     parser.add_argument("--sheet", type=Path, help="write a contact sheet PNG of the final layers here")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+                        help="any other train setting, e.g. --set alpha_l1_rolloff_epoch=20 (repeatable)")
     return parser.parse_args()
 
 
@@ -75,10 +77,11 @@ def main() -> None:
     device = resolve_device("benchmark", args.preset, args.device)
     config = TrainConfig(steps=args.steps, nf=args.nf, batch_size=args.batch_size, latent_scale=args.latent_scale,
                          bf16=not args.no_bf16, compile=args.compile, device=str(device),
-                         checkpoint_every=args.steps + 1)
+                         checkpoint_every=args.steps + 1,
+                         **{key: json.loads(value) for key, value in (item.split("=", 1) for item in args.set)})
     work = Path(tempfile.mkdtemp(prefix="omnimatte-bench-"))
     clip, video, flow_info = prepare_synthetic(work, args.preset, args.frames, args.width, args.height,
-                                               config.trimap_band, device, args.flow_weights)
+                                               config.trimap_band, device, args.flow_weights, config.scale)
 
     rows: list[dict] = []
     clock = {"train": 0.0, "since": time.perf_counter()}

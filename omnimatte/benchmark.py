@@ -20,7 +20,8 @@ from omnimatte.train import VideoTensors, load_video
 
 
 def prepare_synthetic(work: Path, preset: str, n_frames: int, width: int, height: int, trimap_band: int,
-                      device: torch.device, flow_weights: str = "DEFAULT") -> tuple[Clip, VideoTensors, dict]:
+                      device: torch.device, flow_weights: str = "DEFAULT", scale: float = 1.0
+                      ) -> tuple[Clip, VideoTensors, dict]:
     """Render a clip, run the flow and homography stages on it, and load it for training.
 
     Returns the clip (with its ground truth), the training tensors and the flow stage's info.
@@ -33,7 +34,7 @@ def prepare_synthetic(work: Path, preset: str, n_frames: int, width: int, height
                          device=str(device))
     run_homography(preset, work / "frames", work / "masks", work / "homography", work / "stabilised.mp4")
     video = load_video(preset, work / "frames", work / "flow", work / "homography", work / "masks",
-                       clip.object_names, trimap_band, device)
+                       clip.object_names, trimap_band, device, scale)
     return clip, video, flow_info
 
 

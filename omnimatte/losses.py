@@ -45,11 +45,17 @@ def trimap(mask: torch.Tensor, band: int) -> torch.Tensor:
 
 
 def mask_loss(alpha: torch.Tensor, trimaps: torch.Tensor) -> torch.Tensor:
-    """L1 between alpha and the trimap's known parts, inside and outside weighted equally."""
+    """L1 between alpha and the trimap's known parts, inside and outside weighted equally.
+
+    Measured on the network's signed alpha scale (2a - 1, in [-1, 1]) as in the authors'
+    code, against +1 inside and -1 outside, so that the paper's weight (50) and its
+    switch-off threshold (0.02) mean what they meant there.
+    """
+    error = (2.0 * alpha - 1.0 - trimaps).abs()
     inside = trimaps.clamp(min=0)
     outside = (-trimaps).clamp(min=0)
-    error_inside = (inside * (alpha - 1.0).abs()).sum() / (1.0 + inside.sum())
-    error_outside = (outside * alpha.abs()).sum() / (1.0 + outside.sum())
+    error_inside = (inside * error).sum() / (1.0 + inside.sum())
+    error_outside = (outside * error).sum() / (1.0 + outside.sum())
     return 0.5 * (error_inside + error_outside)
 
 
@@ -61,9 +67,11 @@ def flow_loss(prediction: torch.Tensor, target: torch.Tensor, confidence: torch.
 def alpha_warp_loss(alpha_t: torch.Tensor, alpha_next: torch.Tensor, flow_t: torch.Tensor) -> torch.Tensor:
     """A layer's alpha at t+1, pulled back to t by the layer's own flow, should match its alpha at t.
 
-    alpha_t, alpha_next: (N, L, 1, H, W); flow_t: (N, L, 2, H, W), flow t -> t+1.
+    alpha_t, alpha_next: (N, L, 1, H, W) in [0, 1]; flow_t: (N, L, 2, H, W), flow t -> t+1.
+    The L1 is taken on the signed alpha scale (twice the [0, 1] difference), as the
+    authors' code does, so the paper's weight applies unchanged.
     """
     n, num_layers = alpha_t.shape[:2]
     flat = (n * num_layers,) + tuple(alpha_t.shape[2:])
     warped = warp_by_flow(alpha_next.reshape(flat), flow_t.reshape((n * num_layers, 2) + tuple(alpha_t.shape[3:])))
-    return (warped - alpha_t.reshape(flat)).abs().mean()
+    return 2.0 * (warped - alpha_t.reshape(flat)).abs().mean()

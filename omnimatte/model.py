@@ -10,6 +10,8 @@ through its homography.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -131,13 +133,13 @@ class Omnimatte(nn.Module):
     """
 
     def __init__(self, canvas_size: tuple[int, int], nf: int = 64, latent_channels: int = LATENT_CHANNELS,
-                 latent_scale: int = 16, seed: int = 0) -> None:
+                 latent_scale: float = 16, seed: int = 0) -> None:
         super().__init__()
         self.canvas_height, self.canvas_width = canvas_size
         self.net = OmnimatteUNet(3 + latent_channels, nf)
         generator = torch.Generator().manual_seed(seed)
-        latent = torch.randn(1, latent_channels, -(-self.canvas_height // latent_scale), -(-self.canvas_width // latent_scale),
-                             generator=generator)
+        latent_size = (math.ceil(self.canvas_height / latent_scale), math.ceil(self.canvas_width / latent_scale))
+        latent = torch.randn(1, latent_channels, *latent_size, generator=generator)
         self.register_buffer("latent", latent)
 
     def frame_latent(self, grid: torch.Tensor) -> torch.Tensor:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import hashlib
+import itertools
 import json
 import math
 import time
@@ -43,6 +44,7 @@ STAGE = "train"
 log = get_logger(STAGE)
 
 LOSS_NAMES = ("total", "reconstruction", "alpha_reg", "mask", "flow", "alpha_warp")
+SCHEDULE_NAMES = ("lambda_mask", "lambda_alpha_l1")  # the loss weights that change, logged beside the losses
 
 
 @dataclass
@@ -54,6 +56,11 @@ class TrainConfig:
     learning_rate: float = 1e-3
     nf: int = 64
     latent_scale: int = 16  # canvas pixels per cell of the background noise latent
+    # The network trains and renders at this fraction of the working resolution; its layers
+    # are upsampled to the working resolution and detail transfer restores the fine detail
+    # there (the approach of the authors' predecessor, layered neural rendering). 1.0 on a
+    # GPU; the CPU settings use less, where a full-resolution step costs too much.
+    scale: float = 1.0
     lambda_mask: float = 50.0
     mask_threshold: float = 0.02  # the mask term drops 10x once below threshold * lambda_mask ...
     lambda_alpha_l1: float = 0.01
@@ -99,17 +106,23 @@ class TrainConfig:
 
 @dataclass
 class VideoTensors:
-    """Everything training needs about one video, as tensors on one device."""
+    """Everything training needs about one video, as tensors on one device.
 
-    frames: torch.Tensor  # (T, 3, H, W) in [-1, 1]
-    masks: torch.Tensor  # (T, L, 1, H, W) binary
-    trimaps: torch.Tensor  # (T, L, 1, H, W) in {-1, 0, 1}
-    flow: torch.Tensor  # (T, 2, H, W) forward flow; zero for the last frame
-    confidence: torch.Tensor  # (T, 1, H, W); zero for the last frame
-    background_grid: torch.Tensor  # (T, H, W, 2) frame pixel -> canvas, in [-1, 1]
-    background_flow: torch.Tensor  # (T, 2, H, W) camera flow t -> t+1
-    canvas_size: tuple[int, int]
+    The network works at (h, w) = the training scale times the working resolution
+    (H, W); the frames and canvas grid at (H, W) are kept for rendering the output.
+    """
+
+    frames: torch.Tensor  # (T, 3, h, w) in [-1, 1]
+    masks: torch.Tensor  # (T, L, 1, h, w) binary
+    trimaps: torch.Tensor  # (T, L, 1, h, w) in {-1, 0, 1}
+    flow: torch.Tensor  # (T, 2, h, w) forward flow in training pixels; zero for the last frame
+    confidence: torch.Tensor  # (T, 1, h, w); zero for the last frame
+    background_grid: torch.Tensor  # (T, h, w, 2) frame pixel -> canvas, in [-1, 1]
+    background_flow: torch.Tensor  # (T, 2, h, w) camera flow t -> t+1
+    canvas_size: tuple[int, int]  # the background canvas at the training scale
     object_names: list[str]
+    output_frames: torch.Tensor  # (T, 3, H, W) the working-resolution frames
+    output_grid: torch.Tensor  # (T, H, W, 2) their canvas positions
 
     @property
     def num_frames(self) -> int:
@@ -139,8 +152,8 @@ def camera_flow(homographies: np.ndarray, height: int, width: int) -> np.ndarray
 
 
 def load_video(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Path, masks_dir: Path,
-               object_names: list[str], trimap_band: int, device: torch.device) -> VideoTensors:
-    """Read the upstream stages' outputs and check that they agree with each other."""
+               object_names: list[str], trimap_band: int, device: torch.device, scale: float = 1.0) -> VideoTensors:
+    """Read the upstream stages' outputs, check that they agree, and resample them to the training scale."""
     frames = read_frames(frames_dir)
     num_frames, height, width = frames.shape[:3]
     if not object_names:
@@ -186,19 +199,34 @@ def load_video(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pa
     def tensor(array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(array)).to(device)
 
-    mask_tensor = tensor(mask_array)
-    trimaps = losses.trimap(mask_tensor.flatten(0, 1), trimap_band).view_as(mask_tensor)
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    output_frames = tensor(frames.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1.0)
+    output_grid = tensor(homography_grid(homographies, height, width, canvas_size))
+    mask_tensor = (_shrink(tensor(mask_array).flatten(0, 1), size) > 0.5).to(torch.float32)
+    mask_tensor = mask_tensor.view(num_frames, len(object_names), 1, *size)
+    trimaps = losses.trimap(mask_tensor.flatten(0, 1), max(1, round(trimap_band * scale))).view_as(mask_tensor)
+    # Flow in training pixels: (x, y) components scale with the width and height.
+    pixel_scale = torch.tensor([size[1] / width, size[0] / height], device=device).view(1, 2, 1, 1)
     return VideoTensors(
-        frames=tensor(frames.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1.0),
+        frames=_shrink(output_frames, size),
         masks=mask_tensor,
         trimaps=trimaps,
-        flow=tensor(flow),
-        confidence=tensor(conf),
-        background_grid=tensor(homography_grid(homographies, height, width, canvas_size)),
-        background_flow=tensor(camera_flow(homographies, height, width)),
-        canvas_size=canvas_size,
+        flow=_shrink(tensor(flow), size) * pixel_scale,
+        confidence=_shrink(tensor(conf), size),
+        background_grid=_shrink(output_grid.permute(0, 3, 1, 2), size).permute(0, 2, 3, 1).contiguous(),
+        background_flow=_shrink(tensor(camera_flow(homographies, height, width)), size) * pixel_scale,
+        canvas_size=(max(1, round(canvas_size[0] * scale)), max(1, round(canvas_size[1] * scale))),
         object_names=list(object_names),
+        output_frames=output_frames,
+        output_grid=output_grid,
     )
+
+
+def _shrink(tensor: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Area-average an (N, C, H, W) tensor down to `size`; the tensor itself when it already has that size."""
+    if tuple(tensor.shape[-2:]) == size:
+        return tensor
+    return F.interpolate(tensor, size=size, mode="area")
 
 
 def layer_inputs(model: Omnimatte, masks: torch.Tensor, flow: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
@@ -334,7 +362,7 @@ def write_loss_curves(history: list[dict], csv_path: Path, png_path: Path) -> No
 
     with atomic_path(csv_path) as tmp:
         with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=["step", "seconds", *LOSS_NAMES])
+            writer = csv.DictWriter(f, fieldnames=["step", "seconds", *LOSS_NAMES, *SCHEDULE_NAMES])
             writer.writeheader()
             writer.writerows(history)
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
@@ -342,6 +370,13 @@ def write_loss_curves(history: list[dict], csv_path: Path, png_path: Path) -> No
     for name in LOSS_NAMES:
         values = [max(row[name], 1e-8) for row in history]
         ax.plot(steps, values, label=name, linewidth=2.0 if name == "total" else 1.2)
+    for name, text in (("lambda_mask", "mask term"), ("lambda_alpha_l1", "alpha L1")):
+        for before, after in itertools.pairwise(history):
+            if after[name] != before[name]:
+                change = "off" if after[name] == 0 else f"x{after[name] / before[name]:.2g}"
+                ax.axvline(after["step"], color="grey", linestyle=":", linewidth=1)
+                ax.annotate(f"{text} {change}", (after["step"], 1), xycoords=("data", "axes fraction"),
+                            rotation=90, va="top", ha="right", fontsize=7, color="grey")
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("weighted loss")
@@ -362,7 +397,9 @@ def train_model(sample: str, video: VideoTensors, config: TrainConfig, checkpoin
     `on_step(step, model)` is called after every step (the benchmark scores the layers with it).
     """
     torch.manual_seed(config.seed)
-    model = Omnimatte(video.canvas_size, nf=config.nf, latent_scale=config.latent_scale, seed=config.seed).to(device)
+    # The latent keeps its cells per working-resolution canvas pixel at any training scale.
+    model = Omnimatte(video.canvas_size, nf=config.nf, latent_scale=config.latent_scale * config.scale,
+                      seed=config.seed).to(device)
     if config.channels_last and device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
@@ -416,7 +453,8 @@ def train_model(sample: str, video: VideoTensors, config: TrainConfig, checkpoin
                                  f"delete {checkpoint_path} to start over")
             weights.update(done, steps_per_epoch, values["mask"] / weights.mask if weights.mask else 0.0, config)
             if done % log_every == 0 or done == config.steps:
-                history.append({"step": done, "seconds": round(elapsed_before + time.perf_counter() - began, 3), **values})
+                history.append({"step": done, "seconds": round(elapsed_before + time.perf_counter() - began, 3), **values,
+                                "lambda_mask": weights.mask, "lambda_alpha_l1": weights.alpha_l1})
                 progress.set_postfix({k[:5]: f"{v:.4f}" for k, v in values.items()})
         if on_step is not None:
             on_step(done, model)
@@ -449,14 +487,17 @@ def render_frame(model: Omnimatte, video: VideoTensors, t: int, background_canva
     grid = video.background_grid[t:t + 1]
     inputs = layer_inputs(model, video.masks[t:t + 1], video.flow[t:t + 1], grid)
     rgba, _ = model.net(inputs.flatten(0, 1))
+    output_size = tuple(video.output_frames.shape[-2:])
+    if tuple(rgba.shape[-2:]) != output_size:  # trained below the working resolution
+        rgba = F.interpolate(rgba.float(), size=output_size, mode="bilinear", align_corners=False)
     rgb = rgba[:, :3].float()
     alpha = rgba[:, 3:4].float() * 0.5 + 0.5
-    background = F.grid_sample(background_canvas.float(), grid, mode="bilinear", padding_mode="border",
-                               align_corners=False)
+    background = F.grid_sample(background_canvas.float(), video.output_grid[t:t + 1], mode="bilinear",
+                               padding_mode="border", align_corners=False)
     model_composite = composite_over(background, list(rgb.split(1)), list(alpha.split(1)))
     composite = model_composite
     if detail_transfer:
-        residual = video.frames[t:t + 1] - model_composite
+        residual = video.output_frames[t:t + 1] - model_composite
         covered = torch.zeros_like(alpha[:1])
         adjusted = []
         for i in reversed(range(len(rgb))):
@@ -494,7 +535,7 @@ def render_layers(model: Omnimatte, video: VideoTensors, detail_transfer: bool, 
             folder.mkdir(parents=True)
         for t in tqdm(range(video.num_frames), desc=f"{sample}: render", unit="frame"):
             frame = render_frame(model, video, t, background_canvas, detail_transfer)
-            target = video.frames[t:t + 1]
+            target = video.output_frames[t:t + 1]
             psnr_model.append(_psnr(frame.model_composite, target))
             psnr_output.append(_psnr(frame.composite, target))
             for i, name in enumerate(video.object_names):
@@ -537,9 +578,12 @@ def run_train(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pat
     train_dir = Path(train_dir)
     train_dir.mkdir(parents=True, exist_ok=True)
     log.info("%s: training on %s (%s)", sample, device, torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU")
-    video = load_video(sample, frames_dir, flow_dir, homography_dir, masks_dir, object_names, config.trimap_band, device)
-    log.info("%s: %d frames %dx%d, %d layer(s) + background, canvas %dx%d", sample, video.num_frames,
-             video.frames.shape[-1], video.frames.shape[-2], len(object_names), video.canvas_size[1], video.canvas_size[0])
+    video = load_video(sample, frames_dir, flow_dir, homography_dir, masks_dir, object_names, config.trimap_band, device,
+                       config.scale)
+    log.info("%s: %d frames, trained at %dx%d (scale %g of %dx%d), %d layer(s) + background, canvas %dx%d", sample,
+             video.num_frames, video.frames.shape[-1], video.frames.shape[-2], config.scale,
+             video.output_frames.shape[-1], video.output_frames.shape[-2], len(object_names), video.canvas_size[1],
+             video.canvas_size[0])
     checkpoint_path = train_dir / "checkpoint.pt"
     began = time.perf_counter()
     model, history = train_model(sample, video, config, checkpoint_path, device)

@@ -44,11 +44,15 @@ def test_mask_loss_balances_inside_and_outside_and_ignores_band():
     tri = torch.tensor([[1.0, 1.0, 0.0, -1.0, -1.0, -1.0]]).view(1, 1, 1, 6)
     perfect = torch.tensor([[1.0, 1.0, 0.7, 0.0, 0.0, 0.0]]).view(1, 1, 1, 6)
     assert losses.mask_loss(perfect, tri).item() == pytest.approx(0.0)
-    # All alpha zero: inside error 2 / (1 + 2), outside 0 -> half of 2/3.
+    # Errors are on the signed scale 2a - 1, so a wrong pixel costs 2.
+    # All alpha zero: inside error 2 * 2 / (1 + 2), outside 0.
     zero = torch.zeros_like(perfect)
-    assert losses.mask_loss(zero, tri).item() == pytest.approx(0.5 * 2 / 3)
-    # All alpha one: inside 0, outside 3 / (1 + 3).
-    assert losses.mask_loss(torch.ones_like(perfect), tri).item() == pytest.approx(0.5 * 3 / 4)
+    assert losses.mask_loss(zero, tri).item() == pytest.approx(0.5 * 4 / 3)
+    # All alpha one: inside 0, outside 2 * 3 / (1 + 3).
+    assert losses.mask_loss(torch.ones_like(perfect), tri).item() == pytest.approx(0.5 * 6 / 4)
+    # Alpha 0.5 is zero on the signed scale: one unit of error everywhere known.
+    half = torch.full_like(perfect, 0.5)
+    assert losses.mask_loss(half, tri).item() == pytest.approx(0.5 * (2 / 3 + 3 / 4))
 
 
 def test_flow_loss_weighted_by_confidence():
@@ -75,7 +79,9 @@ def test_alpha_warp_loss_zero_for_consistent_motion_and_positive_otherwise():
     flow = torch.zeros(1, 1, 2, 6, 10)
     flow[:, :, 0] = 3.0
     assert losses.alpha_warp_loss(alpha_t, alpha_next, flow).item() == pytest.approx(0.0, abs=1e-6)
-    assert losses.alpha_warp_loss(alpha_t, alpha_next, torch.zeros_like(flow)).item() > 0.05
+    # Without the flow, the 4 square pixels and the 4 shifted ones disagree: 8 of 60 pixels
+    # off by 1, i.e. 2 on the signed scale.
+    assert losses.alpha_warp_loss(alpha_t, alpha_next, torch.zeros_like(flow)).item() == pytest.approx(2 * 8 / 60)
 
 
 def test_composite_order_is_back_to_front():

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from omnimatte import train as train_module
 from omnimatte.errors import StageError
@@ -161,3 +162,25 @@ def test_mask_schedule_drops_then_switches_off():
     assert weights.mask == pytest.approx(5.0)
     weights.update(step=12, steps_per_epoch=2, mask_error=0.0, config=config)
     assert weights.mask == 0.0
+
+
+def test_training_below_the_working_resolution_renders_at_it(scene: dict):
+    """At scale 0.5 the network sees half-size tensors, flow in half-size pixels, and the output keeps the size."""
+    video = train_module.load_video("tiny", scene["frames_dir"], scene["flow_dir"], scene["homography_dir"],
+                                    scene["masks_dir"], ["square"], 4, torch.device("cpu"), scale=0.5)
+    assert video.frames.shape == (T, 3, H // 2, W // 2)
+    assert video.output_frames.shape == (T, 3, H, W)
+    assert video.canvas_size == (H // 2, (W + 16) // 2)
+    assert video.masks.shape == (T, 1, 1, H // 2, W // 2)
+    assert set(video.masks.unique().tolist()) == {0.0, 1.0}
+    # The square moves 3 px a frame at full size, so 1.5 training pixels; the ground -2, so -1.
+    assert video.flow[0, 0, 10, 10].item() == pytest.approx(1.5)
+    assert video.flow[0, 0, 2, 2].item() == pytest.approx(-1.0)
+    assert video.background_flow[0, 0].mean().item() == pytest.approx(-1.0, abs=1e-4)
+    # The coarse canvas grid is the fine one averaged: the same canvas positions.
+    assert torch.allclose(video.background_grid[2], F.avg_pool2d(video.output_grid[2].permute(2, 0, 1), 2).permute(1, 2, 0))
+
+    summary = run_train("tiny", **scene, config=tiny_config(scale=0.5))
+    assert read_frames(scene["out_dir"] / "layers" / "square" / "rgba", mode="rgba").shape == (T, H, W, 4)
+    assert read_frames(scene["out_dir"] / "background").shape == (T, H, W, 3)
+    assert summary["psnr_output"] > summary["psnr_model"]  # detail transfer at the working resolution
