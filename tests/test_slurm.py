@@ -26,9 +26,6 @@ from tests.test_workflow import RULES, TINY, write_config
 CLUSTER_SCRIPT = REPO / "tests" / "slurm_cluster.sh"
 CPU_PARTITION, GPU_PARTITION = "omnimatte_cpu", "omnimatte_gpu"  # as tests/slurm_cluster.sh names them
 
-pytestmark = [pytest.mark.slurm, pytest.mark.slow]
-
-
 def _cannot_run(reason: str) -> None:
     if os.environ.get("OMNIMATTE_REQUIRE_SLURM") == "1":
         pytest.fail(f"OMNIMATTE_REQUIRE_SLURM=1 but the SLURM test cannot run: {reason}")
@@ -122,6 +119,8 @@ def demo_run(slurm_cluster: Path, tmp_path_factory: pytest.TempPathFactory) -> C
     return ClusterRun(workdir, profile, config, output)
 
 
+@pytest.mark.slurm
+@pytest.mark.slow
 def test_tiny_demo_runs_as_one_slurm_job_per_rule(demo_run: ClusterRun):
     dog = demo_run.workdir / "results" / "dog"
     assert (dog / "omnimatte.mp4").is_file() and (dog / "metrics.json").is_file()
@@ -144,6 +143,8 @@ def test_tiny_demo_runs_as_one_slurm_job_per_rule(demo_run: ClusterRun):
     assert jobs["flow"]["MinMemoryNode"] == "8000M" and jobs["frames"]["MinMemoryNode"] == "4000M"
 
 
+@pytest.mark.slurm
+@pytest.mark.slow
 def test_train_job_stopped_by_sigterm_is_resubmitted_and_resumes(demo_run: ClusterRun):
     """SIGTERM to the running train job, as SLURM sends on preemption and at the time limit.
 
