@@ -8,14 +8,16 @@ written atomically every few hundred steps and a rerun resumes from the newest.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import hashlib
 import itertools
 import json
 import math
+import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -353,6 +355,28 @@ def save_checkpoint(path: Path, model: Omnimatte, optimizer: torch.optim.Optimiz
         }, tmp)
 
 
+class StopSignal:
+    """A SIGTERM received during training: what SLURM sends on preemption and at the time limit."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+
+
+@contextlib.contextmanager
+def catch_sigterm() -> Iterator[StopSignal]:
+    """Inside, SIGTERM is recorded instead of killing the process, so training can checkpoint and stop between steps."""
+    stop = StopSignal()
+
+    def record(signum: int, frame: object) -> None:
+        stop.received = signum
+
+    previous = signal.signal(signal.SIGTERM, record)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def write_loss_curves(history: list[dict], csv_path: Path, png_path: Path) -> None:
     """The loss terms per logged step, as CSV and as a log-scale plot."""
     import matplotlib
@@ -390,11 +414,12 @@ def write_loss_curves(history: list[dict], csv_path: Path, png_path: Path) -> No
 
 
 def train_model(sample: str, video: VideoTensors, config: TrainConfig, checkpoint_path: Path,
-                device: torch.device, on_step: Callable[[int, Omnimatte], None] | None = None
-                ) -> tuple[Omnimatte, list[dict]]:
+                device: torch.device, on_step: Callable[[int, Omnimatte], None] | None = None,
+                stop: StopSignal | None = None) -> tuple[Omnimatte, list[dict]]:
     """Fit the model, resuming from `checkpoint_path` when it holds an unfinished run of the same settings.
 
     `on_step(step, model)` is called after every step (the benchmark scores the layers with it).
+    Once `stop` has received a signal, the current step is checkpointed and the process exits with 128 + signal.
     """
     torch.manual_seed(config.seed)
     # The latent keeps its cells per working-resolution canvas pixel at any training scale.
@@ -460,6 +485,11 @@ def train_model(sample: str, video: VideoTensors, config: TrainConfig, checkpoin
             on_step(done, model)
         if done % config.checkpoint_every == 0 and done < config.steps:
             save_checkpoint(checkpoint_path, model, optimizer, done, weights, generator, history, fingerprint)
+        if stop is not None and stop.received is not None:
+            save_checkpoint(checkpoint_path, model, optimizer, done, weights, generator, history, fingerprint)
+            log.warning("%s: stopped by %s after step %d of %d; checkpoint written to %s, the next run resumes from it",
+                        sample, signal.Signals(stop.received).name, done, config.steps, checkpoint_path)
+            raise SystemExit(128 + stop.received)
     progress.close()
     return model, history
 
@@ -586,7 +616,8 @@ def run_train(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pat
              video.canvas_size[0])
     checkpoint_path = train_dir / "checkpoint.pt"
     began = time.perf_counter()
-    model, history = train_model(sample, video, config, checkpoint_path, device)
+    with catch_sigterm() as stop:
+        model, history = train_model(sample, video, config, checkpoint_path, device, stop=stop)
     train_seconds = time.perf_counter() - began
     quality = render_layers(model, video, config.detail_transfer, out_dir, sample)
     with atomic_path(train_dir / "model.pt") as tmp:
