@@ -38,23 +38,25 @@ class Layers:
     """
 
     def __init__(self, sample: str, omnimatte_dir: Path, object_names: list[str], stage: str = STAGE) -> None:
-        self.sample = sample
+        self.sample, self.stage = sample, stage
         self.names = list(object_names)
         root = Path(omnimatte_dir)
         self.background_paths = list_frames(root / "background")
         if not self.background_paths:
             raise StageError(stage, sample, f"no layers in {root} (no background frames)",
                              f"make them first: snakemake --cores 8 results/{sample}/omnimatte.mp4")
-        self.layer_paths: dict[str, list[Path]] = {}
         present = sorted(p.name for p in (root / "layers").iterdir() if p.is_dir()) if (root / "layers").is_dir() else []
+        self.layer_paths: dict[str, list[Path]] = {}
         for name in self.names:
             paths = list_frames(root / "layers" / name / "rgba")
             if not paths:
-                raise StageError(stage, sample, f"no layer '{name}' in {root / 'layers'} (it has: {', '.join(present) or 'none'})",
+                raise StageError(stage, sample,
+                                 f"no layer '{name}' in {root / 'layers'} (it has: {', '.join(present) or 'none'})",
                                  "use one of those object names, or retrain after changing the sample's objects "
                                  "(snakemake --forcerun train)")
             if len(paths) != len(self.background_paths):
-                raise StageError(stage, sample, f"layer '{name}' has {len(paths)} frames, the background {len(self.background_paths)}",
+                raise StageError(stage, sample,
+                                 f"layer '{name}' has {len(paths)} frames, the background {len(self.background_paths)}",
                                  "rerun the train stage (snakemake --forcerun train)")
             self.layer_paths[name] = paths
         self.height, self.width = read_png(self.background_paths[0]).shape[:2]
@@ -63,15 +65,17 @@ class Layers:
     def num_frames(self) -> int:
         return len(self.background_paths)
 
-    def check_object(self, name: str, stage: str = STAGE) -> None:
+    def check_object(self, name: str) -> None:
         if name not in self.layer_paths:
-            raise StageError(stage, self.sample, f"no object '{name}' (the sample's objects: {', '.join(self.names)})",
+            raise StageError(self.stage, self.sample, f"no object '{name}' (the sample's objects: {', '.join(self.names)})",
                              "name one of the sample's objects")
 
-    def check_frame(self, t: int, what: str, stage: str = STAGE) -> None:
+    def check_frame(self, t: int, setting: str) -> None:
+        """Stop when the frame number given by the config key `setting` is outside the clip."""
         if not 0 <= t < self.num_frames:
-            raise StageError(stage, self.sample, f"{what} {t} is not a frame of the clip (0 to {self.num_frames - 1})",
-                             f"set {what} in the config's `edits` section to a frame in that range")
+            raise StageError(self.stage, self.sample,
+                             f"{setting} = {t} is not a frame of the clip (0 to {self.num_frames - 1})",
+                             f"set {setting} to a frame in that range")
 
     def background(self, t: int) -> np.ndarray:
         """The background as frame t sees it: (H, W, 3) float32 in [0, 1]."""
@@ -189,7 +193,7 @@ def stroboscope_image(layers: Layers, camera: Camera, strobed: str, interval: in
     each later copy over the earlier ones, so the motion reads forwards.
     """
     layers.check_object(strobed)
-    layers.check_frame(frame, "stroboscope frame")
+    layers.check_frame(frame, "edits.stroboscope.frame")
     image = layers.background(frame)
     for name in layers.names:
         if name == strobed:
@@ -322,7 +326,7 @@ def run_retime(layers: Layers, camera: Camera, moved: str, out_path: Path, fps: 
         raise StageError(STAGE, layers.sample, "retiming needs exactly one of `shift` and `freeze`",
                          "pass --options '{\"shift\": 12}' or --options '{\"freeze\": 0}'")
     if freeze is not None:
-        layers.check_frame(freeze, "freeze frame")
+        layers.check_frame(freeze, "edits.freeze")
         source, what = frozen(freeze), f"freeze {moved} on frame {freeze}"
     else:
         source, what = shifted(layers.num_frames, shift), f"shift {moved} by {shift} frames"

@@ -98,7 +98,8 @@ edits: {shift: 3, freeze: 2, stroboscope: {interval: 3}}
     green = new_background(layers, camera, colour=[0, 177, 64])
     expected = {"remove_dog": remove_object(layers, "dog"), "colorpop_dog": colour_pop(layers, dog / "frames", ["dog"]),
                 "stroboscope_dog": stroboscope_frames(layers, camera, "dog", 3),
-                "shift_dog": retime(layers, camera, "dog", shifted(count, 3)), "freeze_dog": retime(layers, camera, "dog", frozen(2)),
+                "shift_dog": retime(layers, camera, "dog", shifted(count, 3)),
+                "freeze_dog": retime(layers, camera, "dog", frozen(2)),
                 "background_green": replace_background(layers, green)}
     for name, made in expected.items():
         video = read_video(dog / "edits" / f"{name}.mp4")
