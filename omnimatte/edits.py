@@ -130,6 +130,7 @@ def over(base: np.ndarray, layer: np.ndarray) -> np.ndarray:
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Float in [0, 1] to uint8, rounded."""
     return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
@@ -299,7 +300,7 @@ def run_colour_pop(layers: Layers, frames_dir: Path, kept: list[str], out_path: 
 
 
 def run_stroboscope(layers: Layers, camera: Camera, strobed: str, image_path: Path, video_path: Path, fps: float,
-                    interval: int = 8, frame: int | None = None) -> int:
+                    interval: int = 16, frame: int | None = None) -> int:
     """The still over frame `frame` (None: the middle frame) and the video."""
     if interval < 1:
         raise StageError(STAGE, layers.sample, f"stroboscope interval {interval} is below 1 frame",

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from omnimatte.edits import Layers, over
+from omnimatte.edits import Layers, over, to_uint8
 from omnimatte.errors import StageError
 from omnimatte.frames import decode_frames
 from omnimatte.io import atomic_dir, frame_name, has_encoder, read_png, read_video, save_json, write_alpha_video, write_png
@@ -91,10 +91,6 @@ def recompose(background: np.ndarray, layers: list[np.ndarray]) -> np.ndarray:
         alpha = layer[..., 3:].astype(np.float64) / 255.0
         image = alpha * layer[..., :3] + (1.0 - alpha) * image
     return image
-
-
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
 def run_export(sample: str, video: Path, frames_info: dict, omnimatte_dir: Path, object_names: list[str], out_dir: Path,

@@ -13,10 +13,11 @@ import cv2
 import numpy as np
 import pytest
 
+from omnimatte import export as export_module
 from omnimatte.edits import premultiply
 from omnimatte.errors import StageError
 from omnimatte.export import recompose, run_export, transfer_detail, upsample
-from omnimatte.io import read_frames, read_video, write_frames, write_video
+from omnimatte.io import has_encoder, read_frames, read_video, write_frames, write_video
 from omnimatte.synthetic import Clip, render_clip
 
 SOURCE = (128, 80)  # the source video's width and height
@@ -155,3 +156,11 @@ def test_export_stops_on_a_source_that_does_not_match(clip: Clip, tmp_path: Path
     assert not (tmp_path / "export").exists()
     with pytest.raises(StageError, match="does not exist"):
         run_export("toy", tmp_path / "moved.mp4", info, tmp_path / "omnimatte", clip.object_names, tmp_path / "export")
+
+
+def test_export_needs_the_prores_encoder(clip: Clip, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    assert has_encoder("prores_ks") and not has_encoder("no_such_encoder")
+    info = write_sample(clip, tmp_path, slice(0, 2))
+    monkeypatch.setattr(export_module, "has_encoder", lambda name: False)
+    with pytest.raises(StageError, match="no prores_ks encoder"):
+        run_export("toy", tmp_path / "source.mp4", info, tmp_path / "omnimatte", clip.object_names, tmp_path / "export")
