@@ -9,6 +9,9 @@ min_version("8.0")
 configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/frames.smk"
@@ -18,9 +21,13 @@ include: "workflow/rules/homography.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/composite.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/edits.smk"
+include: "workflow/rules/export.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
     input:
         expand("results/{video}/omnimatte.mp4", video=SAMPLES),
         expand("results/{video}/metrics.json", video=[name for name, s in SAMPLES.items() if "demo" in s]),
+        rules.report_figures.input,

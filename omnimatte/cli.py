@@ -87,6 +87,77 @@ def _evaluate(args: argparse.Namespace, options: dict) -> None:
                  args.objects.split(","), Path(args.out), masks_dir=Path(args.masks) if args.masks else None)
 
 
+def _layers(args: argparse.Namespace):
+    from omnimatte.edits import Layers
+
+    return Layers(args.sample, Path(args.omnimatte), args.objects.split(","))
+
+
+def _camera(args: argparse.Namespace):
+    from omnimatte.edits import Camera
+
+    return Camera.load(Path(args.homography))
+
+
+def _remove(args: argparse.Namespace, options: dict) -> None:
+    from omnimatte.edits import run_remove
+
+    run_remove(_layers(args), args.object, Path(args.out), fps=_frames_info(args.frames_info)["fps"])
+
+
+def _colorpop(args: argparse.Namespace, options: dict) -> None:
+    from omnimatte.edits import run_colour_pop
+
+    run_colour_pop(_layers(args), Path(args.frames), args.keep.split(","), Path(args.out),
+                   fps=_frames_info(args.frames_info)["fps"])
+
+
+def _stroboscope(args: argparse.Namespace, options: dict) -> None:
+    from omnimatte.edits import run_stroboscope
+
+    run_stroboscope(_layers(args), _camera(args), args.object, Path(args.out_image), Path(args.out),
+                    fps=_frames_info(args.frames_info)["fps"], **options)
+
+
+def _replace_background(args: argparse.Namespace, options: dict) -> None:
+    from omnimatte.edits import run_replace_background
+
+    run_replace_background(_layers(args), _camera(args), Path(args.out), fps=_frames_info(args.frames_info)["fps"],
+                           **options)
+
+
+def _retime(args: argparse.Namespace, options: dict) -> None:
+    from omnimatte.edits import run_retime
+
+    run_retime(_layers(args), _camera(args), args.object, Path(args.out), fps=_frames_info(args.frames_info)["fps"],
+               **options)
+
+
+def _export(args: argparse.Namespace, options: dict) -> None:
+    from omnimatte.export import run_export
+
+    run_export(args.sample, Path(args.video), _frames_info(args.frames_info), Path(args.omnimatte),
+               args.objects.split(","), Path(args.out), **options)
+
+
+def _contact_sheet(args: argparse.Namespace, options: dict) -> None:
+    from omnimatte.composite import contact_sheet
+
+    contact_sheet(Path(args.video), Path(args.out), **options)
+
+
+def _runtimes(args: argparse.Namespace, options: dict) -> None:
+    from omnimatte.report import run_runtimes
+
+    run_runtimes(args.sample, [Path(p) for p in args.benchmarks], Path(args.out_plot), Path(args.out_table))
+
+
+def _stills(args: argparse.Namespace, options: dict) -> None:
+    from omnimatte.stills import make_stills
+
+    make_stills(Path(args.results), Path(args.out), **options)
+
+
 def _download_sam(args: argparse.Namespace, options: dict) -> None:
     from omnimatte.masks import download_sam_weights
 
@@ -160,6 +231,56 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--objects", required=True)
     p.add_argument("--masks", help="the coarse masks, to score the mask-only baseline too")
     p.add_argument("--out", required=True)
+
+    def edit(name: str, handler: Callable, help_text: str, camera: bool = True) -> argparse.ArgumentParser:
+        p = stage(name, handler, help_text)
+        p.add_argument("--omnimatte", required=True, help="the sample's omnimatte folder (layers/, background/)")
+        p.add_argument("--objects", required=True, help="comma-separated object names, back to front")
+        p.add_argument("--frames-info", required=True, help="frames_info.json, for the frame rate")
+        if camera:
+            p.add_argument("--homography", required=True, help="homography folder, to carry layers between frames")
+        p.add_argument("--out", required=True, help="the MP4 to write")
+        return p
+
+    p = edit("remove", _remove, "the video without one object and its effects (shadow, reflection)", camera=False)
+    p.add_argument("--object", required=True, help="the object to remove")
+
+    p = edit("colorpop", _colorpop, "the video in grey except the kept objects and their effects", camera=False)
+    p.add_argument("--frames", required=True, help="the sample's frames, which are kept in colour")
+    p.add_argument("--keep", required=True, help="comma-separated objects to keep in colour")
+
+    p = edit("stroboscope", _stroboscope, "copies of an object at regular intervals: a still and a video "
+             "(options: interval, frame)")
+    p.add_argument("--object", required=True)
+    p.add_argument("--out-image", required=True, help="the still (PNG) to write")
+
+    edit("replace-background", _replace_background, "the objects with their effects over a new background "
+         "(options: color [r, g, b], or image and follow_camera)")
+
+    p = edit("retime", _retime, "one layer shifted or frozen in time (options: shift N, or freeze FRAME)")
+    p.add_argument("--object", required=True)
+
+    p = stage("export", _export, "full-resolution layers with detail transfer: PNGs and ProRes 4444 with alpha "
+              "(options: background_detail)")
+    p.add_argument("--video", required=True, help="the source video, read at full resolution")
+    p.add_argument("--frames-info", required=True, help="frames_info.json: the source size and frame selection")
+    p.add_argument("--omnimatte", required=True)
+    p.add_argument("--objects", required=True)
+    p.add_argument("--out", required=True, help="export folder to write")
+
+    p = stage("contact-sheet", _contact_sheet, "a few frames of a video stacked into one image (options: count, "
+              "max_width)", sample=False)
+    p.add_argument("--video", required=True)
+    p.add_argument("--out", required=True, help="JPEG or PNG to write")
+
+    p = stage("runtimes", _runtimes, "per-stage runtimes of a sample from its benchmark files: a plot and a table")
+    p.add_argument("--benchmarks", required=True, nargs="+", help="benchmarks/{rule}/{video}.tsv files, in stage order")
+    p.add_argument("--out-plot", required=True)
+    p.add_argument("--out-table", required=True)
+
+    p = stage("stills", _stills, "the README's pictures from a finished sample's edits and export", sample=False)
+    p.add_argument("--results", default="results/dog", help="the finished sample's results folder")
+    p.add_argument("--out", default="docs/images", help="folder for the stills")
 
     p = stage("download-sam", _download_sam, "download SAM weights (needs internet)", sample=False)
     p.add_argument("--url", required=True)

@@ -16,7 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from omnimatte.errors import StageError
-from omnimatte.io import list_frames, read_png, write_video
+from omnimatte.io import list_frames, read_png, read_video, write_image, write_video
 from omnimatte.logs import get_logger
 
 STAGE = "composite"
@@ -99,3 +99,25 @@ def flow_notes(flow_info_path: Path) -> list[str]:
     """A short note for the video when the flow stage fell back from RAFT."""
     info = json.loads(Path(flow_info_path).read_text())
     return [f"flow: {info['method']} fallback"] if info.get("fallback_reason") else []
+
+
+def contact_sheet(video_path: Path, out_path: Path, count: int = 4, max_width: int = 1400) -> np.ndarray:
+    """`count` evenly spaced frames of a video stacked top to bottom, each under a bar with its frame number.
+
+    A still that a report shows in place of the video; frames wider than `max_width`
+    are scaled down. Written as JPEG or PNG by the suffix of `out_path`.
+    """
+    frames = read_video(video_path)
+    picks = np.unique(np.linspace(0, len(frames) - 1, min(count, len(frames))).round().astype(int))
+    scale = min(1.0, max_width / frames.shape[2])
+    size = (round(frames.shape[2] * scale), round(frames.shape[1] * scale))
+    parts = []
+    for t in picks:
+        bar = np.full((22, size[0], 3), 40, np.uint8)
+        cv2.putText(bar, f"frame {t} of {len(frames)}", (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1,
+                    cv2.LINE_AA)
+        parts += [bar, cv2.resize(frames[t], size, interpolation=cv2.INTER_AREA)]
+    sheet = np.concatenate(parts, axis=0)
+    write_image(out_path, sheet)
+    log.info("wrote %s (frames %s of %s)", out_path, ", ".join(map(str, picks)), video_path)
+    return sheet

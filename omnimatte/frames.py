@@ -6,6 +6,7 @@ imageio-ffmpeg, so no system ffmpeg is needed.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import ffmpeg
@@ -36,6 +37,36 @@ def working_size(source_width: int, source_height: int, width: int, height: int 
     elif height % 16:
         raise ValueError(f"working height {height} is not a multiple of 16")
     return width, height
+
+
+def decode_frames(video: Path, width: int, height: int, start: int = 0, end: int | None = None,
+                  stride: int = 1) -> Iterator[np.ndarray]:
+    """RGB frames [start, end) every `stride` of `video`, scaled to width x height (area filter).
+
+    The one place that selects frames from a source video, so the working frames and
+    anything later decoded at the source size (the full-resolution export) match.
+    """
+    selection = f"gte(n,{start})*not(mod(n-{start},{stride}))"
+    if end is not None:
+        selection += f"*lt(n,{end})"
+    process = (
+        ffmpeg.input(str(video))
+        .filter("select", selection)
+        .filter("scale", width, height, flags="area")
+        .output("pipe:", format="rawvideo", pix_fmt="rgb24", fps_mode="passthrough")
+        .global_args("-loglevel", "error", "-nostdin")
+        .run_async(pipe_stdout=True, pipe_stderr=True, cmd=ffmpeg_binary())
+    )
+    frame_bytes = width * height * 3
+    while True:
+        chunk = process.stdout.read(frame_bytes)
+        if len(chunk) < frame_bytes:
+            break
+        yield np.frombuffer(chunk, np.uint8).reshape(height, width, 3)
+    stderr = process.stderr.read().decode(errors="replace")
+    code = process.wait()
+    if code != 0:
+        raise RuntimeError(f"ffmpeg failed decoding {video} (exit {code}): {stderr.strip()[-500:]}")
 
 
 def run_frames(
@@ -70,18 +101,6 @@ def run_frames(
     except ValueError as err:
         raise StageError(STAGE, sample, str(err), "set frames.width (and height) to multiples of 16 in the config") from err
 
-    selection = f"gte(n,{start})*not(mod(n-{start},{stride}))"
-    if end is not None:
-        selection += f"*lt(n,{end})"
-    process = (
-        ffmpeg.input(str(video))
-        .filter("select", selection)
-        .filter("scale", out_w, out_h, flags="area")
-        .output("pipe:", format="rawvideo", pix_fmt="rgb24", fps_mode="passthrough")
-        .global_args("-loglevel", "error", "-nostdin")
-        .run_async(pipe_stdout=True, pipe_stderr=True, cmd=ffmpeg_binary())
-    )
-    frame_bytes = out_w * out_h * 3
     expected = probe["estimated_frames"]
     if expected:
         last = expected if end is None else min(end, expected)
@@ -89,19 +108,13 @@ def run_frames(
     count = 0
     with atomic_dir(out_dir) as tmp:
         with tqdm(total=expected or None, desc=f"{sample}: frames", unit="frame") as progress:
-            while True:
-                chunk = process.stdout.read(frame_bytes)
-                if len(chunk) < frame_bytes:
-                    break
-                frame = np.frombuffer(chunk, np.uint8).reshape(out_h, out_w, 3)
-                write_png(tmp / frame_name(count), frame)
-                count += 1
-                progress.update()
-        stderr = process.stderr.read().decode(errors="replace")
-        code = process.wait()
-        if code != 0:
-            raise StageError(STAGE, sample, f"ffmpeg failed decoding {video} (exit {code}): {stderr.strip()[-500:]}",
-                             "check that the file is a complete, readable video")
+            try:
+                for frame in decode_frames(video, out_w, out_h, start, end, stride):
+                    write_png(tmp / frame_name(count), frame)
+                    count += 1
+                    progress.update()
+            except RuntimeError as err:
+                raise StageError(STAGE, sample, str(err), "check that the file is a complete, readable video") from err
         if count < 2:
             raise StageError(STAGE, sample, f"{count} frame(s) decoded from {video} with start={start}, end={end}, stride={stride}",
                              "the clip needs at least 2 frames: check the file and the sample's start/end/stride")

@@ -75,6 +75,14 @@ def _imwrite(path: Path, image: np.ndarray) -> None:
         raise OSError(f"could not write {path}")
 
 
+def write_image(path: str | os.PathLike, image: np.ndarray, jpeg_quality: int = 90) -> None:
+    """Write an RGB uint8 image as PNG or JPEG (by the suffix of `path`), atomically."""
+    with atomic_path(path) as tmp:
+        params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if Path(path).suffix.lower() in (".jpg", ".jpeg") else []
+        if not cv2.imwrite(str(tmp), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), params):
+            raise OSError(f"could not write {path}")
+
+
 def write_frames(folder: str | os.PathLike, images: Iterable[np.ndarray]) -> int:
     """Write images as 00000.png, 00001.png, ... into a folder that appears only when complete."""
     count = 0
@@ -201,11 +209,36 @@ def probe_video(path: Path) -> dict:
     return info
 
 
-def read_video(path: str | os.PathLike) -> np.ndarray:
-    """Decode a whole video into RGB uint8 frames (T,H,W,3) with the bundled ffmpeg."""
+def read_video(path: str | os.PathLike, mode: str = "rgb", max_frames: int | None = None) -> np.ndarray:
+    """Decode a video (or its first `max_frames`) into uint8 frames: mode 'rgb' (T,H,W,3) or 'rgba' (T,H,W,4)."""
     import ffmpeg
 
+    pix_fmt, channels = {"rgb": ("rgb24", 3), "rgba": ("rgba", 4)}[mode]
     info = probe_video(Path(path))
-    out, _ = (ffmpeg.input(str(path)).output("pipe:", format="rawvideo", pix_fmt="rgb24")
+    limit = {"vframes": max_frames} if max_frames else {}
+    out, _ = (ffmpeg.input(str(path)).output("pipe:", format="rawvideo", pix_fmt=pix_fmt, **limit)
               .global_args("-loglevel", "error").run(cmd=ffmpeg_binary(), capture_stdout=True, capture_stderr=True))
-    return np.frombuffer(out, np.uint8).reshape(-1, info["height"], info["width"], 3)
+    return np.frombuffer(out, np.uint8).reshape(-1, info["height"], info["width"], channels)
+
+
+def has_encoder(name: str) -> bool:
+    """Whether the bundled ffmpeg was built with the video encoder `name` (e.g. 'prores_ks')."""
+    listing = subprocess.run([ffmpeg_binary(), "-hide_banner", "-encoders"], capture_output=True, text=True).stdout
+    return any(line.split()[1:2] == [name] for line in listing.splitlines() if line.startswith(" V"))
+
+
+def write_alpha_video(path: str | os.PathLike, frames_dir: str | os.PathLike, fps: float) -> None:
+    """Encode a folder of RGBA (or RGB) PNGs as ProRes 4444 with alpha in a .mov, atomically.
+
+    ProRes 4444 (prores_ks, yuva444p10le, 16-bit alpha) is what compositing tools
+    (Nuke, After Effects, Resolve, Premiere) read with transparency; its alpha
+    plane decodes back within one 8-bit step.
+    """
+    with atomic_path(path) as tmp:
+        command = [ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
+                   "-framerate", f"{fps:g}", "-i", str(Path(frames_dir) / "%05d.png"),
+                   "-c:v", "prores_ks", "-profile:v", "4444", "-pix_fmt", "yuva444p10le", "-alpha_bits", "16",
+                   "-vendor", "apl0", "-f", "mov", str(tmp)]
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"ffmpeg failed (exit {result.returncode}) writing {path}: {result.stderr.strip()[-500:]}")

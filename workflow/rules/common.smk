@@ -19,6 +19,10 @@ shell.prefix(f"export PYTHONPATH={shlex.quote(workflow.basedir)}${{{{PYTHONPATH:
 wildcard_constraints:
     video="[A-Za-z0-9_-]+",
     demo="[A-Za-z0-9_-]+",
+    object="[A-Za-z0-9_-]+",
+    objects="[A-Za-z0-9_+-]+",
+    background="[A-Za-z0-9_-]+",
+    sheet="overview|masks|flow",
 
 
 def _check_samples():
@@ -100,3 +104,94 @@ def ground_truth_dir(wildcards):
         raise ValueError(f"sample '{wildcards.video}' has no ground truth: only synthetic `demo` samples can be "
                          f"evaluated (these can: {', '.join(n for n, s in SAMPLES.items() if 'demo' in s) or 'none'})")
     return f"resources/demo/{sample['demo']}/gt"
+
+
+# ------------------------------------------------------------ edits, export and report
+
+
+def _check_edits():
+    """Each sample's edit_objects must be among its objects."""
+    problems = []
+    for name, sample in SAMPLES.items():
+        unknown = [obj for obj in sample.get("edit_objects", []) if obj not in sample["objects"]]
+        if unknown:
+            problems.append(f"samples.{name}.edit_objects: {', '.join(unknown)} not among the sample's objects "
+                            f"({', '.join(sample['objects'])})")
+    if problems:
+        raise ValueError("Invalid config:\n  " + "\n  ".join(problems))
+
+
+_check_edits()
+
+
+def edit_inputs(wildcards):
+    """What an edit reads; a target naming an object the sample lacks stops here, listing the sample's objects."""
+    sample = sample_of(wildcards)
+    named = []
+    if "object" in wildcards.keys():
+        named.append(wildcards.object)
+    if "objects" in wildcards.keys():
+        named.extend(wildcards.objects.split("+"))
+    unknown = [name for name in named if name not in sample["objects"]]
+    if unknown:
+        raise ValueError(f"sample '{wildcards.video}' has no object {', '.join(repr(n) for n in unknown)}; "
+                         f"its objects are: {', '.join(sample['objects'])} (join several with '+', e.g. colorpop_a+b.mp4)")
+    root = f"results/{wildcards.video}"
+    return {"omnimatte": f"{root}/omnimatte", "info": f"{root}/frames_info.json",
+            "homography": f"{root}/homography/homographies.npy"}
+
+
+def edit_options(name):
+    """One entry of the config's `edits` section as the JSON argument of an edit command."""
+    return shlex.quote(json.dumps(config["edits"][name]))
+
+
+def background_options(wildcards):
+    """A named replacement background from edits.backgrounds; an unknown name lists the configured ones."""
+    backgrounds = config["edits"]["backgrounds"]
+    if wildcards.background not in backgrounds:
+        raise ValueError(f"no background '{wildcards.background}' under edits.backgrounds; "
+                         f"the config has: {', '.join(backgrounds) or 'none'}")
+    return shlex.quote(json.dumps(backgrounds[wildcards.background]))
+
+
+def background_image(wildcards):
+    """The image file of a replacement background, so Snakemake remakes the edit when it changes."""
+    spec = config["edits"]["backgrounds"].get(wildcards.background, {})
+    return [spec["image"]] if "image" in spec else []
+
+
+def edit_targets(video):
+    """The edits `snakemake edits` makes for a sample: each of its edit_objects (default: all its objects)
+    removed, strobed, shifted and frozen; all of them in a colour pop; each configured background."""
+    sample = SAMPLES[video]
+    objects = sample.get("edit_objects") or list(sample["objects"])
+    root = f"results/{video}/edits"
+    targets = [f"{root}/{kind}_{obj}.{ext}" for obj in objects
+               for kind, ext in (("remove", "mp4"), ("stroboscope", "png"), ("stroboscope", "mp4"),
+                                 ("shift", "mp4"), ("freeze", "mp4"))]
+    targets.append(f"{root}/colorpop_{'+'.join(objects)}.mp4")
+    targets += [f"{root}/background_{name}.mp4" for name in config["edits"]["backgrounds"]]
+    return targets
+
+
+def source_video(wildcards):
+    return sample_of(wildcards)["video"]
+
+
+SHEETS = ("overview", "masks", "flow")
+
+
+def sheet_video(wildcards):
+    """The video a contact sheet shows."""
+    return {"overview": f"results/{wildcards.video}/omnimatte.mp4",
+            "masks": f"results/{wildcards.video}/previews/masks.mp4",
+            "flow": f"results/{wildcards.video}/previews/flow.mp4"}[wildcards.sheet]
+
+
+def stage_benchmarks(wildcards):
+    """The benchmark files of the stages that made a sample's omnimatte, in pipeline order."""
+    sample = sample_of(wildcards)
+    stages = ["frames", "flow", "masks", "homography", "train", "composite"]
+    made_by_demo = [f"benchmarks/demo_clip/{sample['demo']}.tsv"] if "demo" in sample else []
+    return made_by_demo + [f"benchmarks/{stage}/{wildcards.video}.tsv" for stage in stages]

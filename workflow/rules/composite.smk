@@ -8,7 +8,7 @@ rule composite:
         flow_info="results/{video}/flow/info.json",
         omnimatte="results/{video}/omnimatte",
     output:
-        video="results/{video}/omnimatte.mp4",
+        video=report("results/{video}/omnimatte.mp4", caption="../report/overview.rst", category="{video}", subcategory="Overview"),
     params:
         objects=object_names,
     log:

@@ -15,7 +15,7 @@ rule train:
         omnimatte=directory("results/{video}/omnimatte"),
         model="results/{video}/train/model.pt",
         losses="results/{video}/train/losses.csv",
-        plot="results/{video}/train/losses.png",
+        plot=report("results/{video}/train/losses.png", caption="../report/losses.rst", category="{video}", subcategory="Training"),
         summary="results/{video}/train/summary.json",
     params:
         objects=object_names,

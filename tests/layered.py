@@ -1,0 +1,91 @@
+"""Hand-made finished samples for the edit, export and report tests: exact layers, known answers.
+
+A scene is written in the output contract's layout (frames/, frames_info.json,
+homography/, omnimatte/), so the edits read it exactly as they read a trained sample.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from omnimatte.io import save_json, save_npy, write_frames
+
+T, H, W = 12, 48, 64
+BLUE = (40, 60, 230)
+
+
+@dataclass
+class Scene:
+    """Straight-alpha uint8 layers (back to front) over a background, and their composite."""
+
+    background: np.ndarray            # (T,H,W,3)
+    layers: dict[str, np.ndarray]     # name -> (T,H,W,4)
+    homographies: np.ndarray          # (T,3,3) frame -> canvas
+    canvas_size: tuple[int, int]      # (width, height)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.layers)
+
+    @property
+    def frames(self) -> np.ndarray:
+        image = self.background.astype(np.float64)
+        for layer in self.layers.values():
+            alpha = layer[..., 3:] / 255.0
+            image = alpha * layer[..., :3] + (1 - alpha) * image
+        return np.rint(image).astype(np.uint8)
+
+
+def colourful_ground(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """Saturated smooth colour noise, so grey and colour pixels are easy to tell apart."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(30, 226, (height // 8 + 2, width // 8 + 2, 3)).astype(np.float32)
+    return cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC).clip(0, 255).astype(np.uint8)
+
+
+def ball_x(t: int) -> int:
+    """The red ball's left edge on frame t: it rolls 4 px a frame to the right."""
+    return 2 + 4 * t
+
+
+def ball_red(t: int) -> int:
+    """The ball's red channel on frame t: it warms up a little each frame, so copies from different frames differ."""
+    return 150 + 8 * t
+
+
+def ball_and_box() -> Scene:
+    """A red ball (rows 14-26, 8 px wide) rolling right with a soft dark shadow under it (rows 30-38,
+    half alpha; layer 'ball', at the back) and a still blue box in front of its path (layer 'box',
+    rows 10-30, columns 40-52); a static camera."""
+    background = np.repeat(colourful_ground(H, W)[None], T, axis=0)
+    ball = np.zeros((T, H, W, 4), np.uint8)
+    box = np.zeros((T, H, W, 4), np.uint8)
+    for t in range(T):
+        x = ball_x(t)
+        ball[t, 30:38, x:x + 12, 3] = 128              # the shadow: black at half alpha, outside the object
+        ball[t, 14:26, x:x + 8, :3] = (ball_red(t), 30, 30)
+        ball[t, 14:26, x:x + 8, 3] = 255
+    box[:, 10:30, 40:52, :3] = BLUE
+    box[:, 10:30, 40:52, 3] = 255
+    return Scene(background, {"ball": ball, "box": box}, np.repeat(np.eye(3)[None], T, axis=0), (W, H))
+
+
+def write_scene(scene: Scene, root: Path, fps: float = 24.0) -> Path:
+    """Write the scene as results/{video}/ would hold it; returns `root`."""
+    frames = scene.frames
+    write_frames(root / "frames", frames)
+    count, height, width = frames.shape[:3]
+    save_json(root / "frames_info.json", {"count": count, "width": width, "height": height, "fps": fps,
+                                          "source_width": width, "source_height": height, "start": 0, "end": None,
+                                          "stride": 1})
+    save_npy(root / "homography" / "homographies.npy", scene.homographies)
+    save_json(root / "homography" / "canvas.json", {"width": scene.canvas_size[0], "height": scene.canvas_size[1]})
+    for name, layer in scene.layers.items():
+        write_frames(root / "omnimatte" / "layers" / name / "rgba", layer)
+    write_frames(root / "omnimatte" / "background", scene.background)
+    write_frames(root / "omnimatte" / "reconstruction", frames)
+    return root

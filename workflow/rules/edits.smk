@@ -1,0 +1,139 @@
+# What users do with the layers: object removal, colour pop, stroboscope, a new background
+# and retiming, one MP4 per edit under results/{video}/edits/. `snakemake edits` makes the
+# set that the config's `edits` section and each sample's `edit_objects` describe.
+
+
+rule remove:
+    input:
+        unpack(edit_inputs),
+    output:
+        video=report("results/{video}/edits/remove_{object}.mp4", caption="../report/remove.rst",
+                     category="{video}", subcategory="Edits"),
+    params:
+        objects=object_names,
+    log:
+        "logs/remove/{video}/{object}.log",
+    benchmark:
+        "benchmarks/remove/{video}/{object}.tsv"
+    conda:
+        "../../envs/video.yaml"
+    shell:
+        "python -m omnimatte remove --sample {wildcards.video} --omnimatte {input.omnimatte} --objects {params.objects}"
+        " --frames-info {input.info} --object {wildcards.object} --out {output.video} --log {log}"
+
+
+rule colorpop:
+    input:
+        unpack(edit_inputs),
+        frames="results/{video}/frames",
+    output:
+        video=report("results/{video}/edits/colorpop_{objects}.mp4", caption="../report/colorpop.rst",
+                     category="{video}", subcategory="Edits"),
+    params:
+        objects=object_names,
+        keep=lambda wildcards: wildcards.objects.replace("+", ","),
+    log:
+        "logs/colorpop/{video}/{objects}.log",
+    benchmark:
+        "benchmarks/colorpop/{video}/{objects}.tsv"
+    conda:
+        "../../envs/video.yaml"
+    shell:
+        "python -m omnimatte colorpop --sample {wildcards.video} --omnimatte {input.omnimatte} --objects {params.objects}"
+        " --frames-info {input.info} --frames {input.frames} --keep {params.keep} --out {output.video} --log {log}"
+
+
+rule stroboscope:
+    input:
+        unpack(edit_inputs),
+    output:
+        image=report("results/{video}/edits/stroboscope_{object}.png", caption="../report/stroboscope.rst",
+                     category="{video}", subcategory="Edits"),
+        video=report("results/{video}/edits/stroboscope_{object}.mp4", caption="../report/stroboscope.rst",
+                     category="{video}", subcategory="Edits"),
+    params:
+        objects=object_names,
+        homography=lambda wildcards: f"results/{wildcards.video}/homography",
+        options=edit_options("stroboscope"),
+    log:
+        "logs/stroboscope/{video}/{object}.log",
+    benchmark:
+        "benchmarks/stroboscope/{video}/{object}.tsv"
+    conda:
+        "../../envs/video.yaml"
+    shell:
+        "python -m omnimatte stroboscope --sample {wildcards.video} --omnimatte {input.omnimatte} --objects {params.objects}"
+        " --frames-info {input.info} --homography {params.homography} --object {wildcards.object}"
+        " --options {params.options} --out-image {output.image} --out {output.video} --log {log}"
+
+
+rule replace_background:
+    input:
+        unpack(edit_inputs),
+        image=background_image,
+    output:
+        video=report("results/{video}/edits/background_{background}.mp4", caption="../report/background.rst",
+                     category="{video}", subcategory="Edits"),
+    params:
+        objects=object_names,
+        homography=lambda wildcards: f"results/{wildcards.video}/homography",
+        options=background_options,
+    log:
+        "logs/replace_background/{video}/{background}.log",
+    benchmark:
+        "benchmarks/replace_background/{video}/{background}.tsv"
+    conda:
+        "../../envs/video.yaml"
+    shell:
+        "python -m omnimatte replace-background --sample {wildcards.video} --omnimatte {input.omnimatte}"
+        " --objects {params.objects} --frames-info {input.info} --homography {params.homography}"
+        " --options {params.options} --out {output.video} --log {log}"
+
+
+rule shift:
+    input:
+        unpack(edit_inputs),
+    output:
+        video=report("results/{video}/edits/shift_{object}.mp4", caption="../report/retime.rst",
+                     category="{video}", subcategory="Edits"),
+    params:
+        objects=object_names,
+        homography=lambda wildcards: f"results/{wildcards.video}/homography",
+        options=shlex.quote(json.dumps({"shift": config["edits"]["shift"]})),
+    log:
+        "logs/shift/{video}/{object}.log",
+    benchmark:
+        "benchmarks/shift/{video}/{object}.tsv"
+    conda:
+        "../../envs/video.yaml"
+    shell:
+        "python -m omnimatte retime --sample {wildcards.video} --omnimatte {input.omnimatte} --objects {params.objects}"
+        " --frames-info {input.info} --homography {params.homography} --object {wildcards.object}"
+        " --options {params.options} --out {output.video} --log {log}"
+
+
+rule freeze:
+    input:
+        unpack(edit_inputs),
+    output:
+        video=report("results/{video}/edits/freeze_{object}.mp4", caption="../report/retime.rst",
+                     category="{video}", subcategory="Edits"),
+    params:
+        objects=object_names,
+        homography=lambda wildcards: f"results/{wildcards.video}/homography",
+        options=shlex.quote(json.dumps({"freeze": config["edits"]["freeze"]})),
+    log:
+        "logs/freeze/{video}/{object}.log",
+    benchmark:
+        "benchmarks/freeze/{video}/{object}.tsv"
+    conda:
+        "../../envs/video.yaml"
+    shell:
+        "python -m omnimatte retime --sample {wildcards.video} --omnimatte {input.omnimatte} --objects {params.objects}"
+        " --frames-info {input.info} --homography {params.homography} --object {wildcards.object}"
+        " --options {params.options} --out {output.video} --log {log}"
+
+
+rule edits:
+    input:
+        [target for video in SAMPLES for target in edit_targets(video)],
