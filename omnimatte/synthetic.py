@@ -301,6 +301,17 @@ class _Painter:
         self.premult = np.zeros((height, width, 3), np.float32)
         self.alpha = np.zeros((height, width), np.float32)
 
+    @classmethod
+    def supersampled(cls, width: int, height: int, anchor: tuple[float, float], unit: float, ss: int) -> "_Painter":
+        """A canvas `ss` times finer than a width x height sprite grid whose anchor and unit are given in sprite px."""
+        return cls(width * ss, height * ss, (anchor[0] * ss + (ss - 1) / 2, anchor[1] * ss + (ss - 1) / 2), unit * ss)
+
+    def downsampled(self, width: int, height: int, anchor: tuple[float, float]) -> SpriteFrame:
+        """The painting averaged down to the width x height sprite grid."""
+        premult = cv2.resize(self.premult, (width, height), interpolation=cv2.INTER_AREA)
+        alpha = cv2.resize(self.alpha, (width, height), interpolation=cv2.INTER_AREA)
+        return SpriteFrame(premult, alpha, anchor)
+
     def px(self, x: float, y: float) -> tuple[int, int]:
         return _fx(self.anchor[0] + x * self.unit), _fx(self.anchor[1] - y * self.unit)
 
@@ -354,16 +365,12 @@ class DogSprite:
         self.anchor = (0.95 * length + 2, 1.22 * length + 2)  # feet point, sprite px
         self.coat, self.leg_coat = self._make_coat(rng)
 
-    def _ss_anchor(self) -> tuple[float, float]:
-        ss = self.ss
-        return self.anchor[0] * ss + (ss - 1) / 2, self.anchor[1] * ss + (ss - 1) / 2
-
     def _make_coat(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """The body coat and the leg coat (no cream belly band, white socks), supersampled."""
         ss = self.ss
         w, h = self.width * ss, self.height * ss
         unit = self.length * ss
-        ay = self._ss_anchor()[1]
+        ay = self.anchor[1] * ss + (ss - 1) / 2
         yy = (ay - np.arange(h, dtype=np.float32))[:, None] / unit  # body units, up
         yy = np.broadcast_to(yy, (h, w))
         tan = np.array([0.78, 0.55, 0.30], np.float32) * (0.92 + 0.16 * rng.random(3).astype(np.float32))
@@ -402,8 +409,7 @@ class DogSprite:
 
     def render(self, phase: float) -> SpriteFrame:
         """The dog at gait phase `phase` (radians; one stride per 2*pi)."""
-        ss = self.ss
-        p = _Painter(self.width * ss, self.height * ss, self._ss_anchor(), self.length * ss)
+        p = _Painter.supersampled(self.width, self.height, self.anchor, self.length, self.ss)
         coat, leg_coat = self.coat, self.leg_coat
         b = 0.012 * math.cos(2 * phase)  # body bob
 
@@ -446,11 +452,7 @@ class DogSprite:
         p.shapes(coat * 0.6, polygons=[[(0.56, 0.93 + b), (0.60, 1.10 + b), (0.67, 0.95 + b)]])  # near ear
         black = np.array([0.06, 0.05, 0.05], np.float32)
         p.shapes(black, ellipses=[(0.875, 0.84 + b, 0.032, 0.026, 0), (0.66, 0.905 + b, 0.022, 0.02, 0)])  # nose, eye
-
-        size = (self.width, self.height)
-        premult = cv2.resize(p.premult, size, interpolation=cv2.INTER_AREA)
-        alpha = cv2.resize(p.alpha, size, interpolation=cv2.INTER_AREA)
-        return SpriteFrame(premult, alpha, self.anchor)
+        return p.downsampled(self.width, self.height, self.anchor)
 
 
 class WalkerSprite:
@@ -490,40 +492,30 @@ class WalkerSprite:
 
     def render(self, phase: float) -> SpriteFrame:
         """The walker at gait phase `phase` (radians; one stride of both legs per 2*pi)."""
-        ss = self.ss
-        p = _Painter(self.width * ss, self.height * ss, (self.anchor[0] * ss + (ss - 1) / 2,
-                                                         self.anchor[1] * ss + (ss - 1) / 2), self.size * ss)
+        p = _Painter.supersampled(self.width, self.height, self.anchor, self.size, self.ss)
         b = 0.012 * abs(math.cos(phase))  # the body rises as the legs pass each other
+        shoe = np.array([0.12, 0.10, 0.10], np.float32)
 
-        def leg(side: float) -> tuple[list[tuple[float, float]], tuple[float, float]]:
+        def limbs(side: float, dim: float) -> None:
+            """One side's leg (with its shoe) and arm; `side` offsets the gait phase, `dim` shades the far side."""
             swing = 0.42 * math.sin(phase + side)
             bend = 0.75 * max(0.0, math.sin(phase + side + 0.5 * math.pi))
-            pts = self._limb((0.0, 0.50 + b), 0.255, 0.245, swing, swing - bend)
-            return pts, (pts[2][0] + 0.07, pts[2][1] + 0.005)
-
-        def arm(side: float) -> list[tuple[float, float]]:
+            leg = self._limb((0.0, 0.50 + b), 0.255, 0.245, swing, swing - bend)
+            p.shapes(self.trousers * dim, limbs=[(leg[:2], 0.08), (leg[1:], 0.065)])
+            p.shapes(shoe * dim, limbs=[([leg[2], (leg[2][0] + 0.07, leg[2][1] + 0.005)], 0.045)])
             swing = -0.38 * math.sin(phase + side)
-            return self._limb((0.01, 0.80 + b), 0.165, 0.155, swing, swing + 0.35 + 0.2 * max(0.0, swing))
+            arm = self._limb((0.01, 0.80 + b), 0.165, 0.155, swing, swing + 0.35 + 0.2 * max(0.0, swing))
+            p.shapes(self.shirt * dim, limbs=[(arm[:2], 0.055)])
+            p.shapes(self.skin * dim, limbs=[(arm[1:], 0.045)])
 
-        shoe = np.array([0.12, 0.10, 0.10], np.float32)
-        for side, dim in ((math.pi, 0.62), (0.0, 1.0)):  # far side first
-            if side == 0.0:  # the body between the far and the near limbs
-                p.shapes(self.trousers, ellipses=[(0.0, 0.52 + b, 0.085, 0.065, 0)])
-                p.shapes(self.shirt, ellipses=[(0.012, 0.665 + b, 0.09, 0.155, 0)])
-                p.shapes(self.skin, limbs=[([(0.012, 0.80 + b), (0.02, 0.87 + b)], 0.05)])
-                p.shapes(self.skin, ellipses=[(0.035, 0.915 + b, 0.058, 0.07, 0)])
-                p.shapes(np.array([0.18, 0.11, 0.07], np.float32), ellipses=[(0.015, 0.945 + b, 0.058, 0.045, -15)])
-            pts, toe = leg(side)
-            p.shapes(self.trousers * dim, limbs=[(pts[:2], 0.08), (pts[1:], 0.065)])
-            p.shapes(shoe * dim, limbs=[([pts[2], toe], 0.045)])
-            hand = arm(side)
-            p.shapes(self.shirt * dim, limbs=[(hand[:2], 0.055)])
-            p.shapes(self.skin * dim, limbs=[(hand[1:], 0.045)])
-
-        size = (self.width, self.height)
-        premult = cv2.resize(p.premult, size, interpolation=cv2.INTER_AREA)
-        alpha = cv2.resize(p.alpha, size, interpolation=cv2.INTER_AREA)
-        return SpriteFrame(premult, alpha, self.anchor)
+        limbs(math.pi, 0.62)  # the far side, behind the body
+        p.shapes(self.trousers, ellipses=[(0.0, 0.52 + b, 0.085, 0.065, 0)])  # hips
+        p.shapes(self.shirt, ellipses=[(0.012, 0.665 + b, 0.09, 0.155, 0)])  # torso
+        p.shapes(self.skin, limbs=[([(0.012, 0.80 + b), (0.02, 0.87 + b)], 0.05)])  # neck
+        p.shapes(self.skin, ellipses=[(0.035, 0.915 + b, 0.058, 0.07, 0)])  # head
+        p.shapes(np.array([0.18, 0.11, 0.07], np.float32), ellipses=[(0.015, 0.945 + b, 0.058, 0.045, -15)])  # hair
+        limbs(0.0, 1.0)
+        return p.downsampled(self.width, self.height, self.anchor)
 
 
 class CarSprite:
@@ -550,9 +542,7 @@ class CarSprite:
         self.glass = np.clip(glass + (0.35 * streak)[..., None], 0, 1)
 
     def render(self, phase: float) -> SpriteFrame:
-        ss = self.ss
-        p = _Painter(self.width * ss, self.height * ss, (self.anchor[0] * ss + (ss - 1) / 2,
-                                                         self.anchor[1] * ss + (ss - 1) / 2), self.length * ss)
+        p = _Painter.supersampled(self.width, self.height, self.anchor, self.length, self.ss)
         b = 0.004 * math.sin(3 * phase)  # a little suspension bounce
         p.shapes(self.paint, polygons=[
             [(-0.5, 0.10 + b), (0.5, 0.10 + b), (0.52, 0.19 + b), (0.47, 0.27 + b), (0.22, 0.30 + b),
@@ -568,14 +558,10 @@ class CarSprite:
         wheels = (-0.32, 0.32)
         p.shapes(np.array([0.05, 0.05, 0.05], np.float32), ellipses=[(x, 0.1, 0.115, 0.115, 0) for x in wheels])
         p.shapes(np.array([0.62, 0.63, 0.65], np.float32), ellipses=[(x, 0.1, 0.055, 0.055, 0) for x in wheels])
-        spokes = [([(x, 0.1), (x + 0.05 * math.cos(-phase + k * 2 * math.pi / 5), 0.1 + 0.05 * math.sin(-phase + k * 2 * math.pi / 5))], 0.012)
-                  for x in wheels for k in range(5)]
+        turns = [-phase + k * 2 * math.pi / 5 for k in range(5)]  # clockwise as the car drives right
+        spokes = [([(x, 0.1), (x + 0.05 * math.cos(a), 0.1 + 0.05 * math.sin(a))], 0.012) for x in wheels for a in turns]
         p.shapes(np.array([0.25, 0.25, 0.27], np.float32), limbs=spokes)
-
-        size = (self.width, self.height)
-        premult = cv2.resize(p.premult, size, interpolation=cv2.INTER_AREA)
-        alpha = cv2.resize(p.alpha, size, interpolation=cv2.INTER_AREA)
-        return SpriteFrame(premult, alpha, self.anchor)
+        return p.downsampled(self.width, self.height, self.anchor)
 
 
 class BallSprite:

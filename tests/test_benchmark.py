@@ -49,6 +49,11 @@ def test_benchmark_config_has_one_sample_per_preset(workdir: Path):
         assert f"results/{name}/metrics.json" in result.stdout
 
 
+def test_config_schema_knows_every_preset():
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    assert schema["properties"]["demo"]["additionalProperties"]["properties"]["preset"]["enum"] == list(PRESETS)
+
+
 def test_benchmark_command_on_a_tiny_setting(tmp_path: Path):
     out = tmp_path / "bench"
     command = [sys.executable, "-m", "omnimatte", "benchmark", "--suite", "fast", "--presets", "bounce,crossing",
