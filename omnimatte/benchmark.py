@@ -297,9 +297,12 @@ def run_suite(suite: Suite, out_dir: Path, presets: list[str] | None = None, flo
     unknown = [p for p in presets if p not in PRESETS]
     if unknown:
         raise StageError(STAGE, suite.name, f"unknown preset(s) {unknown}", f"choose from {', '.join(PRESETS)}")
+    try:
+        config = suite.train_config()
+    except ValueError as err:
+        raise StageError(STAGE, suite.name, str(err), "give train settings as in config/config.yaml") from err
     device = resolve_device(STAGE, suite.name, suite.device)
     out_dir = Path(out_dir)
-    config = suite.train_config()
     settings = {"suite": suite.name, "frames": suite.frames, "width": suite.width, "height": suite.height,
                 "eval_every": suite.eval_every, "flow_weights": flow_weights,
                 "train": {k: v for k, v in dataclasses.asdict(config).items() if k not in ("cpu", "checkpoint_every")}}

@@ -133,8 +133,8 @@ def contact_sheet(frames: np.ndarray, background: np.ndarray, clean: np.ndarray,
                    panel(median[t] if median is not None else np.zeros_like(frames[t]), "median baseline"),
                    panel(clean[t], "clean plate")]
         for name, rgba in layers.items():
-            truth = np.repeat(grey(truths[name][t])[..., None], 3, axis=2)
-            truth[..., 2] = np.maximum(truth[..., 2], grey(effects[name][t]))
+            share = np.clip(effects[name][t] / np.maximum(truths[name][t], 1e-6), 0, 1)  # of the alpha, the effect's
+            truth = grey(truths[name][t][..., None] * np.stack([1 - 0.7 * share, 1 - 0.7 * share, np.ones_like(share)], -1))
             alpha = rgba[t][..., 3].astype(np.float32) / 255
             panels += [panel(over_checkerboard(rgba[t]), f"layer: {name}"), panel(rgba[t][..., 3], "alpha"),
                        panel(truth, "true alpha (effect blue)"),
