@@ -1,22 +1,56 @@
-"""Training on a synthetic clip and scoring it against the clip's ground truth.
+"""Training on synthetic clips and scoring against their ground truth: the benchmark.
 
-Shared by benchmarks/train_speed.py (speed and time-to-quality) and the test that
-checks the demo's dog layer picks up its shadow.
+prepare_synthetic and score_alphas are shared with benchmarks/train_speed.py and the
+shadow test. run_suite trains every preset of a suite, scores the layers at intervals
+during training (for curves against training time) and once at the end with the
+evaluate stage's metrics and baselines, and writes a table, a plot and the raw numbers.
 """
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+import datetime
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
-from omnimatte.evaluate import alpha_leak, effect_recall, soft_iou
+from omnimatte.devices import resolve_device
+from omnimatte.errors import StageError
+from omnimatte.evaluate import LAYER_SCORES, layer_scores, psnr, run_evaluate, visibility
 from omnimatte.flow import run_flow
 from omnimatte.homography import run_homography
-from omnimatte.io import write_frames
-from omnimatte.synthetic import Clip, render_clip
-from omnimatte.train import VideoTensors, load_video
+from omnimatte.io import atomic_path, save_json, write_frames
+from omnimatte.logs import get_logger
+from omnimatte.synthetic import PRESETS, Clip, render_clip, write_clip
+from omnimatte.train import TrainConfig, VideoTensors, load_video, render_frame, render_layers, train_model
+
+STAGE = "benchmark"
+log = get_logger(STAGE)
+
+CURVE_METRICS = ("soft_iou", "effect_recall", "alpha_leak", "background_psnr", "reconstruction_psnr")
+# Table columns: (title, key in a result row, format).
+COLUMNS = (
+    ("preset", "preset", "{}"),
+    ("objects", "objects", "{}"),
+    ("soft IoU", "soft_iou", "{:.3f}"),
+    ("effect recall", "effect_recall", "{:.3f}"),
+    ("alpha leak", "alpha_leak", "{:.3f}"),
+    ("bg PSNR", "background_psnr", "{:.2f}"),
+    ("recon PSNR", "reconstruction_psnr", "{:.2f}"),
+    ("mask-only IoU", "mask_soft_iou", "{:.3f}"),
+    ("mask-only recall", "mask_effect_recall", "{:.3f}"),
+    ("mask-only leak", "mask_alpha_leak", "{:.3f}"),
+    ("median bg PSNR", "median_background_psnr", "{:.2f}"),
+    ("train s", "train_seconds", "{:.0f}"),
+)
 
 
 def prepare_synthetic(work: Path, preset: str, n_frames: int, width: int, height: int, trimap_band: int,
@@ -44,8 +78,6 @@ def far_leak(alpha: np.ndarray, truth: np.ndarray, distance: int = 6) -> float:
     Unlike alpha_leak, this ignores the halo that the coarse mask's own dilation
     leaves around the object, and counts only alpha that landed elsewhere.
     """
-    import cv2
-
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * distance + 1, 2 * distance + 1))
     near = np.stack([cv2.dilate((t > 0.02).astype(np.uint8), kernel) for t in truth]).astype(bool)
     total = truth.sum()
@@ -53,14 +85,246 @@ def far_leak(alpha: np.ndarray, truth: np.ndarray, distance: int = 6) -> float:
 
 
 def score_alphas(alphas: np.ndarray, clip: Clip) -> dict[str, float]:
-    """Per object: effect recall, alpha leak, far leak and soft IoU of rendered alphas (T, L, H, W) in [0, 1]."""
+    """Per object: effect recall, alpha leak, far leak and soft IoU of rendered alphas (T, L, H, W) in [0, 1].
+
+    Like the evaluate stage, each pixel counts by how much of the object shows there
+    (objects in front hide it); far leak counts every pixel.
+    """
+    truths = [clip.layers[name][..., 3].astype(np.float64) / 255 for name in clip.object_names]
     scores: dict[str, float] = {}
-    for i, name in enumerate(clip.object_names):
+    for i, (name, truth, shown) in enumerate(zip(clip.object_names, truths, visibility(truths))):
         alpha = alphas[:, i].astype(np.float64)
-        truth = clip.layers[name][..., 3].astype(np.float64) / 255
         effect = clip.effects[name].astype(np.float64) / 255
-        scores[f"{name}_effect_recall"] = round(effect_recall(alpha, effect), 4)
-        scores[f"{name}_alpha_leak"] = round(alpha_leak(alpha, truth), 4)
+        layer = layer_scores(alpha, truth, effect, shown)
+        scores[f"{name}_effect_recall"] = _round(layer["effect_recall"])
+        scores[f"{name}_alpha_leak"] = _round(layer["alpha_leak"])
         scores[f"{name}_far_leak"] = round(far_leak(alpha, truth), 4)
-        scores[f"{name}_soft_iou"] = round(soft_iou(alpha, truth), 4)
+        scores[f"{name}_soft_iou"] = _round(layer["soft_iou"])
     return scores
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+@torch.no_grad()
+def score_model(model, video: VideoTensors, clip: Clip) -> dict[str, float | None]:
+    """The model's layers now, without detail transfer, scored against the clip: the
+    per-object means of soft IoU, effect recall and alpha leak, and the background and
+    reconstruction PSNR."""
+    was_training = model.training
+    model.eval()
+    canvas = model.render_background()
+    alphas, backgrounds, composites = [], [], []
+    for t in range(video.num_frames):
+        frame = render_frame(model, video, t, canvas, detail_transfer=False)
+        alphas.append(frame.alpha[:, 0].cpu().numpy())
+        backgrounds.append(_to_uint8(frame.background[0]))
+        composites.append(_to_uint8(frame.model_composite[0]))
+    model.train(was_training)
+    per_object = score_alphas(np.stack(alphas), clip)
+    row: dict[str, float | None] = {}
+    for key in LAYER_SCORES:
+        values = [per_object[f"{name}_{key}"] for name in clip.object_names]
+        known = [v for v in values if v is not None]
+        row[key] = round(float(np.mean(known)), 4) if known else None
+    row["background_psnr"] = round(psnr(np.stack(backgrounds), clip.background), 3)
+    row["reconstruction_psnr"] = round(psnr(np.stack(composites), clip.frames), 3)
+    return row
+
+
+def _to_uint8(chw: torch.Tensor) -> np.ndarray:
+    """A (3,H,W) image in [-1, 1] as uint8 (H,W,3)."""
+    return ((chw.float() * 0.5 + 0.5).clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
+
+@dataclass(frozen=True)
+class Suite:
+    """What the benchmark runs: clip size, training settings (over TrainConfig's defaults), device, scoring interval."""
+
+    name: str
+    device: str
+    frames: int
+    width: int
+    height: int
+    eval_every: int
+    train: dict
+
+    def with_overrides(self, frames: int | None = None, width: int | None = None, height: int | None = None,
+                       steps: int | None = None, eval_every: int | None = None, device: str | None = None,
+                       train: dict | None = None) -> "Suite":
+        """The suite with the given settings replaced (None keeps the suite's)."""
+        changes = {key: value for key, value in {"frames": frames, "width": width, "height": height,
+                                                  "eval_every": eval_every, "device": device}.items()
+                   if value is not None}
+        settings = {**self.train, **(train or {})}
+        if steps is not None:
+            settings["steps"] = steps
+        return dataclasses.replace(self, train=settings, **changes)
+
+    def train_config(self) -> TrainConfig:
+        """The training settings; checkpoints are never written (every run starts fresh)."""
+        config = TrainConfig.from_dict({**self.train, "device": self.device})
+        return dataclasses.replace(config, checkpoint_every=config.steps + 1)
+
+
+SUITES = {
+    # About 20-40 minutes for all presets on 2 CPU cores.
+    "fast": Suite("fast", device="cpu", frames=24, width=224, height=128, eval_every=100,
+                  train={"nf": 32, "batch_size": 4, "steps": 600}),
+    # The paper's network, batch and schedule on the demo's size (TrainConfig's defaults).
+    "full": Suite("full", device="cuda", frames=48, width=448, height=256, eval_every=250, train={}),
+}
+
+
+def device_name(device: torch.device) -> str:
+    """The GPU's name, or the CPU's model and core count."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    model = "CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{model}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+
+
+def _commit() -> str | None:
+    """The checkout's commit, so a table can be traced to the code that made it."""
+    try:
+        result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10,
+                                cwd=Path(__file__).resolve().parent)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None
+
+
+def run_preset(preset: str, suite: Suite, work: Path, device: torch.device, flow_weights: str) -> dict:
+    """Train one preset, scoring it every suite.eval_every steps; then render, evaluate and return its result row."""
+    if work.exists():
+        shutil.rmtree(work)
+    config = suite.train_config()
+    began = time.perf_counter()
+    clip, video, flow_info = prepare_synthetic(work, preset, suite.frames, suite.width, suite.height,
+                                               config.trimap_band, device, flow_weights)
+    write_clip(clip, work / "clip")
+    curve: list[dict] = []
+    clock = {"train": 0.0, "since": time.perf_counter()}
+
+    def on_step(step: int, model) -> None:
+        if step % suite.eval_every and step != config.steps:
+            return
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        clock["train"] += time.perf_counter() - clock["since"]
+        curve.append({"step": step, "seconds": round(clock["train"], 2), **score_model(model, video, clip)})
+        clock["since"] = time.perf_counter()
+
+    model, _ = train_model(preset, video, config, work / "checkpoint.pt", device, on_step=on_step)
+    render_layers(model, video, config.detail_transfer, work / "omnimatte", preset)
+    metrics = run_evaluate(preset, work / "omnimatte", work / "frames", work / "clip" / "gt", clip.object_names,
+                           work / "metrics.json", masks_dir=work / "masks", homography_dir=work / "homography",
+                           sheet_path=work / "evaluation.png")
+    _write_csv(work / "curve.csv", curve)
+    row = {"preset": preset, "objects": len(clip.object_names), **metrics["summary"],
+           "train_seconds": round(clock["train"], 1), "total_seconds": round(time.perf_counter() - began, 1),
+           "flow": flow_info["method"]}
+    return {"row": row, "curve": curve}
+
+
+def markdown_table(rows: list[dict]) -> str:
+    lines = ["| " + " | ".join(title for title, _, _ in COLUMNS) + " |",
+             "|" + "|".join("---" if key == "preset" else "---:" for _, key, _ in COLUMNS) + "|"]
+    for row in rows:
+        cells = ["n/a" if row.get(key) is None else fmt.format(row[key]) for _, key, fmt in COLUMNS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    fields = list(dict.fromkeys(key for row in rows for key in row))
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(rows)
+
+
+def plot_curves(path: Path, results: dict[str, dict], title: str) -> None:
+    """Each metric against training seconds, one line per preset; dashed: the preset's baseline."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    baselines = {"soft_iou": "mask_soft_iou", "effect_recall": "mask_effect_recall", "alpha_leak": "mask_alpha_leak",
+                 "background_psnr": "median_background_psnr"}
+    names = {"soft_iou": "soft IoU", "effect_recall": "effect recall", "alpha_leak": "alpha leak",
+             "background_psnr": "background PSNR (dB)", "reconstruction_psnr": "reconstruction PSNR (dB)"}
+    fig, axes = plt.subplots(2, 3, figsize=(14, 8), dpi=100)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, metric in zip(axes.flat, CURVE_METRICS):
+        for i, (preset, result) in enumerate(results.items()):
+            colour = colours[i % len(colours)]
+            points = [(c["seconds"], c[metric]) for c in result["curve"] if c[metric] is not None]
+            if points:
+                ax.plot(*zip(*points), marker="o", markersize=3, color=colour, label=preset)
+            baseline = result["row"].get(baselines.get(metric, ""))
+            if baseline is not None:
+                ax.axhline(baseline, color=colour, linestyle="--", linewidth=0.8)
+        ax.set_title(names[metric])
+        ax.set_xlabel("training seconds")
+        ax.grid(True, alpha=0.3)
+    legend = axes.flat[-1]
+    legend.axis("off")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    legend.legend(handles, labels, loc="upper left", title="preset")
+    legend.text(0.0, 0.0, "curves: the network's own layers\n(before detail transfer)\n"
+                "dashed: the preset's baseline\n(mask-only layer, median background)", transform=legend.transAxes,
+                fontsize=9, va="bottom")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
+def run_suite(suite: Suite, out_dir: Path, presets: list[str] | None = None, flow_weights: str = "DEFAULT") -> dict:
+    """Run the suite's presets into out_dir/{preset}/ and write out_dir/table.md, table.csv,
+    curves.png and benchmark.json (device, date, settings, results); print the table."""
+    presets = presets or list(PRESETS)
+    unknown = [p for p in presets if p not in PRESETS]
+    if unknown:
+        raise StageError(STAGE, suite.name, f"unknown preset(s) {unknown}", f"choose from {', '.join(PRESETS)}")
+    try:
+        config = suite.train_config()
+    except ValueError as err:
+        raise StageError(STAGE, suite.name, str(err), "give train settings as in config/config.yaml") from err
+    device = resolve_device(STAGE, suite.name, suite.device)
+    out_dir = Path(out_dir)
+    settings = {"suite": suite.name, "frames": suite.frames, "width": suite.width, "height": suite.height,
+                "eval_every": suite.eval_every, "flow_weights": flow_weights,
+                "train": {k: v for k, v in dataclasses.asdict(config).items() if k not in ("cpu", "checkpoint_every")}}
+    header = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+              "device": device_name(device), "torch": torch.__version__, "commit": _commit(), "settings": settings}
+    log.info("benchmark %s on %s: presets %s, %d frames %dx%d, %d steps", suite.name, header["device"],
+             ", ".join(presets), suite.frames, suite.width, suite.height, config.steps)
+    results = {}
+    for preset in presets:
+        log.info("benchmark: %s", preset)
+        results[preset] = run_preset(preset, suite, out_dir / preset, device, flow_weights)
+    rows = [result["row"] for result in results.values()]
+    flows = sorted({row["flow"] for row in rows})
+    title = (f"omnimatte benchmark, suite {suite.name}: {header['device']}; {header['date']}; commit "
+             f"{header['commit'] or 'unknown'}; {suite.frames} frames {suite.width}x{suite.height}, {config.steps} "
+             f"steps, nf {config.nf}, batch {config.batch_size}; flow {', '.join(flows)}")
+    table = markdown_table(rows)
+    with atomic_path(out_dir / "table.md") as tmp:
+        tmp.write_text(f"{title}\n\n{table}\n")
+    _write_csv(out_dir / "table.csv", rows)
+    plot_curves(out_dir / "curves.png", results, title)
+    save_json(out_dir / "benchmark.json", {**header, "results": results})
+    print(f"{title}\n\n{table}\n\nwritten to {out_dir}/ (table.md, table.csv, curves.png, benchmark.json)", flush=True)
+    return {**header, "results": results}

@@ -84,7 +84,19 @@ def _evaluate(args: argparse.Namespace, options: dict) -> None:
     from omnimatte.evaluate import run_evaluate
 
     run_evaluate(args.sample, Path(args.omnimatte), Path(args.frames), Path(args.ground_truth),
-                 args.objects.split(","), Path(args.out), masks_dir=Path(args.masks) if args.masks else None)
+                 args.objects.split(","), Path(args.out), masks_dir=Path(args.masks) if args.masks else None,
+                 homography_dir=Path(args.homography) if args.homography else None,
+                 sheet_path=Path(args.sheet) if args.sheet else None)
+
+
+def _benchmark(args: argparse.Namespace, options: dict) -> None:
+    from omnimatte.benchmark import SUITES, run_suite
+
+    suite = SUITES[args.suite].with_overrides(frames=args.frames, width=args.width, height=args.height,
+                                              steps=args.steps, eval_every=args.eval_every, device=args.device,
+                                              train=options)
+    presets = args.presets.split(",") if args.presets else None
+    run_suite(suite, Path(args.out or f"benchmarks/{args.suite}"), presets, flow_weights=args.flow_weights)
 
 
 def _layers(args: argparse.Namespace):
@@ -230,6 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ground-truth", required=True, help="folder with background/, layers/, effects/")
     p.add_argument("--objects", required=True)
     p.add_argument("--masks", help="the coarse masks, to score the mask-only baseline too")
+    p.add_argument("--homography", help="the homography folder, to score the median-background baseline too")
+    p.add_argument("--sheet", help="PNG to draw: a few frames of layer vs true alpha, with error maps")
     p.add_argument("--out", required=True)
 
     def edit(name: str, handler: Callable, help_text: str, camera: bool = True) -> argparse.ArgumentParser:
@@ -281,6 +295,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = stage("stills", _stills, "the README's pictures from a finished sample's edits and export", sample=False)
     p.add_argument("--results", default="results/dog", help="the finished sample's results folder")
     p.add_argument("--out", default="docs/images", help="folder for the stills")
+
+    p = stage("benchmark", _benchmark, "train and score every synthetic preset; print and write a results table",
+              sample=False)
+    p.add_argument("--suite", choices=["fast", "full"], default="fast",
+                   help="fast: CPU, small clips, few steps; full: GPU, the paper's settings")
+    p.add_argument("--presets", help="comma-separated presets to run (default: all)")
+    p.add_argument("--out", help="output folder (default: benchmarks/SUITE)")
+    p.add_argument("--frames", type=int, help="override the suite's frames per clip")
+    p.add_argument("--width", type=int, help="override the suite's frame width")
+    p.add_argument("--height", type=int, help="override the suite's frame height")
+    p.add_argument("--steps", type=int, help="override the suite's training steps")
+    p.add_argument("--eval-every", type=int, help="score the layers every this many steps")
+    p.add_argument("--device", help="override the suite's device (cpu, cuda, auto)")
+    p.add_argument("--flow-weights", default="DEFAULT", help="RAFT weights (the DIS fallback when unavailable)")
 
     p = stage("download-sam", _download_sam, "download SAM weights (needs internet)", sample=False)
     p.add_argument("--url", required=True)

@@ -2,15 +2,17 @@
 
 A clip is built from reusable parts:
 
-* a ground texture (a large static "world" image),
-* a camera path (per frame, a similarity transform from world to frame pixels; the
-  background of frame t is the ground seen through it),
-* object sprites drawn procedurally in their own pixel grid and placed on the ground
-  by a track (a world position and a gait phase per frame),
-* an effect each object has on the scene (here a soft cast shadow).
+* a ground texture (a large static "world" image: pebbly meadow, marble tiles),
+* a camera path (per frame, a similarity transform from world to frame pixels: pan,
+  zoom and roll, or none; the background of frame t is the ground seen through it),
+* object sprites drawn procedurally in their own pixel grid (a dog, a walker, a car,
+  a ball) and placed on the ground by a track (a world position and a gait phase
+  per frame),
+* the effects each object has on the scene, which its coarse mask does not cover:
+  a soft cast shadow, a reflection in a glossy floor, a trailing dust cloud.
 
 A preset puts these together (see ``PRESETS``). Ground truth is exact by
-construction: each object's layer is its sprite composited over its effect (one
+construction: each object's layer is its sprite composited over its effects (one
 straight-alpha RGBA image), and the frame is every quantized layer composited "over"
 the quantized background, back to front::
 
@@ -53,10 +55,10 @@ class Clip:
     frames:      (T,H,W,3) the composite the pipeline sees.
     background:  (T,H,W,3) the clean plate of each frame.
     layers:      object -> (T,H,W,4) RGBA, straight alpha: the object and its effect.
-    effects:     object -> (T,H,W) alpha of the effect alone, where the object's own
+    effects:     object -> (T,H,W) alpha of the effects alone, where the object's own
                  alpha is ~0 (what a method must add beyond the object to be complete).
-    masks:       object -> (T,H,W) coarse masks 0/255: the object dilated a few px,
-                 excluding its effect.
+    masks:       object -> (T,H,W) coarse masks 0/255: the visible part of the object
+                 (objects in front hide it) dilated a few px, excluding its effects.
     object_names: layer order, back to front.
     camera:      (T,3,3) world -> frame matrices of the virtual camera.
     """
@@ -178,24 +180,55 @@ def textured_ground(rng: np.random.Generator, width: int, height: int, feature_s
     return np.clip(ground, 0.0, 1.0)
 
 
+def tiled_floor(rng: np.random.Generator, width: int, height: int, tile: float) -> np.ndarray:
+    """A polished marble floor, float32 (H,W,3) RGB in [0,1]: square tiles `tile` px
+    across in two stones laid as a checkerboard, each tile its own shade, with veins
+    and dark grout joints (whose crossings give ORB its corners)."""
+    tile = max(tile, 6.0)
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    col, row = np.floor(xs / tile).astype(np.int64), np.floor(ys / tile).astype(np.int64)
+    shade = 0.86 + 0.14 * rng.random((row.max() + 1, col.max() + 1), dtype=np.float32)
+    cream = np.array([0.86, 0.82, 0.74], np.float32)
+    slate = np.array([0.46, 0.50, 0.52], np.float32)
+    stone = np.where(((col + row) % 2 == 0)[..., None], cream, slate) * shade[row, col][..., None]
+    # Veins: thin dark lines where a smooth noise field crosses zero.
+    veins = _smoothstep(0.03, 0.0, np.abs(_fractal_noise(rng, width, height, 0.9 * tile, octaves=4)))
+    floor = stone * (1.0 - 0.35 * veins)[..., None]
+    floor *= (1.0 + 0.12 * _fractal_noise(rng, width, height, 0.4 * tile, octaves=3))[..., None]
+    # Grout joints about 1.5 px wide, anti-aliased.
+    fx, fy = xs / tile - col, ys / tile - row
+    edge = np.minimum(np.minimum(fx, 1 - fx), np.minimum(fy, 1 - fy)) * tile
+    grout = _smoothstep(1.25, 0.5, edge)
+    floor += grout[..., None] * (np.array([0.22, 0.21, 0.20], np.float32) - floor)
+    floor += rng.normal(0.0, 0.015, (height, width, 1)).astype(np.float32)  # fine grain
+    return np.clip(floor, 0.0, 1.0)
+
+
 # ---------------------------------------------------------------------- the camera
 
 
 @dataclass(frozen=True)
 class CameraPath:
-    """Per frame, the world point at the frame centre and the zoom (world -> frame scale)."""
+    """Per frame, the world point at the frame centre, the zoom (world -> frame scale)
+    and the roll (radians, a rotation about the optical axis)."""
 
     centers: np.ndarray  # (T,2) world x, y
     zooms: np.ndarray  # (T,)
+    rolls: np.ndarray  # (T,)
     width: int
     height: int
 
     def matrix(self, t: int) -> np.ndarray:
         """3x3 world -> frame pixel matrix of frame t (pixel centres at integers)."""
-        z = float(self.zooms[t])
+        z, roll = float(self.zooms[t]), float(self.rolls[t])
         cx, cy = (float(v) for v in self.centers[t])
+        c, s = z * math.cos(roll), z * math.sin(roll)
         return np.array(
-            [[z, 0.0, (self.width - 1) / 2 - z * cx], [0.0, z, (self.height - 1) / 2 - z * cy], [0.0, 0.0, 1.0]]
+            [
+                [c, -s, (self.width - 1) / 2 - (c * cx - s * cy)],
+                [s, c, (self.height - 1) / 2 - (s * cx + c * cy)],
+                [0.0, 0.0, 1.0],
+            ]
         )
 
     def to_world(self, t: int, x: float, y: float) -> tuple[float, float]:
@@ -203,28 +236,34 @@ class CameraPath:
         return _apply(np.linalg.inv(self.matrix(t)), x, y)
 
 
-def panning_camera(
+def moving_camera(
     n_frames: int,
     width: int,
     height: int,
     pan: float = 0.25,
     drift: float = 0.03,
     zoom: tuple[float, float] = (1.0, 1.05),
+    roll: tuple[float, float] = (0.0, 0.0),
 ) -> tuple[CameraPath, tuple[int, int]]:
-    """A slow pan to the right by `pan` frame widths, a gentle vertical drift of
-    `drift` heights and a linear zoom; returns the path and the (width, height) the
+    """A pan to the right by `pan` frame widths, a gentle vertical drift of `drift`
+    heights, a linear zoom and a linear roll (degrees); pan 0, drift 0, zoom (1, 1)
+    and roll (0, 0) is a static camera. Returns the path and the (width, height) the
     ground image must have to fill every frame."""
-    if min(zoom) <= 0:
-        raise ValueError(f"zoom must be positive, got {zoom}")
+    if min(zoom) <= 0 or pan < 0:
+        raise ValueError(f"zoom must be positive and pan non-negative, got zoom {zoom}, pan {pan}")
     margin = 8 + 0.02 * max(width, height)
-    view_w, view_h = width / min(zoom), height / min(zoom)
+    # The frame's footprint on the ground, widest at the most tilted roll.
+    turns = [math.radians(r) for r in roll]
+    view_w = max(width * abs(math.cos(r)) + height * abs(math.sin(r)) for r in turns) / min(zoom)
+    view_h = max(width * abs(math.sin(r)) + height * abs(math.cos(r)) for r in turns) / min(zoom)
     ground_w = math.ceil(pan * width + view_w + 2 * margin)
     ground_h = math.ceil(drift * height + view_h + 2 * margin)
     u = np.linspace(0.0, 1.0, n_frames)
     cx = margin + view_w / 2 + pan * width * u
     cy = margin + view_h / 2 + drift * height * np.sin(np.pi * u)
     zooms = zoom[0] + (zoom[1] - zoom[0]) * u
-    return CameraPath(np.stack([cx, cy], axis=1), zooms, width, height), (ground_w, ground_h)
+    rolls = turns[0] + (turns[1] - turns[0]) * u
+    return CameraPath(np.stack([cx, cy], axis=1), zooms, rolls, width, height), (ground_w, ground_h)
 
 
 def film_ground(ground: np.ndarray, camera: CameraPath, t: int) -> np.ndarray:
@@ -261,6 +300,17 @@ class _Painter:
         self.anchor, self.unit = anchor, unit
         self.premult = np.zeros((height, width, 3), np.float32)
         self.alpha = np.zeros((height, width), np.float32)
+
+    @classmethod
+    def supersampled(cls, width: int, height: int, anchor: tuple[float, float], unit: float, ss: int) -> "_Painter":
+        """A canvas `ss` times finer than a width x height sprite grid whose anchor and unit are given in sprite px."""
+        return cls(width * ss, height * ss, (anchor[0] * ss + (ss - 1) / 2, anchor[1] * ss + (ss - 1) / 2), unit * ss)
+
+    def downsampled(self, width: int, height: int, anchor: tuple[float, float]) -> SpriteFrame:
+        """The painting averaged down to the width x height sprite grid."""
+        premult = cv2.resize(self.premult, (width, height), interpolation=cv2.INTER_AREA)
+        alpha = cv2.resize(self.alpha, (width, height), interpolation=cv2.INTER_AREA)
+        return SpriteFrame(premult, alpha, anchor)
 
     def px(self, x: float, y: float) -> tuple[int, int]:
         return _fx(self.anchor[0] + x * self.unit), _fx(self.anchor[1] - y * self.unit)
@@ -315,16 +365,12 @@ class DogSprite:
         self.anchor = (0.95 * length + 2, 1.22 * length + 2)  # feet point, sprite px
         self.coat, self.leg_coat = self._make_coat(rng)
 
-    def _ss_anchor(self) -> tuple[float, float]:
-        ss = self.ss
-        return self.anchor[0] * ss + (ss - 1) / 2, self.anchor[1] * ss + (ss - 1) / 2
-
     def _make_coat(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """The body coat and the leg coat (no cream belly band, white socks), supersampled."""
         ss = self.ss
         w, h = self.width * ss, self.height * ss
         unit = self.length * ss
-        ay = self._ss_anchor()[1]
+        ay = self.anchor[1] * ss + (ss - 1) / 2
         yy = (ay - np.arange(h, dtype=np.float32))[:, None] / unit  # body units, up
         yy = np.broadcast_to(yy, (h, w))
         tan = np.array([0.78, 0.55, 0.30], np.float32) * (0.92 + 0.16 * rng.random(3).astype(np.float32))
@@ -363,8 +409,7 @@ class DogSprite:
 
     def render(self, phase: float) -> SpriteFrame:
         """The dog at gait phase `phase` (radians; one stride per 2*pi)."""
-        ss = self.ss
-        p = _Painter(self.width * ss, self.height * ss, self._ss_anchor(), self.length * ss)
+        p = _Painter.supersampled(self.width, self.height, self.anchor, self.length, self.ss)
         coat, leg_coat = self.coat, self.leg_coat
         b = 0.012 * math.cos(2 * phase)  # body bob
 
@@ -407,11 +452,169 @@ class DogSprite:
         p.shapes(coat * 0.6, polygons=[[(0.56, 0.93 + b), (0.60, 1.10 + b), (0.67, 0.95 + b)]])  # near ear
         black = np.array([0.06, 0.05, 0.05], np.float32)
         p.shapes(black, ellipses=[(0.875, 0.84 + b, 0.032, 0.026, 0), (0.66, 0.905 + b, 0.022, 0.02, 0)])  # nose, eye
+        return p.downsampled(self.width, self.height, self.anchor)
 
+
+class WalkerSprite:
+    """A side-view person walking to the right, `height` world px from soles to crown.
+
+    Legs and arms swing in opposition with the gait phase and bend at the knee and
+    elbow; a striped shirt, denim trousers, skin, hair and shoes, each with its own
+    texture in the sprite's grid; the far-side limbs are drawn darker, behind the body.
+    """
+
+    def __init__(self, height: float, rng: np.random.Generator, shirt: tuple[float, float, float],
+                 supersample: int = 2) -> None:
+        self.size = float(height)
+        self.ss = int(supersample)
+        self.width = math.ceil(0.8 * height) + 4
+        self.height = math.ceil(1.07 * height) + 4
+        self.anchor = (0.4 * height + 2, 1.01 * height + 2)
+        self.shirt, self.trousers = self._make_cloth(rng, np.asarray(shirt, np.float32))
+        self.skin = np.array([0.87, 0.66, 0.52], np.float32) * (0.8 + 0.2 * rng.random(dtype=np.float32))
+
+    def _make_cloth(self, rng: np.random.Generator, shirt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        ss = self.ss
+        w, h = self.width * ss, self.height * ss
+        unit = self.size * ss
+        rows = np.arange(h, dtype=np.float32)[:, None] / unit
+        stripes = 0.5 + 0.5 * np.sin(2 * np.pi * rows / 0.045)
+        weave = 1.0 + 0.12 * _fractal_noise(rng, w, h, 0.05 * unit, 3)
+        cloth = shirt * (0.78 + 0.3 * _smoothstep(0.3, 0.7, np.broadcast_to(stripes, (h, w))))[..., None]
+        denim = np.array([0.20, 0.28, 0.48], np.float32) * (1.0 + 0.25 * _fractal_noise(rng, w, h, 0.02 * unit, 3))[..., None]
+        return np.clip(cloth * weave[..., None], 0, 1), np.clip(denim, 0, 1)
+
+    @staticmethod
+    def _limb(root: tuple[float, float], first: float, second: float, a1: float, a2: float) -> list[tuple[float, float]]:
+        """Root, joint and end of a two-segment limb hanging down at angles a1, a2 (0 = straight down, + = forward)."""
+        joint = (root[0] + first * math.sin(a1), root[1] - first * math.cos(a1))
+        return [root, joint, (joint[0] + second * math.sin(a2), joint[1] - second * math.cos(a2))]
+
+    def render(self, phase: float) -> SpriteFrame:
+        """The walker at gait phase `phase` (radians; one stride of both legs per 2*pi)."""
+        p = _Painter.supersampled(self.width, self.height, self.anchor, self.size, self.ss)
+        b = 0.012 * abs(math.cos(phase))  # the body rises as the legs pass each other
+        shoe = np.array([0.12, 0.10, 0.10], np.float32)
+
+        def limbs(side: float, dim: float) -> None:
+            """One side's leg (with its shoe) and arm; `side` offsets the gait phase, `dim` shades the far side."""
+            swing = 0.42 * math.sin(phase + side)
+            bend = 0.75 * max(0.0, math.sin(phase + side + 0.5 * math.pi))
+            leg = self._limb((0.0, 0.50 + b), 0.255, 0.245, swing, swing - bend)
+            p.shapes(self.trousers * dim, limbs=[(leg[:2], 0.08), (leg[1:], 0.065)])
+            p.shapes(shoe * dim, limbs=[([leg[2], (leg[2][0] + 0.07, leg[2][1] + 0.005)], 0.045)])
+            swing = -0.38 * math.sin(phase + side)
+            arm = self._limb((0.01, 0.80 + b), 0.165, 0.155, swing, swing + 0.35 + 0.2 * max(0.0, swing))
+            p.shapes(self.shirt * dim, limbs=[(arm[:2], 0.055)])
+            p.shapes(self.skin * dim, limbs=[(arm[1:], 0.045)])
+
+        limbs(math.pi, 0.62)  # the far side, behind the body
+        p.shapes(self.trousers, ellipses=[(0.0, 0.52 + b, 0.085, 0.065, 0)])  # hips
+        p.shapes(self.shirt, ellipses=[(0.012, 0.665 + b, 0.09, 0.155, 0)])  # torso
+        p.shapes(self.skin, limbs=[([(0.012, 0.80 + b), (0.02, 0.87 + b)], 0.05)])  # neck
+        p.shapes(self.skin, ellipses=[(0.035, 0.915 + b, 0.058, 0.07, 0)])  # head
+        p.shapes(np.array([0.18, 0.11, 0.07], np.float32), ellipses=[(0.015, 0.945 + b, 0.058, 0.045, -15)])  # hair
+        limbs(0.0, 1.0)
+        return p.downsampled(self.width, self.height, self.anchor)
+
+
+class CarSprite:
+    """A side-view hatchback driving to the right, `length` world px bumper to bumper.
+
+    Painted body with a vertical sheen and a highlight line, dark glass, lamps, and
+    wheels whose spokes turn with the phase (radians of wheel rotation)."""
+
+    def __init__(self, length: float, rng: np.random.Generator, paint: tuple[float, float, float],
+                 supersample: int = 2) -> None:
+        self.length = float(length)
+        self.ss = int(supersample)
+        self.width = math.ceil(1.1 * length) + 4
+        self.height = math.ceil(0.52 * length) + 4
+        self.anchor = (0.55 * length + 2, 0.49 * length + 2)
+        ss = self.ss
+        w, h, unit = self.width * ss, self.height * ss, self.length * ss
+        up = (self.anchor[1] * ss - np.arange(h, dtype=np.float32))[:, None] / unit
+        sheen = np.broadcast_to(0.75 + 0.45 * _smoothstep(0.1, 0.45, up), (h, w))
+        flakes = 1.0 + 0.06 * _fractal_noise(rng, w, h, 0.03 * unit, 3)
+        self.paint = np.clip(np.asarray(paint, np.float32) * (sheen * flakes)[..., None], 0, 1)
+        glass = np.array([0.16, 0.20, 0.26], np.float32)
+        streak = np.broadcast_to(_smoothstep(0.36, 0.42, up), (h, w))
+        self.glass = np.clip(glass + (0.35 * streak)[..., None], 0, 1)
+
+    def render(self, phase: float) -> SpriteFrame:
+        p = _Painter.supersampled(self.width, self.height, self.anchor, self.length, self.ss)
+        b = 0.004 * math.sin(3 * phase)  # a little suspension bounce
+        p.shapes(self.paint, polygons=[
+            [(-0.5, 0.10 + b), (0.5, 0.10 + b), (0.52, 0.19 + b), (0.47, 0.27 + b), (0.22, 0.30 + b),
+             (0.08, 0.44 + b), (-0.30, 0.45 + b), (-0.44, 0.33 + b), (-0.5, 0.27 + b)],
+        ])
+        p.shapes(self.glass, polygons=[
+            [(-0.38, 0.32 + b), (-0.28, 0.42 + b), (-0.11, 0.42 + b), (-0.11, 0.32 + b)],
+            [(-0.07, 0.32 + b), (-0.07, 0.42 + b), (0.06, 0.42 + b), (0.17, 0.32 + b)],
+        ])
+        p.shapes(self.paint * 1.25, limbs=[([(-0.48, 0.255 + b), (0.46, 0.255 + b)], 0.008)])  # body line
+        p.shapes(np.array([0.98, 0.93, 0.70], np.float32), ellipses=[(0.495, 0.22 + b, 0.018, 0.025, 0)])
+        p.shapes(np.array([0.75, 0.06, 0.05], np.float32), ellipses=[(-0.495, 0.25 + b, 0.012, 0.03, 0)])
+        wheels = (-0.32, 0.32)
+        p.shapes(np.array([0.05, 0.05, 0.05], np.float32), ellipses=[(x, 0.1, 0.115, 0.115, 0) for x in wheels])
+        p.shapes(np.array([0.62, 0.63, 0.65], np.float32), ellipses=[(x, 0.1, 0.055, 0.055, 0) for x in wheels])
+        turns = [-phase + k * 2 * math.pi / 5 for k in range(5)]  # clockwise as the car drives right
+        spokes = [([(x, 0.1), (x + 0.05 * math.cos(a), 0.1 + 0.05 * math.sin(a))], 0.012) for x in wheels for a in turns]
+        p.shapes(np.array([0.25, 0.25, 0.27], np.float32), limbs=spokes)
+        return p.downsampled(self.width, self.height, self.anchor)
+
+
+class BallSprite:
+    """A shaded beach ball of `radius` world px that bounces up to `bounce` px per
+    gait cycle (on the ground at phase 0) and spins as it travels to the right."""
+
+    COLOURS = np.array([[0.92, 0.16, 0.12], [0.97, 0.97, 0.95], [0.12, 0.38, 0.85],
+                        [0.98, 0.80, 0.10], [0.97, 0.97, 0.95], [0.15, 0.65, 0.30]], np.float32)
+
+    def __init__(self, radius: float, bounce: float, supersample: int = 4) -> None:
+        self.radius, self.bounce = float(radius), float(bounce)
+        self.ss = int(supersample)
+        self.width = math.ceil(2 * radius) + 4
+        self.height = math.ceil(2 * radius + bounce) + 4
+        self.anchor = (radius + 2, 2 * radius + bounce + 2)
+
+    def render(self, phase: float) -> SpriteFrame:
+        ss, r = self.ss, self.radius * self.ss
+        lift = self.bounce * abs(math.sin(phase / 2))
+        cx = self.anchor[0] * ss + (ss - 1) / 2
+        cy = (self.anchor[1] - self.radius - lift) * ss + (ss - 1) / 2
+        ys, xs = np.mgrid[0:self.height * ss, 0:self.width * ss].astype(np.float32)
+        dx, dy = (xs - cx) / r, (ys - cy) / r
+        rho2 = dx * dx + dy * dy
+        alpha = np.clip(r * (1.0 - np.sqrt(rho2)) + 0.5, 0.0, 1.0)
+        # Six gores meeting at the pole that faces the viewer, turning with the spin.
+        spin = 0.8 * phase
+        gore = np.floor(((np.arctan2(dy, dx) + spin) % (2 * np.pi)) / (2 * np.pi / 6)).astype(np.int64) % 6
+        colour = self.COLOURS[gore]
+        colour[rho2 < 0.06] = self.COLOURS[1]  # the white cap
+        nz = np.sqrt(np.clip(1.0 - rho2, 0.0, 1.0))
+        light = np.array([-0.45, -0.55, 0.70], np.float32)
+        lambert = np.clip(dx * light[0] + dy * light[1] + nz * light[2], 0.0, 1.0)
+        half = light + np.array([0.0, 0.0, 1.0], np.float32)
+        half /= np.linalg.norm(half)
+        spec = np.clip(dx * half[0] + dy * half[1] + nz * half[2], 0.0, 1.0) ** 40
+        rgb = np.clip(colour * (0.3 + 0.75 * lambert)[..., None] + 0.6 * spec[..., None], 0.0, 1.0)
         size = (self.width, self.height)
-        premult = cv2.resize(p.premult, size, interpolation=cv2.INTER_AREA)
-        alpha = cv2.resize(p.alpha, size, interpolation=cv2.INTER_AREA)
-        return SpriteFrame(premult, alpha, self.anchor)
+        premult = cv2.resize(rgb * alpha[..., None], size, interpolation=cv2.INTER_AREA)
+        return SpriteFrame(premult, cv2.resize(alpha, size, interpolation=cv2.INTER_AREA), self.anchor)
+
+
+@dataclass(frozen=True)
+class Mirrored:
+    """A sprite facing the other way: every pose flipped left-right about its grid."""
+
+    sprite: Sprite
+
+    def render(self, phase: float) -> SpriteFrame:
+        pose = self.sprite.render(phase)
+        width = pose.alpha.shape[1]
+        return SpriteFrame(pose.premult[:, ::-1].copy(), pose.alpha[:, ::-1].copy(),
+                           (width - 1 - pose.anchor[0], pose.anchor[1]))
 
 
 # ---------------------------------------------------------------------- tracks
@@ -438,8 +641,26 @@ def walk_track(start: tuple[float, float], end: tuple[float, float], n_frames: i
 # ---------------------------------------------------------------------- effects
 
 
+@dataclass(frozen=True)
+class Placement:
+    """An object as drawn in frame t: its pose, sprite px -> frame px, world -> frame px, frame (width, height)."""
+
+    t: int
+    sprite: SpriteFrame
+    to_frame: np.ndarray
+    world_to_frame: np.ndarray
+    size: tuple[int, int]
+
+    @property
+    def zoom(self) -> float:
+        """Frame px per world px."""
+        return math.sqrt(abs(np.linalg.det(self.to_frame[:2, :2])))
+
+
 class Effect(Protocol):
-    def alpha(self, sprite: SpriteFrame, to_frame: np.ndarray, size: tuple[int, int]) -> np.ndarray: ...
+    def render(self, at: Placement) -> tuple[np.ndarray, np.ndarray]:
+        """Premultiplied colour (H,W,3) and alpha (H,W) of the effect in frame pixels."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -455,21 +676,115 @@ class SoftShadow:
     blur_near: float = 2.0
     blur_far: float = 7.0
 
-    def alpha(self, sprite: SpriteFrame, to_frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-        """The shadow's alpha in frame pixels; `to_frame` maps sprite px to frame px."""
+    def render(self, at: Placement) -> tuple[np.ndarray, np.ndarray]:
+        """Black, so the colour is zero; the alpha darkens what lies below."""
+        sprite, to_frame, size, zoom = at.sprite, at.to_frame, at.size, at.zoom
         u0, v0 = sprite.anchor
         cast = np.array(
             [[1.0, -self.shear, self.shear * v0], [0.0, -self.squash, (1 + self.squash) * v0], [0.0, 0.0, 1.0]]
         )
         silhouette = cv2.warpAffine(sprite.alpha, (to_frame @ cast)[:2], size, flags=cv2.INTER_LINEAR)
-        zoom = math.sqrt(abs(np.linalg.det(to_frame[:2, :2])))
         near = cv2.GaussianBlur(silhouette, (0, 0), self.blur_near * zoom)
         far = cv2.GaussianBlur(silhouette, (0, 0), self.blur_far * zoom)
         _, feet_y = _apply(to_frame, u0, v0)
         reach = max(1.0, self.squash * v0 * zoom)
         t = np.clip((np.arange(size[1], dtype=np.float32) - feet_y) / reach, 0.0, 1.0)[:, None]
         shadow = (near + t * (far - near)) * (self.strength * (1.0 - 0.35 * t))
-        return np.clip(shadow, 0.0, 1.0)
+        return np.zeros((size[1], size[0], 3), np.float32), np.clip(shadow, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class Reflection:
+    """A mirror image in a glossy floor or still water: the pose flipped about the
+    contact line, tinted by the surface, fading out over `reach` of the object's
+    height above the ground and softened by `blur` world px."""
+
+    strength: float = 0.5
+    reach: float = 1.0
+    tint: tuple[float, float, float] = (0.9, 0.93, 0.97)
+    blur: float = 1.0
+
+    def render(self, at: Placement) -> tuple[np.ndarray, np.ndarray]:
+        sprite = at.sprite
+        v0 = sprite.anchor[1]
+        rows = np.arange(sprite.alpha.shape[0], dtype=np.float32)
+        fade = self.strength * np.clip(1.0 - (v0 - rows) / max(1.0, self.reach * v0), 0.0, 1.0)
+        mirror = (at.to_frame @ np.array([[1.0, 0.0, 0.0], [0.0, -1.0, 2.0 * v0], [0.0, 0.0, 1.0]]))[:2]
+        tint = np.asarray(self.tint, np.float32)
+        premult = cv2.warpAffine(sprite.premult * (fade[:, None, None] * tint), mirror, at.size, flags=cv2.INTER_LINEAR)
+        alpha = cv2.warpAffine(sprite.alpha * fade[:, None], mirror, at.size, flags=cv2.INTER_LINEAR)
+        sigma = self.blur * at.zoom
+        if sigma > 0.3:
+            premult = cv2.GaussianBlur(premult, (0, 0), sigma)
+            alpha = cv2.GaussianBlur(alpha, (0, 0), sigma)
+        return premult, np.clip(alpha, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class Puff:
+    """One puff of dust: born at frame `birth` at a world point, drifting and growing."""
+
+    birth: int
+    origin: tuple[float, float]
+    velocity: tuple[float, float]  # world px per frame
+    radius: float  # world px at birth (Gaussian sigma)
+    growth: float  # world px per frame
+    density: float
+    colour: np.ndarray  # (3,)
+    texture: np.ndarray  # (k,k) lumpiness, stretched over the puff
+
+
+class DustCloud:
+    """Dust kicked up behind a moving object: each frame, puffs are born `offset`
+    (in object sizes: behind, up) from its anchor; they drift back and up, grow and
+    thin out with a `lifetime` in frames. The densities add up and become alpha by
+    Beer-Lambert (1 - exp(-density)), so the cloud is semi-transparent and lags behind
+    the object, covering ground its coarse mask never touches."""
+
+    def __init__(self, track: Track, size: float, rng: np.random.Generator, offset: tuple[float, float] = (0.45, 0.04),
+                 per_frame: int = 1, lifetime: float = 10.0, density: float = 0.9,
+                 colour: tuple[float, float, float] = (0.80, 0.70, 0.55)) -> None:
+        self.lifetime = float(lifetime)
+        positions = track.positions
+        self.puffs: list[Puff] = []
+        for t in range(len(positions)):
+            step = positions[min(t + 1, len(positions) - 1)] - positions[max(t - 1, 0)]
+            ahead = 1.0 if step[0] >= 0 else -1.0
+            for _ in range(per_frame):
+                x = positions[t][0] - ahead * (offset[0] + 0.05 * rng.normal()) * size
+                y = positions[t][1] - (offset[1] + 0.02 * abs(rng.normal())) * size
+                velocity = (-ahead * (0.004 + 0.004 * rng.random()) * size, -(0.003 + 0.004 * rng.random()) * size)
+                shade = np.asarray(colour, np.float32) * (0.9 + 0.2 * rng.random(dtype=np.float32))
+                self.puffs.append(Puff(t, (x, y), velocity, (0.05 + 0.02 * rng.random()) * size,
+                                       (0.008 + 0.004 * rng.random()) * size, density * (0.7 + 0.6 * rng.random()),
+                                       np.clip(shade, 0, 1), (0.6 + 0.8 * rng.random((5, 5))).astype(np.float32)))
+
+    def render(self, at: Placement) -> tuple[np.ndarray, np.ndarray]:
+        width, height = at.size
+        density = np.zeros((height, width), np.float32)
+        colour = np.zeros((height, width, 3), np.float32)
+        for puff in self.puffs:
+            age = at.t - puff.birth
+            if age < 0 or age > 3 * self.lifetime:
+                continue
+            x, y = _apply(at.world_to_frame, puff.origin[0] + puff.velocity[0] * age, puff.origin[1] + puff.velocity[1] * age)
+            sigma = (puff.radius + puff.growth * age) * at.zoom
+            left, top = math.floor(x - 3 * sigma), math.floor(y - 3 * sigma)
+            right, bottom = math.ceil(x + 3 * sigma) + 1, math.ceil(y + 3 * sigma) + 1
+            x0, x1, y0, y1 = max(0, left), min(width, right), max(0, top), min(height, bottom)
+            if x1 <= x0 or y1 <= y0:
+                continue
+            xs = (np.arange(x0, x1, dtype=np.float32) - x) / sigma
+            ys = (np.arange(y0, y1, dtype=np.float32) - y) / sigma
+            strength = puff.density * math.exp(-age / self.lifetime) * min(1.0, (age + 1) / 3)
+            lumps = cv2.resize(puff.texture, (right - left, bottom - top), interpolation=cv2.INTER_LINEAR)
+            lumps = lumps[y0 - top:y1 - top, x0 - left:x1 - left]
+            blob = strength * np.exp(-0.5 * (ys[:, None] ** 2 + xs[None, :] ** 2)) * lumps
+            density[y0:y1, x0:x1] += blob
+            colour[y0:y1, x0:x1] += blob[..., None] * puff.colour
+        alpha = 1.0 - np.exp(-density)
+        premult = colour * (alpha / np.maximum(density, 1e-6))[..., None]
+        return premult, alpha
 
 
 # ---------------------------------------------------------------------- scenes and presets
@@ -477,12 +792,14 @@ class SoftShadow:
 
 @dataclass
 class Actor:
-    """One object of the scene: how it looks, where it goes, what it does to the scene."""
+    """One object of the scene: how it looks, where it goes, what it does to the scene.
+
+    Its layer is the object over its effects, the effects composited in list order."""
 
     name: str
     sprite: Sprite
     track: Track
-    effect: Effect | None = None
+    effects: tuple[Effect, ...] = ()
 
 
 @dataclass
@@ -497,7 +814,7 @@ class Scene:
 
 @dataclass(frozen=True)
 class Preset:
-    """A named recipe: build(width, height, n_frames, rng) -> Scene."""
+    """A named recipe: build(width, height, n_frames, rng) -> Scene; the description says what is hard."""
 
     name: str
     description: str
@@ -505,21 +822,117 @@ class Preset:
     fps: float = 24.0
 
 
+def _frame_track(camera: CameraPath, n_frames: int, feet: float, start: float, end: float, stride: float) -> Track:
+    """A walk along a world row that starts at frame 0's pixel (start, feet) and ends
+    below frame T-1's pixel column `end` (all as fractions of the frame size)."""
+    width, height = camera.width, camera.height
+    begin = camera.to_world(0, start * (width - 1), feet * (height - 1))
+    end_x, _ = camera.to_world(n_frames - 1, end * (width - 1), feet * (height - 1))
+    return walk_track(begin, (end_x, begin[1]), n_frames, stride)
+
+
+def _ground(rng: np.random.Generator, size: tuple[int, int], width: int, height: int) -> np.ndarray:
+    return textured_ground(rng, *size, feature_scale=min(width / 448, height / 256))
+
+
+def _dilation(height: int) -> int:
+    return max(2, round(height / 80))
+
+
 def _build_dog(width: int, height: int, n_frames: int, rng: np.random.Generator) -> Scene:
-    camera, ground_size = panning_camera(n_frames, width, height, pan=0.25, drift=0.03, zoom=(1.0, 1.05))
-    ground = textured_ground(rng, *ground_size, feature_scale=min(width / 448, height / 256))
+    camera, ground_size = moving_camera(n_frames, width, height, pan=0.25, drift=0.03, zoom=(1.0, 1.05))
+    ground = _ground(rng, ground_size, width, height)
     length = min(0.2 * width, 0.34 * height)
     dog = DogSprite(length, rng)
-    feet_y = 0.64 * (height - 1)
-    start = camera.to_world(0, 0.22 * (width - 1), feet_y)
-    end_x, _ = camera.to_world(n_frames - 1, 0.62 * (width - 1), feet_y)
-    track = walk_track(start, (end_x, start[1]), n_frames, stride=0.9 * length)
+    track = _frame_track(camera, n_frames, 0.64, 0.22, 0.62, stride=0.9 * length)
     shadow = SoftShadow(strength=0.6, squash=0.7, shear=0.9, blur_near=0.5 + 0.02 * length, blur_far=1.0 + 0.08 * length)
-    return Scene(ground, camera, [Actor("dog", dog, track, shadow)], mask_dilation=max(2, round(height / 80)))
+    return Scene(ground, camera, [Actor("dog", dog, track, (shadow,))], mask_dilation=_dilation(height))
+
+
+def _build_bounce(width: int, height: int, n_frames: int, rng: np.random.Generator) -> Scene:
+    camera, ground_size = moving_camera(n_frames, width, height, pan=0.0, drift=0.0, zoom=(1.0, 1.0))
+    ground = _ground(rng, ground_size, width, height)
+    radius = min(0.045 * width, 0.08 * height)
+    ball = BallSprite(radius, bounce=0.3 * height)
+    distance = 0.65 * (width - 1)
+    track = _frame_track(camera, n_frames, 0.8, 0.15, 0.8, stride=distance / 2.5)
+    shadow = SoftShadow(strength=0.55, squash=0.2, shear=0.5, blur_near=0.3 + 0.05 * radius, blur_far=1.0 + 0.3 * radius)
+    return Scene(ground, camera, [Actor("ball", ball, track, (shadow,))], mask_dilation=_dilation(height))
+
+
+def _build_reflection(width: int, height: int, n_frames: int, rng: np.random.Generator) -> Scene:
+    camera, ground_size = moving_camera(n_frames, width, height, pan=0.1, drift=0.02, zoom=(1.0, 1.3))
+    floor = tiled_floor(rng, *ground_size, tile=0.2 * height)
+    size = 0.42 * height
+    walker = WalkerSprite(size, rng, shirt=(0.80, 0.25, 0.20))
+    track = _frame_track(camera, n_frames, 0.62, 0.25, 0.6, stride=0.75 * size)
+    mirror = Reflection(strength=0.5, reach=1.0, blur=0.4 + 0.01 * size)
+    return Scene(floor, camera, [Actor("walker", walker, track, (mirror,))], mask_dilation=_dilation(height))
+
+
+def _build_dust(width: int, height: int, n_frames: int, rng: np.random.Generator) -> Scene:
+    camera, ground_size = moving_camera(n_frames, width, height, pan=0.9, drift=0.0, zoom=(1.0, 1.0))
+    ground = _ground(rng, ground_size, width, height)
+    length = min(0.3 * width, 0.5 * height)
+    car = CarSprite(length, rng, paint=(0.15, 0.35, 0.75))
+    track = _frame_track(camera, n_frames, 0.72, 0.35, 0.6, stride=2 * math.pi * 0.11 * length)
+    shadow = SoftShadow(strength=0.55, squash=0.35, shear=0.5, blur_near=0.5 + 0.02 * length, blur_far=1.0 + 0.06 * length)
+    dust = DustCloud(track, length, rng)
+    return Scene(ground, camera, [Actor("car", car, track, (shadow, dust))], mask_dilation=_dilation(height))
+
+
+def _build_crossing(width: int, height: int, n_frames: int, rng: np.random.Generator) -> Scene:
+    camera, ground_size = moving_camera(n_frames, width, height, pan=0.12, drift=0.04, zoom=(1.0, 1.04), roll=(-2.5, 2.5))
+    ground = _ground(rng, ground_size, width, height)
+    actors = []
+    for name, size, feet, start, end, shirt in (("far_walker", 0.42, 0.60, 0.22, 0.68, (0.25, 0.60, 0.30)),
+                                                ("near_walker", 0.48, 0.79, 0.78, 0.32, (0.90, 0.75, 0.20))):
+        size *= height
+        walker: Sprite = WalkerSprite(size, rng, shirt=shirt)
+        if end < start:
+            walker = Mirrored(walker)
+        track = _frame_track(camera, n_frames, feet, start, end, stride=0.75 * size)
+        shadow = SoftShadow(strength=0.5, squash=0.35, shear=0.8, blur_near=0.4 + 0.015 * size, blur_far=1.0 + 0.06 * size)
+        actors.append(Actor(name, walker, track, (shadow,)))
+    return Scene(ground, camera, actors, mask_dilation=_dilation(height))
+
+
+def _build_trio(width: int, height: int, n_frames: int, rng: np.random.Generator) -> Scene:
+    camera, ground_size = moving_camera(n_frames, width, height, pan=0.15, drift=0.02, zoom=(1.12, 1.0))
+    ground = _ground(rng, ground_size, width, height)
+    walker_size = 0.38 * height
+    radius = min(0.035 * width, 0.06 * height)
+    dog_length = min(0.16 * width, 0.27 * height)
+
+    def shadow(size: float) -> SoftShadow:
+        return SoftShadow(strength=0.5, squash=0.3, shear=0.6, blur_near=0.4 + 0.02 * size, blur_far=1.0 + 0.07 * size)
+
+    actors = [
+        Actor("walker", WalkerSprite(walker_size, rng, shirt=(0.55, 0.30, 0.70)),
+              _frame_track(camera, n_frames, 0.6, 0.15, 0.6, stride=0.75 * walker_size), (shadow(walker_size),)),
+        Actor("ball", Mirrored(BallSprite(radius, bounce=0.22 * height)),
+              _frame_track(camera, n_frames, 0.72, 0.85, 0.3, stride=0.3 * width), (shadow(2 * radius),)),
+        Actor("dog", DogSprite(dog_length, rng),
+              _frame_track(camera, n_frames, 0.88, 0.05, 0.6, stride=0.9 * dog_length), (shadow(dog_length),)),
+    ]
+    return Scene(ground, camera, actors, mask_dilation=_dilation(height))
 
 
 PRESETS: dict[str, Preset] = {
-    "dog": Preset("dog", "a dog walks right across pebbly ground under a slow pan, casting a soft shadow", _build_dog),
+    preset.name: preset
+    for preset in (
+        Preset("dog", "a dog walks right across pebbly ground under a slow pan, casting a soft shadow", _build_dog),
+        Preset("bounce", "static camera; a ball bounces across pebbles and its soft shadow detaches from it in the air",
+               _build_bounce),
+        Preset("reflection", "a walker on a polished marble floor while the camera zooms in; the effect is a coloured "
+               "reflection below the feet, not a darkening", _build_reflection),
+        Preset("dust", "the camera pans fast to follow a car that leaves a semi-transparent dust cloud lingering "
+               "behind it, over its soft shadow", _build_dust),
+        Preset("crossing", "two walkers cross in opposite directions, the near one hiding the far one, each with a "
+               "soft shadow; the camera rolls slightly while it pans", _build_crossing),
+        Preset("trio", "three objects (walker, bouncing ball, dog) with overlapping shadows and occlusions between "
+               "all three, under a zoom-out and pan", _build_trio),
+    )
 }
 
 
@@ -547,29 +960,38 @@ def _to_u8(image: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
 
 
-def _render_actor(
-    actor: Actor, camera: CameraPath, t: int, dilate: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Layer (straight RGBA, float), effect-only alpha and coarse mask of one actor at frame t."""
+def _render_actor(actor: Actor, camera: CameraPath, t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Layer (straight RGBA, float), the object's own alpha and the effect-only alpha of one actor at frame t."""
     size = (camera.width, camera.height)
     sprite = actor.sprite.render(float(actor.track.phases[t]))
     x, y = actor.track.positions[t]
-    to_frame = camera.matrix(t) @ _translation(x - sprite.anchor[0], y - sprite.anchor[1])
+    world_to_frame = camera.matrix(t)
+    to_frame = world_to_frame @ _translation(x - sprite.anchor[0], y - sprite.anchor[1])
     warp = {"flags": cv2.INTER_LINEAR, "borderMode": cv2.BORDER_CONSTANT, "borderValue": 0}
     premult = cv2.warpAffine(sprite.premult, to_frame[:2], size, **warp)
     own = np.clip(cv2.warpAffine(sprite.alpha, to_frame[:2], size, **warp), 0.0, 1.0)
-    effect = actor.effect.alpha(sprite, to_frame, size) if actor.effect else np.zeros_like(own)
-    # Object over its effect (a black layer with the effect's alpha): premultiplied sum.
+    at = Placement(t, sprite, to_frame, world_to_frame, size)
+    effect_premult = np.zeros(premult.shape, np.float32)
+    effect = np.zeros_like(own)
+    for item in actor.effects:
+        colour, alpha = item.render(at)
+        effect_premult = colour + (1.0 - alpha)[..., None] * effect_premult
+        effect = alpha + (1.0 - alpha) * effect
+    # The object over its effects: premultiplied "over".
     alpha = own + (1.0 - own) * effect
+    premult = premult + (1.0 - own)[..., None] * effect_premult
     rgb = np.where(alpha[..., None] > 1e-6, premult / np.maximum(alpha, 1e-6)[..., None], 0.0)
     layer = np.concatenate([np.clip(rgb, 0.0, 1.0), alpha[..., None]], axis=2)
     effect_only = np.where(own < 1.0 / 255.0, effect, 0.0)
-    mask = cv2.dilate((own > 0.05).astype(np.uint8) * 255, dilate)
-    return layer, effect_only, mask
+    return layer, own, effect_only
 
 
 def render_clip(preset: str = "dog", n_frames: int = 48, width: int = 448, height: int = 256, seed: int = 0) -> Clip:
-    """Render a synthetic clip of a preset with its exact ground-truth layers."""
+    """Render a synthetic clip of a preset with its exact ground-truth layers.
+
+    The coarse masks cover what is visible of each object (as a segmenter would see
+    it: objects in front hide parts of those behind), grown by the scene's dilation.
+    """
     _check_args(preset, n_frames, width, height, seed)
     recipe = PRESETS[preset]
     scene = recipe.build(width, height, n_frames, np.random.default_rng(seed))
@@ -587,12 +1009,16 @@ def render_clip(preset: str = "dog", n_frames: int = 48, width: int = 448, heigh
     masks = {n: np.empty(shape, np.uint8) for n in names}
     for t in range(n_frames):
         background[t] = _to_u8(film_ground(scene.ground, scene.camera, t))
+        drawn = [_render_actor(actor, scene.camera, t) for actor in scene.actors]
         composite = background[t].astype(np.float32)
-        for actor in scene.actors:
-            layer, effect, mask = _render_actor(actor, scene.camera, t, dilate)
+        for i, (name, (layer, own, effect)) in enumerate(zip(names, drawn)):
+            visible = own
+            for front, _, _ in drawn[i + 1:]:
+                visible = visible * (1.0 - front[..., 3])
             q = _to_u8(layer)
             q[q[..., 3] == 0] = 0
-            layers[actor.name][t], effects[actor.name][t], masks[actor.name][t] = q, _to_u8(effect), mask
+            layers[name][t], effects[name][t] = q, _to_u8(effect)
+            masks[name][t] = cv2.dilate((visible > 0.05).astype(np.uint8) * 255, dilate)
             # The frame is made from the quantized ground truth, so it reproduces exactly.
             a = q[..., 3:].astype(np.float32) / 255.0
             composite = a * q[..., :3] + (1.0 - a) * composite
@@ -628,7 +1054,7 @@ def write_clip(clip: Clip, out_dir: Path) -> None:
         "seed": clip.seed,
         "objects": list(clip.object_names),
         "alpha": "straight; frames = layers composited over background, back to front",
-        "camera_world_to_frame": np.round(clip.camera, 6).tolist(),
+        "camera_world_to_frame": (np.round(clip.camera, 6) + 0.0).tolist(),  # + 0.0: no "-0.0"
     }
     save_json(gt / "info.json", info)
 

@@ -185,3 +185,93 @@ def test_make_demo_logs(tmp_path: Path) -> None:
 def test_bad_arguments(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         render_clip(**{**TINY, **kwargs})
+
+
+# ---------------------------------------------------------------------- the benchmark presets
+
+SMALL = {"n_frames": 12, "width": 192, "height": 112}
+
+
+@pytest.fixture(scope="module")
+def presets() -> dict[str, Clip]:
+    """Every preset at a small size."""
+    return {name: render_clip(name, **SMALL) for name in PRESETS}
+
+
+def test_there_are_six_presets_with_one_to_three_objects(presets: dict[str, Clip]) -> None:
+    assert len(PRESETS) >= 6
+    counts = {name: len(c.object_names) for name, c in presets.items()}
+    assert set(counts.values()) == {1, 2, 3}, counts
+    assert all(PRESETS[name].description for name in PRESETS)
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_preset_ground_truth_is_exact(name: str, presets: dict[str, Clip]) -> None:
+    c = presets[name]
+    assert np.abs(composite(c) - c.frames).max() <= 0.5 + 1e-6  # only the final rounding
+    for layer in c.layers.values():
+        assert (layer[layer[..., 3] == 0] == 0).all()  # no colour where there is no alpha
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_preset_effects_lie_outside_the_coarse_masks(name: str, presets: dict[str, Clip]) -> None:
+    c = presets[name]
+    for obj in c.object_names:
+        effect = c.effects[obj].astype(np.float64)
+        assert effect.max() > 0.3 * 255, obj  # a real effect, not a faint one
+        outside = (effect * (c.masks[obj] == 0)).sum() / effect.sum()
+        assert outside > 0.85, (obj, outside)
+        # The effect changes the frames where it lies, beyond the object's mask.
+        strong = (effect > 0.25 * 255) & (c.masks[obj] == 0)
+        change = np.abs(c.frames.astype(int) - c.background)[strong].mean()
+        assert change > 8, (obj, change)
+        assert all(c.masks[obj][t].any() for t in range(c.n_frames)), obj
+
+
+def test_masks_cover_what_shows_of_each_object() -> None:
+    """A mask holds the visible part of its object, as a segmenter would see it: deep
+    inside the part that an opaque object in front hides, it does not reach."""
+    c = render_clip("crossing", 24, 224, 128)
+    far, near = (c.layers[n][..., 3].astype(np.float64) / 255 for n in c.object_names)
+    far_own = np.where(c.effects["far_walker"] == 0, far, 0.0)
+    near_own = np.where(c.effects["near_walker"] == 0, near, 0.0)
+    hidden = (far_own > 0.5) & (near_own > 0.99)
+    shown = far_own * (1 - near)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))  # wider than the masks' dilation
+    near_shown = np.stack([cv2.dilate((s > 0.05).astype(np.uint8), kernel) for s in shown]).astype(bool)
+    deep = hidden & ~near_shown
+    assert deep.sum() > 30  # the near walker really hides part of the far one
+    assert not (c.masks["far_walker"] > 0)[deep].any()
+    assert (shown * (c.masks["far_walker"] > 0)).sum() / shown.sum() > 0.95
+
+
+@pytest.mark.parametrize("name", ["crossing", "trio"])
+def test_objects_occlude_each_other(name: str, presets: dict[str, Clip]) -> None:
+    c = presets[name]
+    own = {n: np.where(c.effects[n] == 0, c.layers[n][..., 3], 0) > 128 for n in c.object_names}
+    pairs = [(a, b) for i, a in enumerate(c.object_names) for b in c.object_names[i + 1:] if (own[a] & own[b]).any()]
+    assert len(pairs) >= (1 if len(c.object_names) == 2 else 2), pairs
+
+
+def test_camera_motions_differ(presets: dict[str, Clip]) -> None:
+    def zoom(m: np.ndarray) -> float:
+        return float(np.sqrt(abs(np.linalg.det(m[:2, :2]))))
+
+    static = presets["bounce"].camera
+    assert np.allclose(static, static[0])
+    assert np.abs(presets["bounce"].background[0].astype(int) - presets["bounce"].background[-1]).max() == 0
+    reflection = presets["reflection"].camera
+    assert zoom(reflection[-1]) > 1.25 * zoom(reflection[0])  # zooms in
+    trio = presets["trio"].camera
+    assert zoom(trio[-1]) < 0.95 * zoom(trio[0])  # zooms out
+    rolls = [np.degrees(np.arctan2(m[1, 0], m[0, 0])) for m in presets["crossing"].camera]
+    assert rolls[0] < -2 and rolls[-1] > 2  # rolls through a few degrees
+    dust = presets["dust"].camera
+    assert (dust[0][0, 2] - dust[-1][0, 2]) > 0.8 * SMALL["width"]  # a long pan
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_presets_are_deterministic(name: str, presets: dict[str, Clip]) -> None:
+    again = render_clip(name, **SMALL)
+    assert np.array_equal(again.frames, presets[name].frames)
+    assert not np.array_equal(render_clip(name, seed=1, **SMALL).frames, presets[name].frames)

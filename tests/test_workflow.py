@@ -104,6 +104,7 @@ def test_tiny_demo_end_to_end_then_a_user_video(workdir: Path):
     assert overview[:, 112:, :192].std() > 5  # the layer panel is not blank
     metrics = json.loads((dog / "metrics.json").read_text())
     assert set(metrics["objects"]["dog"]) >= {"soft_iou", "effect_recall", "alpha_leak", "mask_baseline"}
+    assert {"summary", "median_baseline"} <= set(metrics) and (dog / "evaluation.png").is_file()
     for rule in RULES:
         assert (workdir / "logs" / rule / "dog.log").is_file(), rule
         if rule != "demo_clip":

@@ -5,12 +5,16 @@ rule evaluate:
     input:
         frames="results/{video}/frames",
         masks="results/{video}/masks",
+        homographies="results/{video}/homography/homographies.npy",
+        canvas="results/{video}/homography/canvas.json",
         omnimatte="results/{video}/omnimatte",
         ground_truth=ground_truth_dir,
     output:
         metrics="results/{video}/metrics.json",
+        sheet="results/{video}/evaluation.png",
     params:
         objects=object_names,
+        homography=lambda wildcards: f"results/{wildcards.video}/homography",
     log:
         "logs/evaluate/{video}.log",
     benchmark:
@@ -20,4 +24,5 @@ rule evaluate:
     shell:
         "python -m omnimatte evaluate --sample {wildcards.video} --omnimatte {input.omnimatte}"
         " --frames {input.frames} --ground-truth {input.ground_truth} --masks {input.masks}"
-        " --objects {params.objects} --out {output.metrics} --log {log}"
+        " --homography {params.homography} --objects {params.objects} --out {output.metrics}"
+        " --sheet {output.sheet} --log {log}"

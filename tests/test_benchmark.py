@@ -1,0 +1,86 @@
+"""The benchmark: suite settings, the suite's pipeline config, and the command end to end on a tiny setting."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from omnimatte.benchmark import SUITES, markdown_table
+from omnimatte.io import read_png
+from omnimatte.synthetic import PRESETS, render_clip
+from tests.conftest import REPO, run_snakemake
+
+
+def test_suite_overrides_replace_only_what_is_given():
+    fast = SUITES["fast"]
+    tiny = fast.with_overrides(frames=8, steps=5, train={"nf": 8})
+    config = tiny.train_config()
+    assert (tiny.frames, tiny.width, tiny.height, tiny.device) == (8, fast.width, fast.height, "cpu")
+    assert (config.steps, config.nf, config.batch_size) == (5, 8, fast.train["batch_size"])
+    assert config.checkpoint_every > config.steps  # a benchmark run never resumes or writes checkpoints
+    assert fast.train["steps"] != 5  # the suite itself is unchanged
+    assert SUITES["full"].device == "cuda" and SUITES["full"].train_config().nf == 64
+
+
+def test_markdown_table_marks_missing_scores():
+    row = {"preset": "dog", "objects": 1, "soft_iou": 0.51234, "effect_recall": None, "alpha_leak": 0.2,
+           "background_psnr": 23.456, "reconstruction_psnr": 30.0, "mask_soft_iou": 0.5, "mask_effect_recall": 0.02,
+           "mask_alpha_leak": 0.6, "median_background_psnr": 27.0, "train_seconds": 12.3}
+    lines = markdown_table([row]).splitlines()
+    assert lines[0].startswith("| preset | objects | soft IoU | effect recall |")
+    assert lines[2] == "| dog | 1 | 0.512 | n/a | 0.200 | 23.46 | 30.00 | 0.500 | 0.020 | 0.600 | 27.00 | 12 |"
+
+
+def test_benchmark_config_has_one_sample_per_preset(workdir: Path):
+    config = yaml.safe_load((REPO / "config" / "benchmark.yaml").read_text())
+    assert set(config["samples"]) == set(config["demo"]) == set(PRESETS)
+    for name, sample in config["samples"].items():
+        clip = render_clip(config["demo"][name]["preset"], 8, 64, 64)
+        assert sample["demo"] == name
+        assert list(sample["objects"]) == clip.object_names, name  # back to front, as the clip layers them
+    result = run_snakemake(workdir, "-n", "--configfile", "config/benchmark.yaml")
+    assert result.returncode == 0, result.stderr
+    for name in PRESETS:
+        assert f"results/{name}/metrics.json" in result.stdout
+
+
+def test_config_schema_knows_every_preset():
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    assert schema["properties"]["demo"]["additionalProperties"]["properties"]["preset"]["enum"] == list(PRESETS)
+
+
+def test_benchmark_command_on_a_tiny_setting(tmp_path: Path):
+    out = tmp_path / "bench"
+    command = [sys.executable, "-m", "omnimatte", "benchmark", "--suite", "fast", "--presets", "bounce,crossing",
+               "--frames", "8", "--width", "192", "--height", "112", "--steps", "2", "--eval-every", "1",
+               "--options", json.dumps({"nf": 8, "batch_size": 2}), "--flow-weights", "none", "--threads", "2",
+               "--out", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| bounce | 1 |" in result.stdout and "| crossing | 2 |" in result.stdout
+
+    summary = json.loads((out / "benchmark.json").read_text())
+    assert summary["date"] and "cores" in summary["device"]
+    assert summary["settings"]["frames"] == 8 and summary["settings"]["train"]["steps"] == 2
+    for preset in ("bounce", "crossing"):
+        result_ = summary["results"][preset]
+        assert [point["step"] for point in result_["curve"]] == [1, 2]
+        assert all(0 <= point["soft_iou"] <= 1 for point in result_["curve"])
+        assert result_["row"]["flow"] == "dis"
+        metrics = json.loads((out / preset / "metrics.json").read_text())
+        assert metrics["summary"]["soft_iou"] == result_["row"]["soft_iou"]
+        assert read_png(out / preset / "evaluation.png").shape[1] == 4 * 192
+
+    with open(out / "table.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [row["preset"] for row in rows] == ["bounce", "crossing"]
+    assert {"soft_iou", "effect_recall", "alpha_leak", "background_psnr", "reconstruction_psnr", "mask_soft_iou",
+            "median_background_psnr", "train_seconds"} <= set(rows[0])
+    table = (out / "table.md").read_text()
+    assert summary["device"] in table and summary["date"] in table
+    assert read_png(out / "curves.png").shape[0] > 200
