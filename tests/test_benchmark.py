@@ -3,37 +3,46 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import torch
 import yaml
 
 from omnimatte.benchmark import SUITES, markdown_table
 from omnimatte.io import read_png
 from omnimatte.synthetic import PRESETS, render_clip
+from omnimatte.train import TrainConfig
 from tests.conftest import REPO, run_snakemake
 
 
 def test_suite_overrides_replace_only_what_is_given():
     fast = SUITES["fast"]
+    cpu = torch.device("cpu")
     tiny = fast.with_overrides(frames=8, steps=5, train={"nf": 8})
-    config = tiny.train_config()
+    config = tiny.train_config(cpu)
     assert (tiny.frames, tiny.width, tiny.height, tiny.device) == (8, fast.width, fast.height, "cpu")
     assert (config.steps, config.nf, config.batch_size) == (5, 8, fast.train["batch_size"])
     assert config.checkpoint_every > config.steps  # a benchmark run never resumes or writes checkpoints
     assert fast.train["steps"] != 5  # the suite itself is unchanged
-    assert SUITES["full"].device == "cuda" and SUITES["full"].train_config().nf == 64
+    # The full suite keeps the paper's settings even on the CPU; the demo suite trains as the pipeline does.
+    assert SUITES["full"].device == "cuda" and SUITES["full"].train_config(cpu).nf == 64
+    assert SUITES["demo"].train_config(cpu) == dataclasses.replace(TrainConfig().for_device(cpu),
+                                                                  device="cpu", checkpoint_every=3001)
 
 
 def test_markdown_table_marks_missing_scores():
     row = {"preset": "dog", "objects": 1, "soft_iou": 0.51234, "effect_recall": None, "alpha_leak": 0.2,
            "background_psnr": 23.456, "reconstruction_psnr": 30.0, "mask_soft_iou": 0.5, "mask_effect_recall": 0.02,
-           "mask_alpha_leak": 0.6, "median_background_psnr": 27.0, "train_seconds": 12.3}
+           "mask_alpha_leak": 0.6, "median_background_psnr": 27.0, "train_seconds": 12.3, "steps_per_second": 4.5,
+           "recall_seconds": None}
     lines = markdown_table([row]).splitlines()
     assert lines[0].startswith("| preset | objects | soft IoU | effect recall |")
-    assert lines[2] == "| dog | 1 | 0.512 | n/a | 0.200 | 23.46 | 30.00 | 0.500 | 0.020 | 0.600 | 27.00 | 12 |"
+    assert lines[0].endswith("| train s | steps/s | s to recall 0.5 |")
+    assert lines[2] == "| dog | 1 | 0.512 | n/a | 0.200 | 23.46 | 30.00 | 0.500 | 0.020 | 0.600 | 27.00 | 12 | 4.50 | n/a |"
 
 
 def test_benchmark_config_has_one_sample_per_preset(workdir: Path):
@@ -72,6 +81,8 @@ def test_benchmark_command_on_a_tiny_setting(tmp_path: Path):
         assert [point["step"] for point in result_["curve"]] == [1, 2]
         assert all(0 <= point["soft_iou"] <= 1 for point in result_["curve"])
         assert result_["row"]["flow"] == "dis"
+        assert result_["row"]["steps_per_second"] > 0 and result_["row"]["recall_target"] == 0.5
+        assert all(point["steps_per_second"] > 0 for point in result_["curve"])
         metrics = json.loads((out / preset / "metrics.json").read_text())
         assert metrics["summary"]["soft_iou"] == result_["row"]["soft_iou"]
         assert read_png(out / preset / "evaluation.png").shape[1] == 4 * 192

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 
 from omnimatte import train as train_module
 from omnimatte.errors import StageError
@@ -37,6 +38,10 @@ def scene(tmp_path: Path) -> dict:
     forward[..., 0] = -2.0
     forward[:, 16:32, :, 0] = 3.0
     save_npy(tmp_path / "flow" / "forward.npy", forward)
+    backward = np.zeros((T - 1, H, W, 2), np.float32)
+    backward[..., 0] = 2.0
+    backward[:, 16:32, :, 0] = -3.0
+    save_npy(tmp_path / "flow" / "backward.npy", backward)
     save_npy(tmp_path / "flow" / "confidence_forward.npy", np.ones((T - 1, H, W), np.float32))
     (tmp_path / "homography").mkdir()
     homographies = np.stack([np.array([[1, 0, 2 * t], [0, 1, 0], [0, 0, 1]], float) for t in range(T)])
@@ -48,7 +53,7 @@ def scene(tmp_path: Path) -> dict:
 
 
 def tiny_config(**changes) -> TrainConfig:
-    settings = dict(steps=12, batch_size=2, nf=8, checkpoint_every=4, device="cpu")
+    settings = dict(steps=12, batch_size=2, nf=8, checkpoint_every=4, device="cpu", cpu={})
     settings.update(changes)
     return TrainConfig(**settings)
 
@@ -150,6 +155,15 @@ def test_mask_count_mismatch_is_refused(scene: dict):
         run_train("tiny", **scene, config=tiny_config())
 
 
+def test_config_file_defaults_are_the_training_defaults():
+    """config/config.yaml's train section and TrainConfig() agree, so the CLI by hand trains as the workflow does."""
+    settings = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "config.yaml").read_text())["train"]
+    assert TrainConfig.from_dict(settings) == TrainConfig()
+    on_cpu = TrainConfig().for_device(torch.device("cpu"))
+    assert (on_cpu.nf, on_cpu.batch_size, on_cpu.scale, on_cpu.steps) == (16, 4, 0.5, 3000)
+    assert TrainConfig().for_device(torch.device("cuda")).nf == 64
+
+
 def test_mask_schedule_drops_then_switches_off():
     config = TrainConfig(lambda_mask=50.0, mask_threshold=0.02, alpha_l1_rolloff_epoch=3)
     weights = LossWeights(mask=50.0, alpha_l1=0.01)
@@ -177,6 +191,9 @@ def test_training_below_the_working_resolution_renders_at_it(scene: dict):
     assert video.flow[0, 0, 10, 10].item() == pytest.approx(1.5)
     assert video.flow[0, 0, 2, 2].item() == pytest.approx(-1.0)
     assert video.background_flow[0, 0].mean().item() == pytest.approx(-1.0, abs=1e-4)
+    # The last frame's input flow is its backward flow reversed.
+    assert video.flow[-1, 0, 10, 10].item() == pytest.approx(1.5)
+    assert video.confidence[-1].abs().sum().item() == 0
     # The coarse canvas grid is the fine one averaged: the same canvas positions.
     assert torch.allclose(video.background_grid[2], F.avg_pool2d(video.output_grid[2].permute(2, 0, 1), 2).permute(1, 2, 0))
 

@@ -7,6 +7,7 @@ rule train:
     input:
         frames="results/{video}/frames",
         flow="results/{video}/flow/forward.npy",
+        backward_flow="results/{video}/flow/backward.npy",
         confidence="results/{video}/flow/confidence_forward.npy",
         homographies="results/{video}/homography/homographies.npy",
         canvas="results/{video}/homography/canvas.json",
