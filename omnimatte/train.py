@@ -312,18 +312,29 @@ class LossWeights:
     alpha_l1: float
     mask_rolloff_step: int = -1  # step at which the mask term was reduced; off at twice that
 
-    def update(self, step: int, steps_per_epoch: int, mask_error: float, config: TrainConfig) -> None:
-        """The authors' schedule, checked once per epoch; `mask_error` is the unweighted mask term."""
+    def waiting_for_mask_threshold(self) -> bool:
+        """Whether the schedule still needs the mask error (the only term it reads back from the device)."""
+        return self.mask > 0 and self.mask_rolloff_step < 0
+
+    def update(self, step: int, steps_per_epoch: int, mask_error: float | None, config: TrainConfig) -> list[str]:
+        """The authors' schedule, checked once per epoch; `mask_error` is the unweighted mask term, needed
+        only while waiting_for_mask_threshold(). Returns what changed, for the log."""
+        changes: list[str] = []
         if step % steps_per_epoch:
-            return
-        if step >= config.alpha_l1_rolloff_epoch * steps_per_epoch:
+            return changes
+        if self.alpha_l1 > 0 and step >= config.alpha_l1_rolloff_epoch * steps_per_epoch:
             self.alpha_l1 = 0.0
-        if self.mask_rolloff_step < 0:
-            if step > steps_per_epoch and mask_error < config.mask_threshold:
+            changes.append(f"alpha L1 term off (epoch {config.alpha_l1_rolloff_epoch} reached)")
+        if self.waiting_for_mask_threshold():
+            if step > steps_per_epoch and mask_error is not None and mask_error < config.mask_threshold:
                 self.mask_rolloff_step = step
                 self.mask *= 0.1
-        elif step >= 2 * self.mask_rolloff_step:
+                changes.append(f"mask term cut to {self.mask:g} (its error {mask_error:.3g} fell below "
+                               f"{config.mask_threshold:g}); off at step {2 * step}")
+        elif self.mask > 0 and self.mask_rolloff_step >= 0 and step >= 2 * self.mask_rolloff_step:
             self.mask = 0.0
+            changes.append("mask term off")
+        return changes
 
 
 def compute_losses(out: dict[str, torch.Tensor], batch: Batch, weights: LossWeights,
@@ -480,18 +491,26 @@ def train_model(sample: str, video: VideoTensors, config: TrainConfig, checkpoin
         terms["total"].backward()
         optimizer.step()
         done = step + 1
-        if done % log_every == 0 or done == config.steps or done % steps_per_epoch == 0:
+        # Reading a loss back waits for the device, so it happens only to log and, in the
+        # first epochs, for the mask term's switch.
+        epoch_end = done % steps_per_epoch == 0
+        read_mask = epoch_end and weights.waiting_for_mask_threshold()
+        logged = done % log_every == 0 or done == config.steps
+        if logged or read_mask:
             values = {name: float(terms[name].detach()) for name in LOSS_NAMES}
             if not math.isfinite(values["total"]):
                 raise StageError(STAGE, sample, f"the loss became {values['total']} at step {done} "
                                  f"({', '.join(f'{k}={v:.3g}' for k, v in values.items())})",
                                  "lower train.learning_rate, or check the flow and masks for broken frames; "
                                  f"delete {checkpoint_path} to start over")
-            weights.update(done, steps_per_epoch, values["mask"] / weights.mask if weights.mask else 0.0, config)
-            if done % log_every == 0 or done == config.steps:
-                history.append({"step": done, "seconds": round(elapsed_before + time.perf_counter() - began, 3), **values,
-                                "lambda_mask": weights.mask, "lambda_alpha_l1": weights.alpha_l1})
-                progress.set_postfix({k[:5]: f"{v:.4f}" for k, v in values.items()})
+        if epoch_end:
+            mask_error = values["mask"] / weights.mask if read_mask else None
+            for change in weights.update(done, steps_per_epoch, mask_error, config):
+                log.info("%s: step %d (epoch %d): %s", sample, done, done // steps_per_epoch, change)
+        if logged:
+            history.append({"step": done, "seconds": round(elapsed_before + time.perf_counter() - began, 3), **values,
+                            "lambda_mask": weights.mask, "lambda_alpha_l1": weights.alpha_l1})
+            progress.set_postfix({k[:5]: f"{v:.4f}" for k, v in values.items()})
         if on_step is not None:
             on_step(done, model)
         if done % config.checkpoint_every == 0 and done < config.steps:

@@ -167,14 +167,17 @@ def test_config_file_defaults_are_the_training_defaults():
 def test_mask_schedule_drops_then_switches_off():
     config = TrainConfig(lambda_mask=50.0, mask_threshold=0.02, alpha_l1_rolloff_epoch=3)
     weights = LossWeights(mask=50.0, alpha_l1=0.01)
-    weights.update(step=4, steps_per_epoch=2, mask_error=0.5, config=config)
-    assert weights.mask == 50.0
-    weights.update(step=6, steps_per_epoch=2, mask_error=0.01, config=config)
+    assert weights.update(step=4, steps_per_epoch=2, mask_error=0.5, config=config) == []
+    assert weights.mask == 50.0 and weights.waiting_for_mask_threshold()
+    assert weights.update(step=5, steps_per_epoch=2, mask_error=0.01, config=config) == []  # not an epoch's end
+    changes = weights.update(step=6, steps_per_epoch=2, mask_error=0.01, config=config)
     assert weights.mask == pytest.approx(5.0) and weights.mask_rolloff_step == 6
     assert weights.alpha_l1 == 0.0  # epoch 3 reached
-    weights.update(step=10, steps_per_epoch=2, mask_error=0.0, config=config)
+    assert any("alpha L1 term off" in c for c in changes) and any("off at step 12" in c for c in changes)
+    assert not weights.waiting_for_mask_threshold()  # from now on the schedule reads nothing back
+    weights.update(step=10, steps_per_epoch=2, mask_error=None, config=config)
     assert weights.mask == pytest.approx(5.0)
-    weights.update(step=12, steps_per_epoch=2, mask_error=0.0, config=config)
+    assert weights.update(step=12, steps_per_epoch=2, mask_error=None, config=config) == ["mask term off"]
     assert weights.mask == 0.0
 
 
