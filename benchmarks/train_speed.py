@@ -55,7 +55,8 @@ def main() -> None:
     summary = {
         "device": device_name(device),
         "clip": {"preset": args.preset, "frames": suite.frames, "width": suite.width, "height": suite.height},
-        "train": {key: getattr(config, key) for key in ("steps", "nf", "batch_size", "scale", "bf16", "compile")},
+        "train": {**{key: getattr(config, key) for key in ("steps", "nf", "batch_size", "scale", "compile")},
+                  "bf16": config.bf16 and device.type == "cuda"},
         "flow": row["flow"],
         "steps_per_second": row["steps_per_second"],
         "peak_gpu_mib": row["peak_gpu_mib"],

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from omnimatte.benchmark import SUITES, markdown_table
+from omnimatte.benchmark import SUITES, markdown_table, time_to_quality
 from omnimatte.io import read_png
 from omnimatte.synthetic import PRESETS, render_clip
 from omnimatte.train import TrainConfig
@@ -32,6 +32,24 @@ def test_suite_overrides_replace_only_what_is_given():
     assert SUITES["full"].device == "cuda" and SUITES["full"].train_config(cpu).nf == 64
     assert SUITES["demo"].train_config(cpu) == dataclasses.replace(TrainConfig().for_device(cpu),
                                                                   device="cpu", checkpoint_every=3001)
+
+
+def test_settings_given_for_a_run_win_over_the_devices_own():
+    """train.cpu replaces the paper's settings on the CPU, but what a person asks for on the command line runs."""
+    cpu = torch.device("cpu")
+    demo = SUITES["demo"].with_overrides(steps=30, train={"nf": 8, "compile": True})
+    config = demo.train_config(cpu)
+    assert (config.steps, config.nf, config.compile) == (30, 8, True)
+    assert (config.batch_size, config.scale) == (4, 0.5)  # the rest of train.cpu still applies
+    assert SUITES["demo"].train_config(cpu).steps == 3000
+
+
+def test_time_to_quality_is_where_the_recall_stays_above_the_target():
+    curve = [{"step": s, "effect_recall": r} for s, r in [(10, 0.9), (20, 0.1), (30, 0.6), (40, 0.4), (50, 0.7),
+                                                          (60, 0.8)]]
+    assert time_to_quality(curve, 0.5)["step"] == 50  # not 10 (the untrained layer) nor 30 (it fell back)
+    assert time_to_quality(curve, 0.95) is None
+    assert time_to_quality([{"step": 5, "effect_recall": None}], 0.5) is None
 
 
 def test_markdown_table_marks_missing_scores():
