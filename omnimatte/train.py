@@ -569,18 +569,6 @@ def render_frame(model: Omnimatte, video: VideoTensors, t: int, background_canva
 
 
 @torch.no_grad()
-def render_alphas(model: Omnimatte, video: VideoTensors) -> np.ndarray:
-    """Every frame's layer alphas (T, L, H, W) in [0, 1], e.g. to score training as it goes."""
-    was_training = model.training
-    model.eval()
-    background_canvas = model.render_background()
-    alphas = [render_frame(model, video, t, background_canvas, False).alpha[:, 0].cpu().numpy()
-              for t in range(video.num_frames)]
-    model.train(was_training)
-    return np.stack(alphas)
-
-
-@torch.no_grad()
 def render_layers(model: Omnimatte, video: VideoTensors, detail_transfer: bool, out_dir: Path,
                   sample: str) -> dict[str, float]:
     """Render every frame and write the contract's layers, background and reconstruction."""
