@@ -1,7 +1,7 @@
 """Training on synthetic clips and scoring against their ground truth: the benchmark.
 
-prepare_synthetic and score_alphas are shared with benchmarks/train_speed.py and the
-shadow test. run_suite trains every preset of a suite, scores the layers at intervals
+prepare_synthetic and far_leak are shared with the shadow test, run_preset with
+benchmarks/train_speed.py. run_suite trains every preset of a suite, scores the layers at intervals
 during training (for curves against training time) and once at the end with the
 evaluate stage's metrics and baselines, and writes a table, a plot and the raw numbers.
 """
@@ -30,7 +30,15 @@ from omnimatte.homography import run_homography
 from omnimatte.io import atomic_path, save_json, write_frames
 from omnimatte.logs import get_logger
 from omnimatte.synthetic import PRESETS, Clip, render_clip, write_clip
-from omnimatte.train import TrainConfig, VideoTensors, load_video, render_frame, render_layers, train_model
+from omnimatte.train import (
+    TrainConfig,
+    VideoTensors,
+    load_video,
+    render_frame,
+    render_layers,
+    tensor_to_uint8,
+    train_model,
+)
 
 STAGE = "benchmark"
 log = get_logger(STAGE)
@@ -122,8 +130,8 @@ def score_model(model, video: VideoTensors, clip: Clip) -> dict[str, float | Non
     for t in range(video.num_frames):
         frame = render_frame(model, video, t, canvas, detail_transfer=False)
         alphas.append(frame.alpha[:, 0].cpu().numpy())
-        backgrounds.append(_to_uint8(frame.background[0]))
-        composites.append(_to_uint8(frame.model_composite[0]))
+        backgrounds.append(tensor_to_uint8(frame.background[0] * 0.5 + 0.5))
+        composites.append(tensor_to_uint8(frame.model_composite[0] * 0.5 + 0.5))
     model.train(was_training)
     per_object = score_alphas(np.stack(alphas), clip)
     row: dict[str, float | None] = {}
@@ -134,11 +142,6 @@ def score_model(model, video: VideoTensors, clip: Clip) -> dict[str, float | Non
     row["background_psnr"] = round(psnr(np.stack(backgrounds), clip.background), 3)
     row["reconstruction_psnr"] = round(psnr(np.stack(composites), clip.frames), 3)
     return row
-
-
-def _to_uint8(chw: torch.Tensor) -> np.ndarray:
-    """A (3,H,W) image in [-1, 1] as uint8 (H,W,3)."""
-    return ((chw.float() * 0.5 + 0.5).clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 
 
 @dataclass(frozen=True)
@@ -234,7 +237,7 @@ def run_preset(preset: str, suite: Suite, config: TrainConfig, work: Path, devic
 
     Training seconds leave the scoring out. The row also says how fast training ran
     (steps a second, peak GPU memory) and how soon it got good: the step and seconds
-    at which the mean effect recall first reached `recall_target`.
+    from which the mean effect recall stays at or above `recall_target` (time_to_quality).
     """
     if work.exists():
         shutil.rmtree(work)

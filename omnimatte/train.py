@@ -46,7 +46,8 @@ STAGE = "train"
 log = get_logger(STAGE)
 
 LOSS_NAMES = ("total", "reconstruction", "alpha_reg", "mask", "flow", "alpha_warp")
-SCHEDULE_NAMES = ("lambda_mask", "lambda_alpha_l1")  # the loss weights that change, logged beside the losses
+# The loss weights that change, logged beside the losses, and how the loss plot names them.
+SCHEDULE_LABELS = {"lambda_mask": "mask term", "lambda_alpha_l1": "alpha L1"}
 
 # On the CPU, a step of the paper's network and batch at 448x256 takes seconds, and
 # the alpha L1 term stays on for 200 epochs, until which the layers cannot take the
@@ -408,7 +409,7 @@ def write_loss_curves(history: list[dict], csv_path: Path, png_path: Path) -> No
 
     with atomic_path(csv_path) as tmp:
         with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=["step", "seconds", *LOSS_NAMES, *SCHEDULE_NAMES])
+            writer = csv.DictWriter(f, fieldnames=["step", "seconds", *LOSS_NAMES, *SCHEDULE_LABELS])
             writer.writeheader()
             writer.writerows(history)
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
@@ -416,7 +417,7 @@ def write_loss_curves(history: list[dict], csv_path: Path, png_path: Path) -> No
     for name in LOSS_NAMES:
         values = [max(row[name], 1e-8) for row in history]
         ax.plot(steps, values, label=name, linewidth=2.0 if name == "total" else 1.2)
-    for name, text in (("lambda_mask", "mask term"), ("lambda_alpha_l1", "alpha L1")):
+    for name, text in SCHEDULE_LABELS.items():
         for before, after in itertools.pairwise(history):
             if after[name] != before[name]:
                 change = "off" if after[name] == 0 else f"x{after[name] / before[name]:.2g}"
@@ -588,10 +589,10 @@ def render_layers(model: Omnimatte, video: VideoTensors, detail_transfer: bool, 
             psnr_output.append(_psnr(frame.composite, target))
             for i, name in enumerate(video.object_names):
                 rgba = torch.cat((frame.rgb[i] * 0.5 + 0.5, frame.alpha[i]))
-                _imwrite(folders[name] / frame_name(t), _to_uint8(rgba))
+                _imwrite(folders[name] / frame_name(t), tensor_to_uint8(rgba))
                 alpha_sums[i] += float(frame.alpha[i].mean())
-            _imwrite(tmp / "background" / frame_name(t), _to_uint8(frame.background[0] * 0.5 + 0.5))
-            _imwrite(tmp / "reconstruction" / frame_name(t), _to_uint8(frame.composite[0] * 0.5 + 0.5))
+            _imwrite(tmp / "background" / frame_name(t), tensor_to_uint8(frame.background[0] * 0.5 + 0.5))
+            _imwrite(tmp / "reconstruction" / frame_name(t), tensor_to_uint8(frame.composite[0] * 0.5 + 0.5))
     for i, name in enumerate(video.object_names):
         mean_alpha = alpha_sums[i] / video.num_frames
         if mean_alpha < 1e-3:
@@ -607,7 +608,8 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return 10 * math.log10(1.0 / max(mse, 1e-10))
 
 
-def _to_uint8(chw: torch.Tensor) -> np.ndarray:
+def tensor_to_uint8(chw: torch.Tensor) -> np.ndarray:
+    """A (C, H, W) image in [0, 1] as a contiguous uint8 (H, W, C) array, rounded."""
     image = (chw.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
     return np.ascontiguousarray(image)
 
