@@ -31,6 +31,7 @@ from omnimatte.io import atomic_path, save_json, write_frames
 from omnimatte.logs import get_logger
 from omnimatte.synthetic import PRESETS, Clip, render_clip, write_clip
 from omnimatte.train import (
+    CPU_SETTINGS,
     TrainConfig,
     VideoTensors,
     load_video,
@@ -119,16 +120,18 @@ def _round(value: float | None) -> float | None:
 
 
 @torch.no_grad()
-def score_model(model, video: VideoTensors, clip: Clip) -> dict[str, float | None]:
+def score_model(model, video: VideoTensors, clip: Clip, refine_alpha: bool = True,
+                plate_matte_threshold: float = 0.0) -> dict[str, float | None]:
     """The model's layers now, without detail transfer, scored against the clip: the
     per-object means of soft IoU, effect recall and alpha leak, and the background and
     reconstruction PSNR."""
     was_training = model.training
     model.eval()
-    canvas = model.render_background()
+    canvas = model.render_background(full_size=True)
     alphas, backgrounds, composites = [], [], []
     for t in range(video.num_frames):
-        frame = render_frame(model, video, t, canvas, detail_transfer=False)
+        frame = render_frame(model, video, t, canvas, detail_transfer=False, refine_alpha=refine_alpha,
+                             plate_matte_threshold=plate_matte_threshold)
         alphas.append(frame.alpha[:, 0].cpu().numpy())
         backgrounds.append(tensor_to_uint8(frame.background[0] * 0.5 + 0.5))
         composites.append(tensor_to_uint8(frame.model_composite[0] * 0.5 + 0.5))
@@ -184,7 +187,7 @@ SUITES = {
     # Every preset, small and on the CPU: 300 epochs of 23 frame pairs, so the alpha L1
     # term switches off at step 1200 and the layers have 600 steps to take the effects.
     "fast": Suite("fast", device="cpu", frames=24, width=224, height=128, eval_every=300,
-                  train={"nf": 16, "batch_size": 4, "steps": 1800, "cpu": {}}),
+                  train={**CPU_SETTINGS, "scale": 1.0, "steps": 1200, "cpu": {}}),
     # The paper's network, batch and schedule on the demo's size (TrainConfig's defaults).
     "full": Suite("full", device="cuda", frames=48, width=448, height=256, eval_every=250, train={"cpu": {}}),
     # The demo as the pipeline trains it by default on this machine: the paper's settings
@@ -217,8 +220,9 @@ def _commit() -> str | None:
     return result.stdout.strip() or None
 
 
-def time_to_quality(curve: list[dict], recall_target: float) -> dict | None:
-    """The first scored point from which the mean effect recall stays at or above the target to the end.
+def time_to_quality(curve: list[dict], recall_target: float, iou_target: float | None = None) -> dict | None:
+    """The first scored point from which the mean effect recall (and, with iou_target, the soft IoU) stays at or
+    above its target to the end.
 
     "Stays" matters: at the very start every alpha is about 0.5, which covers a faint
     effect by accident before the mask term has taught the layer anything.
@@ -227,17 +231,20 @@ def time_to_quality(curve: list[dict], recall_target: float) -> dict | None:
     for point in reversed(curve):
         if (point["effect_recall"] or 0.0) < recall_target:
             break
+        if iou_target is not None and (point["soft_iou"] or 0.0) < iou_target:
+            break
         reached = point
     return reached
 
 
 def run_preset(preset: str, suite: Suite, config: TrainConfig, work: Path, device: torch.device, flow_weights: str,
-               recall_target: float = RECALL_TARGET) -> dict:
+               recall_target: float = RECALL_TARGET, iou_target: float | None = None) -> dict:
     """Train one preset, scoring it every suite.eval_every steps; then render, evaluate and return its result row.
 
     Training seconds leave the scoring out. The row also says how fast training ran
     (steps a second, peak GPU memory) and how soon it got good: the step and seconds
-    from which the mean effect recall stays at or above `recall_target` (time_to_quality).
+    from which the mean effect recall stays at or above `recall_target` (and the soft
+    IoU at or above `iou_target`, when given) to the end (time_to_quality).
     """
     if work.exists():
         shutil.rmtree(work)
@@ -260,23 +267,31 @@ def run_preset(preset: str, suite: Suite, config: TrainConfig, work: Path, devic
                  "steps_per_second": round(step / max(clock["train"], 1e-9), 3)}
         if device.type == "cuda":
             point["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20)
-        point.update(score_model(model, video, clip))
+        point.update(score_model(model, video, clip, config.refine_alpha, config.plate_matte_threshold))
         curve.append(point)
         log.info("%s: %s", preset, " ".join(f"{key}={value}" for key, value in point.items()))
         clock["since"] = time.perf_counter()
 
     model, _ = train_model(preset, video, config, work / "checkpoint.pt", device, on_step=on_step)
-    render_layers(model, video, config.detail_transfer, work / "omnimatte", preset)
+    # What the rendering steps buy, from the same trained model: each switched off in turn.
+    render_ablations = {}
+    if config.plate_matte_threshold > 0:
+        render_ablations["without_plate_matte"] = score_model(model, video, clip, config.refine_alpha, 0.0)
+    if config.refine_alpha and config.scale < 1:
+        render_ablations["without_refine_alpha"] = score_model(model, video, clip, False, config.plate_matte_threshold)
+    render_layers(model, video, config.detail_transfer, work / "omnimatte", preset, config.refine_alpha,
+                  config.plate_matte_threshold)
     metrics = run_evaluate(preset, work / "omnimatte", work / "frames", work / "clip" / "gt", clip.object_names,
                            work / "metrics.json", masks_dir=work / "masks", homography_dir=work / "homography",
                            sheet_path=work / "evaluation.png")
     _write_csv(work / "curve.csv", curve)
-    reached = time_to_quality(curve, recall_target)
+    reached = time_to_quality(curve, recall_target, iou_target)
     row = {"preset": preset, "objects": len(clip.object_names), **metrics["summary"],
            "train_seconds": round(clock["train"], 1), "total_seconds": round(time.perf_counter() - began, 1),
            "steps_per_second": curve[-1]["steps_per_second"], "peak_gpu_mib": curve[-1].get("peak_gpu_mib"),
-           "recall_target": recall_target, "recall_step": reached["step"] if reached else None,
-           "recall_seconds": reached["seconds"] if reached else None, "flow": flow_info["method"]}
+           "recall_target": recall_target, "iou_target": iou_target, "recall_step": reached["step"] if reached else None,
+           "recall_seconds": reached["seconds"] if reached else None, "flow": flow_info["method"],
+           **{f"{name}_{key}": value for name, scores in render_ablations.items() for key, value in scores.items()}}
     return {"row": row, "curve": curve}
 
 

@@ -22,7 +22,8 @@ import numpy as np
 
 from omnimatte.composite import label, over_checkerboard, tile
 from omnimatte.errors import StageError
-from omnimatte.homography import canvas_coordinates, load_homographies
+from omnimatte.camera import registered_median, view_canvas
+from omnimatte.homography import load_homographies
 from omnimatte.io import list_frames, load_json, read_frames, save_json, write_png
 from omnimatte.logs import get_logger
 
@@ -73,32 +74,6 @@ def layer_scores(alpha: np.ndarray, truth: np.ndarray, effect: np.ndarray, weigh
     scores = {"soft_iou": soft_iou(alpha, truth, weight), "effect_recall": effect_recall(alpha, effect, weight),
               "alpha_leak": alpha_leak(alpha, truth, weight)}
     return {k: None if math.isnan(v) else v for k, v in scores.items()}
-
-
-def median_background(frames: np.ndarray, homographies: np.ndarray, canvas_size: tuple[int, int]) -> np.ndarray:
-    """The per-pixel median of the frames warped into the canvas (canvas_size: height, width).
-
-    Only frames that cover a canvas pixel vote on it; pixels no frame covers stay black.
-    """
-    height, width = canvas_size
-    stack = np.full((len(frames), height, width, 3), np.nan, np.float32)
-    for t, (frame, matrix) in enumerate(zip(frames, homographies)):
-        warped = cv2.warpPerspective(frame.astype(np.float32), matrix, (width, height), flags=cv2.INTER_LINEAR)
-        inside = cv2.warpPerspective(np.ones(frame.shape[:2], np.float32), matrix, (width, height),
-                                     flags=cv2.INTER_LINEAR) > 0.999
-        stack[t][inside] = warped[inside]
-    covered = ~np.isnan(stack[..., 0]).all(axis=0)
-    plate = np.zeros((height, width, 3), np.float32)
-    plate[covered] = np.nanmedian(stack[:, covered], axis=0)
-    return plate
-
-
-def view_canvas(canvas: np.ndarray, homographies: np.ndarray, frame_height: int, frame_width: int) -> np.ndarray:
-    """Each frame's view of a canvas image: uint8 (T,H,W,3), sampled where the homographies map each pixel."""
-    coords = canvas_coordinates(homographies, frame_height, frame_width)
-    views = [cv2.remap(canvas, xy[..., 0], xy[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-             for xy in coords]
-    return np.clip(np.rint(np.stack(views)), 0, 255).astype(np.uint8)
 
 
 def error_map(frame: np.ndarray, alpha: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -200,7 +175,7 @@ def evaluate(sample: str, omnimatte_dir: Path, frames_dir: Path, ground_truth_di
         if len(homographies) != len(frames):
             raise StageError(STAGE, sample, f"{len(homographies)} homographies for {len(frames)} frames",
                              "rerun the homography stage")
-        plate = median_background(frames, homographies, (int(canvas["height"]), int(canvas["width"])))
+        plate = registered_median(frames, homographies, (int(canvas["height"]), int(canvas["width"])))
         median = view_canvas(plate, homographies, frames.shape[1], frames.shape[2])
         metrics["median_baseline"] = {"background_psnr": psnr(median, clean)}
 

@@ -512,12 +512,3 @@ def load_homographies(out_dir: Path) -> tuple[np.ndarray, dict]:
     if homographies.shape != (info["num_frames"], 3, 3):
         raise ValueError(f"{out_dir}: homographies.npy is {homographies.shape} but canvas.json says {info['num_frames']} frames")
     return homographies.astype(np.float64), info
-
-
-def canvas_coordinates(homographies: np.ndarray, frame_height: int, frame_width: int) -> np.ndarray:
-    """Canvas pixel position (x, y) of every frame pixel, (T,H,W,2) float32: where to sample the background."""
-    ys, xs = np.mgrid[0:frame_height, 0:frame_width].astype(np.float64)
-    points = np.stack([xs, ys, np.ones_like(xs)], axis=-1)
-    mapped = np.einsum("tij,hwj->thwi", homographies, points)
-    return (mapped[..., :2] / mapped[..., 2:]).astype(np.float32)
-

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from omnimatte.model import warp_by_flow
+from omnimatte.model.compositing import composite_over, warp_by_flow
 
 
 def reconstruction_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -17,8 +17,24 @@ def reconstruction_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch
     return (prediction - target).abs().mean()
 
 
+def alpha_coverage(alpha: torch.Tensor) -> torch.Tensor:
+    """How much of each pixel the layers (N, L, 1, H, W) cover together: 1 - prod(1 - a_i)."""
+    return 1.0 - torch.prod(1.0 - alpha, dim=1)
+
+
+def self_composited_alpha(alpha: torch.Tensor) -> torch.Tensor:
+    """What the authors' sparsity terms see: each layer's alpha channel composited back to front by its own alpha,
+    over a background whose alpha is free to be zero (so zero): sum_i a_i^2 prod_{j in front of i} (1 - a_j).
+
+    Unlike the coverage, it is flat at alpha 0 (the pull on a faint alpha a is 2a, not 1), so the L1
+    term leaves room for the faint shadows, dust and reflections a layer must take.
+    """
+    layers = list(alpha.unbind(1))
+    return composite_over(torch.zeros_like(layers[0]), layers, layers)
+
+
 def alpha_regularization(alpha: torch.Tensor, l1_weight: float, l0_weight: float) -> torch.Tensor:
-    """Sparsity of the composited foreground alpha: L1 plus a smooth L0 surrogate.
+    """Sparsity of the foreground alpha (see alpha_coverage, self_composited_alpha): L1 plus a smooth L0 surrogate.
 
     The surrogate 2*sigmoid(5a) - 1 is near 1 for any clearly non-zero alpha, so it
     pushes small spurious alphas to exactly zero while sparing confident ones.

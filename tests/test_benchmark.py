@@ -15,7 +15,7 @@ import yaml
 from omnimatte.benchmark import SUITES, markdown_table, time_to_quality
 from omnimatte.io import read_png
 from omnimatte.synthetic import PRESETS, render_clip
-from omnimatte.train import TrainConfig
+from omnimatte.train import CPU_SETTINGS, TrainConfig
 from tests.conftest import REPO, run_snakemake
 
 
@@ -31,7 +31,8 @@ def test_suite_overrides_replace_only_what_is_given():
     # The full suite keeps the paper's settings even on the CPU; the demo suite trains as the pipeline does.
     assert SUITES["full"].device == "cuda" and SUITES["full"].train_config(cpu).nf == 64
     assert SUITES["demo"].train_config(cpu) == dataclasses.replace(TrainConfig().for_device(cpu),
-                                                                  device="cpu", checkpoint_every=3001)
+                                                                  device="cpu",
+                                                                  checkpoint_every=CPU_SETTINGS["steps"] + 1)
 
 
 def test_settings_given_for_a_run_win_over_the_devices_own():
@@ -41,7 +42,7 @@ def test_settings_given_for_a_run_win_over_the_devices_own():
     config = demo.train_config(cpu)
     assert (config.steps, config.nf, config.compile) == (30, 8, True)
     assert (config.batch_size, config.scale) == (4, 0.5)  # the rest of train.cpu still applies
-    assert SUITES["demo"].train_config(cpu).steps == 3000
+    assert SUITES["demo"].train_config(cpu).steps == CPU_SETTINGS["steps"]
 
 
 def test_time_to_quality_is_where_the_recall_stays_above_the_target():

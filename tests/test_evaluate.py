@@ -16,12 +16,11 @@ from omnimatte.evaluate import (
     alpha_leak,
     effect_recall,
     evaluate,
-    median_background,
     psnr,
     soft_iou,
-    view_canvas,
     visibility,
 )
+from omnimatte.camera import registered_median, view_canvas
 from omnimatte.io import read_png, save_json, write_frames
 from omnimatte.synthetic import render_clip, write_clip
 
@@ -94,7 +93,7 @@ def test_median_background_of_a_moving_occluder_is_the_clean_plate():
     plate = rng.integers(0, 256, (16, 48, 3), dtype=np.uint8)
     frames = moving_occluder_frames(plate, [(0, 0)] * 7, (16, 48))
     identity = np.repeat(np.eye(3)[None], 7, axis=0)
-    canvas = median_background(frames, identity, (16, 48))
+    canvas = registered_median(frames, identity, (16, 48))
     assert np.array_equal(canvas, plate)
     assert np.array_equal(view_canvas(canvas, identity, 16, 48), np.repeat(plate[None], 7, axis=0))
 
@@ -107,7 +106,7 @@ def test_median_background_through_a_panning_camera():
     offsets = [(2 * t, t % 3) for t in range(7)]
     frames = moving_occluder_frames(plate, offsets, (16, 48))
     homographies = np.stack([np.array([[1.0, 0, x], [0, 1.0, y], [0, 0, 1]]) for x, y in offsets])
-    canvas = median_background(frames, homographies, (20, 64))
+    canvas = registered_median(frames, homographies, (20, 64))
     covered = np.zeros((20, 64), bool)
     for x, y in offsets:
         covered[y:y + 16, x:x + 48] = True

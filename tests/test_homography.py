@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from omnimatte.errors import StageError
-from omnimatte.homography import canvas_coordinates, estimate_homographies, load_homographies, render_preview, run_homography
+from omnimatte.camera import canvas_coordinates
+from omnimatte.homography import estimate_homographies, load_homographies, render_preview, run_homography
 from omnimatte.io import write_frames
 from omnimatte.logs import get_logger
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from omnimatte import losses
-from omnimatte.model import Omnimatte, composite_over, sample_canvas, warp_by_flow
-from omnimatte.train import camera_flow, homography_grid
+from omnimatte.model import CameraAdjustment, Omnimatte, composite_over, identity_grid, sample_canvas, warp_by_flow
+from omnimatte.camera import camera_flow, homography_grid
 
 
 def test_reconstruction_is_mean_absolute_error():
@@ -134,3 +134,55 @@ def test_model_outputs_and_static_background():
     assert float(alpha.min()) >= 0 and float(alpha.max()) <= 1
     # Identical grids see identical backgrounds: the background cannot depend on the frame.
     assert torch.allclose(out["background"][0], out["background"][2])
+
+
+def test_self_composited_alpha_is_the_authors_sparsity_input():
+    """One layer: a^2. Two layers: a0^2 (1 - a1) + a1^2. Flat at zero, unlike the coverage 1 - prod(1 - a)."""
+    a0, a1 = 0.3, 0.6
+    alpha = torch.tensor([a0, a1]).view(1, 2, 1, 1, 1)
+    assert losses.self_composited_alpha(alpha).item() == pytest.approx(a0**2 * (1 - a1) + a1**2)
+    assert losses.alpha_coverage(alpha).item() == pytest.approx(1 - (1 - a0) * (1 - a1))
+    faint = torch.full((1, 1, 1, 1, 1), 0.05, requires_grad=True)
+    losses.alpha_regularization(losses.self_composited_alpha(faint), 1.0, 0.0).backward()
+    composited_pull = faint.grad.item()
+    faint.grad = None
+    losses.alpha_regularization(losses.alpha_coverage(faint), 1.0, 0.0).backward()
+    assert composited_pull == pytest.approx(0.1) and faint.grad.item() == pytest.approx(1.0)
+
+
+def test_canvas_background_starts_as_its_plate_and_is_the_same_for_every_frame():
+    plate = torch.rand(1, 3, 20, 36) * 2 - 1
+    model = Omnimatte((10, 18), nf=8, background="canvas", plate=plate)
+    assert torch.allclose(model.render_background(full_size=True), plate)
+    # At the training scale it is the plate area-averaged.
+    assert torch.allclose(model.render_background(), torch.nn.functional.avg_pool2d(plate, 2), atol=1e-6)
+    grid = torch.zeros(3, 8, 12, 2)
+    out = model(torch.randn(3, 1, 16, 8, 12), grid, torch.zeros(3, 2, 8, 12))
+    assert torch.allclose(out["background"][0], out["background"][2])
+    # Every pyramid level is learnt.
+    out["rgb"].mean().backward()
+    assert all(level.grad is not None and level.grad.abs().sum() > 0 for level in model.canvas.grids)
+    with pytest.raises(ValueError, match="needs its starting plate"):
+        Omnimatte((10, 18), nf=8, background="canvas")
+
+
+def test_camera_adjustment_starts_as_no_adjustment_and_interpolates_between_keys():
+    adjustment = CameraAdjustment(num_frames=25, frames_per_key=10)
+    assert adjustment.brightness.shape[0] == 4  # keys at frames 0, 10, 20, 30
+    frames = torch.tensor([0, 5, 24])
+    brightness, offset = adjustment.fields(frames, identity_grid(3, 6, 8, torch.device("cpu")))
+    assert torch.allclose(brightness, torch.ones(3, 1, 6, 8)) and torch.allclose(offset, torch.zeros(3, 2, 6, 8))
+    assert adjustment.regularization().item() == 0.0
+    with torch.no_grad():
+        adjustment.brightness[1] = 2.0  # frame 10
+        adjustment.brightness[3] = 2.0  # frame 30
+    brightness, _ = adjustment.fields(frames, identity_grid(3, 6, 8, torch.device("cpu")))
+    assert brightness[1].mean().item() == pytest.approx(1.5)  # frame 5: half way from key 0 to key 1
+    assert brightness[2].mean().item() == pytest.approx(1.4)  # frame 24: 0.4 of the way from key 2 to key 3
+    # A one-pixel offset moves the background view by one canvas pixel.
+    model = Omnimatte((8, 16), nf=8)
+    ramp = torch.arange(16, dtype=torch.float32).view(1, 1, 1, 16).expand(1, 3, 8, 16)
+    grid = identity_grid(1, 8, 16, torch.device("cpu"))
+    view = model.view_background(ramp, grid, torch.tensor([1.0, 0.0]).view(1, 2, 1, 1).expand(1, 2, 8, 16))
+    assert view[0, 0, 4, 3:10].tolist() == pytest.approx([4, 5, 6, 7, 8, 9, 10])
+

@@ -1,5 +1,6 @@
 """The train stage on a tiny hand-made scene: output contract, resume after a kill, loud failures."""
 
+import itertools
 import json
 from pathlib import Path
 
@@ -9,10 +10,13 @@ import torch
 import torch.nn.functional as F
 import yaml
 
+from omnimatte import losses
 from omnimatte import train as train_module
 from omnimatte.errors import StageError
 from omnimatte.io import read_frames, read_png, save_json, save_npy, write_frames
 from omnimatte.train import LossWeights, TrainConfig, run_train
+from omnimatte.train import loop as train_loop
+from omnimatte.train import schedule as train_schedule
 
 T, H, W = 6, 48, 64
 
@@ -94,7 +98,7 @@ def test_resume_after_kill_matches_an_uninterrupted_run(scene: dict, tmp_path: P
     straight = run_train("tiny", **{**scene, "out_dir": tmp_path / "a", "train_dir": tmp_path / "ta"}, config=tiny_config())
     straight_state = torch.load(tmp_path / "ta" / "model.pt")["model"]
 
-    real_batch = train_module.Batch
+    real_batch = train_loop.Batch
     calls = {"n": 0}
 
     def dying_batch(*args, **kwargs):
@@ -103,14 +107,14 @@ def test_resume_after_kill_matches_an_uninterrupted_run(scene: dict, tmp_path: P
             raise Killed()
         return real_batch(*args, **kwargs)
 
-    monkeypatch.setattr(train_module, "Batch", dying_batch)
+    monkeypatch.setattr(train_loop, "Batch", dying_batch)
     with pytest.raises(Killed):
         run_train("tiny", **scene, config=tiny_config())
     checkpoint = torch.load(scene["train_dir"] / "checkpoint.pt", weights_only=False)
     assert checkpoint["step"] == 4
     assert not scene["out_dir"].exists()
 
-    monkeypatch.setattr(train_module, "Batch", real_batch)
+    monkeypatch.setattr(train_loop, "Batch", real_batch)
     resumed = run_train("tiny", **scene, config=tiny_config())
     resumed_state = torch.load(scene["train_dir"] / "model.pt")["model"]
     for key, value in straight_state.items():
@@ -119,15 +123,15 @@ def test_resume_after_kill_matches_an_uninterrupted_run(scene: dict, tmp_path: P
 
 
 def test_checkpoint_from_other_settings_is_not_resumed(scene: dict, monkeypatch):
-    real_batch = train_module.Batch
+    real_batch = train_loop.Batch
 
     def dying_batch(*args, **kwargs):
         raise Killed()
 
     with pytest.raises(Killed):
-        monkeypatch.setattr(train_module, "Batch", dying_batch)
+        monkeypatch.setattr(train_loop, "Batch", dying_batch)
         run_train("tiny", **scene, config=tiny_config(checkpoint_every=1))
-    monkeypatch.setattr(train_module, "Batch", real_batch)
+    monkeypatch.setattr(train_loop, "Batch", real_batch)
     assert not (scene["train_dir"] / "checkpoint.pt").exists()  # died before the first checkpoint
     run_train("tiny", **scene, config=tiny_config(steps=5, checkpoint_every=2, learning_rate=0.0))
     assert (scene["train_dir"] / "model.pt").exists()
@@ -137,7 +141,7 @@ def test_nan_loss_stops_with_a_clear_message(scene: dict, monkeypatch):
     def broken_flow_loss(prediction, target, confidence):
         return (prediction * float("nan")).mean()
 
-    monkeypatch.setattr(train_module.losses, "flow_loss", broken_flow_loss)
+    monkeypatch.setattr(losses, "flow_loss", broken_flow_loss)
     with pytest.raises(StageError, match="loss became nan"):
         run_train("tiny", **scene, config=tiny_config())
     assert not scene["out_dir"].exists()
@@ -160,25 +164,106 @@ def test_config_file_defaults_are_the_training_defaults():
     settings = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "config.yaml").read_text())["train"]
     assert TrainConfig.from_dict(settings) == TrainConfig()
     on_cpu = TrainConfig().for_device(torch.device("cpu"))
-    assert (on_cpu.nf, on_cpu.batch_size, on_cpu.scale, on_cpu.steps) == (16, 4, 0.5, 3000)
+    assert (on_cpu.nf, on_cpu.batch_size, on_cpu.scale, on_cpu.bf16) == (16, 4, 0.5, False)
+    assert on_cpu.steps == train_module.CPU_SETTINGS["steps"]
     assert TrainConfig().for_device(torch.device("cuda")).nf == 64
 
 
 def test_mask_schedule_drops_then_switches_off():
-    config = TrainConfig(lambda_mask=50.0, mask_threshold=0.02, alpha_l1_rolloff_epoch=3)
+    config = TrainConfig(lambda_mask=50.0, mask_threshold=0.02)
     weights = LossWeights(mask=50.0, alpha_l1=0.01)
-    assert weights.update(step=4, steps_per_epoch=2, mask_error=0.5, config=config) == []
+    l1_off = 6
+    assert weights.update(4, epoch_steps=2, l1_off_step=l1_off, mask_error=0.5, config=config) == []
     assert weights.mask == 50.0 and weights.waiting_for_mask_threshold()
-    assert weights.update(step=5, steps_per_epoch=2, mask_error=0.01, config=config) == []  # not an epoch's end
-    changes = weights.update(step=6, steps_per_epoch=2, mask_error=0.01, config=config)
+    assert weights.update(5, epoch_steps=2, l1_off_step=l1_off, mask_error=0.01, config=config) == []  # mid-epoch
+    changes = weights.update(6, epoch_steps=2, l1_off_step=l1_off, mask_error=0.01, config=config)
     assert weights.mask == pytest.approx(5.0) and weights.mask_rolloff_step == 6
-    assert weights.alpha_l1 == 0.0  # epoch 3 reached
-    assert any("alpha L1 term off" in c for c in changes) and any("off at step 12" in c for c in changes)
+    assert weights.alpha_l1 == 0.0
+    assert any("alpha L1 term off at step 6" in c for c in changes) and any("off at step 12" in c for c in changes)
     assert not weights.waiting_for_mask_threshold()  # from now on the schedule reads nothing back
-    weights.update(step=10, steps_per_epoch=2, mask_error=None, config=config)
+    weights.update(10, epoch_steps=2, l1_off_step=l1_off, mask_error=None, config=config)
     assert weights.mask == pytest.approx(5.0)
-    assert weights.update(step=12, steps_per_epoch=2, mask_error=None, config=config) == ["mask term off"]
+    assert weights.update(12, epoch_steps=2, l1_off_step=l1_off, mask_error=None, config=config) == ["mask term off"]
     assert weights.mask == 0.0
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_a_300_frame_clip_gets_the_alpha_l1_switch_and_its_share_after_it(device: str):
+    """The authors' epoch 200 is step 15,000 for 300 frames at 4 pairs a step, past any budget here: the
+    switch moves forward so that the guaranteed share of the steps follows it, with either device's defaults."""
+    config = TrainConfig().for_device(torch.device(device))
+    switch = train_module.alpha_l1_off_step(config, num_frames=300)
+    assert switch < config.alpha_l1_rolloff_epoch * train_module.steps_per_epoch(300, config.batch_size)
+    assert config.steps - switch >= config.share_after_alpha_l1 * config.steps
+    weights = LossWeights(mask=0.0, alpha_l1=config.lambda_alpha_l1)
+    epoch_steps = train_module.steps_per_epoch(300, config.batch_size)
+    for step in range(1, config.steps + 1):
+        weights.update(step, epoch_steps, switch, None, config)
+        assert (weights.alpha_l1 == 0.0) == (step >= switch)
+    # A short clip keeps the authors' epoch 200 when the budget allows it.
+    short = TrainConfig(steps=10_000, batch_size=4)
+    assert train_module.alpha_l1_off_step(short, num_frames=21) == 200 * 5
+
+
+def test_learning_rate_holds_until_the_switch_then_decays_to_its_fraction():
+    config = TrainConfig(steps=100, final_learning_rate_fraction=0.1)
+    factors = [train_schedule.learning_rate_factor(step, 60, config) for step in range(100)]
+    assert factors[:61] == [1.0] * 61
+    assert all(a >= b for a, b in itertools.pairwise(factors))
+    assert factors[-1] == pytest.approx(0.1, abs=0.01)
+    assert train_schedule.learning_rate_factor(99, 60, TrainConfig(steps=100, final_learning_rate_fraction=1.0)) == 1.0
+
+
+def test_a_long_clip_switches_the_l1_term_off_in_a_short_cpu_run(tmp_path: Path, caplog):
+    """300 frames through load_video and the loop with a 20-step budget: the log says where the switch comes,
+    and the losses logged after it have the L1 term off."""
+    frames = 300
+    rng = np.random.default_rng(1)
+    ground = (rng.random((24, 32 + frames, 3)) * 255).astype(np.uint8)
+    write_frames(tmp_path / "frames", [ground[:, t:t + 32] for t in range(frames)])
+    masks = np.zeros((frames, 24, 32), np.uint8)
+    masks[:, 8:16, 10:18] = 255
+    write_frames(tmp_path / "masks" / "box", list(masks))
+    (tmp_path / "flow").mkdir()
+    flow = np.zeros((frames - 1, 24, 32, 2), np.float32)
+    save_npy(tmp_path / "flow" / "forward.npy", flow)
+    save_npy(tmp_path / "flow" / "backward.npy", flow)
+    save_npy(tmp_path / "flow" / "confidence_forward.npy", np.ones((frames - 1, 24, 32), np.float32))
+    (tmp_path / "homography").mkdir()
+    save_npy(tmp_path / "homography" / "homographies.npy",
+             np.stack([np.array([[1, 0, t], [0, 1, 0], [0, 0, 1]], float) for t in range(frames)]))
+    save_json(tmp_path / "homography" / "canvas.json", {"width": 32 + frames, "height": 24})
+    config = TrainConfig(steps=20, batch_size=4, nf=4, device="cpu", cpu={}, checkpoint_every=100)
+    video = train_module.load_video("long", tmp_path / "frames", tmp_path / "flow", tmp_path / "homography",
+                                    tmp_path / "masks", ["box"], 2, torch.device("cpu"))
+    with caplog.at_level("INFO", logger="omnimatte.train"):
+        _, history = train_module.train_model("long", video, config, tmp_path / "checkpoint.pt", torch.device("cpu"))
+    log_text = caplog.text
+    assert "the alpha L1 term switches off after step 12 (epoch 0), leaving 8 steps (40%) after it" in log_text
+    assert "alpha L1 term off at step 12" in log_text
+    assert [row["lambda_alpha_l1"] for row in history if row["step"] >= 12] == [0.0] * 9
+    assert all(row["lambda_alpha_l1"] > 0 for row in history if row["step"] < 12)
+
+
+def test_bf16_autocast_on_the_cpu_trains_and_keeps_the_alpha_head_in_float32(scene: dict):
+    """bf16 autocast runs on the CPU too; the output heads stay float32 so a faint alpha keeps its gradient."""
+    from omnimatte.model import OmnimatteUNet
+
+    net = OmnimatteUNet(nf=8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        rgba, flow = net(torch.randn(2, 16, 32, 32))
+    assert rgba.dtype == torch.float32 and flow.dtype == torch.float32
+    summary = run_train("tiny", **scene, config=tiny_config(bf16=True))
+    assert np.isfinite(summary["final_losses"]["total"])
+
+
+def test_network_background_and_batch_norm_still_train(scene: dict):
+    """The paper's network background and the authors' BatchNorm stay available as settings."""
+    summary = run_train("tiny", **scene, config=tiny_config(background="network", norm="batch",
+                                                              camera_adjustment=False))
+    assert np.isfinite(summary["final_losses"]["total"])
+    with pytest.raises(ValueError, match="train.background is 'median'; choose from canvas, network"):
+        TrainConfig(background="median")
 
 
 def test_training_below_the_working_resolution_renders_at_it(scene: dict):

@@ -1,0 +1,86 @@
+"""Camera geometry shared by training, the edits, the export and evaluate.
+
+The homography stage maps every frame into one background canvas: H_t takes frame
+pixel (x, y, 1) to canvas pixel coordinates. Everything here derives from that one
+convention: where a frame's pixels land on the canvas, the camera's own flow between
+frames, the canvas as each frame sees it, and the registered median of the frames.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def canvas_coordinates(homographies: np.ndarray, frame_height: int, frame_width: int) -> np.ndarray:
+    """Canvas pixel position (x, y) of every frame pixel, (T,H,W,2) float32: where to sample the background."""
+    ys, xs = np.mgrid[0:frame_height, 0:frame_width].astype(np.float64)
+    points = np.stack([xs, ys, np.ones_like(xs)], axis=-1)
+    mapped = np.einsum("tij,hwj->thwi", homographies, points)
+    return (mapped[..., :2] / mapped[..., 2:]).astype(np.float32)
+
+
+def homography_grid(homographies: np.ndarray, height: int, width: int, canvas_size: tuple[int, int]) -> np.ndarray:
+    """For each frame, where each pixel centre lands on the canvas, normalised for grid_sample to [-1, 1].
+
+    Normalised positions do not depend on the canvas's resolution, so the same grid
+    samples a canvas held at any scale.
+    """
+    coords = canvas_coordinates(homographies, height, width)
+    canvas_h, canvas_w = canvas_size
+    coords[..., 0] = (coords[..., 0] + 0.5) / canvas_w * 2 - 1
+    coords[..., 1] = (coords[..., 1] + 0.5) / canvas_h * 2 - 1
+    return coords
+
+
+def camera_flow(homographies: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The flow t -> t+1 that the camera alone causes: x -> H_{t+1}^-1 H_t x. (T,2,H,W); the last is zero."""
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
+    points = np.stack((xs, ys, np.ones_like(xs)), -1).reshape(-1, 3)
+    flows = np.zeros((len(homographies), 2, height, width), np.float32)
+    for t in range(len(homographies) - 1):
+        relative = np.linalg.inv(homographies[t + 1]) @ homographies[t]
+        mapped = points @ relative.T
+        mapped = mapped[:, :2] / mapped[:, 2:3]
+        flows[t] = (mapped - points[:, :2]).T.reshape(2, height, width)
+    return flows
+
+
+def registered_median(frames: np.ndarray, homographies: np.ndarray, canvas_size: tuple[int, int],
+                      exclude: np.ndarray | None = None) -> np.ndarray:
+    """The per-pixel median of the frames warped into the canvas (canvas_size: height, width), float32 (Hc,Wc,3).
+
+    Only frames that cover a canvas pixel vote on it. With `exclude` (T,H,W bool, e.g.
+    the objects' coarse masks), those frame pixels do not vote either, so a canvas pixel
+    that some frame shows free of objects gets the median of those frames only; a pixel
+    every frame excludes falls back to the median of all frames covering it. Pixels no
+    frame covers stay black.
+    """
+    height, width = canvas_size
+    stack = np.full((len(frames), height, width, 3), np.nan, np.float32)
+    kept = np.full((len(frames), height, width), False)
+    for t, (frame, matrix) in enumerate(zip(frames, homographies)):
+        warped = cv2.warpPerspective(frame.astype(np.float32), matrix, (width, height), flags=cv2.INTER_LINEAR)
+        inside = cv2.warpPerspective(np.ones(frame.shape[:2], np.float32), matrix, (width, height),
+                                     flags=cv2.INTER_LINEAR) > 0.999
+        stack[t][inside] = warped[inside]
+        if exclude is not None:
+            excluded = cv2.warpPerspective(exclude[t].astype(np.float32), matrix, (width, height),
+                                           flags=cv2.INTER_LINEAR) > 0.0
+            kept[t] = inside & ~excluded
+    covered = ~np.isnan(stack[..., 0]).all(axis=0)
+    plate = np.zeros((height, width, 3), np.float32)
+    plate[covered] = np.nanmedian(stack[:, covered], axis=0)
+    if exclude is not None:
+        clean = kept.any(axis=0)
+        free = np.where(kept[..., None], stack, np.nan)
+        plate[clean] = np.nanmedian(free[:, clean], axis=0)
+    return plate
+
+
+def view_canvas(canvas: np.ndarray, homographies: np.ndarray, frame_height: int, frame_width: int) -> np.ndarray:
+    """Each frame's view of a canvas image: uint8 (T,H,W,3), sampled where the homographies map each pixel."""
+    coords = canvas_coordinates(homographies, frame_height, frame_width)
+    views = [cv2.remap(canvas, xy[..., 0], xy[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+             for xy in coords]
+    return np.clip(np.rint(np.stack(views)), 0, 255).astype(np.uint8)

@@ -1,0 +1,51 @@
+"""The two backgrounds a model can have; both are one static canvas that every frame views through its homography.
+
+`network`: the paper's. The shared U-Net renders the canvas from a fixed noise latent,
+so the background starts as noise and must be learnt before the layers can be judged
+against it; at the end it is still smoother than the frames.
+
+`canvas`: this project's default. The canvas is a learnable image, held as a small
+pyramid of pixel grids at the working resolution and summed, and starts as the
+registered median of the frames with the objects' coarse masks left out. It is sharp
+from the first step; the coarse levels let a correction reach wide areas quickly,
+the finest level keeps the detail. It stays static, so whatever moves must still be
+explained by some layer.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+BACKGROUNDS = ("canvas", "network")
+
+
+class CanvasBackground(nn.Module):
+    """A learnable canvas image (1, 3, Hc, Wc) in [-1, 1]: the sum of `levels` grids, each half the size of the last."""
+
+    def __init__(self, plate: torch.Tensor, levels: int = 4) -> None:
+        super().__init__()
+        if plate.dim() != 4 or plate.shape[:2] != (1, 3):
+            raise ValueError(f"the canvas plate must be (1, 3, H, W), got {tuple(plate.shape)}")
+        height, width = plate.shape[-2:]
+        grids = [nn.Parameter(plate.detach().clone().float())]
+        for level in range(1, levels):
+            size = (max(1, math.ceil(height / 2**level)), max(1, math.ceil(width / 2**level)))
+            grids.append(nn.Parameter(torch.zeros(1, 3, *size)))
+        self.grids = nn.ParameterList(grids)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return tuple(self.grids[0].shape[-2:])
+
+    def forward(self, size: tuple[int, int] | None = None) -> torch.Tensor:
+        """The canvas, area-averaged to `size` (height, width) when given: each coarser pixel sees all it covers."""
+        canvas = self.grids[0]
+        for grid in self.grids[1:]:
+            canvas = canvas + F.interpolate(grid, size=self.size, mode="bilinear", align_corners=False)
+        if size is not None and tuple(size) != self.size:
+            canvas = F.interpolate(canvas, size=size, mode="area")
+        return canvas

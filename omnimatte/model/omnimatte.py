@@ -1,0 +1,123 @@
+"""The Omnimatte model (Lu et al., CVPR 2021): a background canvas, foreground layers from one U-Net, compositing.
+
+The U-Net never sees the RGB frames: a foreground layer's input is its mask (scaled
+by the layer's index), the optical flow inside the mask and a fixed noise latent
+sampled from the background canvas through the frame's homography. The background
+is one static canvas that each frame views through its homography (see
+background.py for the two kinds), optionally shifted and relit per frame by the
+camera adjustment.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from omnimatte.model.background import BACKGROUNDS, CanvasBackground
+from omnimatte.model.camera_adjustment import CameraAdjustment
+from omnimatte.model.compositing import composite_over, sample_canvas
+from omnimatte.model.unet import LATENT_CHANNELS, OmnimatteUNet
+
+
+class Omnimatte(nn.Module):
+    """Renders the background and the foreground layers of a batch of frames and composites them.
+
+    `canvas_size` is the canvas at the training scale. `latent` is the fixed noise
+    texture over the canvas at 1/latent_scale of its resolution (the authors use 1/16);
+    it is a buffer, not a parameter, so it never changes. With background="canvas",
+    `plate` (1, 3, H, W) in [-1, 1] is the canvas's starting image at any resolution
+    (the working one, so that rendering at the working resolution stays sharp).
+    """
+
+    def __init__(self, canvas_size: tuple[int, int], nf: int = 64, latent_channels: int = LATENT_CHANNELS,
+                 latent_scale: float = 16, seed: int = 0, norm: str = "group", background: str = "network",
+                 plate: torch.Tensor | None = None, num_frames: int | None = None,
+                 camera_adjustment: bool = False) -> None:
+        super().__init__()
+        if background not in BACKGROUNDS:
+            raise ValueError(f"unknown background {background!r}: choose from {', '.join(BACKGROUNDS)}")
+        self.canvas_height, self.canvas_width = canvas_size
+        self.net = OmnimatteUNet(3 + latent_channels, nf, norm)
+        generator = torch.Generator().manual_seed(seed)
+        latent_size = (math.ceil(self.canvas_height / latent_scale), math.ceil(self.canvas_width / latent_scale))
+        latent = torch.randn(1, latent_channels, *latent_size, generator=generator)
+        self.register_buffer("latent", latent)
+        self.canvas: CanvasBackground | None = None
+        if background == "canvas":
+            if plate is None:
+                raise ValueError("a canvas background needs its starting plate")
+            self.canvas = CanvasBackground(plate)
+        self.camera: CameraAdjustment | None = None
+        if camera_adjustment:
+            if num_frames is None:
+                raise ValueError("the camera adjustment needs the number of frames")
+            self.camera = CameraAdjustment(num_frames)
+
+    def frame_latent(self, grid: torch.Tensor) -> torch.Tensor:
+        """The latent as seen by frames whose pixels map to canvas positions `grid`."""
+        return sample_canvas(self.latent, grid)
+
+    def render_background(self, full_size: bool = False) -> torch.Tensor:
+        """The whole background canvas (1, 3, Hc, Wc) in [-1, 1]; the same for every frame.
+
+        At the training scale by default; with full_size, a canvas background at the
+        resolution it is held at (the network's canvas has only one size).
+        """
+        if self.canvas is not None:
+            return self.canvas(None if full_size else (self.canvas_height, self.canvas_width))
+        latent = F.interpolate(self.latent, size=(self.canvas_height, self.canvas_width), mode="bilinear",
+                               align_corners=False)
+        zeros = latent.new_zeros(1, 3, self.canvas_height, self.canvas_width)
+        rgba, _ = self.net(torch.cat((zeros, latent), 1))
+        return rgba[:, :3]
+
+    def view_background(self, canvas: torch.Tensor, grid: torch.Tensor, offset: torch.Tensor | None) -> torch.Tensor:
+        """Each frame's view (N, 3, H, W) of the canvas; `offset` (N, 2, H, W) shifts it by canvas pixels of the
+        training scale."""
+        if offset is not None:
+            step = torch.tensor([2.0 / self.canvas_width, 2.0 / self.canvas_height], device=grid.device,
+                                dtype=grid.dtype)
+            grid = grid + offset.permute(0, 2, 3, 1).to(grid.dtype) * step
+        return sample_canvas(canvas, grid)
+
+    def forward(self, layer_inputs: torch.Tensor, background_grid: torch.Tensor, background_flow: torch.Tensor,
+                frames: torch.Tensor | None = None, view_grid: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Render N frames with L foreground layers.
+
+        layer_inputs: (N, L, 3 + latent_channels, H, W); background_grid: (N, H, W, 2);
+        background_flow: (N, 2, H, W), the camera's flow to the next frame. With the
+        camera adjustment, `frames` (N,) are the frame indices and `view_grid` (N, H, W, 2)
+        where each pixel lies in its frame (the jitter crop).
+        Returns rgb (N,3,H,W) and flow composites, the per-layer rgba (N,L,4,H,W) with
+        alpha in [0, 1] and rgb in [-1, 1], per-layer flow (N,L,2,H,W) and the background view.
+        """
+        n, num_layers, channels, height, width = layer_inputs.shape
+        brightness = offset = None
+        if self.camera is not None:
+            brightness, offset = self.camera.fields(frames, view_grid)
+        background = self.view_background(self.render_background(), background_grid, offset)
+        rgba, flow = self.net(layer_inputs.reshape(n * num_layers, channels, height, width))
+        rgba = rgba.reshape(n, num_layers, 4, height, width)
+        flow = flow.reshape(n, num_layers, 2, height, width)
+        alpha = rgba[:, :, 3:4] * 0.5 + 0.5
+        layer_rgb = [rgba[:, i, :3] for i in range(num_layers)]
+        layer_alpha = [alpha[:, i] for i in range(num_layers)]
+        rgb = composite_over(background, layer_rgb, layer_alpha)
+        if brightness is not None:
+            rgb = relight(rgb, brightness)
+        return {
+            "rgb": rgb,
+            "flow": composite_over(background_flow, [flow[:, i] for i in range(num_layers)], layer_alpha),
+            "layer_rgb": rgba[:, :, :3],
+            "layer_alpha": alpha,
+            "layer_flow": flow,
+            "background": background,
+        }
+
+
+def relight(rgb: torch.Tensor, brightness: torch.Tensor) -> torch.Tensor:
+    """Scale colours in [-1, 1] by a brightness field in the [0, 1] scale, as the authors do, clamped to the range."""
+    return (brightness * (rgb * 0.5 + 0.5)).clamp(0, 1) * 2 - 1

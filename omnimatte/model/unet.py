@@ -1,0 +1,100 @@
+"""The authors' U-Net, shared by every foreground layer (and by the network background)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+LATENT_CHANNELS = 13
+INPUT_CHANNELS = 3 + LATENT_CHANNELS  # layer id mask, flow (2), latent
+
+
+NORMS = ("group", "batch")
+
+
+def _norm(channels: int, kind: str) -> nn.Module:
+    """GroupNorm (the default) or the authors' BatchNorm.
+
+    With GroupNorm a layer's output does not depend on what else is in the batch, so
+    rendering one frame sees exactly what training saw in a batch of frames; the
+    README's ablation table compares the two.
+    """
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "group":
+        return nn.GroupNorm(min(32, channels // 4), channels)
+    raise ValueError(f"unknown norm {kind!r}: choose from {', '.join(NORMS)}")
+
+
+class _Down(nn.Sequential):
+    def __init__(self, cin: int, cout: int, norm: str | None = "group", dilation: int = 1) -> None:
+        if dilation == 1:
+            conv = nn.Conv2d(cin, cout, 4, stride=2, padding=1)
+        else:
+            conv = nn.Conv2d(cin, cout, 4, stride=1, dilation=dilation, padding=3 * dilation // 2)  # "same" for even dilation
+        layers: list[nn.Module] = [conv]
+        if norm:
+            layers.append(_norm(cout, norm))
+        layers.append(nn.LeakyReLU(0.2) if norm else nn.ReLU())
+        super().__init__(*layers)
+
+
+class _Up(nn.Sequential):
+    def __init__(self, cin: int, cout: int, norm: str) -> None:
+        super().__init__(nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1), _norm(cout, norm), nn.ReLU())
+
+
+class OmnimatteUNet(nn.Module):
+    """The authors' U-Net: five stride-2 stages, two dilated ones, skip connections.
+
+    Maps (N, in_channels, H, W) to RGBA in [-1, 1] and a 2-channel flow, both at the
+    input resolution; inputs whose sides are not multiples of 32 are padded and the
+    outputs cropped back. The two output heads always run in float32, also under bf16
+    autocast: near alpha 0 the tanh saturates, and in bf16 its gradient there rounds
+    to nothing, so faint alpha (a soft shadow) could never grow back.
+    """
+
+    def __init__(self, in_channels: int = INPUT_CHANNELS, nf: int = 64, norm: str = "group") -> None:
+        super().__init__()
+        self.encoder = nn.ModuleList([
+            _Down(in_channels, nf, norm=None),
+            _Down(nf, nf * 2, norm),
+            _Down(nf * 2, nf * 4, norm),
+            _Down(nf * 4, nf * 4, norm),
+            _Down(nf * 4, nf * 4, norm),
+            _Down(nf * 4, nf * 4, norm, dilation=2),
+            _Down(nf * 4, nf * 4, norm, dilation=2),
+        ])
+        self.decoder = nn.ModuleList([
+            _Up(nf * 8, nf * 4, norm),
+            _Up(nf * 8, nf * 4, norm),
+            _Up(nf * 8, nf * 2, norm),
+            _Up(nf * 4, nf, norm),
+            _Up(nf * 2, nf, norm),
+        ])
+        # A 4x4 kernel needs one more pixel of padding on one side to keep the size.
+        self.to_rgba = nn.Sequential(nn.ZeroPad2d((1, 2, 1, 2)), nn.Conv2d(nf, 4, 4), nn.Tanh())
+        self.to_flow = nn.Sequential(nn.ZeroPad2d((1, 2, 1, 2)), nn.Conv2d(nf, 2, 4))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        height, width = x.shape[-2:]
+        pad_h, pad_w = (-height) % 32, (-width) % 32
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+        if self.encoder[0][0].weight.is_contiguous(memory_format=torch.channels_last):
+            x = x.contiguous(memory_format=torch.channels_last)  # match the weights' layout (faster on GPUs)
+        skips = []
+        for index, block in enumerate(self.encoder):
+            x = block(x)
+            if index < 5:
+                skips.append(x)
+        for block in self.decoder:
+            x = block(torch.cat((x, skips.pop()), 1))
+        with torch.autocast(x.device.type, enabled=False):
+            features = x.float()
+            rgba = self.to_rgba(features)[..., :height, :width]
+            flow = self.to_flow(features)[..., :height, :width]
+        return rgba, flow
+
+

@@ -1,0 +1,72 @@
+"""Training batches: frame pairs (t, t+1) drawn on the device, each pair zoomed and cropped alike."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from omnimatte.model import Omnimatte
+from omnimatte.train.settings import TrainConfig
+from omnimatte.train.video import VideoTensors
+
+
+def layer_inputs(model: Omnimatte, masks: torch.Tensor, flow: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """Per-layer network input (N, L, 16, H, W): layer id inside the mask, flow inside the mask, latent."""
+    n, num_layers = masks.shape[:2]
+    layer_ids = torch.arange(1, num_layers + 1, device=masks.device, dtype=masks.dtype).view(1, -1, 1, 1, 1)
+    latent = model.frame_latent(grid).unsqueeze(1).expand(-1, num_layers, -1, -1, -1)
+    return torch.cat((masks * layer_ids, flow.unsqueeze(1) * masks, latent), 2)
+
+
+def jitter_grids(n: int, height: int, width: int, rate: float, max_scale: float,
+                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random zoom-in crops, as the authors' augmentation: a sampling grid (N, H, W, 2) and each crop's scale.
+
+    Everything is drawn and built on the generator's device, so a training step on the
+    GPU never waits for the host.
+    """
+    device = generator.device
+    zoom = 1 + (max_scale - 1) * torch.rand(n, generator=generator, device=device)
+    scale = torch.where(torch.rand(n, generator=generator, device=device) < rate, zoom, torch.ones_like(zoom))
+    # Output pixel p shows source position (p + offset) / scale; the offset keeps the crop inside the frame.
+    offset_x = torch.rand(n, generator=generator, device=device) * (scale - 1) * width
+    offset_y = torch.rand(n, generator=generator, device=device) * (scale - 1) * height
+    ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float32, device=device),
+                            torch.arange(width, dtype=torch.float32, device=device), indexing="ij")
+    src_x = (xs[None] + 0.5 + offset_x[:, None, None]) / scale[:, None, None]
+    src_y = (ys[None] + 0.5 + offset_y[:, None, None]) / scale[:, None, None]
+    return torch.stack((src_x / width * 2 - 1, src_y / height * 2 - 1), -1), scale
+
+
+def resample(tensor: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    return F.grid_sample(tensor, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+class Batch:
+    """One training batch: frames t (first half) and t+1 (second half), all jittered alike per pair."""
+
+    def __init__(self, video: VideoTensors, model: Omnimatte, indices: torch.Tensor, config: TrainConfig,
+                 generator: torch.Generator) -> None:
+        pairs = len(indices)
+        frames = torch.cat((indices, indices + 1))
+        height, width = video.frames.shape[-2:]
+        grid, scale = jitter_grids(pairs, height, width, config.jitter_rate, config.jitter_max_scale, generator)
+        grid, scale = torch.cat((grid, grid)), torch.cat((scale, scale)).view(-1, 1, 1, 1)
+
+        def sample(t: torch.Tensor) -> torch.Tensor:
+            return resample(t[frames], grid)
+
+        self.image = sample(video.frames)
+        self.masks = resample(video.masks[frames].flatten(1, 2), grid).unsqueeze(2)
+        self.trimaps = resample(video.trimaps[frames].flatten(1, 2), grid).unsqueeze(2)
+        self.flow = sample(video.flow) * scale
+        self.confidence = sample(video.confidence)
+        # The flow term only judges flow where some object is, as the authors do.
+        self.confidence = self.confidence * (self.masks.sum(1) > 0).to(self.confidence.dtype)
+        self.background_flow = sample(video.background_flow) * scale
+        background_grid = resample(video.background_grid[frames].permute(0, 3, 1, 2), grid).permute(0, 2, 3, 1)
+        self.background_grid = background_grid.contiguous()
+        self.inputs = layer_inputs(model, self.masks, self.flow, self.background_grid)
+        self.pairs = pairs
+        self.frame_indices = frames
+        self.view_grid = grid  # where each pixel lies in its frame, for the camera adjustment's fields

@@ -1,0 +1,65 @@
+"""Checkpoints, what they must match to be resumed, and stopping cleanly on SIGTERM (as SLURM sends)."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+
+from omnimatte.io import atomic_path
+from omnimatte.model import Omnimatte
+from omnimatte.train.schedule import LossWeights
+from omnimatte.train.settings import TrainConfig
+from omnimatte.train.video import VideoTensors
+
+
+def config_fingerprint(config: TrainConfig, video: VideoTensors) -> str:
+    """What a checkpoint must match to be resumed: the settings that shape training and the data's size."""
+    settings = dataclasses.asdict(config)
+    for key in ("checkpoint_every", "device", "compile"):
+        settings.pop(key)
+    settings["data"] = [list(video.frames.shape), list(video.masks.shape), list(video.canvas_size)]
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def save_checkpoint(path: Path, model: Omnimatte, optimizer: torch.optim.Optimizer, step: int, weights: LossWeights,
+                    generator: torch.Generator, history: list[dict], fingerprint: str) -> None:
+    """Everything a rerun needs to go on exactly where this run stopped, written atomically."""
+    with atomic_path(path) as tmp:
+        torch.save({
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "step": step,
+            "weights": dataclasses.asdict(weights),
+            "generator": generator.get_state(),
+            "history": history,
+            "fingerprint": fingerprint,
+        }, tmp)
+
+
+class StopSignal:
+    """A SIGTERM received during training: what SLURM sends on preemption and at the time limit."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+
+
+@contextlib.contextmanager
+def catch_sigterm() -> Iterator[StopSignal]:
+    """Inside, SIGTERM is recorded instead of killing the process, so training can checkpoint and stop between steps."""
+    stop = StopSignal()
+
+    def record(signum: int, frame: object) -> None:
+        stop.received = signum
+
+    previous = signal.signal(signal.SIGTERM, record)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,127 @@
+"""The training loop: batches, the objective, the schedule, logging, checkpoints and stopping."""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from omnimatte.errors import StageError
+from omnimatte.logs import get_logger
+from omnimatte.model import Omnimatte
+from omnimatte.train.batch import Batch
+from omnimatte.train.checkpoint import StopSignal, config_fingerprint, save_checkpoint
+from omnimatte.train.objective import LOSS_NAMES, compute_losses
+from omnimatte.train.schedule import LossWeights, alpha_l1_off_step, learning_rate_factor, steps_per_epoch
+from omnimatte.train.settings import TrainConfig
+from omnimatte.train.video import VideoTensors
+
+STAGE = "train"
+log = get_logger(STAGE)
+
+
+def build_model(video: VideoTensors, config: TrainConfig, device: torch.device) -> Omnimatte:
+    """The model the settings describe, for this video, on `device`."""
+    # The latent keeps its cells per working-resolution canvas pixel at any training scale.
+    model = Omnimatte(video.canvas_size, nf=config.nf, latent_scale=config.latent_scale * config.scale,
+                      seed=config.seed, norm=config.norm, background=config.background, plate=video.plate.cpu(),
+                      num_frames=video.num_frames, camera_adjustment=config.camera_adjustment).to(device)
+    if config.channels_last:  # faster on GPUs, and by about a quarter with the CPU's oneDNN convolutions too
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def train_model(sample: str, video: VideoTensors, config: TrainConfig, checkpoint_path: Path,
+                device: torch.device, on_step: Callable[[int, Omnimatte], None] | None = None,
+                stop: StopSignal | None = None) -> tuple[Omnimatte, list[dict]]:
+    """Fit the model, resuming from `checkpoint_path` when it holds an unfinished run of the same settings.
+
+    `on_step(step, model)` is called after every step (the benchmark scores the layers with it).
+    Once `stop` has received a signal, the current step is checkpointed and the process exits with 128 + signal.
+    """
+    torch.manual_seed(config.seed)
+    model = build_model(video, config, device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    weights = LossWeights(mask=config.lambda_mask, alpha_l1=config.lambda_alpha_l1)
+    fingerprint = config_fingerprint(config, video)
+    history: list[dict] = []
+    start = 0
+    if checkpoint_path.exists():
+        state = torch.load(checkpoint_path, map_location=device, weights_only=False)
+        if state.get("fingerprint") == fingerprint:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            generator.set_state(state["generator"].cpu())
+            weights = LossWeights(**state["weights"])
+            history = state["history"]
+            start = state["step"]
+            log.info("%s: resuming from step %d of %d (%s)", sample, start, config.steps, checkpoint_path)
+        else:
+            log.warning("%s: ignoring checkpoint %s: it was written with other settings or data", sample, checkpoint_path)
+
+    step_fn = torch.compile(model) if config.compile else model
+    pairs = video.num_frames - 1
+    batch_size = min(config.batch_size, pairs)
+    epoch_steps = steps_per_epoch(video.num_frames, config.batch_size)
+    l1_off = alpha_l1_off_step(config, video.num_frames)
+    if start == 0:
+        log.info("%s: %d steps of %d pairs (%d steps an epoch); the alpha L1 term switches off after step %d "
+                 "(epoch %.0f), leaving %d steps (%.0f%%) after it", sample, config.steps, batch_size, epoch_steps,
+                 l1_off, l1_off / epoch_steps, max(0, config.steps - l1_off),
+                 100 * max(0, config.steps - l1_off) / config.steps)
+    began = time.perf_counter()
+    elapsed_before = history[-1]["seconds"] if history else 0.0
+    log_every = max(1, min(50, config.steps // 100))
+    model.train()
+    progress = tqdm(range(start, config.steps), initial=start, total=config.steps, desc=f"{sample}: train", unit="step")
+    for step in progress:
+        rate = config.learning_rate * learning_rate_factor(step, l1_off, config)
+        for group in optimizer.param_groups:
+            group["lr"] = rate
+        indices = torch.randperm(pairs, generator=generator, device=device)[:batch_size]
+        batch = Batch(video, model, indices, config, generator)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
+            out = step_fn(batch.inputs, batch.background_grid, batch.background_flow, batch.frame_indices,
+                          batch.view_grid)
+        out = {k: v.float() for k, v in out.items()}
+        terms = compute_losses(out, batch, weights, config, model)
+        optimizer.zero_grad(set_to_none=True)
+        terms["total"].backward()
+        optimizer.step()
+        done = step + 1
+        # Reading a loss back waits for the device, so it happens only to log and, in the
+        # first epochs, for the mask term's switch.
+        epoch_end = done % epoch_steps == 0
+        read_mask = epoch_end and weights.waiting_for_mask_threshold()
+        logged = done % log_every == 0 or done == config.steps
+        if logged or read_mask:
+            values = {name: float(terms[name].detach()) for name in LOSS_NAMES}
+            if not math.isfinite(values["total"]):
+                raise StageError(STAGE, sample, f"the loss became {values['total']} at step {done} "
+                                 f"({', '.join(f'{k}={v:.3g}' for k, v in values.items())})",
+                                 "lower train.learning_rate, or check the flow and masks for broken frames; "
+                                 f"delete {checkpoint_path} to start over")
+        mask_error = values["mask"] / weights.mask if read_mask else None
+        for change in weights.update(done, epoch_steps, l1_off, mask_error, config):
+            log.info("%s: step %d (epoch %d): %s", sample, done, done // epoch_steps, change)
+        if logged:
+            history.append({"step": done, "seconds": round(elapsed_before + time.perf_counter() - began, 3), **values,
+                            "lambda_mask": weights.mask, "lambda_alpha_l1": weights.alpha_l1, "learning_rate": rate})
+            progress.set_postfix({k[:5]: f"{v:.4f}" for k, v in values.items()})
+        if on_step is not None:
+            on_step(done, model)
+        if done % config.checkpoint_every == 0 and done < config.steps:
+            save_checkpoint(checkpoint_path, model, optimizer, done, weights, generator, history, fingerprint)
+        if stop is not None and stop.received is not None:
+            save_checkpoint(checkpoint_path, model, optimizer, done, weights, generator, history, fingerprint)
+            log.warning("%s: stopped by %s after step %d of %d; checkpoint written to %s, the next run resumes from it",
+                        sample, signal.Signals(stop.received).name, done, config.steps, checkpoint_path)
+            raise SystemExit(128 + stop.received)
+    progress.close()
+    return model, history

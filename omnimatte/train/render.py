@@ -1,0 +1,142 @@
+"""Rendering a trained model into the output contract's layers, background and reconstruction."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from omnimatte.io import _imwrite, atomic_dir, frame_name
+from omnimatte.logs import get_logger
+from omnimatte.model import Omnimatte, composite_over, identity_grid, relight
+from omnimatte.train.alpha_upsampling import guided_upsample
+from omnimatte.train.batch import layer_inputs
+from omnimatte.train.video import VideoTensors
+
+log = get_logger("train")
+
+
+@dataclass
+class RenderedFrame:
+    """One frame's layers: colour in [-1, 1] (L,3,H,W), alpha in [0, 1] (L,1,H,W), background and composites."""
+
+    rgb: torch.Tensor
+    alpha: torch.Tensor
+    background: torch.Tensor
+    model_composite: torch.Tensor  # what the network alone reproduces
+    composite: torch.Tensor  # the composite of the layers as written (after detail transfer)
+
+
+def plate_matte(frame: torch.Tensor, background: torch.Tensor, alpha: torch.Tensor, threshold: float) -> torch.Tensor:
+    """How much each pixel (1, 1, H, W) may hold any layer: 0 where the frame shows exactly the background.
+
+    With a sharp background, a pixel whose colour equals the background's needs no layer
+    there, whatever the network's smooth alpha says (the gaps between a dog's legs, the
+    halo a coarse mask leaves). The largest channel difference d (0..1) against the
+    threshold gives clamp(d / t, 0, 1), where t is `threshold` or, on noisy footage,
+    three times the frame's median d over the pixels no layer holds, if that is larger.
+    """
+    difference = ((frame - background).abs() * 0.5).amax(1, keepdim=True)
+    empty = (alpha.amax(0, keepdim=True) < 0.01)
+    noise = float(difference[empty].median()) if bool(empty.any()) else 0.0
+    return (difference / max(threshold, 3.0 * noise)).clamp(0, 1)
+
+
+@torch.no_grad()
+def render_frame(model: Omnimatte, video: VideoTensors, t: int, background_canvas: torch.Tensor,
+                 detail_transfer: bool, refine_alpha: bool = True, plate_matte_threshold: float = 0.0
+                 ) -> RenderedFrame:
+    """Render frame t at the working resolution, without jitter.
+
+    `background_canvas` is model.render_background(full_size=True), rendered once for
+    all frames. Trained below the working resolution, the layers' colour is upsampled
+    bilinearly and their alpha, with refine_alpha, by guided upsampling. With detail
+    transfer, each foreground layer's colour gets the residual between the frame and the
+    model's composite, attenuated by the layers in front of it, so fine texture the
+    network could not reproduce still ends up in some layer. A positive
+    `plate_matte_threshold` cuts the alphas where the frame equals the background (plate_matte).
+    """
+    grid = video.background_grid[t:t + 1]
+    inputs = layer_inputs(model, video.masks[t:t + 1], video.flow[t:t + 1], grid)
+    rgba, _ = model.net(inputs.flatten(0, 1))
+    rgb = rgba[:, :3].float()
+    alpha = rgba[:, 3:4].float() * 0.5 + 0.5
+    output_size = tuple(video.output_frames.shape[-2:])
+    if tuple(rgba.shape[-2:]) != output_size:  # trained below the working resolution
+        rgb = F.interpolate(rgb, size=output_size, mode="bilinear", align_corners=False)
+        if refine_alpha:
+            alpha = guided_upsample(alpha, video.frames[t:t + 1] * 0.5 + 0.5, video.output_frames[t:t + 1] * 0.5 + 0.5)
+        else:
+            alpha = F.interpolate(alpha, size=output_size, mode="bilinear", align_corners=False)
+    offset = brightness = None
+    if model.camera is not None:
+        frame = torch.tensor([t], device=rgb.device)
+        brightness, offset = model.camera.fields(frame, identity_grid(1, *output_size, rgb.device))
+    background = model.view_background(background_canvas.float(), video.output_grid[t:t + 1], offset)
+    if brightness is not None:
+        background, rgb = relight(background, brightness), relight(rgb, brightness)
+    if plate_matte_threshold > 0:
+        alpha = alpha * plate_matte(video.output_frames[t:t + 1], background, alpha, plate_matte_threshold)
+    model_composite = composite_over(background, list(rgb.split(1)), list(alpha.split(1)))
+    composite = model_composite
+    if detail_transfer:
+        residual = video.output_frames[t:t + 1] - model_composite
+        covered = torch.zeros_like(alpha[:1])
+        adjusted = []
+        for i in reversed(range(len(rgb))):
+            adjusted.append(rgb[i:i + 1] + (1.0 - covered) * residual)
+            covered = alpha[i:i + 1] + (1.0 - alpha[i:i + 1]) * covered
+        rgb = torch.cat(adjusted[::-1]).clamp(-1, 1)
+        composite = composite_over(background, list(rgb.split(1)), list(alpha.split(1)))
+    return RenderedFrame(rgb, alpha, background, model_composite, composite)
+
+
+@torch.no_grad()
+def render_layers(model: Omnimatte, video: VideoTensors, detail_transfer: bool, out_dir: Path, sample: str,
+                  refine_alpha: bool = True, plate_matte_threshold: float = 0.0) -> dict[str, float]:
+    """Render every frame and write the contract's layers, background and reconstruction."""
+    model.eval()
+    background_canvas = model.render_background(full_size=True)
+    num_layers = len(video.object_names)
+    alpha_sums = np.zeros(num_layers)
+    psnr_model, psnr_output = [], []
+    with atomic_dir(out_dir) as tmp:
+        folders = {name: tmp / "layers" / name / "rgba" for name in video.object_names}
+        for folder in [*folders.values(), tmp / "background", tmp / "reconstruction"]:
+            folder.mkdir(parents=True)
+        for t in tqdm(range(video.num_frames), desc=f"{sample}: render", unit="frame"):
+            frame = render_frame(model, video, t, background_canvas, detail_transfer, refine_alpha,
+                                 plate_matte_threshold)
+            target = video.output_frames[t:t + 1]
+            psnr_model.append(_psnr(frame.model_composite, target))
+            psnr_output.append(_psnr(frame.composite, target))
+            for i, name in enumerate(video.object_names):
+                rgba = torch.cat((frame.rgb[i] * 0.5 + 0.5, frame.alpha[i]))
+                _imwrite(folders[name] / frame_name(t), tensor_to_uint8(rgba))
+                alpha_sums[i] += float(frame.alpha[i].mean())
+            _imwrite(tmp / "background" / frame_name(t), tensor_to_uint8(frame.background[0] * 0.5 + 0.5))
+            _imwrite(tmp / "reconstruction" / frame_name(t), tensor_to_uint8(frame.composite[0] * 0.5 + 0.5))
+    for i, name in enumerate(video.object_names):
+        mean_alpha = alpha_sums[i] / video.num_frames
+        if mean_alpha < 1e-3:
+            log.warning("%s: layer '%s' collapsed to (almost) zero alpha (mean %.2g): the object was absorbed by the "
+                        "background; check that it moves relative to the background and that its mask is right",
+                        sample, name, mean_alpha)
+    return {"psnr_model": float(np.mean(psnr_model)), "psnr_output": float(np.mean(psnr_output)),
+            "mean_alpha": {name: float(alpha_sums[i] / video.num_frames) for i, name in enumerate(video.object_names)}}
+
+
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = float(((a - b) * 0.5).pow(2).mean())
+    return 10 * math.log10(1.0 / max(mse, 1e-10))
+
+
+def tensor_to_uint8(chw: torch.Tensor) -> np.ndarray:
+    """A (C, H, W) image in [0, 1] as a contiguous uint8 (H, W, C) array, rounded."""
+    image = (chw.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return np.ascontiguousarray(image)

@@ -1,0 +1,150 @@
+"""Everything training needs about one video, read from the upstream stages, checked, and put on the device."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from omnimatte import losses
+from omnimatte.camera import camera_flow, homography_grid, registered_median
+from omnimatte.errors import StageError
+from omnimatte.io import list_frames, read_frames
+from omnimatte.logs import get_logger
+
+STAGE = "train"
+log = get_logger(STAGE)
+
+
+@dataclass
+class VideoTensors:
+    """One video as tensors on one device.
+
+    The network works at (h, w) = the training scale times the working resolution
+    (H, W); the frames and canvas grid at (H, W) are kept for rendering the output.
+    """
+
+    frames: torch.Tensor  # (T, 3, h, w) in [-1, 1]
+    masks: torch.Tensor  # (T, L, 1, h, w) binary
+    trimaps: torch.Tensor  # (T, L, 1, h, w) in {-1, 0, 1}
+    flow: torch.Tensor  # (T, 2, h, w) forward flow in training pixels; the last frame's from the backward flow
+    confidence: torch.Tensor  # (T, 1, h, w); zero for the last frame
+    background_grid: torch.Tensor  # (T, h, w, 2) frame pixel -> canvas, in [-1, 1]
+    background_flow: torch.Tensor  # (T, 2, h, w) camera flow t -> t+1
+    canvas_size: tuple[int, int]  # the background canvas at the training scale
+    plate: torch.Tensor  # (1, 3, Hc, Wc) in [-1, 1]: the masked median of the registered frames, working resolution
+    object_names: list[str]
+    output_frames: torch.Tensor  # (T, 3, H, W) the working-resolution frames
+    output_grid: torch.Tensor  # (T, H, W, 2) their canvas positions
+
+    @property
+    def num_frames(self) -> int:
+        return self.frames.shape[0]
+
+
+def shrink(tensor: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Area-average an (N, C, H, W) tensor down to `size`; the tensor itself when it already has that size."""
+    if tuple(tensor.shape[-2:]) == size:
+        return tensor
+    return F.interpolate(tensor, size=size, mode="area")
+
+
+def _read_masks(sample: str, masks_dir: Path, object_names: list[str], num_frames: int, height: int,
+                width: int) -> np.ndarray:
+    """The coarse masks as (T, L, H, W) bool, refusing folders that do not match the frames."""
+    if not object_names:
+        raise StageError(STAGE, sample, "the sample has no objects", "name at least one object under the sample's `objects`")
+    masks = []
+    for name in object_names:
+        folder = Path(masks_dir) / name
+        paths = list_frames(folder)
+        if len(paths) != num_frames:
+            raise StageError(STAGE, sample, f"object '{name}' has {len(paths)} masks in {folder} for {num_frames} frames",
+                             "rerun the masks stage (snakemake --forcerun masks)")
+        stack = read_frames(folder, mode="gray")
+        if stack.shape[1:] != (height, width):
+            raise StageError(STAGE, sample, f"masks of '{name}' are {stack.shape[2]}x{stack.shape[1]}, frames {width}x{height}",
+                             "rerun the masks stage so masks match the working resolution")
+        empty = [t for t in range(num_frames) if not (stack[t] > 127).any()]
+        if len(empty) == num_frames:
+            raise StageError(STAGE, sample, f"object '{name}' has an empty mask on every frame",
+                             "check the object's prompt or mask folder")
+        if empty:
+            log.warning("%s: object '%s' has an empty mask on %d frame(s) (first: %d); its layer is driven by the "
+                        "other losses there", sample, name, len(empty), empty[0])
+        masks.append(stack > 127)
+    return np.stack(masks, 1)
+
+
+def starting_plate(frames: np.ndarray, masks: np.ndarray, homographies: np.ndarray, canvas_size: tuple[int, int],
+                   margin: int) -> np.ndarray:
+    """The canvas background's first image: the registered median with every object's mask, grown by `margin` px,
+    left out, so that objects that pass by do not smear into it. (Hc, Wc, 3) float32 in [0, 255]."""
+    objects = masks.any(axis=1).astype(np.uint8)
+    if margin > 0:
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1))
+        objects = np.stack([cv2.dilate(mask, kernel) for mask in objects])
+    return registered_median(frames, homographies, canvas_size, exclude=objects.astype(bool))
+
+
+def load_video(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Path, masks_dir: Path,
+               object_names: list[str], trimap_band: int, device: torch.device, scale: float = 1.0) -> VideoTensors:
+    """Read the upstream stages' outputs, check that they agree, and resample them to the training scale."""
+    frames = read_frames(frames_dir)
+    num_frames, height, width = frames.shape[:3]
+    mask_array = _read_masks(sample, masks_dir, object_names, num_frames, height, width)
+
+    forward = np.load(Path(flow_dir) / "forward.npy")
+    backward = np.load(Path(flow_dir) / "backward.npy")
+    confidence = np.load(Path(flow_dir) / "confidence_forward.npy")
+    for name, array in (("forward", forward), ("backward", backward)):
+        if array.shape != (num_frames - 1, height, width, 2):
+            raise StageError(STAGE, sample, f"{name} flow has shape {array.shape}, expected "
+                             f"{(num_frames - 1, height, width, 2)}", "rerun the flow stage (snakemake --forcerun flow)")
+    flow = np.zeros((num_frames, 2, height, width), np.float32)
+    flow[:-1] = forward.transpose(0, 3, 1, 2)
+    # The last frame has no successor; as the network's input it gets its motion from the
+    # previous frame reversed, so that its layers look like every other frame's. Its
+    # confidence stays zero: the flow loss never judges it.
+    flow[-1] = -backward[-1].transpose(2, 0, 1)
+    conf = np.zeros((num_frames, 1, height, width), np.float32)
+    conf[:-1, 0] = confidence
+
+    homographies = np.load(Path(homography_dir) / "homographies.npy")
+    canvas = json.loads((Path(homography_dir) / "canvas.json").read_text())
+    if homographies.shape != (num_frames, 3, 3):
+        raise StageError(STAGE, sample, f"{len(homographies)} homographies for {num_frames} frames",
+                         "rerun the homography stage (snakemake --forcerun homography)")
+    canvas_size = (int(canvas["height"]), int(canvas["width"]))
+    plate = starting_plate(frames, mask_array, homographies, canvas_size, margin=max(1, trimap_band // 2))
+
+    def tensor(array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(array)).to(device)
+
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    output_frames = tensor(frames.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1.0)
+    output_grid = tensor(homography_grid(homographies, height, width, canvas_size))
+    mask_tensor = (shrink(tensor(mask_array[:, :, None].astype(np.float32)).flatten(0, 1), size) > 0.5)
+    mask_tensor = mask_tensor.to(torch.float32).view(num_frames, len(object_names), 1, *size)
+    trimaps = losses.trimap(mask_tensor.flatten(0, 1), max(1, round(trimap_band * scale))).view_as(mask_tensor)
+    # Flow in training pixels: (x, y) components scale with the width and height.
+    pixel_scale = torch.tensor([size[1] / width, size[0] / height], device=device).view(1, 2, 1, 1)
+    return VideoTensors(
+        frames=shrink(output_frames, size),
+        masks=mask_tensor,
+        trimaps=trimaps,
+        flow=shrink(tensor(flow), size) * pixel_scale,
+        confidence=shrink(tensor(conf), size),
+        background_grid=shrink(output_grid.permute(0, 3, 1, 2), size).permute(0, 2, 3, 1).contiguous(),
+        background_flow=shrink(tensor(camera_flow(homographies, height, width)), size) * pixel_scale,
+        canvas_size=(max(1, round(canvas_size[0] * scale)), max(1, round(canvas_size[1] * scale))),
+        plate=tensor(plate.transpose(2, 0, 1)[None] / 127.5 - 1.0),
+        object_names=list(object_names),
+        output_frames=output_frames,
+        output_grid=output_grid,
+    )

@@ -1,0 +1,68 @@
+"""Camera geometry: the masked registered median that the canvas background starts from, and guided alpha upsampling."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from omnimatte.camera import registered_median
+from omnimatte.train.alpha_upsampling import guided_upsample
+
+
+def test_masked_median_leaves_out_an_object_that_stands_still_most_of_the_time():
+    """A square that sits on one spot in 5 of 7 frames is the plain median there; with its masks left out,
+    the two frames that show the ground decide."""
+    rng = np.random.default_rng(0)
+    plate = rng.integers(0, 256, (16, 24, 3), dtype=np.uint8)
+    frames = np.repeat(plate[None], 7, axis=0)
+    masks = np.zeros((7, 16, 24), bool)
+    for t in range(7):
+        x = 4 if t < 5 else 14
+        frames[t, 4:10, x:x + 6] = (255, 0, 0)
+        masks[t, 4:10, x:x + 6] = True
+    identity = np.repeat(np.eye(3)[None], 7, axis=0)
+    plain = registered_median(frames, identity, (16, 24))
+    assert (plain[5:9, 5:9] == (255, 0, 0)).all()
+    masked = registered_median(frames, identity, (16, 24), exclude=masks)
+    assert np.array_equal(masked, plate.astype(np.float32))
+
+
+def test_masked_median_falls_back_where_every_frame_is_masked():
+    frames = np.full((3, 8, 8, 3), 50, np.uint8)
+    masks = np.zeros((3, 8, 8), bool)
+    masks[:, 2:4, 2:4] = True
+    frames[:, 2:4, 2:4] = 200
+    median = registered_median(frames, np.repeat(np.eye(3)[None], 3, axis=0), (8, 8), exclude=masks)
+    assert (median[2:4, 2:4] == 200).all() and (median[5:, 5:] == 50).all()
+
+
+def test_guided_upsampling_follows_the_frame_edge_that_bilinear_blurs():
+    """A sharp-edged object at 64x64, its alpha known only at 16x16: the guided alpha snaps to the edge."""
+    size = 64
+    truth = torch.zeros(1, 1, size, size)
+    truth[..., 20:45, 13:50] = 1.0
+    frame = torch.where(truth.bool().expand(1, 3, size, size), torch.tensor([0.9, 0.2, 0.1]).view(1, 3, 1, 1),
+                        torch.tensor([0.2, 0.5, 0.3]).view(1, 3, 1, 1))
+    alpha_low = F.interpolate(truth, size=(16, 16), mode="area")
+    frame_low = F.interpolate(frame, size=(16, 16), mode="area")
+    bilinear = F.interpolate(alpha_low, size=(size, size), mode="bilinear", align_corners=False)
+    guided = guided_upsample(alpha_low, frame_low, frame)
+    assert guided.shape == (1, 1, size, size)
+    assert (guided - truth).abs().mean() < 0.5 * (bilinear - truth).abs().mean()
+
+
+def test_plate_matte_clears_alpha_where_the_frame_shows_the_background():
+    from omnimatte.train.render import plate_matte
+
+    background = torch.zeros(1, 3, 4, 4)
+    frame = background.clone()
+    frame[..., 0, :] = 0.2  # a strong change: 0.1 on the 0..1 scale
+    frame[..., 1, :] = 0.04  # a faint one: 0.02
+    alpha = torch.ones(1, 1, 4, 4)
+    alpha[..., 3, :] = 0.0  # nothing here: the noise estimate looks at these pixels
+    keep = plate_matte(frame, background, alpha, threshold=0.04)
+    assert keep[0, 0, :, 0].tolist() == pytest.approx([1.0, 0.5, 0.0, 0.0])
+    # On noisy footage the threshold follows the noise where no layer is.
+    noisy = frame.clone()
+    noisy[..., 3, :] = 0.4  # 0.2 of difference where no layer is: threshold 0.6
+    assert plate_matte(noisy, background, alpha, threshold=0.04)[0, 0, 0, 0].item() == pytest.approx(0.1 / 0.6)
