@@ -16,6 +16,7 @@ from tqdm import tqdm
 from omnimatte.errors import StageError
 from omnimatte.io import (
     atomic_dir,
+    count_packets,
     ffmpeg_binary,
     frame_name,
     probe_video,
@@ -27,6 +28,9 @@ from omnimatte.logs import get_logger
 STAGE = "frames"
 log = get_logger(STAGE)
 
+#: Frames a decode may fall short of the announced count (a rounded duration) before it counts as truncated.
+SHORT_TOLERANCE = 1
+
 
 def working_size(source_width: int, source_height: int, width: int, height: int | None) -> tuple[int, int]:
     """The working (width, height): `width` as given, height from the aspect, both multiples of 16."""
@@ -37,6 +41,14 @@ def working_size(source_width: int, source_height: int, width: int, height: int 
     elif height % 16:
         raise ValueError(f"working height {height} is not a multiple of 16")
     return width, height
+
+
+def selected_count(total: int, start: int, end: int | None, stride: int) -> int:
+    """How many of `total` source frames [start, end) every `stride` selects; 0 when the total is unknown."""
+    if not total:
+        return 0
+    last = total if end is None else min(end, total)
+    return max(0, (last - start + stride - 1) // stride)
 
 
 def decode_frames(video: Path, width: int, height: int, start: int = 0, end: int | None = None,
@@ -79,11 +91,14 @@ def run_frames(
     start: int = 0,
     end: int | None = None,
     stride: int = 1,
+    allow_short: bool = False,
 ) -> dict:
     """Extract frames [start, end) every `stride` of `video` into out_dir/00000.png, ...
 
     Writes `info_path` (JSON) with the source and working sizes, the frame count
-    and the fps of the extracted sequence, which the final videos use.
+    and the fps of the extracted sequence, which the final videos use. Fewer frames
+    than the file announces (a truncated download) stop the stage, or with
+    `allow_short` go on with a warning: user masks and exports count on every frame.
     """
     video = Path(video)
     if not video.is_file():
@@ -101,10 +116,7 @@ def run_frames(
     except ValueError as err:
         raise StageError(STAGE, sample, str(err), "set frames.width (and height) to multiples of 16 in the config") from err
 
-    expected = probe["estimated_frames"]
-    if expected:
-        last = expected if end is None else min(end, expected)
-        expected = max(0, (last - start + stride - 1) // stride)
+    expected = selected_count(probe["estimated_frames"], start, end, stride)
     count = 0
     with atomic_dir(out_dir) as tmp:
         with tqdm(total=expected or None, desc=f"{sample}: frames", unit="frame") as progress:
@@ -118,12 +130,22 @@ def run_frames(
         if count < 2:
             raise StageError(STAGE, sample, f"{count} frame(s) decoded from {video} with start={start}, end={end}, stride={stride}",
                              "the clip needs at least 2 frames: check the file and the sample's start/end/stride")
+        if expected and count < expected - SHORT_TOLERANCE:
+            problem = (f"decoded {count} frames from {video} but expected {expected}: the file announces "
+                       f"{probe['estimated_frames']} frames (start={start}, end={end}, stride={stride}); "
+                       "it is truncated or damaged")
+            if not allow_short:
+                raise StageError(STAGE, sample, problem,
+                                 "re-export or re-download the video; to go on with the frames that decode, "
+                                 "set `frames: {allow_short: true}` in the config")
+            log.warning("%s: WARNING: %s; going on with %d frames because frames.allow_short is set", sample, problem, count)
+    source_count = count_packets(video) or probe["estimated_frames"]
     info = {
         "video": str(video),
         "source_width": probe["width"],
         "source_height": probe["height"],
         "source_fps": probe["fps"],
-        "source_count": probe["estimated_frames"],
+        "source_count": source_count,
         "width": out_w,
         "height": out_h,
         "count": count,

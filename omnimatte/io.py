@@ -6,6 +6,7 @@ when complete, so a job that is killed never leaves a file Snakemake would trust
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import itertools
 import json
@@ -127,6 +128,51 @@ def list_frames(folder: str | os.PathLike) -> list[Path]:
     return sorted(Path(folder).glob("*.png"))
 
 
+_NUMBERED = re.compile(r"^(.*?)(\d+)(\D*)$")
+
+
+def name_list(names: list[str], limit: int = 8) -> str:
+    """Names for a message, comma-separated; a long list is cut after `limit`."""
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def numbered_pngs(folder: str | os.PathLike) -> list[tuple[int, Path]]:
+    """A user's PNG sequence as (number, path) ordered by the number in the names, not as text.
+
+    `mask_2.png` comes before `mask_10.png`. The number is the last run of digits in
+    the name; every file must share the same text around it (`mask_` ... ``), and the
+    numbers must be distinct and consecutive, so a stray or misnamed file cannot
+    shift frames silently. Hidden files (`.name.png`, e.g. macOS `._` copies) are
+    skipped. Raises ValueError listing the offending names.
+    """
+    paths = [p for p in Path(folder).iterdir() if p.suffix.lower() == ".png" and not p.name.startswith(".")]
+    unnumbered = sorted(p.name for p in paths if not _NUMBERED.match(p.stem))
+    if unnumbered:
+        raise ValueError(f"file name(s) without a frame number: {name_list(unnumbered)}")
+    patterns: dict[tuple[str, str], list[str]] = {}
+    numbered = []
+    for path in paths:
+        prefix, digits, suffix = _NUMBERED.match(path.stem).groups()
+        patterns.setdefault((prefix, suffix + path.suffix), []).append(path.name)
+        numbered.append((int(digits), path))
+    if len(patterns) > 1:
+        groups = sorted(patterns.values(), key=len, reverse=True)
+        kinds = "; ".join(f"{len(g)} like {sorted(g)[0]}" for g in groups)
+        odd = sorted(name for group in groups[1:] for name in group)
+        raise ValueError(f"mixed file naming ({kinds}); the odd one(s) out: {name_list(odd)}")
+    numbered.sort(key=lambda item: (item[0], item[1].name))
+    uses = collections.Counter(number for number, _ in numbered)
+    repeated = [path.name for number, path in numbered if uses[number] > 1]
+    if repeated:
+        raise ValueError(f"ambiguous names, several files carry the same frame number: {name_list(repeated)}")
+    missing = [n for n in range(numbered[0][0], numbered[-1][0]) if n not in uses] if numbered else []
+    if missing:
+        raise ValueError(f"the numbers skip {name_list([str(n) for n in missing])} "
+                         f"(between {numbered[0][1].name} and {numbered[-1][1].name})")
+    return numbered
+
+
 def read_frames(folder: str | os.PathLike, mode: str = "rgb") -> np.ndarray:
     """Read a whole frame folder into one uint8 array (T,H,W[,C])."""
     paths = list_frames(folder)
@@ -197,7 +243,7 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: floa
 
 
 def probe_video(path: Path) -> dict:
-    """Width, height, fps and an estimated frame count, read from ffmpeg's banner.
+    """Width, height, fps and the frame count the file announces, read from ffmpeg's banner and the header.
 
     ffprobe is not bundled with imageio-ffmpeg, so the stream line that `ffmpeg -i`
     prints is parsed instead.
@@ -218,8 +264,21 @@ def probe_video(path: Path) -> dict:
         h, m, s = duration.groups()
         seconds = int(h) * 3600 + int(m) * 60 + float(s)
     info["duration"] = seconds
-    info["estimated_frames"] = int(round(seconds * info["fps"])) if info["fps"] else 0
+    # The video stream's own frame count from the container (OpenCV reads it from the
+    # header): a longer audio track makes the container's duration overstate it.
+    capture = cv2.VideoCapture(str(path))
+    declared = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
+    capture.release()
+    info["estimated_frames"] = declared if declared > 0 else int(round(seconds * info["fps"])) if info["fps"] else 0
     return info
+
+
+def count_packets(path: str | os.PathLike) -> int | None:
+    """How many video frames the file really holds (its packets, read without decoding); None if unknown."""
+    result = subprocess.run([ffmpeg_binary(), "-hide_banner", "-nostdin", "-i", str(path), "-map", "0:v:0", "-c", "copy",
+                             "-f", "null", "-"], capture_output=True, text=True)
+    frames = re.findall(r"frame=\s*(\d+)", result.stderr)
+    return int(frames[-1]) if result.returncode == 0 and frames else None
 
 
 def read_video(path: str | os.PathLike, mode: str = "rgb", max_frames: int | None = None) -> np.ndarray:

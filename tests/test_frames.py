@@ -1,5 +1,7 @@
 """Frame extraction: range selection, working size, fps, and clear errors on bad videos."""
 
+import re
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -7,7 +9,7 @@ import pytest
 
 from omnimatte.errors import StageError
 from omnimatte.frames import run_frames, working_size
-from omnimatte.io import load_json, read_frames, write_video
+from omnimatte.io import ffmpeg_binary, load_json, read_frames, write_video
 
 
 @pytest.fixture
@@ -58,3 +60,42 @@ def test_range_with_no_frames_leaves_nothing(ramp_video: Path, tmp_path: Path):
         run_frames("ramp", ramp_video, tmp_path / "f", tmp_path / "i.json", width=64, start=50)
     assert not (tmp_path / "f").exists()
     assert not list(tmp_path.glob(".f.*"))  # no temporary folder left behind
+
+
+@pytest.fixture
+def truncated_video(tmp_path: Path) -> Path:
+    """48 noise frames (H.264, header first), cut after 60 % of the bytes, as an interrupted download leaves it."""
+    rng = np.random.default_rng(0)
+    whole = tmp_path / "whole.mp4"
+    write_video(whole, (rng.integers(0, 255, (64, 96, 3), dtype=np.uint8) for _ in range(48)), fps=24)
+    data = whole.read_bytes()
+    path = tmp_path / "truncated.mp4"
+    path.write_bytes(data[:int(len(data) * 0.6)])
+    return path
+
+
+def test_truncated_video_stops_naming_both_counts(truncated_video: Path, tmp_path: Path):
+    with pytest.raises(StageError) as err:
+        run_frames("cut", truncated_video, tmp_path / "f", tmp_path / "i.json", width=96)
+    # "[frames] sample 'cut': decoded 29 frames from .../truncated.mp4 but expected 48: the file announces 48 frames
+    #  (start=0, end=None, stride=1); it is truncated or damaged
+    #   fix: re-export or re-download the video; to go on with the frames that decode, set `frames: {allow_short: true}` ..."
+    message = str(err.value)
+    assert re.search(r"decoded (\d+) frames from .*truncated.mp4 but expected 48", message), message
+    assert "allow_short: true" in err.value.fix
+    assert not (tmp_path / "f").exists() and not (tmp_path / "i.json").exists()
+
+
+def test_truncated_video_goes_on_with_a_warning_when_allowed(truncated_video: Path, tmp_path: Path, caplog):
+    info = run_frames("cut", truncated_video, tmp_path / "f", tmp_path / "i.json", width=96, allow_short=True)
+    assert 2 <= info["count"] < 48
+    assert f"WARNING: decoded {info['count']} frames" in caplog.text and "frames.allow_short is set" in caplog.text
+
+
+def test_audio_longer_than_the_video_is_not_a_truncation(ramp_video: Path, tmp_path: Path):
+    # The container's duration is the audio's 3 s; the video stream holds 20 frames at 25 fps.
+    with_audio = tmp_path / "with audio.mp4"
+    subprocess.run([ffmpeg_binary(), "-loglevel", "error", "-i", str(ramp_video), "-f", "lavfi", "-i", "sine=d=3",
+                    "-c:v", "copy", "-c:a", "aac", str(with_audio)], check=True)
+    info = run_frames("loud", with_audio, tmp_path / "f", tmp_path / "i.json", width=64)
+    assert info["count"] == 20 and info["source_count"] == 20
