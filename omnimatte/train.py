@@ -29,6 +29,7 @@ from tqdm import tqdm
 from omnimatte import losses
 from omnimatte.devices import resolve_device
 from omnimatte.errors import StageError
+from omnimatte.fingerprint import inputs_digest, why_not_resumed
 from omnimatte.homography import canvas_coordinates
 from omnimatte.io import (
     _imwrite,
@@ -355,17 +356,18 @@ def compute_losses(out: dict[str, torch.Tensor], batch: Batch, weights: LossWeig
     return terms
 
 
-def config_fingerprint(config: TrainConfig, video: VideoTensors) -> str:
-    """What a checkpoint must match to be resumed: the settings that shape training and the data's size."""
+def config_fingerprint(config: TrainConfig, video: VideoTensors, inputs: str = "") -> dict[str, str]:
+    """What a checkpoint must match to be resumed: the settings that shape training and the data's size,
+    and apart from them the inputs' digest (`fingerprint.inputs_digest`), so the log can say which changed."""
     settings = dataclasses.asdict(config)
     for key in ("checkpoint_every", "device", "compile"):
         settings.pop(key)
     settings["data"] = [list(video.frames.shape), list(video.masks.shape), list(video.canvas_size)]
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+    return {"settings": hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16], "inputs": inputs}
 
 
 def save_checkpoint(path: Path, model: Omnimatte, optimizer: torch.optim.Optimizer, step: int, weights: LossWeights,
-                    generator: torch.Generator, history: list[dict], fingerprint: str) -> None:
+                    generator: torch.Generator, history: list[dict], fingerprint: dict[str, str]) -> None:
     with atomic_path(path) as tmp:
         torch.save({
             "model": model.state_dict(),
@@ -438,8 +440,9 @@ def write_loss_curves(history: list[dict], csv_path: Path, png_path: Path) -> No
 
 def train_model(sample: str, video: VideoTensors, config: TrainConfig, checkpoint_path: Path,
                 device: torch.device, on_step: Callable[[int, Omnimatte], None] | None = None,
-                stop: StopSignal | None = None) -> tuple[Omnimatte, list[dict]]:
-    """Fit the model, resuming from `checkpoint_path` when it holds an unfinished run of the same settings.
+                stop: StopSignal | None = None, inputs: str = "") -> tuple[Omnimatte, list[dict]]:
+    """Fit the model, resuming from `checkpoint_path` when it holds an unfinished run of the same settings
+    and inputs (`inputs`: the digest of the files `video` was read from).
 
     `on_step(step, model)` is called after every step (the benchmark scores the layers with it).
     Once `stop` has received a signal, the current step is checkpointed and the process exits with 128 + signal.
@@ -453,7 +456,7 @@ def train_model(sample: str, video: VideoTensors, config: TrainConfig, checkpoin
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     generator = torch.Generator(device=device).manual_seed(config.seed)
     weights = LossWeights(mask=config.lambda_mask, alpha_l1=config.lambda_alpha_l1)
-    fingerprint = config_fingerprint(config, video)
+    fingerprint = config_fingerprint(config, video, inputs)
     history: list[dict] = []
     start = 0
     if checkpoint_path.exists():
@@ -467,7 +470,8 @@ def train_model(sample: str, video: VideoTensors, config: TrainConfig, checkpoin
             start = state["step"]
             log.info("%s: resuming from step %d of %d (%s)", sample, start, config.steps, checkpoint_path)
         else:
-            log.warning("%s: ignoring checkpoint %s: it was written with other settings or data", sample, checkpoint_path)
+            log.warning("%s: starting over: %s; ignoring %s", sample, why_not_resumed(state.get("fingerprint"), fingerprint),
+                        checkpoint_path)
 
     step_fn = model
     if config.compile:
@@ -637,7 +641,8 @@ def run_train(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pat
     checkpoint_path = train_dir / "checkpoint.pt"
     began = time.perf_counter()
     with catch_sigterm() as stop:
-        model, history = train_model(sample, video, config, checkpoint_path, device, stop=stop)
+        model, history = train_model(sample, video, config, checkpoint_path, device, stop=stop,
+                                     inputs=inputs_digest(frames_dir, flow_dir, homography_dir, masks_dir, object_names))
     train_seconds = time.perf_counter() - began
     quality = render_layers(model, video, config.detail_transfer, out_dir, sample)
     with atomic_path(train_dir / "model.pt") as tmp:

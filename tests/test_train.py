@@ -11,6 +11,7 @@ import yaml
 
 from omnimatte import train as train_module
 from omnimatte.errors import StageError
+from omnimatte.fingerprint import inputs_digest
 from omnimatte.io import read_frames, read_png, save_json, save_npy, write_frames
 from omnimatte.train import LossWeights, TrainConfig, run_train
 
@@ -116,6 +117,64 @@ def test_resume_after_kill_matches_an_uninterrupted_run(scene: dict, tmp_path: P
     for key, value in straight_state.items():
         assert torch.allclose(value, resumed_state[key], atol=1e-6), key
     assert resumed["final_losses"]["total"] == pytest.approx(straight["final_losses"]["total"], rel=1e-5)
+
+
+def kill_after_first_checkpoint(scene: dict, monkeypatch) -> None:
+    """Run training until it dies during step 7, after the checkpoint at step 4."""
+    real_batch = train_module.Batch
+    calls = {"n": 0}
+
+    def dying_batch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise Killed()
+        return real_batch(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "Batch", dying_batch)
+    with pytest.raises(Killed):
+        run_train("tiny", **scene, config=tiny_config())
+    monkeypatch.setattr(train_module, "Batch", real_batch)
+    assert (scene["train_dir"] / "checkpoint.pt").exists()
+
+
+def test_inputs_digest_covers_frames_masks_flow_and_homographies(scene: dict):
+    def digest() -> str:
+        return inputs_digest(scene["frames_dir"], scene["flow_dir"], scene["homography_dir"], scene["masks_dir"],
+                             scene["object_names"])
+
+    first = digest()
+    assert digest() == first
+    for path in (scene["frames_dir"] / "00003.png", scene["masks_dir"] / "square" / "00001.png",
+                 scene["flow_dir"] / "confidence_forward.npy", scene["homography_dir"] / "canvas.json"):
+        original = path.read_bytes()
+        path.write_bytes(original + b"\0")  # same shapes as far as training can tell; other bytes
+        assert digest() != first, path
+        path.write_bytes(original)
+    assert digest() == first
+
+
+def test_checkpoint_of_other_inputs_starts_over_saying_so(scene: dict, monkeypatch, caplog):
+    kill_after_first_checkpoint(scene, monkeypatch)
+    # The user fixes one mask in place: same size, same count, so the old fingerprint matched.
+    mask_path = scene["masks_dir"] / "square" / "00002.png"
+    mask = read_png(mask_path, "gray")
+    mask[0:4, 0:4] = 255
+    write_frames(scene["masks_dir"] / "square", [read_png(p, "gray") if p != mask_path else mask
+                                                 for p in sorted((scene["masks_dir"] / "square").iterdir())])
+    caplog.clear()
+    run_train("tiny", **scene, config=tiny_config())
+    # "tiny: starting over: the inputs changed since the checkpoint (frames, masks, flow or homographies); ignoring ..."
+    assert "starting over: the inputs changed since the checkpoint" in caplog.text
+    assert "resuming" not in caplog.text
+
+
+def test_checkpoint_of_other_settings_starts_over_saying_so(scene: dict, monkeypatch, caplog):
+    kill_after_first_checkpoint(scene, monkeypatch)
+    caplog.clear()
+    run_train("tiny", **scene, config=tiny_config(learning_rate=0.002))
+    # "tiny: starting over: the settings changed since the checkpoint; ignoring .../checkpoint.pt"
+    assert "starting over: the settings changed since the checkpoint" in caplog.text
+    assert "resuming" not in caplog.text
 
 
 def test_checkpoint_from_other_settings_is_not_resumed(scene: dict, monkeypatch):
