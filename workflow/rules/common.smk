@@ -4,10 +4,14 @@ import json
 import shlex
 from pathlib import Path
 
-from snakemake.utils import validate
+import yaml
+
+from omnimatte.config_check import config_problems
 
 
-validate(config, schema="../schemas/config.schema.yaml")
+_problems = config_problems(config, yaml.safe_load(Path(workflow.basedir, "workflow/schemas/config.schema.yaml").read_text()))
+if _problems:
+    raise ValueError("Invalid config (your --configfile files merged over config/config.yaml):\n  " + "\n  ".join(_problems))
 
 SAMPLES = config["samples"]
 

@@ -25,6 +25,6 @@ rule flow:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "python -m omnimatte flow --sample {wildcards.video} --frames {input.frames} --frames-info {input.info}"
-        " --out {params.out} --preview {output.preview} --options {params.options}"
-        " --threads {threads} --log {log}"
+        "python -m omnimatte flow --sample {wildcards.video} --frames {input.frames:q} --frames-info {input.info:q}"
+        " --out {params.out:q} --preview {output.preview:q} --options {params.options}"
+        " --threads {threads} --log {log:q}"

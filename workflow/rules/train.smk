@@ -35,7 +35,7 @@ rule train:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "python -m omnimatte train --sample {wildcards.video} --frames {input.frames} --flow {params.flow}"
-        " --homography {params.homography} --masks {input.masks} --objects {params.objects}"
-        " --out {output.omnimatte} --train-dir {params.train_dir} --options {params.options}"
-        " --threads {threads} --log {log}"
+        "python -m omnimatte train --sample {wildcards.video} --frames {input.frames:q} --flow {params.flow:q}"
+        " --homography {params.homography:q} --masks {input.masks:q} --objects {params.objects:q}"
+        " --out {output.omnimatte:q} --train-dir {params.train_dir:q} --options {params.options}"
+        " --threads {threads} --log {log:q}"
