@@ -30,6 +30,8 @@ log = get_logger(STAGE)
 
 #: Frames a decode may fall short of the announced count (a rounded duration) before it counts as truncated.
 SHORT_TOLERANCE = 1
+#: A working width more than this times the source's is warned about (homography names it too, when it fails).
+UPSCALE_WARNING = 2.0
 
 
 def working_size(source_width: int, source_height: int, width: int, height: int | None) -> tuple[int, int]:
@@ -116,6 +118,12 @@ def run_frames(
     except ValueError as err:
         raise StageError(STAGE, sample, str(err), "set frames.width (and height) to multiples of 16 in the config") from err
 
+    upscale = out_w / probe["width"]
+    if upscale > UPSCALE_WARNING:
+        log.warning("%s: WARNING: the source is %dx%d and the working size %dx%d upscales it %.1fx: that adds blur, "
+                    "not detail, and flow and homographies work worse on it; set frames.width near the source width "
+                    "(e.g. %d)", sample, probe["width"], probe["height"], out_w, out_h, upscale,
+                    max(32, -(-probe["width"] // 16) * 16))
     expected = selected_count(probe["estimated_frames"], start, end, stride)
     count = 0
     with atomic_dir(out_dir) as tmp:

@@ -99,3 +99,14 @@ def test_audio_longer_than_the_video_is_not_a_truncation(ramp_video: Path, tmp_p
                     "-c:v", "copy", "-c:a", "aac", str(with_audio)], check=True)
     info = run_frames("loud", with_audio, tmp_path / "f", tmp_path / "i.json", width=64)
     assert info["count"] == 20 and info["source_count"] == 20
+
+
+def test_tiny_video_upscaled_is_warned_about(tmp_path: Path, caplog):
+    video = tmp_path / "tiny.mp4"
+    write_video(video, [np.full((30, 40, 3), i * 10, np.uint8) for i in range(4)], fps=10)
+    info = run_frames("tiny", video, tmp_path / "f", tmp_path / "i.json", width=192)
+    assert (info["width"], info["height"]) == (192, 144)
+    # "tiny: WARNING: the source is 40x30 and the working size 192x144 upscales it 4.8x: that adds blur, not detail,
+    #  and flow and homographies work worse on it; set frames.width near the source width (e.g. 48)"
+    assert "the source is 40x30 and the working size 192x144 upscales it 4.8x" in caplog.text
+    assert "set frames.width near the source width (e.g. 48)" in caplog.text
