@@ -37,6 +37,7 @@ from omnimatte.io import (
     list_frames,
     name_list,
     numbered_pngs,
+    probe_video,
     read_frames,
     read_png,
     write_frames,
@@ -384,6 +385,26 @@ def parse_prompt(sample: str, name: str, spec: dict, frames_info: dict, width: i
                          "give `masks: path/to/folder`, or a prompt: `box: [x0, y0, x1, y1]` and/or "
                          "`points: [[x, y], ...]` with `labels`, plus `frame: k` for the key frame")
     return Prompt(frame=key, box=box, points=points, labels=labels)
+
+
+def prompt_problems(sample: str, objects: dict[str, dict], video: Path) -> list[str]:
+    """Prompts that lie outside the source video's frame, found from its header before any job runs,
+    so a typo in a box is not reported only after SAM's weights were downloaded and loaded."""
+    try:
+        probe = probe_video(Path(video))
+    except ValueError:
+        return []  # the frames stage says what is wrong with the video
+    size = {"source_width": probe["width"], "source_height": probe["height"]}
+    problems = []
+    for name, spec in objects.items():
+        if "masks" in spec:
+            continue
+        try:  # the key frame is checked by the masks stage, once the frames are counted
+            parse_prompt(sample, name, {k: v for k, v in spec.items() if k != "frame"}, size, probe["width"],
+                         probe["height"], 1)
+        except StageError as err:
+            problems.append(f"samples.{sample}.objects.{name}: {err.problem}; {err.fix}")
+    return problems
 
 
 def load_mask_folder(sample: str, name: str, folder: Path, frames_info: dict, width: int, height: int, count: int) -> np.ndarray:

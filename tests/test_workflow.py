@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from omnimatte.io import list_frames, read_frames, read_png, read_video
+from omnimatte.io import list_frames, read_frames, read_png, read_video, write_video
 from tests.conftest import REPO, run_snakemake
 
 TINY = """
@@ -125,6 +125,26 @@ masks: {sam_checkpoint: weights/missing_sam.pth}
     assert "dl.fbaipublicfiles.com" in log and "weights/missing_sam.pth" in log
     assert "masks" in log  # the other way out: a mask folder for the object
     assert not (workdir / "results" / "prompted" / "masks").exists()
+
+
+def test_prompt_outside_the_frame_stops_before_sam_weights_are_fetched(workdir: Path):
+    (workdir / "data").mkdir()
+    write_video(workdir / "data/clip.mp4", [np.zeros((48, 64, 3), np.uint8)] * 3, fps=10)
+    config = write_config(workdir, TINY + """
+samples:
+  prompted:
+    video: data/clip.mp4
+    objects:
+      dog: {box: [10, 10, 400, 40], frame: 0}
+masks: {sam_checkpoint: weights/missing_sam.pth}
+""")
+    result = run_snakemake(workdir, "--cores", "2", "--configfile", config, "--", "results/prompted/masks")
+    assert result.returncode != 0
+    # "samples.prompted.objects.dog: object 'dog': box [10, 10, 400, 40] lies outside the source frame 64x48
+    #  (working 64x48); prompt coordinates are pixels of the source video: x in 0..64, y in 0..48; ..."
+    assert ("samples.prompted.objects.dog: object 'dog': box [10, 10, 400, 40] lies outside the source frame 64x48"
+            in result.stdout + result.stderr)
+    assert not (workdir / "logs").exists()  # no job ran: no download, no frames
 
 
 @pytest.mark.slow

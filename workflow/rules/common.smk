@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 
 from omnimatte.config_check import config_problems
+from omnimatte.masks import prompt_problems
 
 
 _problems = config_problems(config, yaml.safe_load(Path(workflow.basedir, "workflow/schemas/config.schema.yaml").read_text()))
@@ -30,7 +31,8 @@ wildcard_constraints:
 
 
 def _check_samples():
-    """Checks the schema cannot express, with messages that name the sample and key."""
+    """Checks the schema cannot express, with messages that name the sample and key; prompts against the
+    video's frame size, so none waits for SAM's weights to be downloaded."""
     problems = []
     for name, sample in SAMPLES.items():
         if "demo" in sample and sample["demo"] not in config.get("demo", {}):
@@ -41,6 +43,8 @@ def _check_samples():
                 problems.append(f"samples.{name}.objects.{obj}: give either `masks` or a prompt (box/points), not both")
             if "labels" in spec and len(spec["labels"]) != len(spec.get("points", [])):
                 problems.append(f"samples.{name}.objects.{obj}.labels: one label per point is needed")
+        if "demo" not in sample and Path(sample["video"]).is_file():
+            problems += prompt_problems(name, sample["objects"], Path(sample["video"]))
     if problems:
         raise ValueError("Invalid config:\n  " + "\n  ".join(problems))
 
