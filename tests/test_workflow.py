@@ -5,6 +5,7 @@ import shutil
 import textwrap
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import yaml
@@ -145,6 +146,34 @@ masks: {sam_checkpoint: weights/missing_sam.pth}
     assert ("samples.prompted.objects.dog: object 'dog': box [10, 10, 400, 40] lies outside the source frame 64x48"
             in result.stdout + result.stderr)
     assert not (workdir / "logs").exists()  # no job ran: no download, no frames
+
+
+def test_a_mask_edited_in_place_remakes_the_masks(workdir: Path):
+    data = workdir / "data"
+    (data / "masks").mkdir(parents=True)
+    write_video(data / "clip.mp4", [np.full((48, 64, 3), 40 * i, np.uint8) for i in range(4)], fps=10)
+    for i in range(4):
+        mask = np.zeros((48, 64), np.uint8)
+        mask[10:30, 10 + 5 * i:30 + 5 * i] = 255
+        (data / "masks" / f"{i:05d}.png").write_bytes(cv2.imencode(".png", mask)[1].tobytes())
+    config = write_config(workdir, TINY + """
+samples:
+  walk: {video: data/clip.mp4, objects: {pup: {masks: data/masks}}}
+""")
+    target = ("--cores", "2", "--configfile", config, "--", "results/walk/masks")
+    assert run_snakemake(workdir, *target).returncode == 0
+    again = run_snakemake(workdir, "-n", *target)
+    assert "Nothing to be done" in again.stdout + again.stderr  # an unchanged folder is left alone
+
+    # Fix one mask in place: the folder's own modification time does not move, only the file's.
+    folder_time = (data / "masks").stat().st_mtime_ns
+    fixed = np.full((48, 64), 255, np.uint8)
+    (data / "masks" / "00002.png").write_bytes(cv2.imencode(".png", fixed)[1].tobytes())
+    assert (data / "masks").stat().st_mtime_ns == folder_time
+    planned = run_snakemake(workdir, "-n", *target)
+    assert "rule masks:" in planned.stdout, planned.stdout[-2000:]
+    assert run_snakemake(workdir, *target).returncode == 0
+    assert (read_png(workdir / "results/walk/masks/pup/00002.png", "gray") == 255).all()
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 
 from omnimatte.config_check import config_problems
+from omnimatte.io import update_manifest
 from omnimatte.masks import prompt_problems
 
 
@@ -85,7 +86,8 @@ def objects_json(wildcards):
 
 
 def mask_inputs(wildcards):
-    """Frames always; flow and the SAM checkpoint only when some object is prompted; user mask folders."""
+    """Frames always; flow and the SAM checkpoint only when some object is prompted; user mask folders, each
+    with a manifest of its files brought up to date here, so a mask edited in place remakes the masks."""
     inputs = {
         "frames": f"results/{wildcards.video}/frames",
         "info": f"results/{wildcards.video}/frames_info.json",
@@ -98,6 +100,10 @@ def mask_inputs(wildcards):
         for obj, spec in sample["objects"].items():
             if "masks" in spec:
                 inputs[f"user_masks_{obj}"] = spec["masks"]
+                if Path(spec["masks"]).is_dir():
+                    manifest = f"results/{wildcards.video}/user_masks/{obj}.json"
+                    update_manifest(spec["masks"], manifest)
+                    inputs[f"manifest_{obj}"] = manifest
     return inputs
 
 
