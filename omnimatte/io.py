@@ -173,23 +173,6 @@ def numbered_pngs(folder: str | os.PathLike) -> list[tuple[int, Path]]:
     return numbered
 
 
-def update_manifest(folder: str | os.PathLike, manifest: str | os.PathLike) -> bool:
-    """Record each file of `folder` (name, size, modification time) in `manifest`; True when it changed.
-
-    The manifest is rewritten only when its content changes, so its own modification
-    time tells Snakemake, which judges a folder by the folder's time alone, that a
-    file inside was replaced or edited in place.
-    """
-    entries = sorted([p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in Path(folder).iterdir() if p.is_file())
-    text = json.dumps({"folder": str(folder), "files": entries}, indent=1) + "\n"
-    manifest = Path(manifest)
-    if manifest.is_file() and manifest.read_text() == text:
-        return False
-    with atomic_path(manifest) as tmp:
-        tmp.write_text(text)
-    return True
-
-
 def read_frames(folder: str | os.PathLike, mode: str = "rgb") -> np.ndarray:
     """Read a whole frame folder into one uint8 array (T,H,W[,C])."""
     paths = list_frames(folder)

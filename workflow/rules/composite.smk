@@ -3,6 +3,7 @@
 
 rule composite:
     input:
+        unpack(logs_of("frames", "flow", "train")),
         frames="results/{video}/frames",
         info="results/{video}/frames_info.json",
         flow_info="results/{video}/flow/info.json",

@@ -3,6 +3,7 @@
 
 rule evaluate:
     input:
+        unpack(logs_of("frames", "masks", "homography", "train")),
         frames="results/{video}/frames",
         masks="results/{video}/masks",
         homographies="results/{video}/homography/homographies.npy",

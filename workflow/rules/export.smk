@@ -4,6 +4,7 @@
 
 rule export:
     input:
+        unpack(logs_of("frames", "train")),
         video=source_video,
         info="results/{video}/frames_info.json",
         omnimatte="results/{video}/omnimatte",

@@ -3,6 +3,7 @@
 
 rule flow:
     input:
+        unpack(logs_of("frames")),
         frames="results/{video}/frames",
         info="results/{video}/frames_info.json",
     output:

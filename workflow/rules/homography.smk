@@ -3,6 +3,7 @@
 
 rule homography:
     input:
+        unpack(logs_of("frames", "masks")),
         frames="results/{video}/frames",
         info="results/{video}/frames_info.json",
         masks="results/{video}/masks",

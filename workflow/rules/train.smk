@@ -5,6 +5,7 @@
 
 rule train:
     input:
+        unpack(logs_of("frames", "flow", "masks", "homography")),
         frames="results/{video}/frames",
         flow="results/{video}/flow/forward.npy",
         backward_flow="results/{video}/flow/backward.npy",
