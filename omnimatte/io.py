@@ -243,7 +243,8 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: floa
 
 
 def probe_video(path: Path) -> dict:
-    """Width, height, fps and the frame count the file announces, read from ffmpeg's banner and the header.
+    """Width, height (as shown, rotation applied), fps and the frame count the file announces, read from
+    ffmpeg's banner and the header.
 
     ffprobe is not bundled with imageio-ffmpeg, so the stream line that `ffmpeg -i`
     prints is parsed instead.
@@ -259,6 +260,11 @@ def probe_video(path: Path) -> dict:
     if size is None:
         raise ValueError(f"no frame size in ffmpeg's stream line: {stream.group(0)}")
     info = {"width": int(size.group(1)), "height": int(size.group(2)), "fps": float(fps.group(1)) if fps else 0.0}
+    # Phone videos are often stored sideways with a rotation to show them upright; ffmpeg
+    # decodes them upright, so the size that counts (for the aspect, prompts, masks) is the shown one.
+    rotation = re.search(r"rotation of (-?[\d.]+) degrees", banner[stream.start():])
+    if rotation and round(float(rotation.group(1))) % 180 == 90:
+        info["width"], info["height"] = info["height"], info["width"]
     seconds = 0.0
     if duration:
         h, m, s = duration.groups()

@@ -110,3 +110,18 @@ def test_tiny_video_upscaled_is_warned_about(tmp_path: Path, caplog):
     #  and flow and homographies work worse on it; set frames.width near the source width (e.g. 48)"
     assert "the source is 40x30 and the working size 192x144 upscales it 4.8x" in caplog.text
     assert "set frames.width near the source width (e.g. 48)" in caplog.text
+
+
+def test_video_stored_sideways_is_extracted_upright_at_its_shown_aspect(tmp_path: Path):
+    # Phones store portrait video as landscape plus a rotation: 96x64 coded, shown 64x96.
+    ramp = np.repeat(np.linspace(0, 255, 96, dtype=np.uint8)[None, :, None], 64, axis=0).repeat(3, axis=2)
+    coded = tmp_path / "coded.mp4"
+    write_video(coded, [ramp] * 4, fps=10)
+    sideways = tmp_path / "portrait.mp4"
+    subprocess.run([ffmpeg_binary(), "-loglevel", "error", "-display_rotation", "90", "-i", str(coded), "-c", "copy",
+                    str(sideways)], check=True)
+    info = run_frames("phone", sideways, tmp_path / "f", tmp_path / "i.json", width=64)
+    assert (info["source_width"], info["source_height"], info["width"], info["height"]) == (64, 96, 64, 96)
+    frame = read_frames(tmp_path / "f")[0, ..., 0].astype(int)
+    upright = min(np.abs(frame - np.rot90(ramp[..., 0], k)).mean() for k in (1, 3))
+    assert upright < 4, upright  # the ramp turned, not squashed
