@@ -124,6 +124,14 @@ def run_frames(
                     "not detail, and flow and homographies work worse on it; set frames.width near the source width "
                     "(e.g. %d)", sample, probe["width"], probe["height"], out_w, out_h, upscale,
                     max(32, -(-probe["width"] // 16) * 16))
+    # The time base rate is the frame rate, or a multiple of it (field rate) for constant-rate video.
+    ratio = probe["base_fps"] / probe["fps"] if probe["fps"] and probe["base_fps"] else 1.0
+    variable = abs(ratio - round(ratio)) > 0.01
+    if variable:
+        log.warning("%s: WARNING: %s has a variable frame rate (%.4g fps on average, %.4g at most): every frame is "
+                    "kept once and the outputs play at the average rate, so motion speeds up or slows down where "
+                    "the rate changed; convert it to a constant rate first to keep its timing (e.g. ffmpeg -i in.mp4 "
+                    "-fps_mode cfr -r %.4g out.mp4)", sample, video, probe["fps"], probe["base_fps"], probe["base_fps"])
     expected = selected_count(probe["estimated_frames"], start, end, stride)
     count = 0
     with atomic_dir(out_dir) as tmp:
@@ -161,6 +169,7 @@ def run_frames(
         "end": end,
         "stride": stride,
         "fps": probe["fps"] / stride if probe["fps"] else 24.0,
+        "variable_frame_rate": variable,
     }
     save_json(info_path, info)
     log.info("%s: %d frames at %dx%d (source %dx%d, %.3g fps)", sample, count, out_w, out_h,

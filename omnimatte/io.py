@@ -243,7 +243,8 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: floa
 
 
 def probe_video(path: Path) -> dict:
-    """Width, height (as shown, rotation applied), fps and the frame count the file announces, read from
+    """Width, height (as shown, rotation applied), fps (the average), base_fps (the stream's time base
+    rate, above the average for variable frame rate) and the frame count the file announces, read from
     ffmpeg's banner and the header.
 
     ffprobe is not bundled with imageio-ffmpeg, so the stream line that `ffmpeg -i`
@@ -256,10 +257,12 @@ def probe_video(path: Path) -> dict:
         raise ValueError(banner.strip().splitlines()[-1] if banner.strip() else "ffmpeg printed nothing")
     size = re.search(r", (\d{2,5})x(\d{2,5})", stream.group(0))
     fps = re.search(r", ([\d.]+) (?:fps|tbr)", stream.group(0))
+    rate = re.search(r", ([\d.]+) tbr", stream.group(0))
     duration = re.search(r"Duration: (\d+):(\d+):([\d.]+)", banner)
     if size is None:
         raise ValueError(f"no frame size in ffmpeg's stream line: {stream.group(0)}")
-    info = {"width": int(size.group(1)), "height": int(size.group(2)), "fps": float(fps.group(1)) if fps else 0.0}
+    info = {"width": int(size.group(1)), "height": int(size.group(2)), "fps": float(fps.group(1)) if fps else 0.0,
+            "base_fps": float(rate.group(1)) if rate else 0.0}
     # Phone videos are often stored sideways with a rotation to show them upright; ffmpeg
     # decodes them upright, so the size that counts (for the aspect, prompts, masks) is the shown one.
     rotation = re.search(r"rotation of (-?[\d.]+) degrees", banner[stream.start():])

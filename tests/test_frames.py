@@ -125,3 +125,15 @@ def test_video_stored_sideways_is_extracted_upright_at_its_shown_aspect(tmp_path
     frame = read_frames(tmp_path / "f")[0, ..., 0].astype(int)
     upright = min(np.abs(frame - np.rot90(ramp[..., 0], k)).mean() for k in (1, 3))
     assert upright < 4, upright  # the ramp turned, not squashed
+
+
+def test_variable_frame_rate_is_warned_about(tmp_path: Path, caplog):
+    # 30 frames at 30 fps, then 30 frames at 10 fps: 60 frames over 4 s, 15 fps on average.
+    video = tmp_path / "vfr.mp4"
+    subprocess.run([ffmpeg_binary(), "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=96x64:rate=30:duration=2",
+                    "-vf", "setpts='if(lt(N,30),N/30/TB,(30+(N-30)*3)/30/TB)'", "-fps_mode", "vfr", str(video)], check=True)
+    info = run_frames("vfr", video, tmp_path / "f", tmp_path / "i.json", width=64)
+    assert info["count"] == 60 and info["variable_frame_rate"]
+    # "vfr: WARNING: .../vfr.mp4 has a variable frame rate (15.79 fps on average, 30 at most): every frame is kept
+    #  once and the outputs play at the average rate, ..."
+    assert "has a variable frame rate" in caplog.text and "30 at most" in caplog.text
