@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
 import ffmpeg
 import numpy as np
 from tqdm import tqdm
@@ -21,6 +22,7 @@ from omnimatte.io import (
     frame_name,
     probe_video,
     save_json,
+    sequence_images,
     write_png,
 )
 from omnimatte.logs import get_logger
@@ -58,8 +60,18 @@ def decode_frames(video: Path, width: int, height: int, start: int = 0, end: int
     """RGB frames [start, end) every `stride` of `video`, scaled to width x height (area filter).
 
     The one place that selects frames from a source video, so the working frames and
-    anything later decoded at the source size (the full-resolution export) match.
+    anything later decoded at the source size (the full-resolution export) match. A
+    folder is an image sequence, its images in the order of the numbers in their names.
     """
+    if Path(video).is_dir():
+        for path in sequence_images(Path(video))[start:end:stride]:
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)  # 8 bits, as the decoded video frames
+            if image is None:
+                raise RuntimeError(f"cannot read the image {path}")
+            if image.shape[:2] != (height, width):
+                image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+            yield cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        return
     selection = f"gte(n,{start})*not(mod(n-{start},{stride}))"
     if end is not None:
         selection += f"*lt(n,{end})"
@@ -103,7 +115,7 @@ def run_frames(
     `allow_short` go on with a warning: user masks and exports count on every frame.
     """
     video = Path(video)
-    if not video.is_file():
+    if not video.exists():
         raise StageError(STAGE, sample, f"video file {video} does not exist", "check the sample's `video` path in the config")
     if stride < 1 or start < 0 or (end is not None and end <= start):
         raise StageError(STAGE, sample, f"bad frame range start={start} end={end} stride={stride}",
@@ -111,6 +123,10 @@ def run_frames(
     try:
         probe = probe_video(video)
     except ValueError as err:
+        if video.is_dir():
+            raise StageError(STAGE, sample, f"cannot read the image sequence {video}: {err}",
+                             "a `video` folder must hold one image per frame (PNG, JPEG, TIFF or BMP), named with one "
+                             "pattern and one frame number each (e.g. 00000.png ...)") from err
         raise StageError(STAGE, sample, f"ffmpeg cannot read {video}: {err}",
                          "check that the file is a complete video (re-export or re-download it)") from err
     try:
@@ -172,6 +188,6 @@ def run_frames(
         "variable_frame_rate": variable,
     }
     save_json(info_path, info)
-    log.info("%s: %d frames at %dx%d (source %dx%d, %.3g fps)", sample, count, out_w, out_h,
-             probe["width"], probe["height"], probe["fps"])
+    log.info("%s: %d frames at %dx%d (source %dx%d, %s)", sample, count, out_w, out_h, probe["width"], probe["height"],
+             f"{probe['fps']:.3g} fps" if probe["fps"] else "an image sequence, played at 24 fps")
     return info

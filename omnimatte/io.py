@@ -137,8 +137,12 @@ def name_list(names: list[str], limit: int = 8) -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
-def numbered_pngs(folder: str | os.PathLike) -> list[tuple[int, Path]]:
-    """A user's PNG sequence as (number, path) ordered by the number in the names, not as text.
+#: The still-image files an image sequence (a `video` given as a folder) may hold.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+
+
+def numbered_pngs(folder: str | os.PathLike, suffixes: tuple[str, ...] = (".png",)) -> list[tuple[int, Path]]:
+    """A user's PNG (or `suffixes`) sequence as (number, path) ordered by the number in the names, not as text.
 
     `mask_2.png` comes before `mask_10.png`. The number is the last run of digits in
     the name; every file must share the same text around it (`mask_` ... ``), and the
@@ -146,7 +150,7 @@ def numbered_pngs(folder: str | os.PathLike) -> list[tuple[int, Path]]:
     shift frames silently. Hidden files (`.name.png`, e.g. macOS `._` copies) are
     skipped. Raises ValueError listing the offending names.
     """
-    paths = [p for p in Path(folder).iterdir() if p.suffix.lower() == ".png" and not p.name.startswith(".")]
+    paths = [p for p in Path(folder).iterdir() if p.suffix.lower() in suffixes and not p.name.startswith(".")]
     unnumbered = sorted(p.name for p in paths if not _NUMBERED.match(p.stem))
     if unnumbered:
         raise ValueError(f"file name(s) without a frame number: {name_list(unnumbered)}")
@@ -250,6 +254,8 @@ def probe_video(path: Path) -> dict:
     ffprobe is not bundled with imageio-ffmpeg, so the stream line that `ffmpeg -i`
     prints is parsed instead.
     """
+    if Path(path).is_dir():
+        return _probe_sequence(Path(path))
     result = subprocess.run([ffmpeg_binary(), "-hide_banner", "-i", str(path)], capture_output=True, text=True)
     banner = result.stderr
     stream = re.search(r"Stream #\S+.*?Video: .*", banner)
@@ -282,8 +288,28 @@ def probe_video(path: Path) -> dict:
     return info
 
 
+def sequence_images(folder: Path) -> list[Path]:
+    """The images of an image sequence in frame order (see numbered_pngs); ValueError when there are none."""
+    images = [path for _, path in numbered_pngs(folder, IMAGE_SUFFIXES)]
+    if not images:
+        raise ValueError(f"the folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    return images
+
+
+def _probe_sequence(folder: Path) -> dict:
+    """probe_video for an image sequence: the first image's size; the frame rate is unknown (0)."""
+    images = sequence_images(folder)
+    first = cv2.imread(str(images[0]), cv2.IMREAD_COLOR)
+    if first is None:
+        raise ValueError(f"cannot read the image {images[0]}")
+    return {"width": first.shape[1], "height": first.shape[0], "fps": 0.0, "base_fps": 0.0, "duration": 0.0,
+            "estimated_frames": len(images)}
+
+
 def count_packets(path: str | os.PathLike) -> int | None:
     """How many video frames the file really holds (its packets, read without decoding); None if unknown."""
+    if Path(path).is_dir():
+        return len(sequence_images(Path(path)))
     result = subprocess.run([ffmpeg_binary(), "-hide_banner", "-nostdin", "-i", str(path), "-map", "0:v:0", "-c", "copy",
                              "-f", "null", "-"], capture_output=True, text=True)
     frames = re.findall(r"frame=\s*(\d+)", result.stderr)

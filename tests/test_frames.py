@@ -4,6 +4,7 @@ import re
 import subprocess
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -137,3 +138,28 @@ def test_variable_frame_rate_is_warned_about(tmp_path: Path, caplog):
     # "vfr: WARNING: .../vfr.mp4 has a variable frame rate (15.79 fps on average, 30 at most): every frame is kept
     #  once and the outputs play at the average rate, ..."
     assert "has a variable frame rate" in caplog.text and "30 at most" in caplog.text
+
+
+def test_image_sequence_folder_is_read_in_number_order(tmp_path: Path):
+    # frame_2.jpg must come before frame_10.jpg; the stride picks every other image.
+    folder = tmp_path / "shot 1"
+    folder.mkdir()
+    for i in range(12):
+        assert cv2.imwrite(str(folder / f"frame_{i}.png"), np.full((45, 80, 3), i * 20, np.uint8))
+    info = run_frames("seq", folder, tmp_path / "f", tmp_path / "i.json", width=64, stride=2)
+    frames = read_frames(tmp_path / "f")
+    assert frames.shape == (6, 32, 64, 3) and (info["source_width"], info["source_height"]) == (80, 45)
+    assert list(frames[:, 10, 10, 0]) == [0, 40, 80, 120, 160, 200]
+    assert info["fps"] == 24.0 and info["source_count"] == 12
+
+
+def test_image_sequence_with_mixed_names_is_refused(tmp_path: Path):
+    folder = tmp_path / "shot"
+    folder.mkdir()
+    for name in ("a_0.png", "a_1.png", "b_2.png"):
+        cv2.imwrite(str(folder / name), np.zeros((32, 32, 3), np.uint8))
+    with pytest.raises(StageError) as err:
+        run_frames("seq", folder, tmp_path / "f", tmp_path / "i.json", width=32)
+    # "[frames] sample 'seq': cannot read the image sequence .../shot: mixed file naming (2 like a_0.png; 1 like b_2.png);
+    #  the odd one(s) out: b_2.png"
+    assert "cannot read the image sequence" in str(err.value) and "the odd one(s) out: b_2.png" in str(err.value)

@@ -60,7 +60,7 @@ def _check_samples():
                 problems.append(f"samples.{name}.objects.{obj}: give either `masks` or a prompt (box/points), not both")
             if "labels" in spec and len(spec["labels"]) != len(spec.get("points", [])):
                 problems.append(f"samples.{name}.objects.{obj}.labels: one label per point is needed")
-        if "demo" not in sample and Path(sample["video"]).is_file() and any("masks" not in s for s in sample["objects"].values()):
+        if "demo" not in sample and Path(sample["video"]).exists() and any("masks" not in s for s in sample["objects"].values()):
             try:  # needs the package's dependencies (OpenCV, ffmpeg); without them the masks stage checks later
                 from omnimatte.masks import prompt_problems
             except ImportError:
@@ -93,6 +93,17 @@ def options(section, **overrides):
     values = dict(config.get(section, {}))
     values.update(overrides)
     return shlex.quote(json.dumps(values))
+
+
+def frames_inputs(wildcards):
+    """The source video; for an image sequence (a folder) also a manifest of its images, brought up to date
+    here, so an image replaced in place remakes the frames."""
+    video = sample_of(wildcards)["video"]
+    if not Path(video).is_dir():
+        return {"video": video}
+    manifest = f"results/{wildcards.video}/source_manifest.json"
+    update_manifest(video, manifest)
+    return {"video": video, "manifest": manifest}
 
 
 def frames_options(wildcards):

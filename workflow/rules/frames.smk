@@ -3,7 +3,7 @@
 
 rule frames:
     input:
-        video=lambda wildcards: sample_of(wildcards)["video"],
+        unpack(frames_inputs),
     output:
         frames=directory("results/{video}/frames"),
         info="results/{video}/frames_info.json",
