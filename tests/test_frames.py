@@ -87,10 +87,10 @@ def test_truncated_video_stops_naming_both_counts(truncated_video: Path, tmp_pat
     assert not (tmp_path / "f").exists() and not (tmp_path / "i.json").exists()
 
 
-def test_truncated_video_goes_on_with_a_warning_when_allowed(truncated_video: Path, tmp_path: Path, caplog):
+def test_truncated_video_goes_on_with_a_warning_when_allowed(truncated_video: Path, tmp_path: Path, package_log):
     info = run_frames("cut", truncated_video, tmp_path / "f", tmp_path / "i.json", width=96, allow_short=True)
     assert 2 <= info["count"] < 48
-    assert f"WARNING: decoded {info['count']} frames" in caplog.text and "frames.allow_short is set" in caplog.text
+    assert f"WARNING: decoded {info['count']} frames" in package_log.text and "frames.allow_short is set" in package_log.text
 
 
 def test_audio_longer_than_the_video_is_not_a_truncation(ramp_video: Path, tmp_path: Path):
@@ -102,15 +102,15 @@ def test_audio_longer_than_the_video_is_not_a_truncation(ramp_video: Path, tmp_p
     assert info["count"] == 20 and info["source_count"] == 20
 
 
-def test_tiny_video_upscaled_is_warned_about(tmp_path: Path, caplog):
+def test_tiny_video_upscaled_is_warned_about(tmp_path: Path, package_log):
     video = tmp_path / "tiny.mp4"
     write_video(video, [np.full((30, 40, 3), i * 10, np.uint8) for i in range(4)], fps=10)
     info = run_frames("tiny", video, tmp_path / "f", tmp_path / "i.json", width=192)
     assert (info["width"], info["height"]) == (192, 144)
     # "tiny: WARNING: the source is 40x30 and the working size 192x144 upscales it 4.8x: that adds blur, not detail,
     #  and flow and homographies work worse on it; set frames.width near the source width (e.g. 48)"
-    assert "the source is 40x30 and the working size 192x144 upscales it 4.8x" in caplog.text
-    assert "set frames.width near the source width (e.g. 48)" in caplog.text
+    assert "the source is 40x30 and the working size 192x144 upscales it 4.8x" in package_log.text
+    assert "set frames.width near the source width (e.g. 48)" in package_log.text
 
 
 def test_video_stored_sideways_is_extracted_upright_at_its_shown_aspect(tmp_path: Path):
@@ -128,7 +128,7 @@ def test_video_stored_sideways_is_extracted_upright_at_its_shown_aspect(tmp_path
     assert upright < 4, upright  # the ramp turned, not squashed
 
 
-def test_variable_frame_rate_is_warned_about(tmp_path: Path, caplog):
+def test_variable_frame_rate_is_warned_about(tmp_path: Path, package_log):
     # 30 frames at 30 fps, then 30 frames at 10 fps: 60 frames over 4 s, 15 fps on average.
     video = tmp_path / "vfr.mp4"
     subprocess.run([ffmpeg_binary(), "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=96x64:rate=30:duration=2",
@@ -137,7 +137,7 @@ def test_variable_frame_rate_is_warned_about(tmp_path: Path, caplog):
     assert info["count"] == 60 and info["variable_frame_rate"]
     # "vfr: WARNING: .../vfr.mp4 has a variable frame rate (15.79 fps on average, 30 at most): every frame is kept
     #  once and the outputs play at the average rate, ..."
-    assert "has a variable frame rate" in caplog.text and "30 at most" in caplog.text
+    assert "has a variable frame rate" in package_log.text and "30 at most" in package_log.text
 
 
 def test_image_sequence_folder_is_read_in_number_order(tmp_path: Path):

@@ -153,7 +153,7 @@ def test_inputs_digest_covers_frames_masks_flow_and_homographies(scene: dict):
     assert digest() == first
 
 
-def test_checkpoint_of_other_inputs_starts_over_saying_so(scene: dict, monkeypatch, caplog):
+def test_checkpoint_of_other_inputs_starts_over_saying_so(scene: dict, monkeypatch, package_log):
     kill_after_first_checkpoint(scene, monkeypatch)
     # The user fixes one mask in place: same size, same count, so the old fingerprint matched.
     mask_path = scene["masks_dir"] / "square" / "00002.png"
@@ -161,20 +161,20 @@ def test_checkpoint_of_other_inputs_starts_over_saying_so(scene: dict, monkeypat
     mask[0:4, 0:4] = 255
     write_frames(scene["masks_dir"] / "square", [read_png(p, "gray") if p != mask_path else mask
                                                  for p in sorted((scene["masks_dir"] / "square").iterdir())])
-    caplog.clear()
+    package_log.clear()
     run_train("tiny", **scene, config=tiny_config())
     # "tiny: starting over: the inputs changed since the checkpoint (frames, masks, flow or homographies); ignoring ..."
-    assert "starting over: the inputs changed since the checkpoint" in caplog.text
-    assert "resuming" not in caplog.text
+    assert "starting over: the inputs changed since the checkpoint" in package_log.text
+    assert "resuming" not in package_log.text
 
 
-def test_checkpoint_of_other_settings_starts_over_saying_so(scene: dict, monkeypatch, caplog):
+def test_checkpoint_of_other_settings_starts_over_saying_so(scene: dict, monkeypatch, package_log):
     kill_after_first_checkpoint(scene, monkeypatch)
-    caplog.clear()
+    package_log.clear()
     run_train("tiny", **scene, config=tiny_config(learning_rate=0.002))
     # "tiny: starting over: the settings changed since the checkpoint; ignoring .../checkpoint.pt"
-    assert "starting over: the settings changed since the checkpoint" in caplog.text
-    assert "resuming" not in caplog.text
+    assert "starting over: the settings changed since the checkpoint" in package_log.text
+    assert "resuming" not in package_log.text
 
 
 def test_checkpoint_from_other_settings_is_not_resumed(scene: dict, monkeypatch):
