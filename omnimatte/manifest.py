@@ -14,8 +14,8 @@ import tempfile
 from pathlib import Path
 
 
-def update_manifest(folder: str | os.PathLike, manifest: str | os.PathLike) -> bool:
-    """Record each file of `folder` (name, size, modification time) in `manifest`; True when it changed.
+def update_manifest(folder: str | os.PathLike, manifest: str | os.PathLike) -> None:
+    """Record each file of `folder` (name, size, modification time) in `manifest`.
 
     The manifest is rewritten, atomically, only when its content changes, so its own
     modification time moves only then.
@@ -24,11 +24,13 @@ def update_manifest(folder: str | os.PathLike, manifest: str | os.PathLike) -> b
     text = json.dumps({"folder": str(folder), "files": entries}, indent=1) + "\n"
     manifest = Path(manifest)
     if manifest.is_file() and manifest.read_text() == text:
-        return False
+        return
     manifest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{manifest.name}.", suffix=".tmp", dir=manifest.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, manifest)
-    return True
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, manifest)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
