@@ -55,9 +55,10 @@ def _masks(args: argparse.Namespace, options: dict) -> None:
 def _homography(args: argparse.Namespace, options: dict) -> None:
     from omnimatte.homography import run_homography
 
-    fps = _frames_info(args.frames_info)["fps"]
+    info = _frames_info(args.frames_info)
     run_homography(args.sample, Path(args.frames), Path(args.masks) if args.masks else None, Path(args.out),
-                   Path(args.preview), fps=fps, **options)
+                   Path(args.preview), fps=info["fps"], upscale=info["width"] / (info.get("source_width") or info["width"]),
+                   **options)
 
 
 def _train(args: argparse.Namespace, options: dict) -> None:

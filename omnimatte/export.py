@@ -100,7 +100,7 @@ def run_export(sample: str, video: Path, frames_info: dict, omnimatte_dir: Path,
         raise StageError(STAGE, sample, f"the ffmpeg bundled with imageio-ffmpeg has no {ENCODER} encoder",
                          "update it (pip install -U imageio-ffmpeg); its Linux, macOS and Windows builds include ProRes")
     video = Path(video)
-    if not video.is_file():
+    if not video.exists():
         raise StageError(STAGE, sample, f"source video {video} does not exist",
                          "the export reads the source at full resolution: restore the file or fix the sample's `video`")
     layers = Layers(sample, omnimatte_dir, object_names, stage=STAGE)

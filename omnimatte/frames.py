@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
 import ffmpeg
 import numpy as np
 from tqdm import tqdm
@@ -16,16 +17,23 @@ from tqdm import tqdm
 from omnimatte.errors import StageError
 from omnimatte.io import (
     atomic_dir,
+    count_packets,
     ffmpeg_binary,
     frame_name,
     probe_video,
     save_json,
+    sequence_images,
     write_png,
 )
 from omnimatte.logs import get_logger
 
 STAGE = "frames"
 log = get_logger(STAGE)
+
+#: Frames a decode may fall short of the announced count (a rounded duration) before it counts as truncated.
+SHORT_TOLERANCE = 1
+#: A working width more than this times the source's is warned about (homography names it too, when it fails).
+UPSCALE_WARNING = 2.0
 
 
 def working_size(source_width: int, source_height: int, width: int, height: int | None) -> tuple[int, int]:
@@ -39,13 +47,31 @@ def working_size(source_width: int, source_height: int, width: int, height: int 
     return width, height
 
 
+def selected_count(total: int, start: int, end: int | None, stride: int) -> int:
+    """How many of `total` source frames [start, end) every `stride` selects; 0 when the total is unknown."""
+    if not total:
+        return 0
+    last = total if end is None else min(end, total)
+    return max(0, (last - start + stride - 1) // stride)
+
+
 def decode_frames(video: Path, width: int, height: int, start: int = 0, end: int | None = None,
                   stride: int = 1) -> Iterator[np.ndarray]:
     """RGB frames [start, end) every `stride` of `video`, scaled to width x height (area filter).
 
     The one place that selects frames from a source video, so the working frames and
-    anything later decoded at the source size (the full-resolution export) match.
+    anything later decoded at the source size (the full-resolution export) match. A
+    folder is an image sequence, its images in the order of the numbers in their names.
     """
+    if Path(video).is_dir():
+        for path in sequence_images(Path(video))[start:end:stride]:
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)  # 8 bits, as the decoded video frames
+            if image is None:
+                raise RuntimeError(f"cannot read the image {path}")
+            if image.shape[:2] != (height, width):
+                image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+            yield cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        return
     selection = f"gte(n,{start})*not(mod(n-{start},{stride}))"
     if end is not None:
         selection += f"*lt(n,{end})"
@@ -79,14 +105,17 @@ def run_frames(
     start: int = 0,
     end: int | None = None,
     stride: int = 1,
+    allow_short: bool = False,
 ) -> dict:
     """Extract frames [start, end) every `stride` of `video` into out_dir/00000.png, ...
 
     Writes `info_path` (JSON) with the source and working sizes, the frame count
-    and the fps of the extracted sequence, which the final videos use.
+    and the fps of the extracted sequence, which the final videos use. Fewer frames
+    than the file announces (a truncated download) stop the stage, or with
+    `allow_short` go on with a warning: user masks and exports count on every frame.
     """
     video = Path(video)
-    if not video.is_file():
+    if not video.exists():
         raise StageError(STAGE, sample, f"video file {video} does not exist", "check the sample's `video` path in the config")
     if stride < 1 or start < 0 or (end is not None and end <= start):
         raise StageError(STAGE, sample, f"bad frame range start={start} end={end} stride={stride}",
@@ -94,6 +123,10 @@ def run_frames(
     try:
         probe = probe_video(video)
     except ValueError as err:
+        if video.is_dir():
+            raise StageError(STAGE, sample, f"cannot read the image sequence {video}: {err}",
+                             "a `video` folder must hold one image per frame (PNG, JPEG, TIFF or BMP), named with one "
+                             "pattern and one frame number each (e.g. 00000.png ...)") from err
         raise StageError(STAGE, sample, f"ffmpeg cannot read {video}: {err}",
                          "check that the file is a complete video (re-export or re-download it)") from err
     try:
@@ -101,10 +134,21 @@ def run_frames(
     except ValueError as err:
         raise StageError(STAGE, sample, str(err), "set frames.width (and height) to multiples of 16 in the config") from err
 
-    expected = probe["estimated_frames"]
-    if expected:
-        last = expected if end is None else min(end, expected)
-        expected = max(0, (last - start + stride - 1) // stride)
+    upscale = out_w / probe["width"]
+    if upscale > UPSCALE_WARNING:
+        log.warning("%s: WARNING: the source is %dx%d and the working size %dx%d upscales it %.1fx: that adds blur, "
+                    "not detail, and flow and homographies work worse on it; set frames.width near the source width "
+                    "(e.g. %d)", sample, probe["width"], probe["height"], out_w, out_h, upscale,
+                    max(32, -(-probe["width"] // 16) * 16))
+    # The time base rate is the frame rate, or a multiple of it (field rate) for constant-rate video.
+    ratio = probe["base_fps"] / probe["fps"] if probe["fps"] and probe["base_fps"] else 1.0
+    variable = abs(ratio - round(ratio)) > 0.01
+    if variable:
+        log.warning("%s: WARNING: %s has a variable frame rate (%.4g fps on average, %.4g at most): every frame is "
+                    "kept once and the outputs play at the average rate, so motion speeds up or slows down where "
+                    "the rate changed; convert it to a constant rate first to keep its timing (e.g. ffmpeg -i in.mp4 "
+                    "-fps_mode cfr -r %.4g out.mp4)", sample, video, probe["fps"], probe["base_fps"], probe["base_fps"])
+    expected = selected_count(probe["estimated_frames"], start, end, stride)
     count = 0
     with atomic_dir(out_dir) as tmp:
         with tqdm(total=expected or None, desc=f"{sample}: frames", unit="frame") as progress:
@@ -118,12 +162,22 @@ def run_frames(
         if count < 2:
             raise StageError(STAGE, sample, f"{count} frame(s) decoded from {video} with start={start}, end={end}, stride={stride}",
                              "the clip needs at least 2 frames: check the file and the sample's start/end/stride")
+        if expected and count < expected - SHORT_TOLERANCE:
+            problem = (f"decoded {count} frames from {video} but expected {expected}: the file announces "
+                       f"{probe['estimated_frames']} frames (start={start}, end={end}, stride={stride}); "
+                       "it is truncated or damaged")
+            if not allow_short:
+                raise StageError(STAGE, sample, problem,
+                                 "re-export or re-download the video; to go on with the frames that decode, "
+                                 "set `frames: {allow_short: true}` in the config")
+            log.warning("%s: WARNING: %s; going on with %d frames because frames.allow_short is set", sample, problem, count)
+    source_count = count_packets(video) or probe["estimated_frames"]
     info = {
         "video": str(video),
         "source_width": probe["width"],
         "source_height": probe["height"],
         "source_fps": probe["fps"],
-        "source_count": probe["estimated_frames"],
+        "source_count": source_count,
         "width": out_w,
         "height": out_h,
         "count": count,
@@ -131,8 +185,9 @@ def run_frames(
         "end": end,
         "stride": stride,
         "fps": probe["fps"] / stride if probe["fps"] else 24.0,
+        "variable_frame_rate": variable,
     }
     save_json(info_path, info)
-    log.info("%s: %d frames at %dx%d (source %dx%d, %.3g fps)", sample, count, out_w, out_h,
-             probe["width"], probe["height"], probe["fps"])
+    log.info("%s: %d frames at %dx%d (source %dx%d, %s)", sample, count, out_w, out_h, probe["width"], probe["height"],
+             f"{probe['fps']:.3g} fps" if probe["fps"] else "an image sequence, played at 24 fps")
     return info

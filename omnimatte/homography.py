@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from omnimatte.errors import StageError
+from omnimatte.frames import UPSCALE_WARNING
 from omnimatte.io import (
     frame_name,
     list_frames,
@@ -256,6 +257,32 @@ def _register(
     return PairResult(matrix, inliers, correlation=correlation)
 
 
+def _registration_failure(sample: str, results: list[PairResult], failed: list[int], max_failed_fraction: float,
+                          upscale: float) -> StageError:
+    """The stage's error when too many pairs failed, headed by what the listed reasons have in common."""
+    implausible = [t for t in failed if results[t].reason.startswith("the homography")]
+    featureless = [t for t in failed if t not in implausible]
+    if not implausible:
+        headline = "frames have too few features to register"
+        fix = ("the clip may lack texture or be dominated by the moving object; check the masks (a mask covering most "
+               "of the frame leaves nothing to match), lower min_inliers, or raise max_failed_fraction")
+    elif not featureless:
+        headline = "the motion found between frames is not a plausible camera motion"
+        fix = ("the matched features may sit on moving things or on blur; check the masks cover every moving object, "
+               "or raise max_failed_fraction")
+    else:
+        headline = (f"frames cannot be registered: {len(featureless)} pair(s) with too few features, "
+                    f"{len(implausible)} with implausible camera motion")
+        fix = ("check the masks cover every moving object and leave background to match; lower min_inliers, "
+               "or raise max_failed_fraction")
+    if upscale > UPSCALE_WARNING:
+        fix = (f"the frames are the source upscaled {upscale:.1f}x, which adds blur, not detail: set frames.width "
+               f"near the source video's width; also {fix}")
+    examples = "; ".join(f"{t}->{t + 1}: {results[t].reason}" for t in (featureless[:2] + implausible[:2])[:3])
+    return StageError(STAGE, sample, f"{headline}: {len(failed)} of {len(results)} pairs failed "
+                      f"(more than {max_failed_fraction:.0%} allowed), e.g. {examples}", fix)
+
+
 def _failed_runs(failed: list[int]) -> list[tuple[int, int]]:
     """Group sorted failed pair indices into runs (first, last) of consecutive pairs."""
     runs: list[tuple[int, int]] = []
@@ -379,8 +406,12 @@ def estimate_homographies(
     mask_dilation: int = 15,
     max_canvas_scale: float = 4.0,
     refine: bool = True,
+    upscale: float = 1.0,
 ) -> tuple[np.ndarray, dict]:
-    """Frame->canvas homographies (T,3,3) and canvas info for in-memory frames; see run_homography."""
+    """Frame->canvas homographies (T,3,3) and canvas info for in-memory frames; see run_homography.
+
+    `upscale` (working width over source width) only words the failure: upscaled frames hold little detail.
+    """
     num_frames, height, width = frames.shape[:3]
     regions = _usable_regions(object_masks, frames.shape[:3], mask_dilation)
     features = _detect(frames, regions, n_features)
@@ -390,14 +421,7 @@ def estimate_homographies(
 
     failed = [t for t, r in enumerate(results) if r.matrix is None]
     if results and len(failed) > max_failed_fraction * len(results):
-        examples = "; ".join(f"{t}->{t + 1}: {results[t].reason}" for t in failed[:3])
-        raise StageError(
-            STAGE, sample,
-            f"frames have too few features to register: {len(failed)} of {len(results)} pairs failed "
-            f"(more than {max_failed_fraction:.0%} allowed), e.g. {examples}",
-            "the clip may lack texture or be dominated by the moving object; check the masks (a mask covering most "
-            "of the frame leaves nothing to match), lower min_inliers, or raise max_failed_fraction",
-        )
+        raise _registration_failure(sample, results, failed, max_failed_fraction, upscale)
 
     # A run of failed pairs (e.g. around one blank frame) is bridged by registering its
     # end frames directly, so the frames after it do not inherit the guessed motion.
@@ -472,6 +496,7 @@ def run_homography(
     max_canvas_scale: float = 4.0,
     fps: float = 24.0,
     refine: bool = True,
+    upscale: float = 1.0,
 ) -> dict:
     """Estimate the homographies of a frame folder, write them and the stabilised preview; return canvas info.
 
@@ -481,13 +506,14 @@ def run_homography(
     motion), bridged ([start, end] gaps registered directly), and per pair t->t+1 the
     RANSAC inliers and the ECC correlation after refinement (0 = not refined).
     `refine` turns the dense ECC refinement of each pair off (faster, ~1-5 px less exact).
+    `upscale`: the working width over the source's, named in the error when registration fails.
     """
     frames, object_masks = _read_inputs(sample, Path(frames_dir), masks_dir)
     masked = "outside the object masks" if object_masks is not None else "(no object masks)"
     log.info("%s: registering %d frames of %dx%d %s", sample, len(frames), frames.shape[2], frames.shape[1], masked)
     homographies, info = estimate_homographies(
         sample, frames, object_masks, n_features, ransac_threshold, min_inliers, max_failed_fraction, mask_dilation,
-        max_canvas_scale, refine,
+        max_canvas_scale, refine, upscale,
     )
     out_dir = Path(out_dir)
     save_npy(out_dir / "homographies.npy", homographies)

@@ -6,6 +6,7 @@ when complete, so a job that is killed never leaves a file Snakemake would trust
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import itertools
 import json
@@ -127,6 +128,55 @@ def list_frames(folder: str | os.PathLike) -> list[Path]:
     return sorted(Path(folder).glob("*.png"))
 
 
+_NUMBERED = re.compile(r"^(.*?)(\d+)(\D*)$")
+
+
+def name_list(names: list[str], limit: int = 8) -> str:
+    """Names for a message, comma-separated; a long list is cut after `limit`."""
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+#: The still-image files an image sequence (a `video` given as a folder) may hold.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+
+
+def numbered_pngs(folder: str | os.PathLike, suffixes: tuple[str, ...] = (".png",)) -> list[tuple[int, Path]]:
+    """A user's PNG (or `suffixes`) sequence as (number, path) ordered by the number in the names, not as text.
+
+    `mask_2.png` comes before `mask_10.png`. The number is the last run of digits in
+    the name; every file must share the same text around it (`mask_` ... ``), and the
+    numbers must be distinct and consecutive, so a stray or misnamed file cannot
+    shift frames silently. Hidden files (`.name.png`, e.g. macOS `._` copies) are
+    skipped. Raises ValueError listing the offending names.
+    """
+    paths = [p for p in Path(folder).iterdir() if p.suffix.lower() in suffixes and not p.name.startswith(".")]
+    unnumbered = sorted(p.name for p in paths if not _NUMBERED.match(p.stem))
+    if unnumbered:
+        raise ValueError(f"file name(s) without a frame number: {name_list(unnumbered)}")
+    patterns: dict[tuple[str, str], list[str]] = {}
+    numbered = []
+    for path in paths:
+        prefix, digits, suffix = _NUMBERED.match(path.stem).groups()
+        patterns.setdefault((prefix, suffix + path.suffix), []).append(path.name)
+        numbered.append((int(digits), path))
+    if len(patterns) > 1:
+        groups = sorted(patterns.values(), key=len, reverse=True)
+        kinds = "; ".join(f"{len(g)} like {sorted(g)[0]}" for g in groups)
+        odd = sorted(name for group in groups[1:] for name in group)
+        raise ValueError(f"mixed file naming ({kinds}); the odd one(s) out: {name_list(odd)}")
+    numbered.sort(key=lambda item: (item[0], item[1].name))
+    uses = collections.Counter(number for number, _ in numbered)
+    repeated = [path.name for number, path in numbered if uses[number] > 1]
+    if repeated:
+        raise ValueError(f"ambiguous names, several files carry the same frame number: {name_list(repeated)}")
+    missing = [n for n in range(numbered[0][0], numbered[-1][0]) if n not in uses] if numbered else []
+    if missing:
+        raise ValueError(f"the numbers skip {name_list([str(n) for n in missing])} "
+                         f"(between {numbered[0][1].name} and {numbered[-1][1].name})")
+    return numbered
+
+
 def read_frames(folder: str | os.PathLike, mode: str = "rgb") -> np.ndarray:
     """Read a whole frame folder into one uint8 array (T,H,W[,C])."""
     paths = list_frames(folder)
@@ -197,11 +247,15 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: floa
 
 
 def probe_video(path: Path) -> dict:
-    """Width, height, fps and an estimated frame count, read from ffmpeg's banner.
+    """Width, height (as shown, rotation applied), fps (the average), base_fps (the stream's time base
+    rate, above the average for variable frame rate) and the frame count the file announces, read from
+    ffmpeg's banner and the header.
 
     ffprobe is not bundled with imageio-ffmpeg, so the stream line that `ffmpeg -i`
     prints is parsed instead.
     """
+    if Path(path).is_dir():
+        return _probe_sequence(Path(path))
     result = subprocess.run([ffmpeg_binary(), "-hide_banner", "-i", str(path)], capture_output=True, text=True)
     banner = result.stderr
     stream = re.search(r"Stream #\S+.*?Video: .*", banner)
@@ -209,17 +263,57 @@ def probe_video(path: Path) -> dict:
         raise ValueError(banner.strip().splitlines()[-1] if banner.strip() else "ffmpeg printed nothing")
     size = re.search(r", (\d{2,5})x(\d{2,5})", stream.group(0))
     fps = re.search(r", ([\d.]+) (?:fps|tbr)", stream.group(0))
+    rate = re.search(r", ([\d.]+) tbr", stream.group(0))
     duration = re.search(r"Duration: (\d+):(\d+):([\d.]+)", banner)
     if size is None:
         raise ValueError(f"no frame size in ffmpeg's stream line: {stream.group(0)}")
-    info = {"width": int(size.group(1)), "height": int(size.group(2)), "fps": float(fps.group(1)) if fps else 0.0}
+    info = {"width": int(size.group(1)), "height": int(size.group(2)), "fps": float(fps.group(1)) if fps else 0.0,
+            "base_fps": float(rate.group(1)) if rate else 0.0}
+    # Phone videos are often stored sideways with a rotation to show them upright; ffmpeg
+    # decodes them upright, so the size that counts (for the aspect, prompts, masks) is the shown one.
+    rotation = re.search(r"rotation of (-?[\d.]+) degrees", banner[stream.start():])
+    if rotation and round(float(rotation.group(1))) % 180 == 90:
+        info["width"], info["height"] = info["height"], info["width"]
     seconds = 0.0
     if duration:
         h, m, s = duration.groups()
         seconds = int(h) * 3600 + int(m) * 60 + float(s)
     info["duration"] = seconds
-    info["estimated_frames"] = int(round(seconds * info["fps"])) if info["fps"] else 0
+    # The video stream's own frame count from the container (OpenCV reads it from the
+    # header): a longer audio track makes the container's duration overstate it.
+    capture = cv2.VideoCapture(str(path))
+    declared = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
+    capture.release()
+    info["estimated_frames"] = declared if declared > 0 else int(round(seconds * info["fps"])) if info["fps"] else 0
     return info
+
+
+def sequence_images(folder: Path) -> list[Path]:
+    """The images of an image sequence in frame order (see numbered_pngs); ValueError when there are none."""
+    images = [path for _, path in numbered_pngs(folder, IMAGE_SUFFIXES)]
+    if not images:
+        raise ValueError(f"the folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    return images
+
+
+def _probe_sequence(folder: Path) -> dict:
+    """probe_video for an image sequence: the first image's size; the frame rate is unknown (0)."""
+    images = sequence_images(folder)
+    first = cv2.imread(str(images[0]), cv2.IMREAD_COLOR)
+    if first is None:
+        raise ValueError(f"cannot read the image {images[0]}")
+    return {"width": first.shape[1], "height": first.shape[0], "fps": 0.0, "base_fps": 0.0, "duration": 0.0,
+            "estimated_frames": len(images)}
+
+
+def count_packets(path: str | os.PathLike) -> int | None:
+    """How many video frames the file really holds (its packets, read without decoding); None if unknown."""
+    if Path(path).is_dir():
+        return len(sequence_images(Path(path)))
+    result = subprocess.run([ffmpeg_binary(), "-hide_banner", "-nostdin", "-i", str(path), "-map", "0:v:0", "-c", "copy",
+                             "-f", "null", "-"], capture_output=True, text=True)
+    frames = re.findall(r"frame=\s*(\d+)", result.stderr)
+    return int(frames[-1]) if result.returncode == 0 and frames else None
 
 
 def read_video(path: str | os.PathLike, mode: str = "rgb", max_frames: int | None = None) -> np.ndarray:

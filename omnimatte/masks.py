@@ -35,6 +35,9 @@ from omnimatte.io import (
     atomic_dir,
     atomic_path,
     list_frames,
+    name_list,
+    numbered_pngs,
+    probe_video,
     read_frames,
     read_png,
     write_frames,
@@ -384,34 +387,67 @@ def parse_prompt(sample: str, name: str, spec: dict, frames_info: dict, width: i
     return Prompt(frame=key, box=box, points=points, labels=labels)
 
 
+def prompt_problems(sample: str, objects: dict[str, dict], video: Path) -> list[str]:
+    """Prompts that lie outside the source video's frame, found from its header before any job runs,
+    so a typo in a box is not reported only after SAM's weights were downloaded and loaded."""
+    try:
+        probe = probe_video(Path(video))
+    except ValueError:
+        return []  # the frames stage says what is wrong with the video
+    size = {"source_width": probe["width"], "source_height": probe["height"]}
+    problems = []
+    for name, spec in objects.items():
+        if "masks" in spec:
+            continue
+        try:  # the key frame is checked by the masks stage, once the frames are counted
+            parse_prompt(sample, name, {k: v for k, v in spec.items() if k != "frame"}, size, probe["width"],
+                         probe["height"], 1)
+        except StageError as err:
+            problems.append(f"samples.{sample}.objects.{name}: {err.problem}; {err.fix}")
+    return problems
+
+
 def load_mask_folder(sample: str, name: str, folder: Path, frames_info: dict, width: int, height: int, count: int) -> np.ndarray:
     """Read a user's mask folder as (T, H, W) bool at the working frames.
 
-    Accepted: one PNG per extracted frame, or one per source frame (then the same
-    frames are picked with start/stride; the source count from the frames stage is
-    an estimate, so one more or less is tolerated). Masks at the source size are
-    resized with nearest neighbour. Any 8-bit PNG (grey, RGB, palette): a pixel whose
-    brightest channel is above 127 is object.
+    Files are ordered by the number in their names (`mask_2.png` before `mask_10.png`),
+    so padding does not matter. Accepted: one PNG per extracted frame, or one per
+    source frame (then the same frames are picked with start/stride). Any other count
+    is refused, as is mixed or ambiguous naming: a stray file must not shift the
+    masks against the frames. Masks at the source size are resized with nearest
+    neighbour. Any 8-bit PNG (grey, RGB, palette): a pixel whose brightest channel is
+    above 127 is object.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise StageError(STAGE, sample, f"object '{name}': mask folder {folder} does not exist",
                          f"check the path given as `masks:` for object '{name}' (relative paths start at the working directory)")
-    paths = list_frames(folder)
+    try:
+        paths = [path for _, path in numbered_pngs(folder)]
+    except ValueError as err:
+        raise StageError(STAGE, sample, f"object '{name}': cannot tell the frame order of mask folder {folder}: {err}",
+                         "name the masks with one pattern and one frame number each (e.g. 00000.png ... or mask_0.png "
+                         "...), and move other files out of the folder") from err
     start, stride = int(frames_info.get("start") or 0), int(frames_info.get("stride") or 1)
     source_count = int(frames_info.get("source_count") or 0)
     if len(paths) == count:
         selected = paths
-    elif source_count and abs(len(paths) - source_count) <= 1 and start + (count - 1) * stride < len(paths):
+    elif source_count and len(paths) == source_count and start + (count - 1) * stride < len(paths):
         selected = [paths[start + i * stride] for i in range(count)]
         log.info("%s: object '%s': %d source-frame masks, taking frames %d, %d, ... (stride %d)",
                  sample, name, len(paths), start, start + stride, stride)
     else:
+        expected = [count] + ([source_count] if source_count and source_count != count else [])
+        nearest = min(expected, key=lambda n: abs(n - len(paths)))
+        if len(paths) > nearest:
+            offenders = f"; the {len(paths) - nearest} beyond {nearest}: {name_list([p.name for p in paths[nearest:]])}"
+        else:
+            offenders = f"; {nearest - len(paths)} fewer than {nearest}" + (f", the last is {paths[-1].name}" if paths else "")
         raise StageError(STAGE, sample,
                          f"object '{name}': mask folder {folder} holds {len(paths)} PNG file(s); expected {count} "
-                         f"(one per extracted frame)" + (f" or {source_count} (one per source frame)" if source_count else ""),
-                         "give one mask per extracted frame, named so they sort in frame order (00000.png, ...), "
-                         "or one per source-video frame")
+                         f"(one per extracted frame)" + (f" or {source_count} (one per source frame)" if len(expected) > 1 else "")
+                         + offenders,
+                         "give one mask per extracted frame or one per source-video frame, and move stray files out of the folder")
     src_size = (int(frames_info.get("source_height") or height), int(frames_info.get("source_width") or width))
     masks = np.zeros((count, height, width), bool)
     for i, path in enumerate(selected):

@@ -1,13 +1,16 @@
 """Frame extraction: range selection, working size, fps, and clear errors on bad videos."""
 
+import re
+import subprocess
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
 from omnimatte.errors import StageError
 from omnimatte.frames import run_frames, working_size
-from omnimatte.io import load_json, read_frames, write_video
+from omnimatte.io import ffmpeg_binary, load_json, read_frames, write_video
 
 
 @pytest.fixture
@@ -58,3 +61,105 @@ def test_range_with_no_frames_leaves_nothing(ramp_video: Path, tmp_path: Path):
         run_frames("ramp", ramp_video, tmp_path / "f", tmp_path / "i.json", width=64, start=50)
     assert not (tmp_path / "f").exists()
     assert not list(tmp_path.glob(".f.*"))  # no temporary folder left behind
+
+
+@pytest.fixture
+def truncated_video(tmp_path: Path) -> Path:
+    """48 noise frames (H.264, header first), cut after 60 % of the bytes, as an interrupted download leaves it."""
+    rng = np.random.default_rng(0)
+    whole = tmp_path / "whole.mp4"
+    write_video(whole, (rng.integers(0, 255, (64, 96, 3), dtype=np.uint8) for _ in range(48)), fps=24)
+    data = whole.read_bytes()
+    path = tmp_path / "truncated.mp4"
+    path.write_bytes(data[:int(len(data) * 0.6)])
+    return path
+
+
+def test_truncated_video_stops_naming_both_counts(truncated_video: Path, tmp_path: Path):
+    with pytest.raises(StageError) as err:
+        run_frames("cut", truncated_video, tmp_path / "f", tmp_path / "i.json", width=96)
+    # "[frames] sample 'cut': decoded 29 frames from .../truncated.mp4 but expected 48: the file announces 48 frames
+    #  (start=0, end=None, stride=1); it is truncated or damaged
+    #   fix: re-export or re-download the video; to go on with the frames that decode, set `frames: {allow_short: true}` ..."
+    message = str(err.value)
+    assert re.search(r"decoded (\d+) frames from .*truncated.mp4 but expected 48", message), message
+    assert "allow_short: true" in err.value.fix
+    assert not (tmp_path / "f").exists() and not (tmp_path / "i.json").exists()
+
+
+def test_truncated_video_goes_on_with_a_warning_when_allowed(truncated_video: Path, tmp_path: Path, package_log):
+    info = run_frames("cut", truncated_video, tmp_path / "f", tmp_path / "i.json", width=96, allow_short=True)
+    assert 2 <= info["count"] < 48
+    assert f"WARNING: decoded {info['count']} frames" in package_log.text and "frames.allow_short is set" in package_log.text
+
+
+def test_audio_longer_than_the_video_is_not_a_truncation(ramp_video: Path, tmp_path: Path):
+    # The container's duration is the audio's 3 s; the video stream holds 20 frames at 25 fps.
+    with_audio = tmp_path / "with audio.mp4"
+    subprocess.run([ffmpeg_binary(), "-loglevel", "error", "-i", str(ramp_video), "-f", "lavfi", "-i", "sine=d=3",
+                    "-c:v", "copy", "-c:a", "aac", str(with_audio)], check=True)
+    info = run_frames("loud", with_audio, tmp_path / "f", tmp_path / "i.json", width=64)
+    assert info["count"] == 20 and info["source_count"] == 20
+
+
+def test_tiny_video_upscaled_is_warned_about(tmp_path: Path, package_log):
+    video = tmp_path / "tiny.mp4"
+    write_video(video, [np.full((30, 40, 3), i * 10, np.uint8) for i in range(4)], fps=10)
+    info = run_frames("tiny", video, tmp_path / "f", tmp_path / "i.json", width=192)
+    assert (info["width"], info["height"]) == (192, 144)
+    # "tiny: WARNING: the source is 40x30 and the working size 192x144 upscales it 4.8x: that adds blur, not detail,
+    #  and flow and homographies work worse on it; set frames.width near the source width (e.g. 48)"
+    assert "the source is 40x30 and the working size 192x144 upscales it 4.8x" in package_log.text
+    assert "set frames.width near the source width (e.g. 48)" in package_log.text
+
+
+def test_video_stored_sideways_is_extracted_upright_at_its_shown_aspect(tmp_path: Path):
+    # Phones store portrait video as landscape plus a rotation: 96x64 coded, shown 64x96.
+    ramp = np.repeat(np.linspace(0, 255, 96, dtype=np.uint8)[None, :, None], 64, axis=0).repeat(3, axis=2)
+    coded = tmp_path / "coded.mp4"
+    write_video(coded, [ramp] * 4, fps=10)
+    sideways = tmp_path / "portrait.mp4"
+    subprocess.run([ffmpeg_binary(), "-loglevel", "error", "-display_rotation", "90", "-i", str(coded), "-c", "copy",
+                    str(sideways)], check=True)
+    info = run_frames("phone", sideways, tmp_path / "f", tmp_path / "i.json", width=64)
+    assert (info["source_width"], info["source_height"], info["width"], info["height"]) == (64, 96, 64, 96)
+    frame = read_frames(tmp_path / "f")[0, ..., 0].astype(int)
+    upright = min(np.abs(frame - np.rot90(ramp[..., 0], k)).mean() for k in (1, 3))
+    assert upright < 4, upright  # the ramp turned, not squashed
+
+
+def test_variable_frame_rate_is_warned_about(tmp_path: Path, package_log):
+    # 30 frames at 30 fps, then 30 frames at 10 fps: 60 frames over 4 s, 15 fps on average.
+    video = tmp_path / "vfr.mp4"
+    subprocess.run([ffmpeg_binary(), "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=96x64:rate=30:duration=2",
+                    "-vf", "setpts='if(lt(N,30),N/30/TB,(30+(N-30)*3)/30/TB)'", "-fps_mode", "vfr", str(video)], check=True)
+    info = run_frames("vfr", video, tmp_path / "f", tmp_path / "i.json", width=64)
+    assert info["count"] == 60 and info["variable_frame_rate"]
+    # "vfr: WARNING: .../vfr.mp4 has a variable frame rate (15.79 fps on average, 30 at most): every frame is kept
+    #  once and the outputs play at the average rate, ..."
+    assert "has a variable frame rate" in package_log.text and "30 at most" in package_log.text
+
+
+def test_image_sequence_folder_is_read_in_number_order(tmp_path: Path):
+    # frame_2.jpg must come before frame_10.jpg; the stride picks every other image.
+    folder = tmp_path / "shot 1"
+    folder.mkdir()
+    for i in range(12):
+        assert cv2.imwrite(str(folder / f"frame_{i}.png"), np.full((45, 80, 3), i * 20, np.uint8))
+    info = run_frames("seq", folder, tmp_path / "f", tmp_path / "i.json", width=64, stride=2)
+    frames = read_frames(tmp_path / "f")
+    assert frames.shape == (6, 32, 64, 3) and (info["source_width"], info["source_height"]) == (80, 45)
+    assert list(frames[:, 10, 10, 0]) == [0, 40, 80, 120, 160, 200]
+    assert info["fps"] == 24.0 and info["source_count"] == 12
+
+
+def test_image_sequence_with_mixed_names_is_refused(tmp_path: Path):
+    folder = tmp_path / "shot"
+    folder.mkdir()
+    for name in ("a_0.png", "a_1.png", "b_2.png"):
+        cv2.imwrite(str(folder / name), np.zeros((32, 32, 3), np.uint8))
+    with pytest.raises(StageError) as err:
+        run_frames("seq", folder, tmp_path / "f", tmp_path / "i.json", width=32)
+    # "[frames] sample 'seq': cannot read the image sequence .../shot: mixed file naming (2 like a_0.png; 1 like b_2.png);
+    #  the odd one(s) out: b_2.png"
+    assert "cannot read the image sequence" in str(err.value) and "the odd one(s) out: b_2.png" in str(err.value)

@@ -16,7 +16,14 @@ import pytest
 
 from omnimatte.errors import StageError
 from omnimatte.camera import canvas_coordinates
-from omnimatte.homography import estimate_homographies, load_homographies, render_preview, run_homography
+from omnimatte.homography import (
+    PairResult,
+    _registration_failure,
+    estimate_homographies,
+    load_homographies,
+    render_preview,
+    run_homography,
+)
 from omnimatte.io import write_frames
 from omnimatte.logs import get_logger
 
@@ -189,6 +196,39 @@ def test_mostly_featureless_clip_is_an_error(tmp_path: Path, scene: np.ndarray) 
         run(tmp_path, frames)
     assert "clip" in str(error.value) and "6 of 7 pairs failed" in str(error.value)
     assert not (tmp_path / "homography" / "homographies.npy").exists()
+
+
+@pytest.mark.parametrize(
+    "reasons, headline",
+    [
+        (["the homography has implausibly strong perspective"] * 5,
+         "the motion found between frames is not a plausible camera motion: 5 of 6 pairs failed"),
+        (["only 3 feature matches (need 15)"] * 5, "frames have too few features to register: 5 of 6 pairs failed"),
+        (["only 3 feature matches (need 15)"] * 2 + ["the homography has implausibly strong perspective"] * 3,
+         "frames cannot be registered: 2 pair(s) with too few features, 3 with implausible camera motion"),
+    ],
+)
+def test_registration_failure_headline_matches_the_listed_reasons(reasons, headline):
+    results = [PairResult(None, 40, reason) for reason in reasons] + [PairResult(np.eye(3), 40)]
+    error = _registration_failure("clip", results, list(range(len(reasons))), 0.5, upscale=1.0)
+    # e.g. "[homography] sample 'clip': the motion found between frames is not a plausible camera motion: 5 of 6 pairs
+    #  failed (more than 50% allowed), e.g. 0->1: the homography has implausibly strong perspective; ..."
+    assert headline in str(error)
+    if headline.startswith("frames have too few features"):
+        assert "implausibly" not in str(error)
+    else:
+        assert "implausibly strong perspective" in str(error)
+    assert "upscaled" not in str(error)
+
+
+def test_registration_failure_of_upscaled_frames_names_the_upscale(tmp_path: Path, scene: np.ndarray) -> None:
+    frames = film(scene, 8)
+    frames[2:] = 128
+    with pytest.raises(StageError) as error:
+        estimate_homographies("tiny", frames, upscale=4.8)
+    # "fix: the frames are the source upscaled 4.8x, which adds blur, not detail: set frames.width near the source
+    #  video's width; also ..."
+    assert "the frames are the source upscaled 4.8x" in error.value.fix and "frames.width" in error.value.fix
 
 
 def test_outputs_are_written(tmp_path: Path, scene: np.ndarray) -> None:

@@ -302,6 +302,56 @@ def test_user_masks_unreadable_file(tmp_path):
         _run_user_masks(tmp_path, frames_info(4, 64, 48))
 
 
+def _numbered_masks(folder: Path, names: list[str]) -> list[np.ndarray]:
+    """One mask per name, each with its own column band, so the order can be read back."""
+    folder.mkdir()
+    masks = []
+    for i, name in enumerate(names):
+        mask = np.zeros((48, 64), np.uint8)
+        mask[:, 4 * i:4 * i + 4] = 255
+        write_png(folder / name, mask)
+        masks.append(mask)
+    return masks
+
+
+def test_user_masks_without_zero_padding_are_ordered_by_number(tmp_path):
+    # mask_0.png ... mask_11.png sort as text to 0, 1, 10, 11, 2, ...: frame 2 would get mask 10.
+    masks = _numbered_masks(tmp_path / "user", [f"mask_{i}.png" for i in range(12)])
+    _run_user_masks(tmp_path, frames_info(12, 64, 48), count=12)
+    assert np.array_equal(read_frames(tmp_path / "masks" / "person", "gray"), np.stack(masks))
+
+
+def test_user_mask_folder_with_a_stray_file_is_refused_naming_it(tmp_path):
+    # One PNG more than the 12 frames of a 12-frame video: neither one per extracted nor per source frame.
+    _numbered_masks(tmp_path / "user", [f"mask_{i}.png" for i in range(13)])
+    with pytest.raises(StageError) as err:
+        _run_user_masks(tmp_path, frames_info(12, 64, 48, source_count=12), count=12)
+    # "[masks] sample 'toy': object 'person': mask folder .../user holds 13 PNG file(s); expected 12
+    #  (one per extracted frame); the 1 beyond 12: mask_12.png"
+    message = str(err.value)
+    assert "holds 13 PNG file(s); expected 12 (one per extracted frame)" in message
+    assert "the 1 beyond 12: mask_12.png" in message and "fix:" in message
+    assert not (tmp_path / "masks").exists()
+
+
+@pytest.mark.parametrize(
+    "names, needle",
+    [
+        ([f"{i:05d}.png" for i in range(4)] + ["00002 (1).png"], "the odd one(s) out: 00002 (1).png"),
+        ([f"mask_{i}.png" for i in range(3)] + ["frame_3.png"], "mixed file naming (3 like mask_0.png; 1 like frame_3.png)"),
+        (["mask_0.png", "mask_1.png", "mask_01.png", "mask_2.png"], "the same frame number: mask_01.png, mask_1.png"),
+        (["a_0.png", "a_1.png", "a_3.png", "a_4.png"], "the numbers skip 2 (between a_0.png and a_4.png)"),
+        ([f"m{i}.png" for i in range(4)] + ["cover.png"], "without a frame number: cover.png"),
+    ],
+)
+def test_user_mask_folder_with_mixed_or_ambiguous_names_is_refused(tmp_path, names, needle):
+    _numbered_masks(tmp_path / "user", names)
+    with pytest.raises(StageError) as err:
+        _run_user_masks(tmp_path, frames_info(4, 64, 48))
+    # "[masks] sample 'toy': object 'person': cannot tell the frame order of mask folder ...: <needle>"
+    assert "cannot tell the frame order of mask folder" in str(err.value) and needle in str(err.value)
+
+
 # --------------------------------------------------------------------------- 5. bad prompts and input
 
 

@@ -117,14 +117,16 @@ def train_process(snakemake_pid: int) -> int | None:
     return None
 
 
-def kill_training_after_checkpoint(run_dir: Path, config: str, kill: signal.Signals, newer_than: int = 0) -> int:
-    """Run Snakemake; once a checkpoint newer than `newer_than` (ns) exists, send `kill` to the train process.
+def kill_training_after_checkpoint(run_dir: Path, config: str, kill: signal.Signals, newer_than: int = 0,
+                                   args: tuple[str, ...] = ()) -> int:
+    """Run Snakemake (with `args`); once a checkpoint newer than `newer_than` (ns) exists, send `kill` to the
+    train process.
 
     Returns the step the checkpoint holds once the run has ended (failed).
     """
     checkpoint = run_dir / "results/dog/train/checkpoint.pt"
     command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(run_dir),
-               "--cores", "2", "--configfile", str(run_dir / "config" / "extra.yaml"), config, "--", TARGETS[0]]
+               "--cores", "2", "--configfile", str(run_dir / "config" / "extra.yaml"), config, *args, "--", TARGETS[0]]
     transcript = run_dir / f"snakemake-{kill.name}.txt"  # a file, not a pipe that could fill up and stall the run
     with open(transcript, "w") as out:
         run = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
@@ -173,3 +175,63 @@ def test_training_killed_by_sigterm_or_sigkill_resumes_from_its_checkpoint(run_d
     assert not (train_dir / "checkpoint.pt").exists()
     assert (train_dir / "losses.csv").read_text().splitlines()[-1].startswith(f"{steps},")
     assert (run_dir / "results/dog/omnimatte.mp4").is_file()
+
+
+def kill_whole_run_when(run_dir: Path, config: str, path: Path) -> str:
+    """Run Snakemake and SIGKILL it with all its jobs once `path` exists, as a closed session, an out-of-memory
+    kill or a power cut ends it: nothing gets to clean up. Returns what Snakemake printed."""
+    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(run_dir),
+               "--cores", "2", "--configfile", str(run_dir / "config" / "extra.yaml"), config, "--", TARGETS[0]]
+    transcript = run_dir / "snakemake-killed.txt"
+    with open(transcript, "w") as out:
+        run = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 600
+    try:
+        while not path.exists():
+            assert run.poll() is None, "the run ended before " + str(path) + ":\n" + transcript.read_text()[-3000:]
+            assert time.monotonic() < deadline, f"no {path} within 10 minutes"
+            time.sleep(0.01)
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait(timeout=60)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+    return transcript.read_text()
+
+
+def test_after_a_kill_running_the_same_command_again_finishes_the_run(run_dir: Path):
+    steps = 24
+    longer = write_config(run_dir, f"train: {{steps: {steps}, checkpoint_every: 2, cpu: {{steps: {steps}}}}}",
+                          name="longer.yaml")
+    assert snakemake(run_dir, longer, "--", TARGETS[0]).returncode == 0
+
+    # A `--forcerun train` killed mid-way: Snakemake deleted the old layers and the job's outputs. Snakemake
+    # does not remake an output whose inputs are missing, so without the train log as an input of composite
+    # the old overview passed for current: "Nothing to be done (all requested files are present and up to date)".
+    kill_training_after_checkpoint(run_dir, longer, signal.SIGTERM, args=("--forcerun", "train"))
+    planned = snakemake(run_dir, longer, "-n", "--", TARGETS[0])
+    assert "Nothing to be done" not in planned.stdout + planned.stderr
+    assert jobs_planned(planned.stdout + planned.stderr) == {"train": 1, "composite": 1}
+
+    # The same command, killed outright (Snakemake and its jobs) once training has written the layers but before
+    # Snakemake has checked them: the lock stays, and the layers are an output of an unfinished job.
+    layers = run_dir / "results/dog/omnimatte"
+    kill_whole_run_when(run_dir, longer, layers)
+    assert layers.exists() and list((run_dir / ".snakemake/locks").glob("*.lock"))
+    # Without the workflow profile (profiles/default: rerun-incomplete) Snakemake would stop with
+    # "IncompleteFilesException: The files below seem to be incomplete. ..."
+    copy = Path(shutil.copytree(run_dir, run_dir.parent / "copy", symlinks=True))
+    bare = run_snakemake(copy, "-n", "--workflow-profile", "none", "--configfile", str(copy / "config/extra.yaml"),
+                         str(copy / "config/longer.yaml"), "--", TARGETS[0])
+    assert "IncompleteFilesException" in bare.stdout + bare.stderr, (bare.stdout + bare.stderr)[-3000:]
+
+    # Run the same command again: the dead run's lock is removed and the unfinished training is done again.
+    again = snakemake(run_dir, longer, "--", TARGETS[0])
+    output = again.stdout + again.stderr
+    assert again.returncode == 0, output[-3000:]
+    # "Removed .snakemake/locks/0.input.lock: the Snakemake run that held it (process N on HOST) was killed
+    #  without unlocking."
+    assert re.search(r"Removed \.snakemake/locks/\d+\.\w+\.lock: the Snakemake run that held it", output), output[-3000:]
+    assert jobs_planned(output) == {"train": 1, "composite": 1}
+    assert (run_dir / "results/dog/omnimatte/layers/dog/rgba/00000.png").is_file()
+    assert "Nothing to be done" in (lambda r: r.stdout + r.stderr)(snakemake(run_dir, longer, "-n", "--", TARGETS[0]))

@@ -13,6 +13,7 @@ import yaml
 from omnimatte import losses
 from omnimatte import train as train_module
 from omnimatte.errors import StageError
+from omnimatte.fingerprint import inputs_digest
 from omnimatte.io import read_frames, read_png, save_json, save_npy, write_frames
 from omnimatte.train import LossWeights, TrainConfig, run_train
 from omnimatte.train import loop as train_loop
@@ -122,6 +123,64 @@ def test_resume_after_kill_matches_an_uninterrupted_run(scene: dict, tmp_path: P
     assert resumed["final_losses"]["total"] == pytest.approx(straight["final_losses"]["total"], rel=1e-5)
 
 
+def kill_after_first_checkpoint(scene: dict, monkeypatch) -> None:
+    """Run training until it dies during step 7, after the checkpoint at step 4."""
+    real_batch = train_loop.Batch
+    calls = {"n": 0}
+
+    def dying_batch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise Killed()
+        return real_batch(*args, **kwargs)
+
+    monkeypatch.setattr(train_loop, "Batch", dying_batch)
+    with pytest.raises(Killed):
+        run_train("tiny", **scene, config=tiny_config())
+    monkeypatch.setattr(train_loop, "Batch", real_batch)
+    assert (scene["train_dir"] / "checkpoint.pt").exists()
+
+
+def test_inputs_digest_covers_frames_masks_flow_and_homographies(scene: dict):
+    def digest() -> str:
+        return inputs_digest(scene["frames_dir"], scene["flow_dir"], scene["homography_dir"], scene["masks_dir"],
+                             scene["object_names"])
+
+    first = digest()
+    assert digest() == first
+    for path in (scene["frames_dir"] / "00003.png", scene["masks_dir"] / "square" / "00001.png",
+                 scene["flow_dir"] / "confidence_forward.npy", scene["homography_dir"] / "canvas.json"):
+        original = path.read_bytes()
+        path.write_bytes(original + b"\0")  # same shapes as far as training can tell; other bytes
+        assert digest() != first, path
+        path.write_bytes(original)
+    assert digest() == first
+
+
+def test_checkpoint_of_other_inputs_starts_over_saying_so(scene: dict, monkeypatch, package_log):
+    kill_after_first_checkpoint(scene, monkeypatch)
+    # The user fixes one mask in place: same size, same count, so the old fingerprint matched.
+    mask_path = scene["masks_dir"] / "square" / "00002.png"
+    mask = read_png(mask_path, "gray")
+    mask[0:4, 0:4] = 255
+    write_frames(scene["masks_dir"] / "square", [read_png(p, "gray") if p != mask_path else mask
+                                                 for p in sorted((scene["masks_dir"] / "square").iterdir())])
+    package_log.clear()
+    run_train("tiny", **scene, config=tiny_config())
+    # "tiny: starting over: the inputs changed since the checkpoint (frames, masks, flow or homographies); ignoring ..."
+    assert "starting over: the inputs changed since the checkpoint" in package_log.text
+    assert "resuming" not in package_log.text
+
+
+def test_checkpoint_of_other_settings_starts_over_saying_so(scene: dict, monkeypatch, package_log):
+    kill_after_first_checkpoint(scene, monkeypatch)
+    package_log.clear()
+    run_train("tiny", **scene, config=tiny_config(learning_rate=0.002))
+    # "tiny: starting over: the settings changed since the checkpoint; ignoring .../checkpoint.pt"
+    assert "starting over: the settings changed since the checkpoint" in package_log.text
+    assert "resuming" not in package_log.text
+
+
 def test_checkpoint_from_other_settings_is_not_resumed(scene: dict, monkeypatch):
     real_batch = train_loop.Batch
 
@@ -214,7 +273,7 @@ def test_learning_rate_holds_until_the_switch_then_decays_to_its_fraction():
     assert train_schedule.learning_rate_factor(99, 60, TrainConfig(steps=100, final_learning_rate_fraction=1.0)) == 1.0
 
 
-def test_a_long_clip_switches_the_l1_term_off_in_a_short_cpu_run(tmp_path: Path, caplog):
+def test_a_long_clip_switches_the_l1_term_off_in_a_short_cpu_run(tmp_path: Path, package_log):
     """300 frames through load_video and the loop with a 20-step budget: the log says where the switch comes,
     and the losses logged after it have the L1 term off."""
     frames = 300
@@ -236,9 +295,8 @@ def test_a_long_clip_switches_the_l1_term_off_in_a_short_cpu_run(tmp_path: Path,
     config = TrainConfig(steps=20, batch_size=4, nf=4, device="cpu", cpu={}, checkpoint_every=100)
     video = train_module.load_video("long", tmp_path / "frames", tmp_path / "flow", tmp_path / "homography",
                                     tmp_path / "masks", ["box"], 2, torch.device("cpu"))
-    with caplog.at_level("INFO", logger="omnimatte.train"):
-        _, history = train_module.train_model("long", video, config, tmp_path / "checkpoint.pt", torch.device("cpu"))
-    log_text = caplog.text
+    _, history = train_module.train_model("long", video, config, tmp_path / "checkpoint.pt", torch.device("cpu"))
+    log_text = package_log.text
     assert "the alpha L1 term switches off after step 12 (epoch 0), leaving 8 steps (40%) after it" in log_text
     assert "alpha L1 term off at step 12" in log_text
     assert [row["lambda_alpha_l1"] for row in history if row["step"] >= 12] == [0.0] * 9

@@ -5,11 +5,13 @@ import shutil
 import textwrap
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
+import yaml
 
-from omnimatte.io import list_frames, read_png, read_video
-from tests.conftest import run_snakemake
+from omnimatte.io import list_frames, read_frames, read_png, read_video, write_video
+from tests.conftest import REPO, run_snakemake
 
 TINY = """
 demo:
@@ -62,6 +64,53 @@ def test_invalid_config_stops_before_any_job_naming_the_key(workdir: Path, confi
     assert not (workdir / "results").exists()
 
 
+def test_unknown_key_is_one_short_line_naming_it_not_the_schema(workdir: Path):
+    result = run_snakemake(workdir, "-n", "--configfile", write_config(workdir, "train: {stepz: 5, cpu: {nff: 8}}"),
+                           "--", "results/dog/omnimatte.mp4")
+    assert result.returncode != 0
+    message = result.stdout + result.stderr
+    # "Invalid config (your --configfile files merged over config/config.yaml):
+    #    train: unknown key 'stepz'; the keys allowed here: steps, batch_size, ...
+    #    train.cpu: unknown key 'nff'; the keys allowed here: steps, batch_size, ..."
+    assert "train: unknown key 'stepz'; the keys allowed here: steps," in message
+    assert "train.cpu: unknown key 'nff'" in message
+    assert "Failed validating" not in message and len(message) < 2000, message
+
+
+def test_bad_sample_and_object_names_are_explained_and_listed_at_once(workdir: Path):
+    config = write_config(workdir, """
+samples:
+  my clip: {video: a.mp4, objects: {cat.1: {masks: m}, b b: {masks: m}, ok: {masks: m}}}
+  take.2: {video: a.mp4, objects: {c: {masks: m}}}
+""")
+    result = run_snakemake(workdir, "-n", "--configfile", config, "--", "results/dog/omnimatte.mp4")
+    assert result.returncode != 0
+    message = result.stdout + result.stderr
+    # "samples: names may hold only letters (A-Z, a-z), digits, '_' and '-' (no spaces, dots or other signs);
+    #  these are not: 'my clip', 'take.2'"
+    rule = "names may hold only letters (A-Z, a-z), digits, '_' and '-' (no spaces, dots or other signs)"
+    assert f"samples: {rule}; these are not: 'my clip', 'take.2'" in message
+    assert f"samples.my clip.objects: {rule}; these are not: 'cat.1', 'b b'" in message
+    assert "does not match" not in message
+
+
+def test_schema_descriptions_do_not_turn_into_keys():
+    # An unquoted description with a comma (`description: folder of masks, one per ...`) made a key of its tail.
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+
+    def walk(node, path="schema"):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                assert value is not None, f"{path}.{key} has no value: a comma in an unquoted description?"
+                walk(value, f"{path}.{key}")
+        elif isinstance(node, list):
+            for item in node:
+                walk(item, path)
+
+    walk(schema)
+    assert set(schema["$defs"]["object"]["properties"]["masks"]) == {"type", "description"}
+
+
 def test_prompted_object_without_sam_weights_says_both_ways_out(workdir: Path):
     config = write_config(workdir, TINY + """
 samples:
@@ -77,6 +126,54 @@ masks: {sam_checkpoint: weights/missing_sam.pth}
     assert "dl.fbaipublicfiles.com" in log and "weights/missing_sam.pth" in log
     assert "masks" in log  # the other way out: a mask folder for the object
     assert not (workdir / "results" / "prompted" / "masks").exists()
+
+
+def test_prompt_outside_the_frame_stops_before_sam_weights_are_fetched(workdir: Path):
+    (workdir / "data").mkdir()
+    write_video(workdir / "data/clip.mp4", [np.zeros((48, 64, 3), np.uint8)] * 3, fps=10)
+    config = write_config(workdir, TINY + """
+samples:
+  prompted:
+    video: data/clip.mp4
+    objects:
+      dog: {box: [10, 10, 400, 40], frame: 0}
+masks: {sam_checkpoint: weights/missing_sam.pth}
+""")
+    result = run_snakemake(workdir, "--cores", "2", "--configfile", config, "--", "results/prompted/masks")
+    assert result.returncode != 0
+    # "samples.prompted.objects.dog: object 'dog': box [10, 10, 400, 40] lies outside the source frame 64x48
+    #  (working 64x48); prompt coordinates are pixels of the source video: x in 0..64, y in 0..48; ..."
+    assert ("samples.prompted.objects.dog: object 'dog': box [10, 10, 400, 40] lies outside the source frame 64x48"
+            in result.stdout + result.stderr)
+    assert not (workdir / "logs").exists()  # no job ran: no download, no frames
+
+
+def test_a_mask_edited_in_place_remakes_the_masks(workdir: Path):
+    data = workdir / "data"
+    (data / "masks").mkdir(parents=True)
+    write_video(data / "clip.mp4", [np.full((48, 64, 3), 40 * i, np.uint8) for i in range(4)], fps=10)
+    for i in range(4):
+        mask = np.zeros((48, 64), np.uint8)
+        mask[10:30, 10 + 5 * i:30 + 5 * i] = 255
+        (data / "masks" / f"{i:05d}.png").write_bytes(cv2.imencode(".png", mask)[1].tobytes())
+    config = write_config(workdir, TINY + """
+samples:
+  walk: {video: data/clip.mp4, objects: {pup: {masks: data/masks}}}
+""")
+    target = ("--cores", "2", "--configfile", config, "--", "results/walk/masks")
+    assert run_snakemake(workdir, *target).returncode == 0
+    again = run_snakemake(workdir, "-n", *target)
+    assert "Nothing to be done" in again.stdout + again.stderr  # an unchanged folder is left alone
+
+    # Fix one mask in place: the folder's own modification time does not move, only the file's.
+    folder_time = (data / "masks").stat().st_mtime_ns
+    fixed = np.full((48, 64), 255, np.uint8)
+    (data / "masks" / "00002.png").write_bytes(cv2.imencode(".png", fixed)[1].tobytes())
+    assert (data / "masks").stat().st_mtime_ns == folder_time
+    planned = run_snakemake(workdir, "-n", *target)
+    assert "rule masks:" in planned.stdout, planned.stdout[-2000:]
+    assert run_snakemake(workdir, *target).returncode == 0
+    assert (read_png(workdir / "results/walk/masks/pup/00002.png", "gray") == 255).all()
 
 
 @pytest.mark.slow
@@ -112,22 +209,28 @@ def test_tiny_demo_end_to_end_then_a_user_video(workdir: Path):
     again = run_snakemake(workdir, "--cores", "2", "--configfile", config, "--", "results/dog/omnimatte.mp4")
     assert "Nothing to be done" in again.stdout + again.stderr
 
-    # A user's own video with their own mask folder, from a config file of their own.
-    data = workdir / "data"
-    data.mkdir()
-    shutil.copy(workdir / "resources/demo/dog/video.mp4", data / "walk.mp4")
-    shutil.copytree(workdir / "resources/demo/dog/masks/dog", data / "walk_masks")
+    # A user's own video with their own mask folder, from a config file of their own; the names have spaces
+    # and parentheses, as downloads and copies get them ("clip (1).mp4"), and the masks are numbered without
+    # zero padding (mask_0.png ... mask_9.png).
+    data = workdir / "my data"
+    (data / "walk masks (1)").mkdir(parents=True)
+    shutil.copy(workdir / "resources/demo/dog/video.mp4", data / "clip (1).mp4")
+    for i, path in enumerate(list_frames(workdir / "resources/demo/dog/masks/dog")):
+        shutil.copy(path, data / "walk masks (1)" / f"mask_{i}.png")
     user = write_config(workdir, TINY + """
 samples:
   walk:
-    video: data/walk.mp4
+    video: my data/clip (1).mp4
     start: 1
     objects:
-      pup: {masks: data/walk_masks}
+      pup: {masks: my data/walk masks (1)}
 """, name="user.yaml")
-    result = run_snakemake(workdir, "--cores", "2", "--configfile", user, "--", "results/walk/omnimatte.mp4")
+    result = run_snakemake(workdir, "--cores", "2", "--configfile", user, "--", "results/walk/omnimatte.mp4",
+                           "results/walk/export")
     assert result.returncode == 0, result.stderr[-3000:]
     walk = workdir / "results" / "walk"
     assert len(list_frames(walk / "frames")) == 9  # start: 1 drops the first frame; masks follow the same selection
+    demo_masks = read_frames(workdir / "resources/demo/dog/masks/dog", "gray")[1:] > 127
+    assert np.array_equal(read_frames(walk / "masks/pup", "gray") > 127, demo_masks)  # in frame order
     assert len(list_frames(walk / "omnimatte/layers/pup/rgba")) == 9
-    assert (walk / "omnimatte.mp4").is_file()
+    assert (walk / "omnimatte.mp4").is_file() and (walk / "export/layers/pup.mov").is_file()

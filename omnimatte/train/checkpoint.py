@@ -19,17 +19,18 @@ from omnimatte.train.settings import TrainConfig
 from omnimatte.train.video import VideoTensors
 
 
-def config_fingerprint(config: TrainConfig, video: VideoTensors) -> str:
-    """What a checkpoint must match to be resumed: the settings that shape training and the data's size."""
+def config_fingerprint(config: TrainConfig, video: VideoTensors, inputs: str = "") -> dict[str, str]:
+    """What a checkpoint must match to be resumed: the settings that shape training and the data's size,
+    and apart from them the inputs' digest (`fingerprint.inputs_digest`), so the log can say which changed."""
     settings = dataclasses.asdict(config)
     for key in ("checkpoint_every", "device", "compile"):
         settings.pop(key)
     settings["data"] = [list(video.frames.shape), list(video.masks.shape), list(video.canvas_size)]
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+    return {"settings": hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16], "inputs": inputs}
 
 
 def save_checkpoint(path: Path, model: Omnimatte, optimizer: torch.optim.Optimizer, step: int, weights: LossWeights,
-                    generator: torch.Generator, history: list[dict], fingerprint: str) -> None:
+                    generator: torch.Generator, history: list[dict], fingerprint: dict[str, str]) -> None:
     """Everything a rerun needs to go on exactly where this run stopped, written atomically."""
     with atomic_path(path) as tmp:
         torch.save({

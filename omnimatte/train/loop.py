@@ -12,6 +12,7 @@ import torch
 from tqdm import tqdm
 
 from omnimatte.errors import StageError
+from omnimatte.fingerprint import why_not_resumed
 from omnimatte.logs import get_logger
 from omnimatte.model import Omnimatte
 from omnimatte.train.batch import Batch
@@ -38,8 +39,9 @@ def build_model(video: VideoTensors, config: TrainConfig, device: torch.device) 
 
 def train_model(sample: str, video: VideoTensors, config: TrainConfig, checkpoint_path: Path,
                 device: torch.device, on_step: Callable[[int, Omnimatte], None] | None = None,
-                stop: StopSignal | None = None) -> tuple[Omnimatte, list[dict]]:
-    """Fit the model, resuming from `checkpoint_path` when it holds an unfinished run of the same settings.
+                stop: StopSignal | None = None, inputs: str = "") -> tuple[Omnimatte, list[dict]]:
+    """Fit the model, resuming from `checkpoint_path` when it holds an unfinished run of the same settings
+    and inputs (`inputs`: the digest of the files `video` was read from).
 
     `on_step(step, model)` is called after every step (the benchmark scores the layers with it).
     Once `stop` has received a signal, the current step is checkpointed and the process exits with 128 + signal.
@@ -49,7 +51,7 @@ def train_model(sample: str, video: VideoTensors, config: TrainConfig, checkpoin
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     generator = torch.Generator(device=device).manual_seed(config.seed)
     weights = LossWeights(mask=config.lambda_mask, alpha_l1=config.lambda_alpha_l1)
-    fingerprint = config_fingerprint(config, video)
+    fingerprint = config_fingerprint(config, video, inputs)
     history: list[dict] = []
     start = 0
     if checkpoint_path.exists():
@@ -63,7 +65,8 @@ def train_model(sample: str, video: VideoTensors, config: TrainConfig, checkpoin
             start = state["step"]
             log.info("%s: resuming from step %d of %d (%s)", sample, start, config.steps, checkpoint_path)
         else:
-            log.warning("%s: ignoring checkpoint %s: it was written with other settings or data", sample, checkpoint_path)
+            log.warning("%s: starting over: %s; ignoring %s", sample, why_not_resumed(state.get("fingerprint"), fingerprint),
+                        checkpoint_path)
 
     step_fn = torch.compile(model) if config.compile else model
     pairs = video.num_frames - 1

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from omnimatte.devices import resolve_device
+from omnimatte.fingerprint import inputs_digest
 from omnimatte.io import atomic_path, save_json
 from omnimatte.logs import get_logger
 from omnimatte.train.checkpoint import catch_sigterm
@@ -51,7 +52,8 @@ def run_train(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pat
     checkpoint_path = train_dir / "checkpoint.pt"
     began = time.perf_counter()
     with catch_sigterm() as stop:
-        model, history = train_model(sample, video, config, checkpoint_path, device, stop=stop)
+        model, history = train_model(sample, video, config, checkpoint_path, device, stop=stop,
+                                     inputs=inputs_digest(frames_dir, flow_dir, homography_dir, masks_dir, object_names))
     train_seconds = time.perf_counter() - began
     quality = render_layers(model, video, config.detail_transfer, out_dir, sample, config.refine_alpha,
                             config.plate_matte_threshold)

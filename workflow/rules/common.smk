@@ -2,14 +2,36 @@
 
 import json
 import shlex
+import sys
 from pathlib import Path
 
-from snakemake.utils import validate
+import yaml
+
+# The Snakefile's own helpers use the standard library (and Snakemake's jsonschema) only,
+# so they import from this checkout in Snakemake's environment, installed or not.
+sys.path.insert(0, workflow.basedir)
+
+from omnimatte.config_check import config_problems
+from omnimatte.locks import record_owner, remove_stale_locks
+from omnimatte.manifest import update_manifest
 
 
-validate(config, schema="../schemas/config.schema.yaml")
+_problems = config_problems(config, yaml.safe_load(Path(workflow.basedir, "workflow/schemas/config.schema.yaml").read_text()))
+if _problems:
+    raise ValueError("Invalid config (your --configfile files merged over config/config.yaml):\n  " + "\n  ".join(_problems))
 
 SAMPLES = config["samples"]
+
+# A run killed outright leaves Snakemake's locks behind; those whose run has provably
+# ended are removed, so running the same command again works (see omnimatte/locks.py).
+if workflow.is_main_process:
+    for _owner in remove_stale_locks():
+        print(f"Removed {_owner['lock']}: the Snakemake run that held it (process {_owner['pid']} on {_owner['host']}) "
+              "was killed without unlocking.", file=sys.stderr)
+
+
+onstart:
+    record_owner(getattr(workflow.persistence, "_lockfile", {}).values())
 
 # Jobs run `python -m omnimatte <stage>` from this checkout, whether or not the package
 # is installed: also inside the per-rule conda envs and on cluster nodes.
@@ -26,7 +48,8 @@ wildcard_constraints:
 
 
 def _check_samples():
-    """Checks the schema cannot express, with messages that name the sample and key."""
+    """Checks the schema cannot express, with messages that name the sample and key; prompts against the
+    video's frame size, so none waits for SAM's weights to be downloaded."""
     problems = []
     for name, sample in SAMPLES.items():
         if "demo" in sample and sample["demo"] not in config.get("demo", {}):
@@ -37,6 +60,12 @@ def _check_samples():
                 problems.append(f"samples.{name}.objects.{obj}: give either `masks` or a prompt (box/points), not both")
             if "labels" in spec and len(spec["labels"]) != len(spec.get("points", [])):
                 problems.append(f"samples.{name}.objects.{obj}.labels: one label per point is needed")
+        if "demo" not in sample and Path(sample["video"]).exists() and any("masks" not in s for s in sample["objects"].values()):
+            try:  # needs the package's dependencies (OpenCV, ffmpeg); without them the masks stage checks later
+                from omnimatte.masks import prompt_problems
+            except ImportError:
+                continue
+            problems += prompt_problems(name, sample["objects"], Path(sample["video"]))
     if problems:
         raise ValueError("Invalid config:\n  " + "\n  ".join(problems))
 
@@ -66,6 +95,17 @@ def options(section, **overrides):
     return shlex.quote(json.dumps(values))
 
 
+def frames_inputs(wildcards):
+    """The source video; for an image sequence (a folder) also a manifest of its images, brought up to date
+    here, so an image replaced in place remakes the frames."""
+    video = sample_of(wildcards)["video"]
+    if not Path(video).is_dir():
+        return {"video": video}
+    manifest = f"results/{wildcards.video}/source_manifest.json"
+    update_manifest(video, manifest)
+    return {"video": video, "manifest": manifest}
+
+
 def frames_options(wildcards):
     sample = sample_of(wildcards)
     extra = {key: sample[key] for key in ("start", "end", "stride") if key in sample}
@@ -76,20 +116,39 @@ def objects_json(wildcards):
     return shlex.quote(json.dumps(sample_of(wildcards)["objects"]))
 
 
+def logs_of(*rules):
+    """The logs of the jobs that make a rule's inputs, as extra inputs: `input: unpack(logs_of("train"))`.
+
+    Snakemake keeps an output whose inputs are missing (it takes them for deleted
+    intermediates), so after a killed `--forcerun train` the old omnimatte.mp4 would
+    pass for up to date with no layers behind it. A failed or killed job's outputs are
+    deleted but its log is kept and is newer than what was made from the old outputs,
+    so depending on the log remakes them.
+    """
+    return lambda wildcards: {f"log_{rule}": f"logs/{rule}/{wildcards.video}.log" for rule in rules}
+
+
 def mask_inputs(wildcards):
-    """Frames always; flow and the SAM checkpoint only when some object is prompted; user mask folders."""
+    """Frames always; flow and the SAM checkpoint only when some object is prompted; user mask folders, each
+    with a manifest of its files brought up to date here, so a mask edited in place remakes the masks."""
     inputs = {
         "frames": f"results/{wildcards.video}/frames",
         "info": f"results/{wildcards.video}/frames_info.json",
+        **logs_of("frames")(wildcards),
     }
     sample = sample_of(wildcards)
     if uses_sam(wildcards):
         inputs["flow"] = f"results/{wildcards.video}/flow/forward.npy"
+        inputs.update(logs_of("flow")(wildcards))
         inputs["checkpoint"] = config["masks"]["sam_checkpoint"]
     if "demo" not in sample:  # a demo's mask folders appear with its video, before the frames exist
         for obj, spec in sample["objects"].items():
             if "masks" in spec:
                 inputs[f"user_masks_{obj}"] = spec["masks"]
+                if Path(spec["masks"]).is_dir():
+                    manifest = f"results/{wildcards.video}/user_masks/{obj}.json"
+                    update_manifest(spec["masks"], manifest)
+                    inputs[f"manifest_{obj}"] = manifest
     return inputs
 
 
@@ -138,7 +197,7 @@ def edit_inputs(wildcards):
                          f"its objects are: {', '.join(sample['objects'])} (join several with '+', e.g. colorpop_a+b.mp4)")
     root = f"results/{wildcards.video}"
     return {"omnimatte": f"{root}/omnimatte", "info": f"{root}/frames_info.json",
-            "homography": f"{root}/homography/homographies.npy"}
+            "homography": f"{root}/homography/homographies.npy", **logs_of("frames", "homography", "train")(wildcards)}
 
 
 def edit_options(name):

@@ -3,6 +3,7 @@
 
 rule composite:
     input:
+        unpack(logs_of("frames", "flow", "train")),
         frames="results/{video}/frames",
         info="results/{video}/frames_info.json",
         flow_info="results/{video}/flow/info.json",
@@ -18,6 +19,6 @@ rule composite:
     conda:
         "../../envs/video.yaml"
     shell:
-        "python -m omnimatte composite --sample {wildcards.video} --frames {input.frames} --frames-info {input.info}"
-        " --omnimatte {input.omnimatte} --objects {params.objects} --flow-info {input.flow_info}"
-        " --out {output.video} --log {log}"
+        "python -m omnimatte composite --sample {wildcards.video} --frames {input.frames:q} --frames-info {input.info:q}"
+        " --omnimatte {input.omnimatte:q} --objects {params.objects:q} --flow-info {input.flow_info:q}"
+        " --out {output.video:q} --log {log:q}"

@@ -18,8 +18,8 @@ rule remove:
     conda:
         "../../envs/video.yaml"
     shell:
-        "python -m omnimatte remove --sample {wildcards.video} --omnimatte {input.omnimatte} --objects {params.objects}"
-        " --frames-info {input.info} --object {wildcards.object} --out {output.video} --log {log}"
+        "python -m omnimatte remove --sample {wildcards.video} --omnimatte {input.omnimatte:q} --objects {params.objects:q}"
+        " --frames-info {input.info:q} --object {wildcards.object} --out {output.video:q} --log {log:q}"
 
 
 rule colorpop:
@@ -39,8 +39,8 @@ rule colorpop:
     conda:
         "../../envs/video.yaml"
     shell:
-        "python -m omnimatte colorpop --sample {wildcards.video} --omnimatte {input.omnimatte} --objects {params.objects}"
-        " --frames-info {input.info} --frames {input.frames} --keep {params.keep} --out {output.video} --log {log}"
+        "python -m omnimatte colorpop --sample {wildcards.video} --omnimatte {input.omnimatte:q} --objects {params.objects:q}"
+        " --frames-info {input.info:q} --frames {input.frames:q} --keep {params.keep:q} --out {output.video:q} --log {log:q}"
 
 
 rule stroboscope:
@@ -62,9 +62,9 @@ rule stroboscope:
     conda:
         "../../envs/video.yaml"
     shell:
-        "python -m omnimatte stroboscope --sample {wildcards.video} --omnimatte {input.omnimatte} --objects {params.objects}"
-        " --frames-info {input.info} --homography {params.homography} --object {wildcards.object}"
-        " --options {params.options} --out-image {output.image} --out {output.video} --log {log}"
+        "python -m omnimatte stroboscope --sample {wildcards.video} --omnimatte {input.omnimatte:q} --objects {params.objects:q}"
+        " --frames-info {input.info:q} --homography {params.homography:q} --object {wildcards.object}"
+        " --options {params.options} --out-image {output.image:q} --out {output.video:q} --log {log:q}"
 
 
 rule replace_background:
@@ -85,9 +85,9 @@ rule replace_background:
     conda:
         "../../envs/video.yaml"
     shell:
-        "python -m omnimatte replace-background --sample {wildcards.video} --omnimatte {input.omnimatte}"
-        " --objects {params.objects} --frames-info {input.info} --homography {params.homography}"
-        " --options {params.options} --out {output.video} --log {log}"
+        "python -m omnimatte replace-background --sample {wildcards.video} --omnimatte {input.omnimatte:q}"
+        " --objects {params.objects:q} --frames-info {input.info:q} --homography {params.homography:q}"
+        " --options {params.options} --out {output.video:q} --log {log:q}"
 
 
 rule shift:
@@ -107,9 +107,9 @@ rule shift:
     conda:
         "../../envs/video.yaml"
     shell:
-        "python -m omnimatte retime --sample {wildcards.video} --omnimatte {input.omnimatte} --objects {params.objects}"
-        " --frames-info {input.info} --homography {params.homography} --object {wildcards.object}"
-        " --options {params.options} --out {output.video} --log {log}"
+        "python -m omnimatte retime --sample {wildcards.video} --omnimatte {input.omnimatte:q} --objects {params.objects:q}"
+        " --frames-info {input.info:q} --homography {params.homography:q} --object {wildcards.object}"
+        " --options {params.options} --out {output.video:q} --log {log:q}"
 
 
 rule freeze:
@@ -129,9 +129,9 @@ rule freeze:
     conda:
         "../../envs/video.yaml"
     shell:
-        "python -m omnimatte retime --sample {wildcards.video} --omnimatte {input.omnimatte} --objects {params.objects}"
-        " --frames-info {input.info} --homography {params.homography} --object {wildcards.object}"
-        " --options {params.options} --out {output.video} --log {log}"
+        "python -m omnimatte retime --sample {wildcards.video} --omnimatte {input.omnimatte:q} --objects {params.objects:q}"
+        " --frames-info {input.info:q} --homography {params.homography:q} --object {wildcards.object}"
+        " --options {params.options} --out {output.video:q} --log {log:q}"
 
 
 rule edits:

@@ -3,6 +3,7 @@
 
 rule evaluate:
     input:
+        unpack(logs_of("frames", "masks", "homography", "train")),
         frames="results/{video}/frames",
         masks="results/{video}/masks",
         homographies="results/{video}/homography/homographies.npy",
@@ -22,7 +23,7 @@ rule evaluate:
     conda:
         "../../envs/video.yaml"
     shell:
-        "python -m omnimatte evaluate --sample {wildcards.video} --omnimatte {input.omnimatte}"
-        " --frames {input.frames} --ground-truth {input.ground_truth} --masks {input.masks}"
-        " --homography {params.homography} --objects {params.objects} --out {output.metrics}"
-        " --sheet {output.sheet} --log {log}"
+        "python -m omnimatte evaluate --sample {wildcards.video} --omnimatte {input.omnimatte:q}"
+        " --frames {input.frames:q} --ground-truth {input.ground_truth:q} --masks {input.masks:q}"
+        " --homography {params.homography:q} --objects {params.objects:q} --out {output.metrics:q}"
+        " --sheet {output.sheet:q} --log {log:q}"

@@ -4,6 +4,7 @@
 
 rule export:
     input:
+        unpack(logs_of("frames", "train")),
         video=source_video,
         info="results/{video}/frames_info.json",
         omnimatte="results/{video}/omnimatte",
@@ -21,9 +22,9 @@ rule export:
     conda:
         "../../envs/video.yaml"
     shell:
-        "python -m omnimatte export --sample {wildcards.video} --video {input.video} --frames-info {input.info}"
-        " --omnimatte {input.omnimatte} --objects {params.objects} --options {params.options}"
-        " --out {output.export} --log {log}"
+        "python -m omnimatte export --sample {wildcards.video} --video {input.video:q} --frames-info {input.info:q}"
+        " --omnimatte {input.omnimatte:q} --objects {params.objects:q} --options {params.options}"
+        " --out {output.export:q} --log {log:q}"
 
 
 rule exports:

@@ -3,6 +3,7 @@
 
 rule flow:
     input:
+        unpack(logs_of("frames")),
         frames="results/{video}/frames",
         info="results/{video}/frames_info.json",
     output:
@@ -25,6 +26,6 @@ rule flow:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "python -m omnimatte flow --sample {wildcards.video} --frames {input.frames} --frames-info {input.info}"
-        " --out {params.out} --preview {output.preview} --options {params.options}"
-        " --threads {threads} --log {log}"
+        "python -m omnimatte flow --sample {wildcards.video} --frames {input.frames:q} --frames-info {input.info:q}"
+        " --out {params.out:q} --preview {output.preview:q} --options {params.options}"
+        " --threads {threads} --log {log:q}"

@@ -3,7 +3,7 @@
 
 rule frames:
     input:
-        video=lambda wildcards: sample_of(wildcards)["video"],
+        unpack(frames_inputs),
     output:
         frames=directory("results/{video}/frames"),
         info="results/{video}/frames_info.json",
@@ -16,5 +16,5 @@ rule frames:
     conda:
         "../../envs/video.yaml"
     shell:
-        "python -m omnimatte frames --sample {wildcards.video} --video {input.video} --out {output.frames}"
-        " --info {output.info} --options {params.options} --log {log}"
+        "python -m omnimatte frames --sample {wildcards.video} --video {input.video:q} --out {output.frames:q}"
+        " --info {output.info:q} --options {params.options} --log {log:q}"

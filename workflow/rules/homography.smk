@@ -3,6 +3,7 @@
 
 rule homography:
     input:
+        unpack(logs_of("frames", "masks")),
         frames="results/{video}/frames",
         info="results/{video}/frames_info.json",
         masks="results/{video}/masks",
@@ -20,6 +21,6 @@ rule homography:
     conda:
         "../../envs/video.yaml"
     shell:
-        "python -m omnimatte homography --sample {wildcards.video} --frames {input.frames} --frames-info {input.info}"
-        " --masks {input.masks} --out {params.out} --preview {output.preview}"
-        " --options {params.options} --log {log}"
+        "python -m omnimatte homography --sample {wildcards.video} --frames {input.frames:q} --frames-info {input.info:q}"
+        " --masks {input.masks:q} --out {params.out:q} --preview {output.preview:q}"
+        " --options {params.options} --log {log:q}"

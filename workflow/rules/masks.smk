@@ -11,7 +11,7 @@ rule sam_weights:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "python -m omnimatte download-sam --url {params.url} --dest {output} --log {log}"
+        "python -m omnimatte download-sam --url {params.url:q} --dest {output:q} --log {log:q}"
 
 
 rule masks:
@@ -22,7 +22,7 @@ rule masks:
         preview="results/{video}/previews/masks.mp4",
     params:
         objects=objects_json,
-        flow=lambda wildcards: f"--flow results/{wildcards.video}/flow" if uses_sam(wildcards) else "",
+        flow=lambda wildcards: f"--flow {shlex.quote(f'results/{wildcards.video}/flow')}" if uses_sam(wildcards) else "",
         options=options("masks"),
     threads: threads_for("masks", 4)
     resources:
@@ -34,6 +34,6 @@ rule masks:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "python -m omnimatte masks --sample {wildcards.video} --frames {input.frames} --frames-info {input.info}"
-        " --objects {params.objects} {params.flow} --out {output.masks} --preview {output.preview}"
-        " --options {params.options} --threads {threads} --log {log}"
+        "python -m omnimatte masks --sample {wildcards.video} --frames {input.frames:q} --frames-info {input.info:q}"
+        " --objects {params.objects} {params.flow} --out {output.masks:q} --preview {output.preview:q}"
+        " --options {params.options} --threads {threads} --log {log:q}"

@@ -17,8 +17,8 @@ rule contact_sheet:
     conda:
         "../../envs/video.yaml"
     shell:
-        "python -m omnimatte contact-sheet --video {input.video} --out {output.sheet} --options {params.options}"
-        " --log {log}"
+        "python -m omnimatte contact-sheet --video {input.video:q} --out {output.sheet:q} --options {params.options}"
+        " --log {log:q}"
 
 
 rule runtimes:
@@ -36,8 +36,8 @@ rule runtimes:
     conda:
         "../../envs/video.yaml"
     shell:
-        "python -m omnimatte runtimes --sample {wildcards.video} --benchmarks {input} --out-plot {output.plot}"
-        " --out-table {output.table} --log {log}"
+        "python -m omnimatte runtimes --sample {wildcards.video} --benchmarks {input:q} --out-plot {output.plot:q}"
+        " --out-table {output.table:q} --log {log:q}"
 
 
 rule report_figures:

@@ -5,6 +5,7 @@
 
 rule train:
     input:
+        unpack(logs_of("frames", "flow", "masks", "homography")),
         frames="results/{video}/frames",
         flow="results/{video}/flow/forward.npy",
         backward_flow="results/{video}/flow/backward.npy",
@@ -35,7 +36,7 @@ rule train:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "python -m omnimatte train --sample {wildcards.video} --frames {input.frames} --flow {params.flow}"
-        " --homography {params.homography} --masks {input.masks} --objects {params.objects}"
-        " --out {output.omnimatte} --train-dir {params.train_dir} --options {params.options}"
-        " --threads {threads} --log {log}"
+        "python -m omnimatte train --sample {wildcards.video} --frames {input.frames:q} --flow {params.flow:q}"
+        " --homography {params.homography:q} --masks {input.masks:q} --objects {params.objects:q}"
+        " --out {output.omnimatte:q} --train-dir {params.train_dir:q} --options {params.options}"
+        " --threads {threads} --log {log:q}"
