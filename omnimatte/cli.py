@@ -21,6 +21,17 @@ def _frames_info(path: str) -> dict:
     return json.loads(Path(path).read_text())
 
 
+def _timing(args: argparse.Namespace, stage: str, with_sound: bool = False) -> dict:
+    """The exact frame rate of the sample's frames, and for videos that span the clip the source's sound."""
+    from omnimatte.frames import frame_rate, source_audio
+
+    info = _frames_info(args.frames_info)
+    timing = {"fps": frame_rate(info)}
+    if with_sound:
+        timing["audio"] = source_audio(stage, args.sample, info)
+    return timing
+
+
 def _demo(args: argparse.Namespace, options: dict) -> None:
     from omnimatte.synthetic import make_demo
 
@@ -74,10 +85,9 @@ def _train(args: argparse.Namespace, options: dict) -> None:
 def _composite(args: argparse.Namespace, options: dict) -> None:
     from omnimatte.composite import flow_notes, run_composite
 
-    fps = _frames_info(args.frames_info)["fps"]
     notes = flow_notes(Path(args.flow_info)) if args.flow_info else []
     run_composite(args.sample, Path(args.frames), Path(args.omnimatte), args.objects.split(","), Path(args.out),
-                  fps=fps, notes=notes, **options)
+                  notes=notes, **_timing(args, "composite"), **options)
 
 
 def _evaluate(args: argparse.Namespace, options: dict) -> None:
@@ -114,35 +124,34 @@ def _camera(args: argparse.Namespace):
 def _remove(args: argparse.Namespace, options: dict) -> None:
     from omnimatte.edits import run_remove
 
-    run_remove(_layers(args), args.object, Path(args.out), fps=_frames_info(args.frames_info)["fps"])
+    run_remove(_layers(args), args.object, Path(args.out), **_timing(args, "edits", with_sound=True))
 
 
 def _colorpop(args: argparse.Namespace, options: dict) -> None:
     from omnimatte.edits import run_colour_pop
 
     run_colour_pop(_layers(args), Path(args.frames), args.keep.split(","), Path(args.out),
-                   fps=_frames_info(args.frames_info)["fps"])
+                   **_timing(args, "edits", with_sound=True))
 
 
 def _stroboscope(args: argparse.Namespace, options: dict) -> None:
     from omnimatte.edits import run_stroboscope
 
     run_stroboscope(_layers(args), _camera(args), args.object, Path(args.out_image), Path(args.out),
-                    fps=_frames_info(args.frames_info)["fps"], **options)
+                    **_timing(args, "edits"), **options)
 
 
 def _replace_background(args: argparse.Namespace, options: dict) -> None:
     from omnimatte.edits import run_replace_background
 
-    run_replace_background(_layers(args), _camera(args), Path(args.out), fps=_frames_info(args.frames_info)["fps"],
-                           **options)
+    run_replace_background(_layers(args), _camera(args), Path(args.out),
+                           **_timing(args, "edits", with_sound=True), **options)
 
 
 def _retime(args: argparse.Namespace, options: dict) -> None:
     from omnimatte.edits import run_retime
 
-    run_retime(_layers(args), _camera(args), args.object, Path(args.out), fps=_frames_info(args.frames_info)["fps"],
-               **options)
+    run_retime(_layers(args), _camera(args), args.object, Path(args.out), **_timing(args, "edits"), **options)
 
 
 def _export(args: argparse.Namespace, options: dict) -> None:

@@ -7,6 +7,7 @@ imageio-ffmpeg, so no system ffmpeg is needed.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 
 import ffmpeg
@@ -15,6 +16,7 @@ from tqdm import tqdm
 
 from omnimatte.errors import StageError
 from omnimatte.io import (
+    SourceAudio,
     atomic_dir,
     ffmpeg_binary,
     frame_name,
@@ -82,8 +84,10 @@ def run_frames(
 ) -> dict:
     """Extract frames [start, end) every `stride` of `video` into out_dir/00000.png, ...
 
-    Writes `info_path` (JSON) with the source and working sizes, the frame count
-    and the fps of the extracted sequence, which the final videos use.
+    Writes `info_path` (JSON) with the source and working sizes, the frame count,
+    the frame rate of the extracted sequence as an exact ratio (the source's over
+    the stride, e.g. 10000/1001) and whether the source has sound, which the final
+    videos use to keep the source's timing and audio.
     """
     video = Path(video)
     if not video.is_file():
@@ -118,11 +122,16 @@ def run_frames(
         if count < 2:
             raise StageError(STAGE, sample, f"{count} frame(s) decoded from {video} with start={start}, end={end}, stride={stride}",
                              "the clip needs at least 2 frames: check the file and the sample's start/end/stride")
+    source_rate = probe["frame_rate"] or Fraction(24)
+    if not probe["frame_rate"]:
+        log.warning("%s: ffmpeg reports no frame rate for %s; the videos made from it play at 24 fps", sample, video)
     info = {
         "video": str(video),
         "source_width": probe["width"],
         "source_height": probe["height"],
-        "source_fps": probe["fps"],
+        "source_fps": float(source_rate),
+        "source_frame_rate": f"{source_rate.numerator}/{source_rate.denominator}",
+        "audio": probe["audio"],
         "source_count": probe["estimated_frames"],
         "width": out_w,
         "height": out_h,
@@ -130,9 +139,35 @@ def run_frames(
         "start": start,
         "end": end,
         "stride": stride,
-        "fps": probe["fps"] / stride if probe["fps"] else 24.0,
+        "fps": float(source_rate / stride),
+        "frame_rate": f"{(source_rate / stride).numerator}/{(source_rate / stride).denominator}",
     }
     save_json(info_path, info)
-    log.info("%s: %d frames at %dx%d (source %dx%d, %.3g fps)", sample, count, out_w, out_h,
-             probe["width"], probe["height"], probe["fps"])
+    log.info("%s: %d frames at %dx%d (source %dx%d, %s fps, %s)", sample, count, out_w, out_h,
+             probe["width"], probe["height"], info["source_frame_rate"], "with sound" if probe["audio"] else "no sound")
     return info
+
+
+def frame_rate(frames_info: dict) -> Fraction:
+    """The extracted sequence's exact frame rate; frames infos written before it was recorded give their fps."""
+    if frames_info.get("frame_rate"):
+        return Fraction(frames_info["frame_rate"])
+    return Fraction(str(frames_info.get("fps") or 24.0))
+
+
+def source_audio(stage: str, sample: str, frames_info: dict) -> SourceAudio | None:
+    """The source's sound over the time the extracted frames cover (start/end/stride as times), or None when it has none.
+
+    Frame i of the sequence shows source frame start + i * stride and lasts stride
+    source frames, so the clip spans [start, start + count * stride) source frames.
+    """
+    if not frames_info.get("audio"):
+        return None
+    video = Path(frames_info["video"])
+    if not video.is_file():
+        raise StageError(stage, sample, f"the source video {video}, whose sound this video carries, does not exist",
+                         "restore the file at that path (or fix the sample's `video` and rerun from the frames stage)")
+    source_rate = Fraction(frames_info["source_frame_rate"])
+    start = int(frames_info.get("start") or 0)
+    covered = int(frames_info["count"]) * int(frames_info.get("stride") or 1)
+    return SourceAudio(video, start / source_rate, covered / source_rate)
