@@ -1,15 +1,20 @@
-# Sample table, config validation and input functions shared by the rules.
+# Samples (the config's `samples:` and the sample sheets), config validation and input functions shared by the rules.
 
 import json
 import shlex
+import sys
 from pathlib import Path
 
 from snakemake.utils import validate
 
+sys.path.insert(0, workflow.basedir)  # the package of this checkout, as the jobs use it (see the prefix below)
+from omnimatte.samples import samples_of_config
+
 
 validate(config, schema="../schemas/config.schema.yaml")
 
-SAMPLES = config["samples"]
+# A bad row of a sheet stops here, before any job, naming the sheet, its line and the column.
+SAMPLES = samples_of_config(config, schema_dir=Path(workflow.basedir) / "workflow" / "schemas")
 
 # Jobs run `python -m omnimatte <stage>` from this checkout, whether or not the package
 # is installed: also inside the per-rule conda envs and on cluster nodes.
@@ -138,7 +143,8 @@ def edit_inputs(wildcards):
                          f"its objects are: {', '.join(sample['objects'])} (join several with '+', e.g. colorpop_a+b.mp4)")
     root = f"results/{wildcards.video}"
     return {"omnimatte": f"{root}/omnimatte", "info": f"{root}/frames_info.json",
-            "homography": f"{root}/homography/homographies.npy"}
+            "homography": f"{root}/homography/homographies.npy",
+            "video": sample["video"]}  # the edits that span the clip carry its sound
 
 
 def edit_options(name):
