@@ -5,6 +5,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from snakemake.settings.types import DeploymentMethod
 from snakemake.utils import validate
 
 sys.path.insert(0, workflow.basedir)  # the package of this checkout, as the jobs use it (see the prefix below)
@@ -16,8 +17,13 @@ validate(config, schema="../schemas/config.schema.yaml")
 # A bad row of a sheet stops here, before any job, naming the sheet, its line and the column.
 SAMPLES = samples_of_config(config, schema_dir=Path(workflow.basedir) / "workflow" / "schemas")
 
-# Jobs run `python -m omnimatte <stage>` from this checkout, whether or not the package
-# is installed: also inside the per-rule conda envs and on cluster nodes.
+# Jobs run `{PYTHON} -m omnimatte <stage>`: the interpreter that runs Snakemake, so that
+# `/path/to/venv/bin/snakemake` works without activating the venv (the first `python` on
+# PATH may be another one, or none). Under --use-conda each rule's env brings its own python.
+PYTHON = "python" if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method else shlex.quote(sys.executable)
+
+# They run the package of this checkout, whether or not it is installed: also inside the
+# per-rule conda envs and on cluster nodes.
 shell.prefix(f"export PYTHONPATH={shlex.quote(workflow.basedir)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 
 
