@@ -17,14 +17,14 @@ validate(config, schema="../schemas/config.schema.yaml")
 # A bad row of a sheet stops here, before any job, naming the sheet, its line and the column.
 SAMPLES = samples_of_config(config, schema_dir=Path(workflow.basedir) / "workflow" / "schemas")
 
-# Jobs run `{PYTHON} -m omnimatte <stage>`: the interpreter that runs Snakemake, so that
-# `/path/to/venv/bin/snakemake` works without activating the venv (the first `python` on
-# PATH may be another one, or none). Under --use-conda each rule's env brings its own python.
-PYTHON = "python" if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method else shlex.quote(sys.executable)
-
-# They run the package of this checkout, whether or not it is installed: also inside the
-# per-rule conda envs and on cluster nodes.
-shell.prefix(f"export PYTHONPATH={shlex.quote(workflow.basedir)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
+# Jobs run `$OMNIMATTE_PYTHON -m omnimatte <stage>`: the interpreter that runs Snakemake,
+# so that `/path/to/venv/bin/snakemake` works without activating the venv (the first
+# `python` on PATH may be another one, or none). Under --use-conda each rule's env brings
+# its own python. They run the package of this checkout, whether or not it is installed:
+# also inside the per-rule conda envs and on cluster nodes.
+PYTHON = "python" if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method else sys.executable
+shell.prefix(f"OMNIMATTE_PYTHON={shlex.quote(PYTHON)}; "
+             f"export PYTHONPATH={shlex.quote(workflow.basedir)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 
 
 wildcard_constraints:

@@ -18,6 +18,6 @@ rule composite:
     conda:
         "../../envs/video.yaml"
     shell:
-        "{PYTHON} -m omnimatte composite --sample {wildcards.video} --frames {input.frames} --frames-info {input.info}"
+        "$OMNIMATTE_PYTHON -m omnimatte composite --sample {wildcards.video} --frames {input.frames} --frames-info {input.info}"
         " --omnimatte {input.omnimatte} --objects {params.objects} --flow-info {input.flow_info}"
         " --out {output.video} --log {log}"

@@ -16,4 +16,4 @@ rule demo_clip:
     conda:
         "../../envs/video.yaml"
     shell:
-        "{PYTHON} -m omnimatte demo --out {params.out} --options {params.options} --log {log}"
+        "$OMNIMATTE_PYTHON -m omnimatte demo --out {params.out} --options {params.options} --log {log}"

@@ -18,7 +18,7 @@ rule remove:
     conda:
         "../../envs/video.yaml"
     shell:
-        "{PYTHON} -m omnimatte remove --sample {wildcards.video} --omnimatte {input.omnimatte} --objects {params.objects}"
+        "$OMNIMATTE_PYTHON -m omnimatte remove --sample {wildcards.video} --omnimatte {input.omnimatte} --objects {params.objects}"
         " --frames-info {input.info} --object {wildcards.object} --out {output.video} --log {log}"
 
 
@@ -39,7 +39,7 @@ rule colorpop:
     conda:
         "../../envs/video.yaml"
     shell:
-        "{PYTHON} -m omnimatte colorpop --sample {wildcards.video} --omnimatte {input.omnimatte} --objects {params.objects}"
+        "$OMNIMATTE_PYTHON -m omnimatte colorpop --sample {wildcards.video} --omnimatte {input.omnimatte} --objects {params.objects}"
         " --frames-info {input.info} --frames {input.frames} --keep {params.keep} --out {output.video} --log {log}"
 
 
@@ -62,7 +62,7 @@ rule stroboscope:
     conda:
         "../../envs/video.yaml"
     shell:
-        "{PYTHON} -m omnimatte stroboscope --sample {wildcards.video} --omnimatte {input.omnimatte} --objects {params.objects}"
+        "$OMNIMATTE_PYTHON -m omnimatte stroboscope --sample {wildcards.video} --omnimatte {input.omnimatte} --objects {params.objects}"
         " --frames-info {input.info} --homography {params.homography} --object {wildcards.object}"
         " --options {params.options} --out-image {output.image} --out {output.video} --log {log}"
 
@@ -85,7 +85,7 @@ rule replace_background:
     conda:
         "../../envs/video.yaml"
     shell:
-        "{PYTHON} -m omnimatte replace-background --sample {wildcards.video} --omnimatte {input.omnimatte}"
+        "$OMNIMATTE_PYTHON -m omnimatte replace-background --sample {wildcards.video} --omnimatte {input.omnimatte}"
         " --objects {params.objects} --frames-info {input.info} --homography {params.homography}"
         " --options {params.options} --out {output.video} --log {log}"
 
@@ -107,7 +107,7 @@ rule shift:
     conda:
         "../../envs/video.yaml"
     shell:
-        "{PYTHON} -m omnimatte retime --sample {wildcards.video} --omnimatte {input.omnimatte} --objects {params.objects}"
+        "$OMNIMATTE_PYTHON -m omnimatte retime --sample {wildcards.video} --omnimatte {input.omnimatte} --objects {params.objects}"
         " --frames-info {input.info} --homography {params.homography} --object {wildcards.object}"
         " --options {params.options} --out {output.video} --log {log}"
 
@@ -129,7 +129,7 @@ rule freeze:
     conda:
         "../../envs/video.yaml"
     shell:
-        "{PYTHON} -m omnimatte retime --sample {wildcards.video} --omnimatte {input.omnimatte} --objects {params.objects}"
+        "$OMNIMATTE_PYTHON -m omnimatte retime --sample {wildcards.video} --omnimatte {input.omnimatte} --objects {params.objects}"
         " --frames-info {input.info} --homography {params.homography} --object {wildcards.object}"
         " --options {params.options} --out {output.video} --log {log}"
 

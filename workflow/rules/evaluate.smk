@@ -22,7 +22,7 @@ rule evaluate:
     conda:
         "../../envs/video.yaml"
     shell:
-        "{PYTHON} -m omnimatte evaluate --sample {wildcards.video} --omnimatte {input.omnimatte}"
+        "$OMNIMATTE_PYTHON -m omnimatte evaluate --sample {wildcards.video} --omnimatte {input.omnimatte}"
         " --frames {input.frames} --ground-truth {input.ground_truth} --masks {input.masks}"
         " --homography {params.homography} --objects {params.objects} --out {output.metrics}"
         " --sheet {output.sheet} --log {log}"

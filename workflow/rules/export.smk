@@ -21,7 +21,7 @@ rule export:
     conda:
         "../../envs/video.yaml"
     shell:
-        "{PYTHON} -m omnimatte export --sample {wildcards.video} --video {input.video} --frames-info {input.info}"
+        "$OMNIMATTE_PYTHON -m omnimatte export --sample {wildcards.video} --video {input.video} --frames-info {input.info}"
         " --omnimatte {input.omnimatte} --objects {params.objects} --options {params.options}"
         " --out {output.export} --log {log}"
 

@@ -25,6 +25,6 @@ rule flow:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "{PYTHON} -m omnimatte flow --sample {wildcards.video} --frames {input.frames} --frames-info {input.info}"
+        "$OMNIMATTE_PYTHON -m omnimatte flow --sample {wildcards.video} --frames {input.frames} --frames-info {input.info}"
         " --out {params.out} --preview {output.preview} --options {params.options}"
         " --threads {threads} --log {log}"

@@ -16,5 +16,5 @@ rule frames:
     conda:
         "../../envs/video.yaml"
     shell:
-        "{PYTHON} -m omnimatte frames --sample {wildcards.video} --video {input.video} --out {output.frames}"
+        "$OMNIMATTE_PYTHON -m omnimatte frames --sample {wildcards.video} --video {input.video} --out {output.frames}"
         " --info {output.info} --options {params.options} --log {log}"

@@ -20,6 +20,6 @@ rule homography:
     conda:
         "../../envs/video.yaml"
     shell:
-        "{PYTHON} -m omnimatte homography --sample {wildcards.video} --frames {input.frames} --frames-info {input.info}"
+        "$OMNIMATTE_PYTHON -m omnimatte homography --sample {wildcards.video} --frames {input.frames} --frames-info {input.info}"
         " --masks {input.masks} --out {params.out} --preview {output.preview}"
         " --options {params.options} --log {log}"

@@ -11,7 +11,7 @@ rule sam_weights:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "{PYTHON} -m omnimatte download-sam --url {params.url} --dest {output} --log {log}"
+        "$OMNIMATTE_PYTHON -m omnimatte download-sam --url {params.url} --dest {output} --log {log}"
 
 
 rule masks:
@@ -34,6 +34,6 @@ rule masks:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "{PYTHON} -m omnimatte masks --sample {wildcards.video} --frames {input.frames} --frames-info {input.info}"
+        "$OMNIMATTE_PYTHON -m omnimatte masks --sample {wildcards.video} --frames {input.frames} --frames-info {input.info}"
         " --objects {params.objects} {params.flow} --out {output.masks} --preview {output.preview}"
         " --options {params.options} --threads {threads} --log {log}"

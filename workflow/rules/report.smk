@@ -17,7 +17,7 @@ rule contact_sheet:
     conda:
         "../../envs/video.yaml"
     shell:
-        "{PYTHON} -m omnimatte contact-sheet --video {input.video} --out {output.sheet} --options {params.options}"
+        "$OMNIMATTE_PYTHON -m omnimatte contact-sheet --video {input.video} --out {output.sheet} --options {params.options}"
         " --log {log}"
 
 
@@ -36,7 +36,7 @@ rule runtimes:
     conda:
         "../../envs/video.yaml"
     shell:
-        "{PYTHON} -m omnimatte runtimes --sample {wildcards.video} --benchmarks {input} --out-plot {output.plot}"
+        "$OMNIMATTE_PYTHON -m omnimatte runtimes --sample {wildcards.video} --benchmarks {input} --out-plot {output.plot}"
         " --out-table {output.table} --log {log}"
 
 

@@ -35,7 +35,7 @@ rule train:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "{PYTHON} -m omnimatte train --sample {wildcards.video} --frames {input.frames} --flow {params.flow}"
+        "$OMNIMATTE_PYTHON -m omnimatte train --sample {wildcards.video} --frames {input.frames} --flow {params.flow}"
         " --homography {params.homography} --masks {input.masks} --objects {params.objects}"
         " --out {output.omnimatte} --train-dir {params.train_dir} --options {params.options}"
         " --threads {threads} --log {log}"
