@@ -16,6 +16,8 @@ from pathlib import Path
 from omnimatte.errors import StageError
 from omnimatte.logs import setup_logging
 
+DEFAULT_CONFIG = "config/config.yaml"
+
 
 def _frames_info(path: str) -> dict:
     return json.loads(Path(path).read_text())
@@ -161,6 +163,53 @@ def _export(args: argparse.Namespace, options: dict) -> None:
                args.objects.split(","), Path(args.out), **options)
 
 
+def _workflow_config(paths: list[str] | None) -> dict:
+    """The workflow's config as Snakemake merges it: config/config.yaml, then each --config file over it."""
+    import yaml
+
+    def merge(base: dict, extra: dict) -> dict:
+        merged = dict(base)
+        for key, value in extra.items():
+            merged[key] = merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+        return merged
+
+    config: dict = {}
+    for path in paths or ([DEFAULT_CONFIG] if Path(DEFAULT_CONFIG).is_file() else []):
+        config = merge(config, yaml.safe_load(Path(path).read_text()) or {})
+    return config
+
+
+def _pick(args: argparse.Namespace, options: dict) -> None:
+    import re
+
+    from omnimatte.devices import resolve_device
+    from omnimatte.picker import open_session, serve, sheet_sample
+
+    if args.video is None and args.sample is None:
+        raise StageError("pick", "?", "neither a video nor a sample given",
+                         "run `omnimatte pick VIDEO` for a new video or `omnimatte pick --sample NAME` for a sheet's sample")
+    config = _workflow_config(args.config)
+    sheets = config.get("sheets") or {"samples": "config/samples.tsv", "objects": "config/objects.tsv"}
+    samples_sheet, objects_sheet = Path(sheets["samples"]), Path(sheets["objects"])
+    name = args.sample or re.sub(r"[^A-Za-z0-9_-]+", "_", Path(args.video).stem)
+    masks = config.get("masks", {})
+    checkpoint = masks.get("sam_checkpoint")
+    sam = {"sam_model_type": masks.get("sam_model_type", "vit_b"), "sam_checkpoint": Path(checkpoint) if checkpoint else None,
+           "device": resolve_device("pick", name, masks.get("device", "auto")) if checkpoint and Path(checkpoint).is_file() else "cpu"}
+    try:
+        row, objects = sheet_sample(samples_sheet, objects_sheet, name)
+    except StageError:
+        if args.video is None:
+            raise
+        row, objects = {"video": args.video}, []
+    if args.video is not None and Path(row["video"]) != Path(args.video):
+        raise StageError("pick", name, f"the sheet's sample '{name}' is the video {row['video']}, not {args.video}",
+                         "name the new video's sample with --sample NEW_NAME")
+    session = open_session(Path(row["video"]), name, samples_sheet, objects_sheet, start=row.get("start", 0),
+                           end=row.get("end"), stride=row.get("stride", 1), objects=objects, **sam)
+    serve(session, args.port)
+
+
 def _contact_sheet(args: argparse.Namespace, options: dict) -> None:
     from omnimatte.composite import contact_sheet
 
@@ -290,6 +339,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--omnimatte", required=True)
     p.add_argument("--objects", required=True)
     p.add_argument("--out", required=True, help="export folder to write")
+
+    p = stage("pick", _pick, "draw each object's prompt on a video's frames in a local web page and save them as rows "
+              "of the sample sheets (config/samples.tsv, config/objects.tsv)", sample=False)
+    p.add_argument("video", nargs="?", help="a new video to pick objects in (its sample is named after the file)")
+    p.add_argument("--sample", help="the sample's name: one already in the sheet, or the name for the new video")
+    p.add_argument("--config", action="append", help=f"the workflow config(s) for the sheets and the SAM checkpoint "
+                   f"(default {DEFAULT_CONFIG}; several merge in order, as Snakemake's --configfile)")
+    p.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0: any free one)")
 
     p = stage("contact-sheet", _contact_sheet, "a few frames of a video stacked into one image (options: count, "
               "max_width)", sample=False)

@@ -84,7 +84,7 @@ def read_rows(text: str) -> list[tuple[int, dict[str, str]]]:
             for index, row in enumerate(table.to_dict("records"))]
 
 
-def _load_schema(name: str, schema_dir: Path) -> dict:
+def load_schema(name: str, schema_dir: Path) -> dict:
     return yaml.safe_load((Path(schema_dir) / f"{name}.schema.yaml").read_text())
 
 
@@ -133,7 +133,7 @@ def parse_sheets(samples_text: str, objects_text: str, samples_sheet: Path | str
     known = set(known_samples)
     samples: dict[str, dict] = {}
     lines: dict[str, int] = {}
-    schema = _load_schema("samples", schema_dir)
+    schema = load_schema("samples", schema_dir)
     for line, cells in read_rows(samples_text):
         row_name = f"sample '{cells.get('sample', '?')}'"
         values = check_row(samples_sheet, line, row_name, cells, schema)
@@ -147,7 +147,7 @@ def parse_sheets(samples_text: str, objects_text: str, samples_sheet: Path | str
             raise SheetError(samples_sheet, line, row_name, "end", f"{values['end']} is not after start {values.get('start', 0)}")
         samples[name], lines[name] = values, line
 
-    schema = _load_schema("objects", schema_dir)
+    schema = load_schema("objects", schema_dir)
     objects: dict[str, list[tuple[int, int, str, dict]]] = {name: [] for name in samples}
     for line, cells in read_rows(objects_text):
         row_name = f"sample '{cells.get('sample', '?')}', object '{cells.get('object', '?')}'"
