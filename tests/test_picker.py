@@ -7,6 +7,9 @@ import base64
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import threading
 import urllib.request
 from pathlib import Path
@@ -210,3 +213,22 @@ def test_a_sheet_sample_opens_with_its_frame_selection_and_objects(video, sheets
     assert session.info()["objects"] == objects and not session.info()["sam"]
     with pytest.raises(StageError, match="no row for 'other'"):
         sheet_sample(*sheets, "other")
+
+
+def test_pick_command_serves_the_page_for_a_new_video_with_the_configs_sheets(video, workdir):
+    process = subprocess.Popen([sys.executable, "-m", "omnimatte", "pick", str(video), "--port", "0"], cwd=workdir,
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = process.stdout.readline()
+        assert "open http://127.0.0.1:" in line, line
+        url = line.split("open ")[1].strip()
+        info = json.loads(urllib.request.urlopen(f"{url}api/info", timeout=30).read())
+        assert (info["sample"], info["count"], info["source_width"]) == ("clip", 6, SOURCE[0])
+        assert info["objects_sheet"] == "config/objects.tsv" and not info["sam"]
+        assert "weights/sam_vit_b_01ec64.pth" in info["sam_note"]  # the config's checkpoint, absent here
+        page = urllib.request.urlopen(url, timeout=30).read().decode()
+        assert '<canvas id="frame-canvas"' in page and '<script src="/picker.js">' in page
+        assert urllib.request.urlopen(f"{url}picker.js", timeout=30).status == 200
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
