@@ -190,6 +190,10 @@ def make_server(session: Session, port: int = 0) -> ThreadingHTTPServer:
                 self._json(HTTPStatus.NOT_FOUND, {"error": f"nothing at {path}"})
 
         def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            if self.path == "/api/done":  # the page's Done: stop serving, so `omnimatte pick` returns (the next clip of a loop)
+                self._json(HTTPStatus.OK, {"done": True})
+                threading.Thread(target=self.server.shutdown, daemon=True).start()
+                return
             handlers = {"/api/mask": session.mask, "/api/save": session.save}
             if self.path not in handlers:
                 self._json(HTTPStatus.NOT_FOUND, {"error": f"nothing at {self.path}"})
@@ -204,10 +208,10 @@ def make_server(session: Session, port: int = 0) -> ThreadingHTTPServer:
 
 
 def serve(session: Session, port: int = 0) -> None:
-    """Serve the page until Ctrl-C."""
+    """Serve the page until its Done button or Ctrl-C."""
     server = make_server(session, port)
     url = f"http://127.0.0.1:{server.server_address[1]}/"
-    log.info("%s: open %s in a browser (Ctrl-C to stop); saving writes %s and %s", session.sample, url,
+    log.info("%s: open %s in a browser (Done in the page, or Ctrl-C, stops); saving writes %s and %s", session.sample, url,
              session.samples_sheet, session.objects_sheet)
     print(f"omnimatte pick: open {url}", flush=True)
     try:

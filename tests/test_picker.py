@@ -229,6 +229,9 @@ def test_pick_command_serves_the_page_for_a_new_video_with_the_configs_sheets(vi
         page = urllib.request.urlopen(url, timeout=30).read().decode()
         assert '<canvas id="frame-canvas"' in page and '<script src="/picker.js">' in page
         assert urllib.request.urlopen(f"{url}picker.js", timeout=30).status == 200
+        urllib.request.urlopen(urllib.request.Request(f"{url}api/done", b"", method="POST"), timeout=30)
+        assert process.wait(timeout=30) == 0  # Done in the page ends the command: a loop goes on to the next clip
     finally:
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=30) == 0
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=30)

@@ -262,6 +262,11 @@ document.getElementById("save").addEventListener("click", async () => {
   say(`Saved ${answer.rows.length} object(s) of ${state.info.sample} to ${answer.objects_sheet}`);
 });
 
+document.getElementById("done").addEventListener("click", async () => {
+  await fetch("/api/done", { method: "POST" });
+  say("Done: omnimatte pick has stopped; you can close this page");
+});
+
 async function start() {
   const response = await fetch("/api/info");
   state.info = await response.json();
