@@ -152,7 +152,7 @@ def frame_rate(frames_info: dict) -> Fraction:
     """The extracted sequence's exact frame rate; frames infos written before it was recorded give their fps."""
     if frames_info.get("frame_rate"):
         return Fraction(frames_info["frame_rate"])
-    return Fraction(str(frames_info.get("fps") or 24.0))
+    return Fraction(frames_info.get("fps") or 24.0).limit_denominator(1001)
 
 
 def source_audio(stage: str, sample: str, frames_info: dict) -> SourceAudio | None:

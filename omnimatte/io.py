@@ -172,8 +172,8 @@ class SourceAudio:
 
 def rate_text(fps: float | Fraction | str) -> str:
     """A frame rate as ffmpeg takes it: an exact ratio such as 30000/1001 stays exact."""
-    if isinstance(fps, float):
-        fps = Fraction(str(fps))
+    if isinstance(fps, float):  # 14.985014985... is 15000/1001: rates are ratios with small denominators
+        fps = Fraction(fps).limit_denominator(1001)
     fps = Fraction(fps)
     return f"{fps.numerator}/{fps.denominator}"
 

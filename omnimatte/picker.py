@@ -96,7 +96,7 @@ class Session:
 def sheet_sample(samples_sheet: Path, objects_sheet: Path, name: str) -> tuple[dict, list[dict]]:
     """A sample's row of the samples sheet (checked) and its objects' rows, back to front, as the page takes them."""
     schema = load_schema("samples", SCHEMA_DIR)
-    for line, cells in read_rows(samples_sheet.read_text() if samples_sheet.is_file() else ""):
+    for line, cells in read_rows(samples_sheet.read_text() if samples_sheet.is_file() else "", samples_sheet):
         if cells.get("sample") == name:
             row = check_row(samples_sheet, line, f"sample '{name}'", cells, schema)
             break
@@ -106,11 +106,12 @@ def sheet_sample(samples_sheet: Path, objects_sheet: Path, name: str) -> tuple[d
                          "or add the row to the sheet (samples given in a YAML config are edited there)")
     objects = []
     text = objects_sheet.read_text() if objects_sheet.is_file() else ""
-    for _, cells in read_rows(text):
-        if cells.get("sample") == name and "masks" not in cells:
+    for _, cells in read_rows(text, objects_sheet):
+        if cells.get("sample") == name:  # mask-folder objects too, so that saving keeps them
             values = {column: parse_cell(column, cell) for column, cell in cells.items()}
             objects.append({"name": values.get("object"), "order": values.get("order"), "frame": values.get("frame", 0),
-                            "box": values.get("box"), "points": values.get("points"), "labels": values.get("labels")})
+                            "masks": values.get("masks"), "box": values.get("box"), "points": values.get("points"),
+                            "labels": values.get("labels")})
     objects.sort(key=lambda spec: spec["order"] if isinstance(spec["order"], int) else 0)
     return row, objects
 

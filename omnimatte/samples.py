@@ -24,8 +24,6 @@ import jsonschema
 import pandas as pd
 import yaml
 
-from omnimatte.io import atomic_path
-
 #: The sheets' columns, in the order the picker writes them.
 SAMPLE_COLUMNS = ["sample", "video", "start", "end", "stride"]
 OBJECT_COLUMNS = ["sample", "object", "order", "masks", "box", "points", "labels", "frame"]
@@ -71,14 +69,20 @@ def format_cell(column: str, value: list) -> str:
     return ("," if column == "box" else ";").join(f"{v:g}" for v in value)
 
 
-def read_rows(text: str) -> list[tuple[int, dict[str, str]]]:
+def read_rows(text: str, sheet: Path | str = "the sheet") -> list[tuple[int, dict[str, str]]]:
     """The rows of a TSV text as (line number, {column: cell}) with empty cells left out; comments and blank lines skipped."""
     lines = text.splitlines()
     kept = [(number, line) for number, line in enumerate(lines, start=1) if line.strip() and not line.lstrip().startswith("#")]
     if not kept:
         return []
+    width = len(kept[0][1].split("\t"))
+    for number, line in kept[1:]:
+        cells = line.split("\t")
+        if len(cells) > width and any(cell.strip() for cell in cells[width:]):
+            raise SheetError(sheet, number, "a row", "-", f"{len(cells)} cells for the header's {width} columns: "
+                             "separate cells with one tab each, and name every column in the header line")
     table = pd.read_csv(io.StringIO("\n".join(line for _, line in kept)), sep="\t", dtype=str, keep_default_na=False,
-                        skip_blank_lines=False)
+                        skip_blank_lines=False, index_col=False)
     table.columns = [str(c).strip() for c in table.columns]
     return [(kept[index + 1][0], {c: v for c, v in row.items() if str(v).strip()})
             for index, row in enumerate(table.to_dict("records"))]
@@ -134,7 +138,7 @@ def parse_sheets(samples_text: str, objects_text: str, samples_sheet: Path | str
     samples: dict[str, dict] = {}
     lines: dict[str, int] = {}
     schema = load_schema("samples", schema_dir)
-    for line, cells in read_rows(samples_text):
+    for line, cells in read_rows(samples_text, samples_sheet):
         row_name = f"sample '{cells.get('sample', '?')}'"
         values = check_row(samples_sheet, line, row_name, cells, schema)
         name = values.pop("sample")
@@ -149,7 +153,7 @@ def parse_sheets(samples_text: str, objects_text: str, samples_sheet: Path | str
 
     schema = load_schema("objects", schema_dir)
     objects: dict[str, list[tuple[int, int, str, dict]]] = {name: [] for name in samples}
-    for line, cells in read_rows(objects_text):
+    for line, cells in read_rows(objects_text, objects_sheet):
         row_name = f"sample '{cells.get('sample', '?')}', object '{cells.get('object', '?')}'"
         values = check_row(objects_sheet, line, row_name, cells, schema)
         sample, name, order = values.pop("sample"), values.pop("object"), values.pop("order")
@@ -195,22 +199,28 @@ def samples_of_config(config: dict, schema_dir: Path = SCHEMA_DIR) -> dict[str, 
 
 def save_sample(samples_sheet: Path | str, objects_sheet: Path | str, sample: str, video: str,
                 objects: list[dict[str, Any]], schema_dir: Path = SCHEMA_DIR) -> list[dict[str, str]]:
-    """Write one sample's objects (back to front) into the objects sheet, replacing its old rows, and add its
-    samples row when there is none. Both sheets are checked before either is written; returns the object rows."""
+    """Write one sample's objects (back to front; each a name with a prompt, or a mask folder) into the objects
+    sheet, replacing its old rows, and add its samples row when there is none. Both sheets are checked before either is written; returns the object rows."""
     samples_sheet, objects_sheet = Path(samples_sheet), Path(objects_sheet)
     samples_text = samples_sheet.read_text() if samples_sheet.is_file() else ""
     objects_text = objects_sheet.read_text() if objects_sheet.is_file() else ""
-    if not any(cells.get("sample") == sample for _, cells in read_rows(samples_text)):
+    if not any(cells.get("sample") == sample for _, cells in read_rows(samples_text, samples_sheet)):
         samples_text = _append(samples_text, SAMPLE_COLUMNS, [{"sample": sample, "video": video}])
     rows = []
     for order, spec in enumerate(objects, start=1):
-        row = {"sample": sample, "object": spec["name"], "order": str(order), "frame": str(spec.get("frame", 0))}
+        row = {"sample": sample, "object": spec["name"], "order": str(order)}
+        if spec.get("masks"):  # an object with its own mask folder keeps it
+            row["masks"] = str(spec["masks"])
+        else:
+            row["frame"] = str(spec.get("frame", 0))
         for key in ("box", "points", "labels"):
             if spec.get(key):
                 row[key] = format_cell(key, spec[key])
         rows.append(row)
     objects_text = _append(_without_sample(objects_text, sample), OBJECT_COLUMNS, rows)
     parse_sheets(samples_text, objects_text, samples_sheet, objects_sheet, schema_dir)
+    from omnimatte.io import atomic_path  # here: Snakemake imports this module to read the sheets, with no need of cv2
+
     for sheet, text in ((samples_sheet, samples_text), (objects_sheet, objects_text)):
         with atomic_path(sheet) as tmp:
             tmp.write_text(text)

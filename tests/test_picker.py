@@ -4,6 +4,7 @@ order the objects, save, and check the sheet rows in source-video pixels; SAM's 
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
 import os
 import shutil
@@ -29,11 +30,7 @@ SOURCE = (1280, 720)  # wider than the page shows it (960 px), so the page must 
 CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome") if shutil.which(name)),
                 None)
 CHROMEDRIVER = shutil.which("chromedriver")
-try:
-    import selenium  # noqa: F401
-    SELENIUM = True
-except ImportError:
-    SELENIUM = False
+SELENIUM = importlib.util.find_spec("selenium") is not None
 MISSING = [what for what, present in (("chromium", CHROMIUM), ("chromium-driver", CHROMEDRIVER), ("selenium", SELENIUM))
            if not present]
 # CI sets OMNIMATTE_REQUIRE_BROWSER=1 (.ci/run installs Chromium): there a missing browser fails instead of skipping.
@@ -203,14 +200,18 @@ def test_a_sheet_sample_opens_with_its_frame_selection_and_objects(video, sheets
     with open(sheets[0], "a") as sheet:
         sheet.write(f"clip\t{video}\t1\t\t2\n")
     with open(sheets[1], "a") as sheet:
-        sheet.write("clip\tsquare\t1\t\t200,300,320,420\t\t\t1\n")
+        sheet.write("clip\tsquare\t2\t\t200,300,320,420\t\t\t1\nclip\tground\t1\tdata/ground\n")
     row, objects = sheet_sample(*sheets, "clip")
     assert (row["start"], row["stride"]) == (1, 2)
-    assert objects == [{"name": "square", "order": 1, "frame": 1, "box": [200, 300, 320, 420], "points": None,
-                        "labels": None}]
+    assert [spec["name"] for spec in objects] == ["ground", "square"]
+    assert objects[1] == {"name": "square", "order": 2, "frame": 1, "masks": None, "box": [200, 300, 320, 420],
+                          "points": None, "labels": None}
     session = open_session(Path(row["video"]), "clip", *sheets, start=1, stride=2, objects=objects)
     assert len(session.frames) == 3  # frames 1, 3, 5: the ones the frames stage extracts, so `frame` means the same
     assert session.info()["objects"] == objects and not session.info()["sam"]
+    session.save({"objects": objects})  # as the page sends them back: the mask folder object keeps its folder
+    assert load_sheets(*sheets)["clip"]["objects"] == {"ground": {"masks": "data/ground"},
+                                                       "square": {"box": [200, 300, 320, 420], "frame": 1}}
     with pytest.raises(StageError, match="no row for 'other'"):
         sheet_sample(*sheets, "other")
 

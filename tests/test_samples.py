@@ -56,6 +56,7 @@ def test_rows_become_samples_with_objects_back_to_front(tmp_path):
     ("skate\tdata/s.mp4\n", "skate\tdog\t1\tm\nskate\tdog\t2\tn\n", ("objects.tsv line 3", "column 'object'")),
     ("skate\tdata/s.mp4\n", "walk\tdog\t1\tm\n", ("objects.tsv line 2", "column 'sample'", "skate")),
     ("skate\tdata/s.mp4\n", "skate\tdog\t1\t\t\t\t\t-1\n", ("objects.tsv line 2", "column 'frame'")),
+    ("skate\tdata/s.mp4\n", "skate\tdog\t1\tm\t\t\t\t\t0\n", ("objects.tsv line 2", "9 cells", "8 columns")),
 ])
 def test_a_bad_row_is_named_by_sheet_line_and_column(tmp_path, samples, objects, where):
     with pytest.raises(SheetError) as error:

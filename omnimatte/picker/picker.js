@@ -44,11 +44,11 @@ function frameImage(index) {
 }
 
 function newObject(name) {
-  return { name, frame: state.frame, box: null, points: [], labels: [], mask: null };
+  return { name, frame: state.frame, masks: null, box: null, points: [], labels: [], mask: null };
 }
 
-function hasPrompt(object) {
-  return object.box !== null || object.points.length > 0;
+function hasPrompt(object) {  // a mask folder from the sheet counts: the object needs no SAM prompt
+  return object.masks !== null || object.box !== null || object.points.length > 0;
 }
 
 function draw() {
@@ -87,6 +87,7 @@ function draw() {
 }
 
 function describe(object) {
+  if (object.masks) return `mask folder ${object.masks}`;
   const parts = [];
   if (object.box) parts.push(`box ${object.box.join(",")}`);
   if (object.points.length) parts.push(`${object.points.length} point(s)`);
@@ -162,7 +163,7 @@ function promptChanged(object) {
   object.mask = null;
   renderList();
   draw();
-  if (state.info.sam && hasPrompt(object)) previewMask(object);
+  if (state.info.sam && (object.box || object.points.length)) previewMask(object);
 }
 
 async function previewMask(object) {
@@ -190,8 +191,8 @@ function tool() {
 function activeObject() {
   if (!state.objects.length) { state.objects.push(newObject("object1")); state.active = 0; }
   const object = state.objects[state.active];
-  if (object.frame !== state.frame) {  // a prompt belongs to one frame: drawing on another starts afresh
-    Object.assign(object, { frame: state.frame, box: null, points: [], labels: [], mask: null });
+  if (object.frame !== state.frame || object.masks) {  // a prompt belongs to one frame and replaces a mask folder
+    Object.assign(object, { frame: state.frame, masks: null, box: null, points: [], labels: [], mask: null });
   }
   return object;
 }
@@ -237,7 +238,7 @@ document.getElementById("add-object").addEventListener("click", () => {
 document.getElementById("clear-prompt").addEventListener("click", () => {
   const object = state.objects[state.active];
   if (!object) return;
-  Object.assign(object, { box: null, points: [], labels: [], mask: null });
+  Object.assign(object, { masks: null, box: null, points: [], labels: [], mask: null });
   renderList();
   draw();
 });
@@ -251,7 +252,7 @@ document.getElementById("save").addEventListener("click", async () => {
     return;
   }
   const objects = state.objects.map((object) => ({
-    name: object.name, frame: object.frame, box: object.box,
+    name: object.name, frame: object.frame, masks: object.masks, box: object.box,
     points: object.points.length ? object.points : null, labels: object.points.length ? object.labels : null,
   }));
   const response = await fetch("/api/save", {
@@ -279,7 +280,7 @@ async function start() {
   document.getElementById("sam-note").textContent = state.info.sam
     ? `${state.info.sam_note}: the mask of the selected object's prompt is shown` : state.info.sam_note;
   state.objects = state.info.objects.map((row) => ({
-    name: row.name, frame: row.frame || 0, box: row.box || null, points: row.points || [],
+    name: row.name, frame: row.frame || 0, masks: row.masks || null, box: row.box || null, points: row.points || [],
     labels: row.labels || (row.points || []).map(() => 1), mask: null,
   }));
   if (!state.objects.length) state.objects.push(newObject("object1"));
