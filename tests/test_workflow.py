@@ -112,20 +112,16 @@ def test_tiny_demo_end_to_end_then_a_user_video(workdir: Path):
     again = run_snakemake(workdir, "--cores", "2", "--configfile", config, "--", "results/dog/omnimatte.mp4")
     assert "Nothing to be done" in again.stdout + again.stderr
 
-    # A user's own video with their own mask folder, from a config file of their own.
+    # A user's own video with their own mask folder and a frame range, as rows of the sample sheets.
     data = workdir / "data"
     data.mkdir()
     shutil.copy(workdir / "resources/demo/dog/video.mp4", data / "walk.mp4")
     shutil.copytree(workdir / "resources/demo/dog/masks/dog", data / "walk_masks")
-    user = write_config(workdir, TINY + """
-samples:
-  walk:
-    video: data/walk.mp4
-    start: 1
-    objects:
-      pup: {masks: data/walk_masks}
-""", name="user.yaml")
-    result = run_snakemake(workdir, "--cores", "2", "--configfile", user, "--", "results/walk/omnimatte.mp4")
+    with open(workdir / "config" / "samples.tsv", "a") as sheet:
+        sheet.write("walk\tdata/walk.mp4\t1\t\t\n")
+    with open(workdir / "config" / "objects.tsv", "a") as sheet:
+        sheet.write("walk\tpup\t1\tdata/walk_masks\n")
+    result = run_snakemake(workdir, "--cores", "2", "--configfile", config, "--", "results/walk/omnimatte.mp4")
     assert result.returncode == 0, result.stderr[-3000:]
     walk = workdir / "results" / "walk"
     assert len(list_frames(walk / "frames")) == 9  # start: 1 drops the first frame; masks follow the same selection

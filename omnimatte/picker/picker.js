@@ -265,7 +265,7 @@ document.getElementById("save").addEventListener("click", async () => {
 
 document.getElementById("done").addEventListener("click", async () => {
   await fetch("/api/done", { method: "POST" });
-  say("Done: omnimatte pick has stopped; you can close this page");
+  say("Done: omnimatte pick has stopped (running it on the next clip, reload this page)");
 });
 
 async function start() {
