@@ -202,7 +202,7 @@ def _pick(args: argparse.Namespace, options: dict) -> None:
         if args.video is None:
             raise
         row, objects = {"video": args.video}, []
-    if args.video is not None and Path(row["video"]) != Path(args.video):
+    if args.video is not None and Path(row["video"]).resolve() != Path(args.video).resolve():
         raise StageError("pick", name, f"the sheet's sample '{name}' is the video {row['video']}, not {args.video}",
                          "name the new video's sample with --sample NEW_NAME")
     session = open_session(Path(row["video"]), name, samples_sheet, objects_sheet, start=row.get("start", 0),

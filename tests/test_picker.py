@@ -34,6 +34,9 @@ SELENIUM = importlib.util.find_spec("selenium") is not None
 MISSING = [what for what, present in (("chromium", CHROMIUM), ("chromium-driver", CHROMEDRIVER), ("selenium", SELENIUM))
            if not present]
 # CI sets OMNIMATTE_REQUIRE_BROWSER=1 (.ci/run installs Chromium): there a missing browser fails instead of skipping.
+# Straight to 127.0.0.1: urllib.request.urlopen keeps the proxies of its first use in this process, which
+# another test may have pointed at a closed port.
+LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 needs_browser = pytest.mark.skipif(bool(MISSING) and os.environ.get("OMNIMATTE_REQUIRE_BROWSER") != "1",
                                    reason=f"no headless browser: {', '.join(MISSING)} missing "
                                           "(apt-get install chromium chromium-driver; pip install selenium)")
@@ -124,8 +127,12 @@ def click_at(driver, at: tuple[float, float]) -> None:
 
 
 def name_object(driver, index: int, name: str) -> None:
+    """Click into the object's name field, as a person does, and type over its name."""
+    from selenium.webdriver.common.keys import Keys
+
     field = driver.find_elements("css selector", "input.object-name")[index]
-    field.clear()
+    field.click()
+    field.send_keys(Keys.CONTROL, "a")
     field.send_keys(name)
 
 
@@ -182,7 +189,7 @@ def test_sam_mask_is_shown_for_the_prompt_before_saving(video, sheets, browser, 
     try:
         request = urllib.request.Request(f"{url}api/mask", json.dumps({"frame": 0, "box": [200, 300, 320, 420]}).encode(),
                                          {"Content-Type": "application/json"})
-        answer = json.loads(urllib.request.urlopen(request, timeout=60).read())
+        answer = json.loads(LOCAL.open(request, timeout=60).read())
         overlay = cv2.imdecode(np.frombuffer(base64.b64decode(answer["png"]), np.uint8), cv2.IMREAD_UNCHANGED)
         assert overlay.shape == (540, 960, 4) and 0 <= answer["coverage"] <= 1
         browser.get(url)
@@ -223,14 +230,14 @@ def test_pick_command_serves_the_page_for_a_new_video_with_the_configs_sheets(vi
         line = process.stdout.readline()
         assert "open http://127.0.0.1:" in line, line
         url = line.split("open ")[1].strip()
-        info = json.loads(urllib.request.urlopen(f"{url}api/info", timeout=30).read())
+        info = json.loads(LOCAL.open(f"{url}api/info", timeout=30).read())
         assert (info["sample"], info["count"], info["source_width"]) == ("clip", 6, SOURCE[0])
         assert info["objects_sheet"] == "config/objects.tsv" and not info["sam"]
         assert "weights/sam_vit_b_01ec64.pth" in info["sam_note"]  # the config's checkpoint, absent here
-        page = urllib.request.urlopen(url, timeout=30).read().decode()
+        page = LOCAL.open(url, timeout=30).read().decode()
         assert '<canvas id="frame-canvas"' in page and '<script src="/picker.js">' in page
-        assert urllib.request.urlopen(f"{url}picker.js", timeout=30).status == 200
-        urllib.request.urlopen(urllib.request.Request(f"{url}api/done", b"", method="POST"), timeout=30)
+        assert LOCAL.open(f"{url}picker.js", timeout=30).status == 200
+        LOCAL.open(urllib.request.Request(f"{url}api/done", b"", method="POST"), timeout=30)
         assert process.wait(timeout=30) == 0  # Done in the page ends the command: a loop goes on to the next clip
     finally:
         if process.poll() is None:

@@ -109,7 +109,7 @@ function renderList() {
     name.value = object.name;
     name.setAttribute("aria-label", `name of object ${index + 1}`);
     name.addEventListener("input", () => { object.name = name.value.trim(); draw(); });
-    name.addEventListener("focus", () => select(index, false));
+    name.addEventListener("focus", () => select(index));
     const buttons = [["up", "\u2191", () => move(index, -1)], ["down", "\u2193", () => move(index, 1)],
                      ["remove", "\u2715", () => removeObject(index)]].map(([role, text, action]) => {
       const button = document.createElement("button");
@@ -129,11 +129,13 @@ function renderList() {
   });
 }
 
-function select(index, rerender = true) {
+function select(index) {  // marks the item without rebuilding the list, so a name field keeps its focus
   state.active = index;
+  document.querySelectorAll("#object-list li").forEach((item) => {
+    item.classList.toggle("active", Number(item.dataset.index) === index);
+  });
   const object = state.objects[index];
-  if (object && hasPrompt(object) && object.frame !== state.frame) showFrame(object.frame);
-  if (rerender) renderList();
+  if (object && (object.box || object.points.length) && object.frame !== state.frame) showFrame(object.frame);
   draw();
 }
 
@@ -232,7 +234,9 @@ document.getElementById("add-object").addEventListener("click", () => {
   let number = state.objects.length + 1;
   while (state.objects.some((object) => object.name === `object${number}`)) number += 1;
   state.objects.push(newObject(`object${number}`));
-  select(state.objects.length - 1);
+  state.active = state.objects.length - 1;
+  renderList();
+  draw();
 });
 
 document.getElementById("clear-prompt").addEventListener("click", () => {
