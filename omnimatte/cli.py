@@ -16,9 +16,22 @@ from pathlib import Path
 from omnimatte.errors import StageError
 from omnimatte.logs import setup_logging
 
+DEFAULT_CONFIG = "config/config.yaml"
+
 
 def _frames_info(path: str) -> dict:
     return json.loads(Path(path).read_text())
+
+
+def _timing(args: argparse.Namespace, stage: str, with_sound: bool = False) -> dict:
+    """The exact frame rate of the sample's frames, and for videos that span the clip the source's sound."""
+    from omnimatte.frames import frame_rate, source_audio
+
+    info = _frames_info(args.frames_info)
+    timing = {"fps": frame_rate(info)}
+    if with_sound:
+        timing["audio"] = source_audio(stage, args.sample, info)
+    return timing
 
 
 def _demo(args: argparse.Namespace, options: dict) -> None:
@@ -75,10 +88,9 @@ def _train(args: argparse.Namespace, options: dict) -> None:
 def _composite(args: argparse.Namespace, options: dict) -> None:
     from omnimatte.composite import flow_notes, run_composite
 
-    fps = _frames_info(args.frames_info)["fps"]
     notes = flow_notes(Path(args.flow_info)) if args.flow_info else []
     run_composite(args.sample, Path(args.frames), Path(args.omnimatte), args.objects.split(","), Path(args.out),
-                  fps=fps, notes=notes, **options)
+                  notes=notes, **_timing(args, "composite"), **options)
 
 
 def _evaluate(args: argparse.Namespace, options: dict) -> None:
@@ -115,35 +127,34 @@ def _camera(args: argparse.Namespace):
 def _remove(args: argparse.Namespace, options: dict) -> None:
     from omnimatte.edits import run_remove
 
-    run_remove(_layers(args), args.object, Path(args.out), fps=_frames_info(args.frames_info)["fps"])
+    run_remove(_layers(args), args.object, Path(args.out), **_timing(args, "edits", with_sound=True))
 
 
 def _colorpop(args: argparse.Namespace, options: dict) -> None:
     from omnimatte.edits import run_colour_pop
 
     run_colour_pop(_layers(args), Path(args.frames), args.keep.split(","), Path(args.out),
-                   fps=_frames_info(args.frames_info)["fps"])
+                   **_timing(args, "edits", with_sound=True))
 
 
 def _stroboscope(args: argparse.Namespace, options: dict) -> None:
     from omnimatte.edits import run_stroboscope
 
     run_stroboscope(_layers(args), _camera(args), args.object, Path(args.out_image), Path(args.out),
-                    fps=_frames_info(args.frames_info)["fps"], **options)
+                    **_timing(args, "edits"), **options)
 
 
 def _replace_background(args: argparse.Namespace, options: dict) -> None:
     from omnimatte.edits import run_replace_background
 
-    run_replace_background(_layers(args), _camera(args), Path(args.out), fps=_frames_info(args.frames_info)["fps"],
-                           **options)
+    run_replace_background(_layers(args), _camera(args), Path(args.out),
+                           **_timing(args, "edits", with_sound=True), **options)
 
 
 def _retime(args: argparse.Namespace, options: dict) -> None:
     from omnimatte.edits import run_retime
 
-    run_retime(_layers(args), _camera(args), args.object, Path(args.out), fps=_frames_info(args.frames_info)["fps"],
-               **options)
+    run_retime(_layers(args), _camera(args), args.object, Path(args.out), **_timing(args, "edits"), **options)
 
 
 def _export(args: argparse.Namespace, options: dict) -> None:
@@ -151,6 +162,53 @@ def _export(args: argparse.Namespace, options: dict) -> None:
 
     run_export(args.sample, Path(args.video), _frames_info(args.frames_info), Path(args.omnimatte),
                args.objects.split(","), Path(args.out), **options)
+
+
+def _workflow_config(paths: list[str] | None) -> dict:
+    """The workflow's config as Snakemake merges it: config/config.yaml, then each --config file over it."""
+    import yaml
+
+    def merge(base: dict, extra: dict) -> dict:
+        merged = dict(base)
+        for key, value in extra.items():
+            merged[key] = merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+        return merged
+
+    config: dict = {}
+    for path in paths or ([DEFAULT_CONFIG] if Path(DEFAULT_CONFIG).is_file() else []):
+        config = merge(config, yaml.safe_load(Path(path).read_text()) or {})
+    return config
+
+
+def _pick(args: argparse.Namespace, options: dict) -> None:
+    import re
+
+    from omnimatte.devices import resolve_device
+    from omnimatte.picker import open_session, serve, sheet_sample
+
+    if args.video is None and args.sample is None:
+        raise StageError("pick", "?", "neither a video nor a sample given",
+                         "run `omnimatte pick VIDEO` for a new video or `omnimatte pick --sample NAME` for a sheet's sample")
+    config = _workflow_config(args.config)
+    sheets = config.get("sheets") or {"samples": "config/samples.tsv", "objects": "config/objects.tsv"}
+    samples_sheet, objects_sheet = Path(sheets["samples"]), Path(sheets["objects"])
+    name = args.sample or re.sub(r"[^A-Za-z0-9_-]+", "_", Path(args.video).stem)
+    masks = config.get("masks", {})
+    checkpoint = masks.get("sam_checkpoint")
+    sam = {"sam_model_type": masks.get("sam_model_type", "vit_b"), "sam_checkpoint": Path(checkpoint) if checkpoint else None,
+           "device": resolve_device("pick", name, masks.get("device", "auto")) if checkpoint and Path(checkpoint).is_file() else "cpu"}
+    try:
+        row, objects = sheet_sample(samples_sheet, objects_sheet, name)
+    except StageError:
+        if args.video is None:
+            raise
+        row, objects = {"video": args.video}, []
+    if args.video is not None and Path(row["video"]).resolve() != Path(args.video).resolve():
+        raise StageError("pick", name, f"the sheet's sample '{name}' is the video {row['video']}, not {args.video}",
+                         "name the new video's sample with --sample NEW_NAME")
+    session = open_session(Path(row["video"]), name, samples_sheet, objects_sheet, start=row.get("start", 0),
+                           end=row.get("end"), stride=row.get("stride", 1), objects=objects, **sam)
+    serve(session, args.port)
 
 
 def _contact_sheet(args: argparse.Namespace, options: dict) -> None:
@@ -282,6 +340,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--omnimatte", required=True)
     p.add_argument("--objects", required=True)
     p.add_argument("--out", required=True, help="export folder to write")
+
+    p = stage("pick", _pick, "draw each object's prompt on a video's frames in a local web page and save them as rows "
+              "of the sample sheets (config/samples.tsv, config/objects.tsv)", sample=False)
+    p.add_argument("video", nargs="?", help="a new video to pick objects in (its sample is named after the file)")
+    p.add_argument("--sample", help="the sample's name: one already in the sheet, or the name for the new video")
+    p.add_argument("--config", action="append", help=f"the workflow config(s) for the sheets and the SAM checkpoint "
+                   f"(default {DEFAULT_CONFIG}; several merge in order, as Snakemake's --configfile)")
+    p.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0: any free one)")
 
     p = stage("contact-sheet", _contact_sheet, "a few frames of a video stacked into one image (options: count, "
               "max_width)", sample=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
@@ -62,8 +63,8 @@ def tile(panels: list[np.ndarray], columns: int) -> np.ndarray:
 
 
 def run_composite(sample: str, frames_dir: Path, omnimatte_dir: Path, object_names: list[str], out_path: Path,
-                  fps: float, notes: list[str] | None = None) -> int:
-    """Write the overview video; `notes` (e.g. 'flow: DIS fallback') are printed under the input."""
+                  fps: float | Fraction, notes: list[str] | None = None) -> int:
+    """Write the overview video at the frames' exact rate; `notes` (e.g. 'flow: DIS fallback') are printed under the input."""
     frames = list_frames(frames_dir)
     omnimatte_dir = Path(omnimatte_dir)
     sources = {"reconstruction": list_frames(omnimatte_dir / "reconstruction"),

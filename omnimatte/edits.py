@@ -13,6 +13,7 @@ homographies, so it stays put on the ground while the camera moves.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
@@ -20,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from omnimatte.errors import StageError
-from omnimatte.io import list_frames, load_json, read_png, write_png, write_video
+from omnimatte.io import SourceAudio, list_frames, load_json, read_png, write_png, write_video
 from omnimatte.logs import get_logger
 
 STAGE = "edits"
@@ -282,24 +283,29 @@ def frozen(frame: int) -> Callable[[int], int]:
 # ----------------------------------------------------------------------- commands
 
 
-def write_edit(sample: str, what: str, frames: Iterator[np.ndarray], num_frames: int, out_path: Path, fps: float) -> int:
-    """Encode an edit's frames as an MP4 with a progress bar."""
-    count = write_video(out_path, tqdm(frames, total=num_frames, desc=f"{sample}: {what}", unit="frame"), fps)
-    log.info("%s: wrote %s (%d frames)", sample, out_path, count)
+def write_edit(sample: str, what: str, frames: Iterator[np.ndarray], num_frames: int, out_path: Path,
+               fps: float | Fraction, audio: SourceAudio | None = None) -> int:
+    """Encode an edit's frames as an MP4 at the source's exact rate, with its sound when given, and a progress bar."""
+    count = write_video(out_path, tqdm(frames, total=num_frames, desc=f"{sample}: {what}", unit="frame"), fps,
+                        audio=audio)
+    log.info("%s: wrote %s (%d frames%s)", sample, out_path, count, ", with the source's sound" if audio else "")
     return count
 
 
-def run_remove(layers: Layers, removed: str, out_path: Path, fps: float) -> int:
+def run_remove(layers: Layers, removed: str, out_path: Path, fps: float | Fraction,
+               audio: SourceAudio | None = None) -> int:
     return write_edit(layers.sample, f"remove {removed}", remove_object(layers, removed), layers.num_frames,
-                      out_path, fps)
+                      out_path, fps, audio)
 
 
-def run_colour_pop(layers: Layers, frames_dir: Path, kept: list[str], out_path: Path, fps: float) -> int:
+def run_colour_pop(layers: Layers, frames_dir: Path, kept: list[str], out_path: Path, fps: float | Fraction,
+                   audio: SourceAudio | None = None) -> int:
     return write_edit(layers.sample, f"colour pop {'+'.join(kept)}", colour_pop(layers, frames_dir, kept),
-                      layers.num_frames, out_path, fps)
+                      layers.num_frames, out_path, fps, audio)
 
 
-def run_stroboscope(layers: Layers, camera: Camera, strobed: str, image_path: Path, video_path: Path, fps: float,
+def run_stroboscope(layers: Layers, camera: Camera, strobed: str, image_path: Path, video_path: Path,
+                    fps: float | Fraction,
                     interval: int = 16, frame: int | None = None) -> int:
     """The still over frame `frame` (None: the middle frame) and the video."""
     if interval < 1:
@@ -313,14 +319,16 @@ def run_stroboscope(layers: Layers, camera: Camera, strobed: str, image_path: Pa
                       layers.num_frames, video_path, fps)
 
 
-def run_replace_background(layers: Layers, camera: Camera, out_path: Path, fps: float, color: list[int] | None = None,
+def run_replace_background(layers: Layers, camera: Camera, out_path: Path, fps: float | Fraction,
+                           audio: SourceAudio | None = None, color: list[int] | None = None,
                            image: str | None = None, follow_camera: bool = True) -> int:
     background = new_background(layers, camera, color, Path(image) if image else None, follow_camera)
     return write_edit(layers.sample, "new background", replace_background(layers, background), layers.num_frames,
-                      out_path, fps)
+                      out_path, fps, audio)
 
 
-def run_retime(layers: Layers, camera: Camera, moved: str, out_path: Path, fps: float, shift: int | None = None,
+def run_retime(layers: Layers, camera: Camera, moved: str, out_path: Path, fps: float | Fraction,
+               shift: int | None = None,
                freeze: int | None = None) -> int:
     """Shift the layer by `shift` frames, or freeze it on frame `freeze`; exactly one of them."""
     if (shift is None) == (freeze is None):

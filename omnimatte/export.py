@@ -13,9 +13,9 @@ to 8-bit rounding and clipping.
 
     results/{video}/export/
         layers/{object}/00000.png ...   RGBA, straight alpha, source size
-        layers/{object}.mov             ProRes 4444 with alpha, the same frames
+        layers/{object}.mov             ProRes 4444 with alpha, the same frames, with the source's sound
         background/00000.png ...        RGB, source size: the background plate
-        background.mov                  ProRes 4444, the plate
+        background.mov                  ProRes 4444, the plate, with the source's sound
         info.json                       sizes, frame selection, how closely the export recomposes the source
 """
 
@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from omnimatte.edits import Layers, over, to_uint8
 from omnimatte.errors import StageError
-from omnimatte.frames import decode_frames
+from omnimatte.frames import decode_frames, frame_rate, source_audio
 from omnimatte.io import atomic_dir, frame_name, has_encoder, read_png, read_video, save_json, write_alpha_video, write_png
 from omnimatte.logs import get_logger
 
@@ -129,15 +129,16 @@ def run_export(sample: str, video: Path, frames_info: dict, omnimatte_dir: Path,
             raise StageError(STAGE, sample, f"{video} gives {count} frames for {layers.num_frames} layer frames",
                              f"the source changed since the frames were extracted: rerun the pipeline "
                              f"(snakemake --forcerun frames results/{sample}/export)")
-        fps = float(frames_info.get("fps") or 24.0)
+        fps, audio = frame_rate(frames_info), source_audio(STAGE, sample, {**frames_info, "video": str(video)})
         for name in object_names:
-            write_alpha_video(tmp / "layers" / f"{name}.mov", tmp / "layers" / name, fps)
+            write_alpha_video(tmp / "layers" / f"{name}.mov", tmp / "layers" / name, fps, audio)
             check_alpha(sample, tmp / "layers" / f"{name}.mov", tmp / "layers" / name / frame_name(0))
-        write_alpha_video(tmp / "background.mov", tmp / "background", fps)
+        write_alpha_video(tmp / "background.mov", tmp / "background", fps, audio)
         recomposition_psnr = float(10 * np.log10(255.0**2 / max(squared_error / count, 1e-12)))
         info = {"sample": sample, "objects": list(object_names), "source_video": str(video),
                 "width": size[0], "height": size[1], "working_width": layers.width, "working_height": layers.height,
-                "count": count, "fps": fps, "start": frames_info.get("start", 0), "end": frames_info.get("end"),
+                "count": count, "fps": float(fps), "frame_rate": f"{fps.numerator}/{fps.denominator}",
+                "sound": audio is not None, "start": frames_info.get("start", 0), "end": frames_info.get("end"),
                 "stride": frames_info.get("stride", 1), "background_detail": background_detail,
                 "alpha": "straight", "video_codec": "ProRes 4444 (prores_ks, yuva444p10le, 16-bit alpha)",
                 "recomposition_psnr": round(recomposition_psnr, 2)}

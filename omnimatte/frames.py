@@ -7,6 +7,7 @@ imageio-ffmpeg, so no system ffmpeg is needed.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
@@ -16,6 +17,7 @@ from tqdm import tqdm
 
 from omnimatte.errors import StageError
 from omnimatte.io import (
+    SourceAudio,
     atomic_dir,
     count_packets,
     ffmpeg_binary,
@@ -109,10 +111,12 @@ def run_frames(
 ) -> dict:
     """Extract frames [start, end) every `stride` of `video` into out_dir/00000.png, ...
 
-    Writes `info_path` (JSON) with the source and working sizes, the frame count
-    and the fps of the extracted sequence, which the final videos use. Fewer frames
-    than the file announces (a truncated download) stop the stage, or with
-    `allow_short` go on with a warning: user masks and exports count on every frame.
+    Writes `info_path` (JSON) with the source and working sizes, the frame count,
+    the frame rate of the extracted sequence as an exact ratio (the source's over
+    the stride, e.g. 10000/1001) and whether the source has sound, which the final
+    videos use to keep the source's timing and audio. Fewer frames than the file
+    announces (a truncated download) stop the stage, or with `allow_short` go on
+    with a warning: user masks and exports count on every frame.
     """
     video = Path(video)
     if not video.exists():
@@ -172,11 +176,19 @@ def run_frames(
                                  "set `frames: {allow_short: true}` in the config")
             log.warning("%s: WARNING: %s; going on with %d frames because frames.allow_short is set", sample, problem, count)
     source_count = count_packets(video) or probe["estimated_frames"]
+    # Without a rate (an image sequence, or a video ffmpeg reports none for) the extracted frames play at
+    # 24 fps whatever the stride; the source is then taken to run at 24 x stride, so that the sequence's
+    # rate stays the source's over the stride.
+    source_rate = probe["frame_rate"] or Fraction(24 * stride)
+    if not probe["frame_rate"] and not video.is_dir():
+        log.warning("%s: ffmpeg reports no frame rate for %s; the videos made from it play at 24 fps", sample, video)
     info = {
         "video": str(video),
         "source_width": probe["width"],
         "source_height": probe["height"],
-        "source_fps": probe["fps"],
+        "source_fps": float(source_rate),
+        "source_frame_rate": f"{source_rate.numerator}/{source_rate.denominator}",
+        "audio": probe["audio"],
         "source_count": source_count,
         "width": out_w,
         "height": out_h,
@@ -184,10 +196,37 @@ def run_frames(
         "start": start,
         "end": end,
         "stride": stride,
-        "fps": probe["fps"] / stride if probe["fps"] else 24.0,
+        "fps": float(source_rate / stride),
+        "frame_rate": f"{(source_rate / stride).numerator}/{(source_rate / stride).denominator}",
         "variable_frame_rate": variable,
     }
     save_json(info_path, info)
-    log.info("%s: %d frames at %dx%d (source %dx%d, %s)", sample, count, out_w, out_h, probe["width"], probe["height"],
-             f"{probe['fps']:.3g} fps" if probe["fps"] else "an image sequence, played at 24 fps")
+    log.info("%s: %d frames at %dx%d (source %dx%d, %s, %s)", sample, count, out_w, out_h, probe["width"], probe["height"],
+             f"{info['source_frame_rate']} fps" if probe["frame_rate"] else "an image sequence, played at 24 fps"
+             if video.is_dir() else "played at 24 fps", "with sound" if probe["audio"] else "no sound")
     return info
+
+
+def frame_rate(frames_info: dict) -> Fraction:
+    """The extracted sequence's exact frame rate; frames infos written before it was recorded give their fps."""
+    if frames_info.get("frame_rate"):
+        return Fraction(frames_info["frame_rate"])
+    return Fraction(frames_info.get("fps") or 24.0).limit_denominator(1001)
+
+
+def source_audio(stage: str, sample: str, frames_info: dict) -> SourceAudio | None:
+    """The source's sound over the time the extracted frames cover (start/end/stride as times), or None when it has none.
+
+    Frame i of the sequence shows source frame start + i * stride and lasts stride
+    source frames, so the clip spans [start, start + count * stride) source frames.
+    """
+    if not frames_info.get("audio"):
+        return None
+    video = Path(frames_info["video"])
+    if not video.is_file():
+        raise StageError(stage, sample, f"the source video {video}, whose sound this video carries, does not exist",
+                         "restore the file at that path (or fix the sample's `video` and rerun from the frames stage)")
+    source_rate = Fraction(frames_info["source_frame_rate"])
+    start = int(frames_info.get("start") or 0)
+    covered = int(frames_info["count"]) * int(frames_info.get("stride") or 1)
+    return SourceAudio(video, start / source_rate, covered / source_rate)

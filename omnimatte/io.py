@@ -16,6 +16,8 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -209,13 +211,42 @@ def ffmpeg_binary() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
-def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: float, crf: int = 18) -> int:
+@dataclass(frozen=True)
+class SourceAudio:
+    """The stretch of a source video's sound that a clip's frames cover, so an edit plays in sync with it."""
+
+    path: Path
+    start: Fraction  # seconds from the source's first frame
+    duration: Fraction  # seconds
+
+
+def rate_text(fps: float | Fraction | str) -> str:
+    """A frame rate as ffmpeg takes it: an exact ratio such as 30000/1001 stays exact."""
+    if isinstance(fps, float):  # 14.985014985... is 15000/1001: rates are ratios with small denominators
+        fps = Fraction(fps).limit_denominator(1001)
+    fps = Fraction(fps)
+    return f"{fps.numerator}/{fps.denominator}"
+
+
+def _audio_args(audio: SourceAudio, codec: str) -> list[str]:
+    """ffmpeg arguments that add the source's sound over [start, start + duration) as the second input.
+
+    Silence pads it where the source's sound ends before its last frame does, so
+    the sound covers the clip exactly.
+    """
+    duration = f"{float(audio.duration):.6f}"
+    return ["-ss", f"{float(audio.start):.6f}", "-t", duration, "-i", str(audio.path),
+            "-map", "0:v", "-map", "1:a", "-c:a", codec, "-af", f"apad=whole_dur={duration}"]
+
+
+def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: float | Fraction | str, crf: int = 18,
+                audio: SourceAudio | None = None) -> int:
     """Encode RGB uint8 frames as an H.264 MP4 that common players open; returns the frame count.
 
-    Odd sizes are padded to even, as yuv420p requires.
+    `fps` may be a ratio (30000/1001) and is kept exact. With `audio`, that stretch
+    of the source's sound goes along as AAC. Odd sizes are padded to even, as
+    yuv420p requires.
     """
-    import ffmpeg
-
     frames = iter(frames)
     first = next(frames, None)
     if first is None:
@@ -223,14 +254,14 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: floa
     height, width = first.shape[:2]
     count = 0
     with atomic_path(path) as tmp:
-        process = (
-            ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}", r=fps)
-            .filter("pad", "ceil(iw/2)*2", "ceil(ih/2)*2")
-            .output(str(tmp), vcodec="libx264", pix_fmt="yuv420p", crf=crf, movflags="+faststart", format="mp4")
-            .overwrite_output()
-            .global_args("-loglevel", "error")
-            .run_async(pipe_stdin=True, cmd=ffmpeg_binary())
-        )
+        command = [ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-y",
+                   "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-framerate", rate_text(fps),
+                   "-i", "pipe:"]
+        if audio is not None:
+            command += _audio_args(audio, "aac") + ["-b:a", "192k"]
+        command += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", str(crf),
+                    "-movflags", "+faststart", "-f", "mp4", str(tmp)]
+        process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             for frame in itertools.chain([first], frames):
                 if frame.shape[:2] != (height, width) or frame.dtype != np.uint8:
@@ -239,36 +270,49 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: floa
                 count += 1
         finally:
             process.stdin.close()
+            stderr = process.stderr.read().decode(errors="replace")
             code = process.wait()
         if code != 0:
-            raise RuntimeError(f"ffmpeg failed (exit {code}) writing {path}")
+            raise RuntimeError(f"ffmpeg failed (exit {code}) writing {path}: {stderr.strip()[-500:]}")
     return count
 
 
-
 def probe_video(path: Path) -> dict:
-    """Width, height (as shown, rotation applied), fps (the average), base_fps (the stream's time base
-    rate, above the average for variable frame rate) and the frame count the file announces, read from
-    ffmpeg's banner and the header.
+    """Width, height (as shown, rotation applied), the frame rate as an exact ratio (frame_rate, and as
+    fps), base_fps (the stream's time base rate, above the average for variable frame rate), the frame
+    count the file announces, and whether there is sound. A folder is an image sequence.
 
-    ffprobe is not bundled with imageio-ffmpeg, so the stream line that `ffmpeg -i`
-    prints is parsed instead.
+    ffprobe is not bundled with imageio-ffmpeg, so this reads what `ffmpeg -i` prints:
+    the stream lines, the header, and the frame rate as an exact ratio (30000/1001,
+    where the stream line says 29.97) from the showinfo filter on the first frame.
     """
     if Path(path).is_dir():
         return _probe_sequence(Path(path))
-    result = subprocess.run([ffmpeg_binary(), "-hide_banner", "-i", str(path)], capture_output=True, text=True)
-    banner = result.stderr
+    command = [ffmpeg_binary(), "-hide_banner", "-nostdin", "-i", str(path), "-map", "0:v:0", "-vf", "showinfo",
+               "-frames:v", "1", "-f", "null", "-"]
+    banner = subprocess.run(command, capture_output=True, text=True).stderr
     stream = re.search(r"Stream #\S+.*?Video: .*", banner)
     if stream is None:
         raise ValueError(banner.strip().splitlines()[-1] if banner.strip() else "ffmpeg printed nothing")
     size = re.search(r", (\d{2,5})x(\d{2,5})", stream.group(0))
-    fps = re.search(r", ([\d.]+) (?:fps|tbr)", stream.group(0))
-    rate = re.search(r", ([\d.]+) tbr", stream.group(0))
+    fps = re.search(r", ([\d.]+) (?:fps|tbr)", stream.group(0))  # the average rate (the time base rate without one)
+    base = re.search(r", ([\d.]+) tbr", stream.group(0))
+    exact = re.search(r"config in time_base: \S+ frame_rate: (\d+)/(\d+)", banner)
     duration = re.search(r"Duration: (\d+):(\d+):([\d.]+)", banner)
     if size is None:
         raise ValueError(f"no frame size in ffmpeg's stream line: {stream.group(0)}")
-    info = {"width": int(size.group(1)), "height": int(size.group(2)), "fps": float(fps.group(1)) if fps else 0.0,
-            "base_fps": float(rate.group(1)) if rate else 0.0}
+    average = Fraction(fps.group(1)) if fps else Fraction(0)
+    if exact and int(exact.group(1)) > 0 and int(exact.group(2)) > 0:
+        rate = Fraction(int(exact.group(1)), int(exact.group(2)))
+    else:
+        rate = average
+    # showinfo's rate is the stream's time base rate: for a variable frame rate (or a field rate) it
+    # is above the average, and the frames, each kept once, play at the average.
+    if average and rate and abs(rate / average - 1) > 0.01:
+        rate = average.limit_denominator(1001)
+    info = {"width": int(size.group(1)), "height": int(size.group(2)), "fps": float(rate), "frame_rate": rate,
+            "base_fps": float(base.group(1)) if base else 0.0,
+            "audio": re.search(r"Stream #\S+.*?Audio: ", banner) is not None}
     # Phone videos are often stored sideways with a rotation to show them upright; ffmpeg
     # decodes them upright, so the size that counts (for the aspect, prompts, masks) is the shown one.
     rotation = re.search(r"rotation of (-?[\d.]+) degrees", banner[stream.start():])
@@ -297,13 +341,13 @@ def sequence_images(folder: Path) -> list[Path]:
 
 
 def _probe_sequence(folder: Path) -> dict:
-    """probe_video for an image sequence: the first image's size; the frame rate is unknown (0)."""
+    """probe_video for an image sequence: the first image's size; the frame rate is unknown (0); no sound."""
     images = sequence_images(folder)
     first = cv2.imread(str(images[0]), cv2.IMREAD_COLOR)
     if first is None:
         raise ValueError(f"cannot read the image {images[0]}")
-    return {"width": first.shape[1], "height": first.shape[0], "fps": 0.0, "base_fps": 0.0, "duration": 0.0,
-            "estimated_frames": len(images)}
+    return {"width": first.shape[1], "height": first.shape[0], "fps": 0.0, "frame_rate": Fraction(0),
+            "base_fps": 0.0, "audio": False, "duration": 0.0, "estimated_frames": len(images)}
 
 
 def count_packets(path: str | os.PathLike) -> int | None:
@@ -334,18 +378,22 @@ def has_encoder(name: str) -> bool:
     return any(line.split()[1:2] == [name] for line in listing.splitlines() if line.startswith(" V"))
 
 
-def write_alpha_video(path: str | os.PathLike, frames_dir: str | os.PathLike, fps: float) -> None:
+def write_alpha_video(path: str | os.PathLike, frames_dir: str | os.PathLike, fps: float | Fraction | str,
+                      audio: SourceAudio | None = None) -> None:
     """Encode a folder of RGBA (or RGB) PNGs as ProRes 4444 with alpha in a .mov, atomically.
 
     ProRes 4444 (prores_ks, yuva444p10le, 16-bit alpha) is what compositing tools
     (Nuke, After Effects, Resolve, Premiere) read with transparency; its alpha
-    plane decodes back within one 8-bit step.
+    plane decodes back within one 8-bit step. `fps` is kept exact; with `audio` the
+    source's sound for the same stretch goes along as 16-bit PCM, as editors expect in a .mov.
     """
     with atomic_path(path) as tmp:
         command = [ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
-                   "-framerate", f"{fps:g}", "-i", str(Path(frames_dir) / "%05d.png"),
-                   "-c:v", "prores_ks", "-profile:v", "4444", "-pix_fmt", "yuva444p10le", "-alpha_bits", "16",
-                   "-vendor", "apl0", "-f", "mov", str(tmp)]
+                   "-framerate", rate_text(fps), "-i", str(Path(frames_dir) / "%05d.png")]
+        if audio is not None:
+            command += _audio_args(audio, "pcm_s16le")
+        command += ["-c:v", "prores_ks", "-profile:v", "4444", "-pix_fmt", "yuva444p10le", "-alpha_bits", "16",
+                    "-vendor", "apl0", "-f", "mov", str(tmp)]
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
             raise RuntimeError(f"ffmpeg failed (exit {result.returncode}) writing {path}: {result.stderr.strip()[-500:]}")

@@ -109,6 +109,8 @@ def test_schema_descriptions_do_not_turn_into_keys():
 
     walk(schema)
     assert set(schema["$defs"]["object"]["properties"]["masks"]) == {"type", "description"}
+    for sheet in ("samples", "objects"):  # the sample sheets' row schemas
+        walk(yaml.safe_load((REPO / f"workflow/schemas/{sheet}.schema.yaml").read_text()), sheet)
 
 
 def test_prompted_object_without_sam_weights_says_both_ways_out(workdir: Path):
@@ -209,23 +211,19 @@ def test_tiny_demo_end_to_end_then_a_user_video(workdir: Path):
     again = run_snakemake(workdir, "--cores", "2", "--configfile", config, "--", "results/dog/omnimatte.mp4")
     assert "Nothing to be done" in again.stdout + again.stderr
 
-    # A user's own video with their own mask folder, from a config file of their own; the names have spaces
-    # and parentheses, as downloads and copies get them ("clip (1).mp4"), and the masks are numbered without
-    # zero padding (mask_0.png ... mask_9.png).
+    # A user's own video with their own mask folder and a frame range, as rows of the sample sheets; the names
+    # have spaces and parentheses, as downloads and copies get them ("clip (1).mp4"), and the masks are numbered
+    # without zero padding (mask_0.png ... mask_9.png).
     data = workdir / "my data"
     (data / "walk masks (1)").mkdir(parents=True)
     shutil.copy(workdir / "resources/demo/dog/video.mp4", data / "clip (1).mp4")
     for i, path in enumerate(list_frames(workdir / "resources/demo/dog/masks/dog")):
         shutil.copy(path, data / "walk masks (1)" / f"mask_{i}.png")
-    user = write_config(workdir, TINY + """
-samples:
-  walk:
-    video: my data/clip (1).mp4
-    start: 1
-    objects:
-      pup: {masks: my data/walk masks (1)}
-""", name="user.yaml")
-    result = run_snakemake(workdir, "--cores", "2", "--configfile", user, "--", "results/walk/omnimatte.mp4",
+    with open(workdir / "config" / "samples.tsv", "a") as sheet:
+        sheet.write("walk\tmy data/clip (1).mp4\t1\t\t\n")
+    with open(workdir / "config" / "objects.tsv", "a") as sheet:
+        sheet.write("walk\tpup\t1\tmy data/walk masks (1)\n")
+    result = run_snakemake(workdir, "--cores", "2", "--configfile", config, "--", "results/walk/omnimatte.mp4",
                            "results/walk/export")
     assert result.returncode == 0, result.stderr[-3000:]
     walk = workdir / "results" / "walk"

@@ -1,4 +1,4 @@
-# Sample table, config validation and input functions shared by the rules.
+# Samples (the config's `samples:` and the sample sheets), config validation and input functions shared by the rules.
 
 import json
 import shlex
@@ -6,21 +6,25 @@ import sys
 from pathlib import Path
 
 import yaml
+from snakemake.settings.types import DeploymentMethod
 
-# The Snakefile's own helpers use the standard library (and Snakemake's jsonschema) only,
-# so they import from this checkout in Snakemake's environment, installed or not.
+# The Snakefile's own helpers use the standard library (and Snakemake's jsonschema and
+# pandas) only, so they import from this checkout in Snakemake's environment, installed or
+# not: the package of this checkout, as the jobs use it (see the prefix below).
 sys.path.insert(0, workflow.basedir)
 
 from omnimatte.config_check import config_problems
 from omnimatte.locks import record_owner, remove_stale_locks
 from omnimatte.manifest import update_manifest
+from omnimatte.samples import samples_of_config
 
 
 _problems = config_problems(config, yaml.safe_load(Path(workflow.basedir, "workflow/schemas/config.schema.yaml").read_text()))
 if _problems:
     raise ValueError("Invalid config (your --configfile files merged over config/config.yaml):\n  " + "\n  ".join(_problems))
 
-SAMPLES = config["samples"]
+# A bad row of a sheet stops here, before any job, naming the sheet, its line and the column.
+SAMPLES = samples_of_config(config, schema_dir=Path(workflow.basedir) / "workflow" / "schemas")
 
 # A run killed outright leaves Snakemake's locks behind; those whose run has provably
 # ended are removed, so running the same command again works (see omnimatte/locks.py).
@@ -33,9 +37,14 @@ if workflow.is_main_process:
 onstart:
     record_owner(getattr(workflow.persistence, "_lockfile", {}).values())
 
-# Jobs run `python -m omnimatte <stage>` from this checkout, whether or not the package
-# is installed: also inside the per-rule conda envs and on cluster nodes.
-shell.prefix(f"export PYTHONPATH={shlex.quote(workflow.basedir)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
+# Jobs run `$OMNIMATTE_PYTHON -m omnimatte <stage>`: the interpreter that runs Snakemake,
+# so that `/path/to/venv/bin/snakemake` works without activating the venv (the first
+# `python` on PATH may be another one, or none). Under --use-conda each rule's env brings
+# its own python. They run the package of this checkout, whether or not it is installed:
+# also inside the per-rule conda envs and on cluster nodes.
+PYTHON = "python" if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method else sys.executable
+shell.prefix(f"OMNIMATTE_PYTHON={shlex.quote(PYTHON)}; "
+             f"export PYTHONPATH={shlex.quote(workflow.basedir)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 
 
 wildcard_constraints:
@@ -197,7 +206,9 @@ def edit_inputs(wildcards):
                          f"its objects are: {', '.join(sample['objects'])} (join several with '+', e.g. colorpop_a+b.mp4)")
     root = f"results/{wildcards.video}"
     return {"omnimatte": f"{root}/omnimatte", "info": f"{root}/frames_info.json",
-            "homography": f"{root}/homography/homographies.npy", **logs_of("frames", "homography", "train")(wildcards)}
+            "homography": f"{root}/homography/homographies.npy",
+            "video": sample["video"],  # the edits that span the clip carry its sound
+            **logs_of("frames", "homography", "train")(wildcards)}
 
 
 def edit_options(name):

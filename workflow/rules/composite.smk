@@ -19,6 +19,6 @@ rule composite:
     conda:
         "../../envs/video.yaml"
     shell:
-        "python -m omnimatte composite --sample {wildcards.video} --frames {input.frames:q} --frames-info {input.info:q}"
+        "$OMNIMATTE_PYTHON -m omnimatte composite --sample {wildcards.video} --frames {input.frames:q} --frames-info {input.info:q}"
         " --omnimatte {input.omnimatte:q} --objects {params.objects:q} --flow-info {input.flow_info:q}"
         " --out {output.video:q} --log {log:q}"

@@ -16,4 +16,4 @@ rule demo_clip:
     conda:
         "../../envs/video.yaml"
     shell:
-        "python -m omnimatte demo --out {params.out:q} --options {params.options} --log {log:q}"
+        "$OMNIMATTE_PYTHON -m omnimatte demo --out {params.out:q} --options {params.options} --log {log:q}"

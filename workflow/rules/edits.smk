@@ -18,7 +18,7 @@ rule remove:
     conda:
         "../../envs/video.yaml"
     shell:
-        "python -m omnimatte remove --sample {wildcards.video} --omnimatte {input.omnimatte:q} --objects {params.objects:q}"
+        "$OMNIMATTE_PYTHON -m omnimatte remove --sample {wildcards.video} --omnimatte {input.omnimatte:q} --objects {params.objects:q}"
         " --frames-info {input.info:q} --object {wildcards.object} --out {output.video:q} --log {log:q}"
 
 
@@ -39,7 +39,7 @@ rule colorpop:
     conda:
         "../../envs/video.yaml"
     shell:
-        "python -m omnimatte colorpop --sample {wildcards.video} --omnimatte {input.omnimatte:q} --objects {params.objects:q}"
+        "$OMNIMATTE_PYTHON -m omnimatte colorpop --sample {wildcards.video} --omnimatte {input.omnimatte:q} --objects {params.objects:q}"
         " --frames-info {input.info:q} --frames {input.frames:q} --keep {params.keep:q} --out {output.video:q} --log {log:q}"
 
 
@@ -62,7 +62,7 @@ rule stroboscope:
     conda:
         "../../envs/video.yaml"
     shell:
-        "python -m omnimatte stroboscope --sample {wildcards.video} --omnimatte {input.omnimatte:q} --objects {params.objects:q}"
+        "$OMNIMATTE_PYTHON -m omnimatte stroboscope --sample {wildcards.video} --omnimatte {input.omnimatte:q} --objects {params.objects:q}"
         " --frames-info {input.info:q} --homography {params.homography:q} --object {wildcards.object}"
         " --options {params.options} --out-image {output.image:q} --out {output.video:q} --log {log:q}"
 
@@ -85,7 +85,7 @@ rule replace_background:
     conda:
         "../../envs/video.yaml"
     shell:
-        "python -m omnimatte replace-background --sample {wildcards.video} --omnimatte {input.omnimatte:q}"
+        "$OMNIMATTE_PYTHON -m omnimatte replace-background --sample {wildcards.video} --omnimatte {input.omnimatte:q}"
         " --objects {params.objects:q} --frames-info {input.info:q} --homography {params.homography:q}"
         " --options {params.options} --out {output.video:q} --log {log:q}"
 
@@ -107,7 +107,7 @@ rule shift:
     conda:
         "../../envs/video.yaml"
     shell:
-        "python -m omnimatte retime --sample {wildcards.video} --omnimatte {input.omnimatte:q} --objects {params.objects:q}"
+        "$OMNIMATTE_PYTHON -m omnimatte retime --sample {wildcards.video} --omnimatte {input.omnimatte:q} --objects {params.objects:q}"
         " --frames-info {input.info:q} --homography {params.homography:q} --object {wildcards.object}"
         " --options {params.options} --out {output.video:q} --log {log:q}"
 
@@ -129,7 +129,7 @@ rule freeze:
     conda:
         "../../envs/video.yaml"
     shell:
-        "python -m omnimatte retime --sample {wildcards.video} --omnimatte {input.omnimatte:q} --objects {params.objects:q}"
+        "$OMNIMATTE_PYTHON -m omnimatte retime --sample {wildcards.video} --omnimatte {input.omnimatte:q} --objects {params.objects:q}"
         " --frames-info {input.info:q} --homography {params.homography:q} --object {wildcards.object}"
         " --options {params.options} --out {output.video:q} --log {log:q}"
 

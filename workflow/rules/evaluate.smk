@@ -23,7 +23,7 @@ rule evaluate:
     conda:
         "../../envs/video.yaml"
     shell:
-        "python -m omnimatte evaluate --sample {wildcards.video} --omnimatte {input.omnimatte:q}"
+        "$OMNIMATTE_PYTHON -m omnimatte evaluate --sample {wildcards.video} --omnimatte {input.omnimatte:q}"
         " --frames {input.frames:q} --ground-truth {input.ground_truth:q} --masks {input.masks:q}"
         " --homography {params.homography:q} --objects {params.objects:q} --out {output.metrics:q}"
         " --sheet {output.sheet:q} --log {log:q}"

@@ -22,7 +22,7 @@ rule export:
     conda:
         "../../envs/video.yaml"
     shell:
-        "python -m omnimatte export --sample {wildcards.video} --video {input.video:q} --frames-info {input.info:q}"
+        "$OMNIMATTE_PYTHON -m omnimatte export --sample {wildcards.video} --video {input.video:q} --frames-info {input.info:q}"
         " --omnimatte {input.omnimatte:q} --objects {params.objects:q} --options {params.options}"
         " --out {output.export:q} --log {log:q}"
 

@@ -26,6 +26,6 @@ rule flow:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "python -m omnimatte flow --sample {wildcards.video} --frames {input.frames:q} --frames-info {input.info:q}"
+        "$OMNIMATTE_PYTHON -m omnimatte flow --sample {wildcards.video} --frames {input.frames:q} --frames-info {input.info:q}"
         " --out {params.out:q} --preview {output.preview:q} --options {params.options}"
         " --threads {threads} --log {log:q}"

@@ -16,5 +16,5 @@ rule frames:
     conda:
         "../../envs/video.yaml"
     shell:
-        "python -m omnimatte frames --sample {wildcards.video} --video {input.video:q} --out {output.frames:q}"
+        "$OMNIMATTE_PYTHON -m omnimatte frames --sample {wildcards.video} --video {input.video:q} --out {output.frames:q}"
         " --info {output.info:q} --options {params.options} --log {log:q}"

@@ -21,6 +21,6 @@ rule homography:
     conda:
         "../../envs/video.yaml"
     shell:
-        "python -m omnimatte homography --sample {wildcards.video} --frames {input.frames:q} --frames-info {input.info:q}"
+        "$OMNIMATTE_PYTHON -m omnimatte homography --sample {wildcards.video} --frames {input.frames:q} --frames-info {input.info:q}"
         " --masks {input.masks:q} --out {params.out:q} --preview {output.preview:q}"
         " --options {params.options} --log {log:q}"

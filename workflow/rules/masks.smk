@@ -11,7 +11,7 @@ rule sam_weights:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "python -m omnimatte download-sam --url {params.url:q} --dest {output:q} --log {log:q}"
+        "$OMNIMATTE_PYTHON -m omnimatte download-sam --url {params.url:q} --dest {output:q} --log {log:q}"
 
 
 rule masks:
@@ -34,6 +34,6 @@ rule masks:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "python -m omnimatte masks --sample {wildcards.video} --frames {input.frames:q} --frames-info {input.info:q}"
+        "$OMNIMATTE_PYTHON -m omnimatte masks --sample {wildcards.video} --frames {input.frames:q} --frames-info {input.info:q}"
         " --objects {params.objects} {params.flow} --out {output.masks:q} --preview {output.preview:q}"
         " --options {params.options} --threads {threads} --log {log:q}"

@@ -17,7 +17,7 @@ rule contact_sheet:
     conda:
         "../../envs/video.yaml"
     shell:
-        "python -m omnimatte contact-sheet --video {input.video:q} --out {output.sheet:q} --options {params.options}"
+        "$OMNIMATTE_PYTHON -m omnimatte contact-sheet --video {input.video:q} --out {output.sheet:q} --options {params.options}"
         " --log {log:q}"
 
 
@@ -36,7 +36,7 @@ rule runtimes:
     conda:
         "../../envs/video.yaml"
     shell:
-        "python -m omnimatte runtimes --sample {wildcards.video} --benchmarks {input:q} --out-plot {output.plot:q}"
+        "$OMNIMATTE_PYTHON -m omnimatte runtimes --sample {wildcards.video} --benchmarks {input:q} --out-plot {output.plot:q}"
         " --out-table {output.table:q} --log {log:q}"
 
 

@@ -36,7 +36,7 @@ rule train:
     conda:
         "../../envs/torch.yaml"
     shell:
-        "python -m omnimatte train --sample {wildcards.video} --frames {input.frames:q} --flow {params.flow:q}"
+        "$OMNIMATTE_PYTHON -m omnimatte train --sample {wildcards.video} --frames {input.frames:q} --flow {params.flow:q}"
         " --homography {params.homography:q} --masks {input.masks:q} --objects {params.objects:q}"
         " --out {output.omnimatte:q} --train-dir {params.train_dir:q} --options {params.options}"
         " --threads {threads} --log {log:q}"

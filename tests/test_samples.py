@@ -1,0 +1,116 @@
+"""Sample sheets: rows into samples, a bad row named by sheet, line and column, the picker's writes, the workflow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from omnimatte.samples import SheetError, load_sheets, save_sample, samples_of_config
+from tests.conftest import run_snakemake
+
+SAMPLES_HEADER = "sample\tvideo\tstart\tend\tstride\n"
+OBJECTS_HEADER = "sample\tobject\torder\tmasks\tbox\tpoints\tlabels\tframe\n"
+
+
+def write_sheets(root: Path, samples: str, objects: str) -> tuple[Path, Path]:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "samples.tsv").write_text("# comment line\n" + SAMPLES_HEADER + samples)
+    (root / "objects.tsv").write_text(OBJECTS_HEADER + objects)
+    return root / "samples.tsv", root / "objects.tsv"
+
+
+def test_rows_become_samples_with_objects_back_to_front(tmp_path):
+    sheets = write_sheets(tmp_path, "skate\tdata/skate.mp4\t5\t120\t2\nwalk\tdata/walk.mp4\t\t\t\n",
+                          "skate\trider\t2\t\t410,120,620,700\t\t\t3\n"
+                          "skate\tboard\t1\tdata/board\n"
+                          "walk\tdog\t1\t\t\t900,620;960.5,640\t1;0\t10\n"
+                          "skate\tdog\t3\t\t\t12,14\t\t\n")
+    samples = load_sheets(*sheets)
+    assert samples["skate"]["video"] == "data/skate.mp4"
+    assert (samples["skate"]["start"], samples["skate"]["end"], samples["skate"]["stride"]) == (5, 120, 2)
+    assert list(samples["skate"]["objects"]) == ["board", "rider", "dog"]  # by `order`, not by line
+    assert samples["skate"]["objects"]["board"] == {"masks": "data/board"}
+    assert samples["skate"]["objects"]["rider"] == {"box": [410, 120, 620, 700], "frame": 3}
+    assert samples["skate"]["objects"]["dog"] == {"points": [[12, 14]], "labels": [1], "frame": 0}
+    assert samples["walk"] == {"video": "data/walk.mp4",
+                               "objects": {"dog": {"points": [[900, 620], [960.5, 640]], "labels": [1, 0], "frame": 10}}}
+
+
+@pytest.mark.parametrize(("samples", "objects", "where"), [
+    ("skate\tdata/s.mp4\t0\t\t0\n", "skate\tdog\t1\tm\n", ("samples.tsv line 3", "'skate'", "column 'stride'")),
+    ("skate\tdata/s.mp4\t10\t5\t\n", "skate\tdog\t1\tm\n", ("samples.tsv line 3", "column 'end'")),
+    ("sk ate\tdata/s.mp4\n", "", ("samples.tsv line 3", "column 'sample'")),
+    ("skate\t\n", "", ("samples.tsv line 3", "column 'video'", "required")),
+    ("skate\tdata/s.mp4\nskate\tdata/t.mp4\n", "skate\tdog\t1\tm\n", ("samples.tsv line 4", "column 'sample'", "line 3")),
+    ("skate\tdata/s.mp4\n", "", ("samples.tsv line 3", "no object")),
+    ("skate\tdata/s.mp4\n", "skate\tdog\t1\t\t1,2,3\n", ("objects.tsv line 2", "object 'dog'", "column 'box'", "1,2,3")),
+    ("skate\tdata/s.mp4\n", "skate\tdog\t1\t\t1,2,x,4\n", ("objects.tsv line 2", "column 'box'")),
+    ("skate\tdata/s.mp4\n", "skate\tdog\t1\t\t\t1,2;3\t1;1\n", ("objects.tsv line 2", "column 'points'")),
+    ("skate\tdata/s.mp4\n", "skate\tdog\t1\t\t\t1,2;3,4\t1\n", ("objects.tsv line 2", "column 'labels'", "one per point")),
+    ("skate\tdata/s.mp4\n", "skate\tdog\t1\t\t\t1,2\t2\n", ("objects.tsv line 2", "column 'labels'")),
+    ("skate\tdata/s.mp4\n", "skate\tdog\t1\n", ("objects.tsv line 2", "masks/box/points")),
+    ("skate\tdata/s.mp4\n", "skate\tdog\t1\tm\t1,2,3,4\n", ("objects.tsv line 2", "column 'masks'", "not both")),
+    ("skate\tdata/s.mp4\n", "skate\tdog\tfirst\tm\n", ("objects.tsv line 2", "column 'order'")),
+    ("skate\tdata/s.mp4\n", "skate\tdog\t1\tm\nskate\tcat\t1\tn\n", ("objects.tsv line 3", "column 'order'", "'dog'")),
+    ("skate\tdata/s.mp4\n", "skate\tdog\t1\tm\nskate\tdog\t2\tn\n", ("objects.tsv line 3", "column 'object'")),
+    ("skate\tdata/s.mp4\n", "walk\tdog\t1\tm\n", ("objects.tsv line 2", "column 'sample'", "skate")),
+    ("skate\tdata/s.mp4\n", "skate\tdog\t1\t\t\t\t\t-1\n", ("objects.tsv line 2", "column 'frame'")),
+    ("skate\tdata/s.mp4\n", "skate\tdog\t1\tm\t\t\t\t\t0\n", ("objects.tsv line 2", "9 cells", "8 columns")),
+])
+def test_a_bad_row_is_named_by_sheet_line_and_column(tmp_path, samples, objects, where):
+    with pytest.raises(SheetError) as error:
+        load_sheets(*write_sheets(tmp_path, samples, objects))
+    for part in where:
+        assert part in str(error.value), (part, str(error.value))
+
+
+def test_config_samples_and_sheets_together_and_no_name_twice(tmp_path):
+    sheets = write_sheets(tmp_path, "skate\tdata/s.mp4\n", "skate\tdog\t1\tm\n")
+    config = {"samples": {"dog": {"video": "v.mp4", "objects": {"dog": {"masks": "m"}}}},
+              "sheets": {"samples": str(sheets[0]), "objects": str(sheets[1])}}
+    assert list(samples_of_config(config)) == ["dog", "skate"]
+    config["samples"]["skate"] = config["samples"].pop("dog")
+    with pytest.raises(SheetError, match="also a sample under `samples:`"):
+        samples_of_config(config)
+
+
+def test_saving_replaces_a_samples_objects_and_keeps_the_rest(tmp_path):
+    sheets = write_sheets(tmp_path, "walk\tdata/w.mp4\n", "walk\tdog\t1\tm\n")
+    objects = [{"name": "board", "box": [10, 20.5, 30, 40], "frame": 2},
+               {"name": "rider", "points": [[5, 6], [7, 8]], "labels": [1, 0], "frame": 0}]
+    rows = save_sample(*sheets, "skate", "data/skate.mp4", objects)
+    assert [row["object"] for row in rows] == ["board", "rider"]
+    samples = load_sheets(*sheets)
+    assert samples["skate"]["objects"] == {"board": {"box": [10, 20.5, 30, 40], "frame": 2},
+                                           "rider": {"points": [[5, 6], [7, 8]], "labels": [1, 0], "frame": 0}}
+    assert samples["walk"]["objects"] == {"dog": {"masks": "m"}}
+    save_sample(*sheets, "skate", "data/skate.mp4", objects[1:])  # saving again replaces the sample's rows
+    assert list(load_sheets(*sheets)["skate"]["objects"]) == ["rider"]
+    assert sheets[0].read_text().startswith("# comment line\n") and sheets[0].read_text().count("\nskate\t") == 1
+    before = [sheet.read_text() for sheet in sheets]
+    with pytest.raises(SheetError, match="column 'object'"):
+        save_sample(*sheets, "skate", "data/skate.mp4", [{"name": "no good", "box": [1, 2, 3, 4]}])
+    assert [sheet.read_text() for sheet in sheets] == before  # nothing written
+
+
+def test_the_workflow_plans_sheet_samples_beside_the_demo(workdir):
+    (workdir / "data" / "board").mkdir(parents=True)
+    (workdir / "data" / "skate.mp4").write_bytes(b"")
+    with open(workdir / "config" / "samples.tsv", "a") as sheet:
+        sheet.write("skate\tdata/skate.mp4\t0\t\t2\n")
+    with open(workdir / "config" / "objects.tsv", "a") as sheet:
+        sheet.write("skate\tboard\t1\tdata/board\n")
+    result = run_snakemake(workdir, "-n", "all")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "results/skate/omnimatte.mp4" in result.stdout and "results/dog/omnimatte.mp4" in result.stdout
+
+
+def test_a_bad_row_stops_the_workflow_before_any_job(workdir):
+    with open(workdir / "config" / "samples.tsv", "a") as sheet:
+        sheet.write("skate\tdata/skate.mp4\t0\t\t-2\n")
+    result = run_snakemake(workdir, "--cores", "1", "all")
+    assert result.returncode != 0
+    message = result.stdout + result.stderr
+    assert "config/samples.tsv line 5 (sample 'skate'), column 'stride'" in message, message[-2000:]
+    assert not (workdir / "results").exists() and not (workdir / "resources").exists()
