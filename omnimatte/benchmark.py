@@ -66,8 +66,8 @@ COLUMNS = (
 
 
 def prepare_synthetic(work: Path, preset: str, n_frames: int, width: int, height: int, trimap_band: int,
-                      device: torch.device, flow_weights: str = "DEFAULT", scale: float = 1.0
-                      ) -> tuple[Clip, VideoTensors, dict]:
+                      device: torch.device, flow_weights: str = "DEFAULT", scale: float = 1.0,
+                      canvas_plate: bool = False) -> tuple[Clip, VideoTensors, dict]:
     """Render a clip, run the flow and homography stages on it, and load it for training.
 
     Returns the clip (with its ground truth), the training tensors and the flow stage's info.
@@ -80,7 +80,7 @@ def prepare_synthetic(work: Path, preset: str, n_frames: int, width: int, height
                          device=str(device))
     run_homography(preset, work / "frames", work / "masks", work / "homography", work / "stabilised.mp4")
     video = load_video(preset, work / "frames", work / "flow", work / "homography", work / "masks",
-                       clip.object_names, trimap_band, device, scale)
+                       clip.object_names, trimap_band, device, scale, canvas_plate)
     return clip, video, flow_info
 
 
@@ -120,7 +120,7 @@ def _round(value: float | None) -> float | None:
 
 
 @torch.no_grad()
-def score_model(model, video: VideoTensors, clip: Clip, refine_alpha: bool = True,
+def score_model(model, video: VideoTensors, clip: Clip, refine_alpha: bool = False,
                 plate_matte_threshold: float = 0.0) -> dict[str, float | None]:
     """The model's layers now, without detail transfer, scored against the clip: the
     per-object means of soft IoU, effect recall and alpha leak, and the background and
@@ -251,7 +251,8 @@ def run_preset(preset: str, suite: Suite, config: TrainConfig, work: Path, devic
         shutil.rmtree(work)
     began = time.perf_counter()
     clip, video, flow_info = prepare_synthetic(work, preset, suite.frames, suite.width, suite.height,
-                                               config.trimap_band, device, flow_weights, config.scale)
+                                               config.trimap_band, device, flow_weights, config.scale,
+                                               config.background == "canvas")
     write_clip(clip, work / "clip")
     curve: list[dict] = []
     clock = {"train": 0.0, "since": time.perf_counter()}

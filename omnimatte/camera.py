@@ -70,11 +70,12 @@ def registered_median(frames: np.ndarray, homographies: np.ndarray, canvas_size:
             kept[t] = inside & ~excluded
     covered = ~np.isnan(stack[..., 0]).all(axis=0)
     plate = np.zeros((height, width, 3), np.float32)
-    plate[covered] = np.nanmedian(stack[:, covered], axis=0)
-    if exclude is not None:
-        clean = kept.any(axis=0)
-        free = np.where(kept[..., None], stack, np.nan)
-        plate[clean] = np.nanmedian(free[:, clean], axis=0)
+    clean = kept.any(axis=0)  # all False without `exclude`
+    plate[covered & ~clean] = np.nanmedian(stack[:, covered & ~clean], axis=0)
+    if clean.any():
+        free = stack[:, clean]
+        free[~kept[:, clean]] = np.nan
+        plate[clean] = np.nanmedian(free, axis=0)
     return plate
 
 

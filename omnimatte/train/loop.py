@@ -30,7 +30,8 @@ def build_model(video: VideoTensors, config: TrainConfig, device: torch.device) 
     """The model the settings describe, for this video, on `device`."""
     # The latent keeps its cells per working-resolution canvas pixel at any training scale.
     model = Omnimatte(video.canvas_size, nf=config.nf, latent_scale=config.latent_scale * config.scale,
-                      seed=config.seed, norm=config.norm, background=config.background, plate=video.plate.cpu(),
+                      seed=config.seed, norm=config.norm, background=config.background,
+                      plate=None if video.plate is None else video.plate.cpu(),
                       num_frames=video.num_frames, camera_adjustment=config.camera_adjustment).to(device)
     if config.channels_last:  # faster on GPUs, and by about a quarter with the CPU's oneDNN convolutions too
         model = model.to(memory_format=torch.channels_last)

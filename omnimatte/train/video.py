@@ -37,7 +37,7 @@ class VideoTensors:
     background_grid: torch.Tensor  # (T, h, w, 2) frame pixel -> canvas, in [-1, 1]
     background_flow: torch.Tensor  # (T, 2, h, w) camera flow t -> t+1
     canvas_size: tuple[int, int]  # the background canvas at the training scale
-    plate: torch.Tensor  # (1, 3, Hc, Wc) in [-1, 1]: the masked median of the registered frames, working resolution
+    plate: torch.Tensor | None  # (1, 3, Hc, Wc) in [-1, 1]: the canvas background's start (masked median), or None
     object_names: list[str]
     output_frames: torch.Tensor  # (T, 3, H, W) the working-resolution frames
     output_grid: torch.Tensor  # (T, H, W, 2) their canvas positions
@@ -93,8 +93,13 @@ def starting_plate(frames: np.ndarray, masks: np.ndarray, homographies: np.ndarr
 
 
 def load_video(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Path, masks_dir: Path,
-               object_names: list[str], trimap_band: int, device: torch.device, scale: float = 1.0) -> VideoTensors:
-    """Read the upstream stages' outputs, check that they agree, and resample them to the training scale."""
+               object_names: list[str], trimap_band: int, device: torch.device, scale: float = 1.0,
+               canvas_plate: bool = False) -> VideoTensors:
+    """Read the upstream stages' outputs, check that they agree, and resample them to the training scale.
+
+    With canvas_plate, also the canvas background's starting plate (the masked registered
+    median: every frame warped into the canvas, so it is only made when it is used).
+    """
     frames = read_frames(frames_dir)
     num_frames, height, width = frames.shape[:3]
     mask_array = _read_masks(sample, masks_dir, object_names, num_frames, height, width)
@@ -121,7 +126,9 @@ def load_video(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pa
         raise StageError(STAGE, sample, f"{len(homographies)} homographies for {num_frames} frames",
                          "rerun the homography stage (snakemake --forcerun homography)")
     canvas_size = (int(canvas["height"]), int(canvas["width"]))
-    plate = starting_plate(frames, mask_array, homographies, canvas_size, margin=max(1, trimap_band // 2))
+    plate = None
+    if canvas_plate:
+        plate = starting_plate(frames, mask_array, homographies, canvas_size, margin=max(1, trimap_band // 2))
 
     def tensor(array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(array)).to(device)
@@ -143,7 +150,7 @@ def load_video(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pa
         background_grid=shrink(output_grid.permute(0, 3, 1, 2), size).permute(0, 2, 3, 1).contiguous(),
         background_flow=shrink(tensor(camera_flow(homographies, height, width)), size) * pixel_scale,
         canvas_size=(max(1, round(canvas_size[0] * scale)), max(1, round(canvas_size[1] * scale))),
-        plate=tensor(plate.transpose(2, 0, 1)[None] / 127.5 - 1.0),
+        plate=None if plate is None else tensor(plate.transpose(2, 0, 1)[None] / 127.5 - 1.0),
         object_names=list(object_names),
         output_frames=output_frames,
         output_grid=output_grid,
