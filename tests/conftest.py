@@ -1,22 +1,13 @@
-"""Shared helpers for tests that run the Snakemake workflow in a scratch working directory."""
+"""Pytest fixtures the test files share (plain helpers live in tests/helpers.py)."""
 
 import logging
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from omnimatte.logs import get_logger
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def run_snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    """Run the repository's Snakefile with `workdir` as working directory; output captured as text."""
-    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir), *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+from tests.helpers import REPO
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from omnimatte.benchmark import SUITES, markdown_table, time_to_quality
 from omnimatte.io import read_png
 from omnimatte.synthetic import PRESETS, render_clip
 from omnimatte.train import CPU_SETTINGS, TrainConfig
-from tests.conftest import REPO, run_snakemake
+from tests.helpers import REPO, run_snakemake
 
 
 def test_suite_overrides_replace_only_what_is_given():

@@ -27,8 +27,7 @@ from omnimatte.edits import (
 )
 from omnimatte.errors import StageError
 from omnimatte.io import read_png, read_video, save_json, write_png
-from tests.conftest import run_snakemake
-from tests.layered import BLUE, H, T, W, Scene, ball_and_box, ball_red, ball_x, colourful_ground, write_scene
+from tests.helpers import BLUE, H, T, W, Scene, ball_and_box, ball_red, ball_x, colourful_ground, run_snakemake, write_scene
 
 
 @pytest.fixture

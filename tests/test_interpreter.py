@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
-from tests.test_workflow import TINY, write_config
+from tests.helpers import REPO, TINY, write_config
 
 
 @pytest.mark.parametrize("path_python", ["another", "none"])

@@ -28,17 +28,7 @@ from omnimatte.edits import (
 from omnimatte.errors import StageError
 from omnimatte.io import list_frames, read_frames, read_png, read_video, write_video
 from omnimatte.report import run_runtimes
-from tests.conftest import run_snakemake
-from tests.test_export import psnr
-from tests.test_workflow import TINY, write_config
-
-HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
-
-
-def write_benchmark(path: Path, seconds: float, rss: str = "512.5") -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(HEADER + f"{seconds}\t0:00:01\t{rss}\t900\t400\t450\t0.1\t2.0\t85.0\t{seconds * 0.9}\n")
-    return path
+from tests.helpers import BENCHMARK_HEADER, TINY, psnr, run_snakemake, write_benchmark, write_config
 
 
 def test_runtimes_plot_and_table(tmp_path: Path):
@@ -59,7 +49,7 @@ def test_runtimes_plot_and_table(tmp_path: Path):
 def test_runtimes_names_an_unreadable_benchmark(tmp_path: Path):
     empty = tmp_path / "benchmarks" / "train" / "clip.tsv"
     empty.parent.mkdir(parents=True)
-    empty.write_text(HEADER)
+    empty.write_text(BENCHMARK_HEADER)
     with pytest.raises(StageError, match="forcerun train"):
         run_runtimes("clip", [empty], tmp_path / "r.png", tmp_path / "r.html")
 

@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import REPO, run_snakemake
-from tests.test_workflow import TINY, write_config
+from tests.helpers import REPO, TINY, run_snakemake, write_config
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from omnimatte.samples import SheetError, load_sheets, save_sample, samples_of_config
-from tests.conftest import run_snakemake
+from tests.helpers import run_snakemake
 
 SAMPLES_HEADER = "sample\tvideo\tstart\tend\tstride\n"
 OBJECTS_HEADER = "sample\tobject\torder\tmasks\tbox\tpoints\tlabels\tframe\n"

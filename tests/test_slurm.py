@@ -20,8 +20,7 @@ import pytest
 import yaml
 
 from omnimatte.io import list_frames
-from tests.conftest import REPO, run_snakemake
-from tests.test_workflow import RULES, TINY, write_config
+from tests.helpers import REPO, RULES, TINY, run_snakemake, write_config
 
 CLUSTER_SCRIPT = REPO / "tests" / "slurm_cluster.sh"
 CPU_PARTITION, GPU_PARTITION = "omnimatte_cpu", "omnimatte_gpu"  # as tests/slurm_cluster.sh names them

@@ -23,8 +23,7 @@ from omnimatte.export import run_export
 from omnimatte.io import load_json, write_video
 from omnimatte.report import run_runtimes
 from omnimatte.stills import MAX_BYTES, make_stills
-from tests.layered import ball_and_box, write_scene
-from tests.test_report import write_benchmark
+from tests.helpers import ball_and_box, write_benchmark, write_scene
 
 
 def finish(root: Path) -> None:

@@ -2,7 +2,6 @@
 
 import json
 import shutil
-import textwrap
 from pathlib import Path
 
 import cv2
@@ -11,22 +10,7 @@ import pytest
 import yaml
 
 from omnimatte.io import list_frames, read_frames, read_png, read_video, write_video
-from tests.conftest import REPO, run_snakemake
-
-TINY = """
-demo:
-  dog: {preset: dog, n_frames: 10, width: 192, height: 112, seed: 0}
-frames: {width: 192}
-train: {steps: 16, batch_size: 2, nf: 8, checkpoint_every: 8, cpu: {steps: 16, batch_size: 2, nf: 8}}
-threads: {flow: 2, masks: 2, train: 2}
-"""
-RULES = ("demo_clip", "frames", "flow", "masks", "homography", "train", "composite", "evaluate")
-
-
-def write_config(workdir: Path, text: str, name: str = "extra.yaml") -> str:
-    path = workdir / "config" / name
-    path.write_text(textwrap.dedent(text))
-    return str(path)
+from tests.helpers import REPO, RULES, TINY, run_snakemake, write_config
 
 
 def test_lint_is_clean(workdir: Path):

@@ -1,11 +1,19 @@
-"""Hand-made finished samples for the edit, export and report tests: exact layers, known answers.
+"""Helpers the test files share, in one module so that no test file imports another
+(pytest fixtures stay in conftest.py).
 
-A scene is written in the output contract's layout (frames/, frames_info.json,
-homography/, omnimatte/), so the edits read it exactly as they read a trained sample.
+* Running the workflow: run_snakemake, the tiny demo's config (.test/config_tiny.yaml,
+  which also runs by hand), the stages it runs, write_config for per-test overrides.
+* Hand-made finished samples for the edit, export and report tests: exact layers, known
+  answers. A scene is written in the output contract's layout (frames/, frames_info.json,
+  homography/, omnimatte/), so the edits read it exactly as they read a trained sample.
+* Snakemake's benchmark TSVs for the runtime report, and psnr.
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +21,47 @@ import cv2
 import numpy as np
 
 from omnimatte.io import save_json, save_npy, write_frames
+
+REPO = Path(__file__).resolve().parents[1]
+
+# ----------------------------------------------------------------- running the workflow
+
+TINY_CONFIG = REPO / ".test" / "config_tiny.yaml"
+TINY = TINY_CONFIG.read_text()  # text, so a test can append its own keys or change a line
+RULES = ("demo_clip", "frames", "flow", "masks", "homography", "train", "composite", "evaluate")
+
+
+def run_snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run the repository's Snakefile with `workdir` as working directory; output captured as text."""
+    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
+def write_config(workdir: Path, text: str, name: str = "extra.yaml") -> str:
+    """Write `text` (dedented) to workdir/config/`name`, for --configfile; returns the path."""
+    path = workdir / "config" / name
+    path.write_text(textwrap.dedent(text))
+    return str(path)
+
+
+# ----------------------------------------------------------------- Snakemake's timings and scores
+
+BENCHMARK_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+
+
+def write_benchmark(path: Path, seconds: float, rss: str = "512.5") -> Path:
+    """A rule's timing file as Snakemake's `benchmark:` writes it, taking `seconds` of wall time."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(BENCHMARK_HEADER + f"{seconds}\t0:00:01\t{rss}\t900\t400\t450\t0.1\t2.0\t85.0\t{seconds * 0.9}\n")
+    return path
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB of two 8-bit images."""
+    return float(10 * np.log10(255.0**2 / np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)))
+
+
+# ----------------------------------------------------------------- hand-made layered scenes
 
 T, H, W = 12, 48, 64
 BLUE = (40, 60, 230)
