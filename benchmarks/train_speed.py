@@ -7,7 +7,7 @@ keeps the two equal), i.e. the full network on a GPU and `train.cpu` on the CPU.
 peak GPU memory and how well the layer matches the truth; at the end, the time to
 quality (the step and training seconds from which the dog's layer holds at least
 --recall-target of its shadow and a soft IoU of at least --iou-target, to the end)
-and the evaluate stage's final scores. Files go to --out: curve.csv, metrics.json,
+and the evaluate stage's final scores. Files go to --out (default results/benchmark/train_speed/): curve.csv, metrics.json,
 evaluation.png (a contact sheet of the layers against the truth) and summary.json.
 
     python benchmarks/train_speed.py                            # the GPU when there is one, else the CPU
@@ -21,7 +21,7 @@ import argparse
 import json
 from pathlib import Path
 
-from omnimatte.benchmark import SUITES, device_name, run_preset
+from omnimatte.benchmark import RESULTS, SUITES, device_name, run_preset
 from omnimatte.devices import resolve_device
 from omnimatte.logs import setup_logging
 
@@ -41,7 +41,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--iou-target", type=float, default=0.8,
                         help="time to quality: soft IoU held from here to the end too (default 0.8)")
     parser.add_argument("--flow-weights", default="DEFAULT", help="RAFT weights (the DIS fallback when unavailable)")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/train_speed"))
+    parser.add_argument("--out", type=Path, default=RESULTS / "train_speed")
     return parser.parse_args()
 
 

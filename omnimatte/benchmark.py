@@ -44,6 +44,8 @@ from omnimatte.train import (
 STAGE = "benchmark"
 log = get_logger(STAGE)
 
+RESULTS = Path("results/benchmark")  # each suite's (and train_speed.py's) own folder under it, beside the samples'
+
 RECALL_TARGET = 0.5  # time-to-quality: until the layers hold half of their effects
 CURVE_METRICS = ("soft_iou", "effect_recall", "alpha_leak", "background_psnr", "reconstruction_psnr")
 # Table columns: (title, key in a result row, format).

@@ -103,13 +103,13 @@ def _evaluate(args: argparse.Namespace, options: dict) -> None:
 
 
 def _benchmark(args: argparse.Namespace, options: dict) -> None:
-    from omnimatte.benchmark import SUITES, run_suite
+    from omnimatte.benchmark import RESULTS, SUITES, run_suite
 
     suite = SUITES[args.suite].with_overrides(frames=args.frames, width=args.width, height=args.height,
                                               steps=args.steps, eval_every=args.eval_every, device=args.device,
                                               train=options)
     presets = args.presets.split(",") if args.presets else None
-    run_suite(suite, Path(args.out or f"benchmarks/{args.suite}"), presets, flow_weights=args.flow_weights)
+    run_suite(suite, Path(args.out) if args.out else RESULTS / args.suite, presets, flow_weights=args.flow_weights)
 
 
 def _layers(args: argparse.Namespace):
@@ -355,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="JPEG or PNG to write")
 
     p = stage("runtimes", _runtimes, "per-stage runtimes of a sample from its benchmark files: a plot and a table")
-    p.add_argument("--benchmarks", required=True, nargs="+", help="benchmarks/{rule}/{video}.tsv files, in stage order")
+    p.add_argument("--benchmarks", required=True, nargs="+", help="logs/benchmarks/{rule}/{video}.tsv files, in stage order")
     p.add_argument("--out-plot", required=True)
     p.add_argument("--out-table", required=True)
 
@@ -368,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--suite", choices=["fast", "full"], default="fast",
                    help="fast: CPU, small clips, few steps; full: GPU, the paper's settings")
     p.add_argument("--presets", help="comma-separated presets to run (default: all)")
-    p.add_argument("--out", help="output folder (default: benchmarks/SUITE)")
+    p.add_argument("--out", help="output folder (default: results/benchmark/SUITE)")
     p.add_argument("--frames", type=int, help="override the suite's frames per clip")
     p.add_argument("--width", type=int, help="override the suite's frame width")
     p.add_argument("--height", type=int, help="override the suite's frame height")

@@ -12,7 +12,7 @@ rule demo_clip:
     log:
         "logs/demo_clip/{demo}.log",
     benchmark:
-        "benchmarks/demo_clip/{demo}.tsv"
+        "logs/benchmarks/demo_clip/{demo}.tsv"
     conda:
         "../../envs/video.yaml"
     shell:

@@ -14,7 +14,7 @@ rule remove:
     log:
         "logs/remove/{video}/{object}.log",
     benchmark:
-        "benchmarks/remove/{video}/{object}.tsv"
+        "logs/benchmarks/remove/{video}/{object}.tsv"
     conda:
         "../../envs/video.yaml"
     shell:
@@ -35,7 +35,7 @@ rule colorpop:
     log:
         "logs/colorpop/{video}/{objects}.log",
     benchmark:
-        "benchmarks/colorpop/{video}/{objects}.tsv"
+        "logs/benchmarks/colorpop/{video}/{objects}.tsv"
     conda:
         "../../envs/video.yaml"
     shell:
@@ -58,7 +58,7 @@ rule stroboscope:
     log:
         "logs/stroboscope/{video}/{object}.log",
     benchmark:
-        "benchmarks/stroboscope/{video}/{object}.tsv"
+        "logs/benchmarks/stroboscope/{video}/{object}.tsv"
     conda:
         "../../envs/video.yaml"
     shell:
@@ -81,7 +81,7 @@ rule replace_background:
     log:
         "logs/replace_background/{video}/{background}.log",
     benchmark:
-        "benchmarks/replace_background/{video}/{background}.tsv"
+        "logs/benchmarks/replace_background/{video}/{background}.tsv"
     conda:
         "../../envs/video.yaml"
     shell:
@@ -103,7 +103,7 @@ rule shift:
     log:
         "logs/shift/{video}/{object}.log",
     benchmark:
-        "benchmarks/shift/{video}/{object}.tsv"
+        "logs/benchmarks/shift/{video}/{object}.tsv"
     conda:
         "../../envs/video.yaml"
     shell:
@@ -125,7 +125,7 @@ rule freeze:
     log:
         "logs/freeze/{video}/{object}.log",
     benchmark:
-        "benchmarks/freeze/{video}/{object}.tsv"
+        "logs/benchmarks/freeze/{video}/{object}.tsv"
     conda:
         "../../envs/video.yaml"
     shell:

@@ -19,7 +19,7 @@ rule evaluate:
     log:
         "logs/evaluate/{video}.log",
     benchmark:
-        "benchmarks/evaluate/{video}.tsv"
+        "logs/benchmarks/evaluate/{video}.tsv"
     conda:
         "../../envs/video.yaml"
     shell:

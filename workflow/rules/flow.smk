@@ -22,7 +22,7 @@ rule flow:
     log:
         "logs/flow/{video}.log",
     benchmark:
-        "benchmarks/flow/{video}.tsv"
+        "logs/benchmarks/flow/{video}.tsv"
     conda:
         "../../envs/torch.yaml"
     shell:

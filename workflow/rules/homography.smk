@@ -17,7 +17,7 @@ rule homography:
     log:
         "logs/homography/{video}.log",
     benchmark:
-        "benchmarks/homography/{video}.tsv"
+        "logs/benchmarks/homography/{video}.tsv"
     conda:
         "../../envs/video.yaml"
     shell:

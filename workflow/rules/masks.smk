@@ -30,7 +30,7 @@ rule masks:
     log:
         "logs/masks/{video}.log",
     benchmark:
-        "benchmarks/masks/{video}.tsv"
+        "logs/benchmarks/masks/{video}.tsv"
     conda:
         "../../envs/torch.yaml"
     shell:

@@ -13,7 +13,7 @@ rule contact_sheet:
     log:
         "logs/contact_sheet/{video}/{sheet}.log",
     benchmark:
-        "benchmarks/contact_sheet/{video}/{sheet}.tsv"
+        "logs/benchmarks/contact_sheet/{video}/{sheet}.tsv"
     conda:
         "../../envs/video.yaml"
     shell:
@@ -32,7 +32,7 @@ rule runtimes:
     log:
         "logs/runtimes/{video}.log",
     benchmark:
-        "benchmarks/runtimes/{video}.tsv"
+        "logs/benchmarks/runtimes/{video}.tsv"
     conda:
         "../../envs/video.yaml"
     shell:
