@@ -212,7 +212,7 @@ def _pick(args: argparse.Namespace, options: dict) -> None:
 
 
 def _contact_sheet(args: argparse.Namespace, options: dict) -> None:
-    from omnimatte.composite import contact_sheet
+    from omnimatte.report import contact_sheet
 
     contact_sheet(Path(args.video), Path(args.out), **options)
 

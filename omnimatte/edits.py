@@ -21,6 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from omnimatte.errors import StageError
+from omnimatte.imaging import over, premultiply, to_uint8
 from omnimatte.io import SourceAudio, list_frames, load_json, read_png, write_png, write_video
 from omnimatte.logs import get_logger
 
@@ -116,23 +117,6 @@ class Camera:
         """An image laid over the whole canvas, as frame t sees it; `size` is the frame's (width, height)."""
         return cv2.warpPerspective(image, np.linalg.inv(self.homographies[t]), size, flags=cv2.INTER_LINEAR,
                                    borderMode=cv2.BORDER_REPLICATE)
-
-
-def premultiply(rgba: np.ndarray) -> np.ndarray:
-    """Straight-alpha uint8 RGBA to premultiplied float32 in [0, 1]."""
-    layer = rgba.astype(np.float32) / 255.0
-    layer[..., :3] *= layer[..., 3:]
-    return layer
-
-
-def over(base: np.ndarray, layer: np.ndarray) -> np.ndarray:
-    """A premultiplied layer (H, W, 4) over an opaque RGB image (H, W, 3)."""
-    return layer[..., :3] + (1.0 - layer[..., 3:]) * base
-
-
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    """Float in [0, 1] to uint8, rounded."""
-    return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
 def grey(image: np.ndarray) -> np.ndarray:

@@ -13,8 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from omnimatte.composite import label, over_checkerboard
 from omnimatte.errors import StageError
+from omnimatte.imaging import label, over_checkerboard
 from omnimatte.io import list_frames, read_png, read_video, write_image
 from omnimatte.logs import get_logger
 

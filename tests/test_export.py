@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from omnimatte import export as export_module
-from omnimatte.edits import premultiply
 from omnimatte.errors import StageError
 from omnimatte.export import recompose, run_export, transfer_detail, upsample
+from omnimatte.imaging import premultiply, psnr
 from omnimatte.io import has_encoder, read_frames, read_video, write_frames, write_video
 from omnimatte.synthetic import Clip, render_clip
 
@@ -48,10 +48,6 @@ def write_sample(clip: Clip, root: Path, selection: slice = slice(None)) -> dict
                  [cv2.resize(clip.background[t], WORKING, interpolation=cv2.INTER_AREA) for t in picked])
     return {"source_width": SOURCE[0], "source_height": SOURCE[1], "start": picked.start, "end": picked.stop,
             "stride": picked.step, "fps": 24.0 / picked.step, "count": len(picked)}
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return float(10 * np.log10(255.0**2 / np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)))
 
 
 def test_transfer_detail_composites_back_exactly_and_spares_hidden_layers():

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from omnimatte.composite import contact_sheet
 from omnimatte.edits import (
     Camera,
     Layers,
@@ -26,10 +25,10 @@ from omnimatte.edits import (
     stroboscope_image,
 )
 from omnimatte.errors import StageError
+from omnimatte.imaging import psnr
 from omnimatte.io import list_frames, read_frames, read_png, read_video, write_video
-from omnimatte.report import run_runtimes
+from omnimatte.report import contact_sheet, run_runtimes
 from tests.conftest import run_snakemake
-from tests.test_export import psnr
 from tests.test_workflow import TINY, write_config
 
 HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
