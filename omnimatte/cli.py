@@ -131,9 +131,9 @@ def _remove(args: argparse.Namespace, options: dict) -> None:
 
 
 def _colorpop(args: argparse.Namespace, options: dict) -> None:
-    from omnimatte.edits import run_colour_pop
+    from omnimatte.edits import run_colorpop
 
-    run_colour_pop(_layers(args), Path(args.frames), args.keep.split(","), Path(args.out),
+    run_colorpop(_layers(args), Path(args.frames), args.keep.split(","), Path(args.out),
                    **_timing(args, "edits", with_sound=True))
 
 

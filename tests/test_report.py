@@ -14,11 +14,11 @@ import pytest
 from omnimatte.edits import (
     Camera,
     Layers,
-    colour_pop,
+    colorpop,
     frozen,
-    new_background,
     remove_object,
     replace_background,
+    replacement_background,
     retime,
     shifted,
     stroboscope_frames,
@@ -94,8 +94,8 @@ edits: {shift: 3, freeze: 2, stroboscope: {interval: 3}}
     layers = Layers("dog", dog / "omnimatte", ["dog"])
     camera = Camera.load(dog / "homography")
     frames = read_frames(dog / "frames")
-    green = new_background(layers, camera, colour=[0, 177, 64])
-    expected = {"remove_dog": remove_object(layers, "dog"), "colorpop_dog": colour_pop(layers, dog / "frames", ["dog"]),
+    green = replacement_background(layers, camera, color=[0, 177, 64])
+    expected = {"remove_dog": remove_object(layers, "dog"), "colorpop_dog": colorpop(layers, dog / "frames", ["dog"]),
                 "stroboscope_dog": stroboscope_frames(layers, camera, "dog", 3),
                 "shift_dog": retime(layers, camera, "dog", shifted(count, 3)),
                 "freeze_dog": retime(layers, camera, "dog", frozen(2)),
