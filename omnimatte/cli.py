@@ -134,7 +134,7 @@ def _colorpop(args: argparse.Namespace, options: dict) -> None:
     from omnimatte.edits import run_colorpop
 
     run_colorpop(_layers(args), Path(args.frames), args.keep.split(","), Path(args.out),
-                   **_timing(args, "edits", with_sound=True))
+                 **_timing(args, "edits", with_sound=True))
 
 
 def _stroboscope(args: argparse.Namespace, options: dict) -> None:

@@ -283,7 +283,7 @@ def run_remove(layers: Layers, removed: str, out_path: Path, fps: float | Fracti
 
 
 def run_colorpop(layers: Layers, frames_dir: Path, kept: list[str], out_path: Path, fps: float | Fraction,
-                   audio: SourceAudio | None = None) -> int:
+                 audio: SourceAudio | None = None) -> int:
     return write_edit(layers.sample, f"colour pop {'+'.join(kept)}", colorpop(layers, frames_dir, kept),
                       layers.num_frames, out_path, fps, audio)
 
