@@ -24,9 +24,10 @@ import torch
 
 from omnimatte.devices import resolve_device
 from omnimatte.errors import StageError
-from omnimatte.evaluate import LAYER_SCORES, layer_scores, psnr, run_evaluate, visibility
+from omnimatte.evaluate import LAYER_SCORES, layer_scores, run_evaluate, visibility
 from omnimatte.flow import run_flow
 from omnimatte.homography import run_homography
+from omnimatte.imaging import psnr
 from omnimatte.io import atomic_path, save_json, write_frames
 from omnimatte.logs import get_logger
 from omnimatte.synthetic import PRESETS, Clip, render_clip, write_clip

@@ -12,6 +12,11 @@ import cv2
 import numpy as np
 
 
+def translation(dx: float, dy: float) -> np.ndarray:
+    """The 3x3 homography that moves every point by (dx, dy): how a canvas or a sprite is offset."""
+    return np.array([[1.0, 0.0, dx], [0.0, 1.0, dy], [0.0, 0.0, 1.0]])
+
+
 def canvas_coordinates(homographies: np.ndarray, frame_height: int, frame_width: int) -> np.ndarray:
     """Canvas pixel position (x, y) of every frame pixel, (T,H,W,2) float32: where to sample the background."""
     ys, xs = np.mgrid[0:frame_height, 0:frame_width].astype(np.float64)

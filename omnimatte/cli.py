@@ -131,10 +131,10 @@ def _remove(args: argparse.Namespace, options: dict) -> None:
 
 
 def _colorpop(args: argparse.Namespace, options: dict) -> None:
-    from omnimatte.edits import run_colour_pop
+    from omnimatte.edits import run_colorpop
 
-    run_colour_pop(_layers(args), Path(args.frames), args.keep.split(","), Path(args.out),
-                   **_timing(args, "edits", with_sound=True))
+    run_colorpop(_layers(args), Path(args.frames), args.keep.split(","), Path(args.out),
+                 **_timing(args, "edits", with_sound=True))
 
 
 def _stroboscope(args: argparse.Namespace, options: dict) -> None:
@@ -212,7 +212,7 @@ def _pick(args: argparse.Namespace, options: dict) -> None:
 
 
 def _contact_sheet(args: argparse.Namespace, options: dict) -> None:
-    from omnimatte.composite import contact_sheet
+    from omnimatte.report import contact_sheet
 
     contact_sheet(Path(args.video), Path(args.out), **options)
 

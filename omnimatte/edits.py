@@ -21,6 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from omnimatte.errors import StageError
+from omnimatte.imaging import over, premultiply, to_uint8
 from omnimatte.io import SourceAudio, list_frames, load_json, read_png, write_png, write_video
 from omnimatte.logs import get_logger
 
@@ -118,23 +119,6 @@ class Camera:
                                    borderMode=cv2.BORDER_REPLICATE)
 
 
-def premultiply(rgba: np.ndarray) -> np.ndarray:
-    """Straight-alpha uint8 RGBA to premultiplied float32 in [0, 1]."""
-    layer = rgba.astype(np.float32) / 255.0
-    layer[..., :3] *= layer[..., 3:]
-    return layer
-
-
-def over(base: np.ndarray, layer: np.ndarray) -> np.ndarray:
-    """A premultiplied layer (H, W, 4) over an opaque RGB image (H, W, 3)."""
-    return layer[..., :3] + (1.0 - layer[..., 3:]) * base
-
-
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    """Float in [0, 1] to uint8, rounded."""
-    return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-
-
 def grey(image: np.ndarray) -> np.ndarray:
     """The luma of an RGB image in all three channels."""
     return np.repeat((image @ LUMA)[..., None], 3, axis=2)
@@ -163,7 +147,7 @@ def remove_object(layers: Layers, removed: str) -> Iterator[np.ndarray]:
         yield to_uint8(image)
 
 
-def colour_pop(layers: Layers, frames_dir: Path, kept: list[str]) -> Iterator[np.ndarray]:
+def colorpop(layers: Layers, frames_dir: Path, kept: list[str]) -> Iterator[np.ndarray]:
     """The input frames in colour where the kept layers show (their alpha, so their effects too), grey elsewhere.
 
     A kept layer hidden behind another object's layer turns grey where it is hidden.
@@ -221,8 +205,8 @@ def stroboscope_frames(layers: Layers, camera: Camera, strobed: str, interval: i
         yield to_uint8(image)
 
 
-def new_background(layers: Layers, camera: Camera, colour: list[int] | None = None, image_path: Path | None = None,
-                   follow_camera: bool = True) -> Callable[[int], np.ndarray]:
+def replacement_background(layers: Layers, camera: Camera, color: list[int] | None = None,
+                           image_path: Path | None = None, follow_camera: bool = True) -> Callable[[int], np.ndarray]:
     """Frame t's view of a replacement background: a flat colour, or an image.
 
     An image that follows the camera covers the whole background canvas and is seen
@@ -230,11 +214,11 @@ def new_background(layers: Layers, camera: Camera, colour: list[int] | None = No
     otherwise it fills the frame and stays fixed on screen.
     """
     size = (layers.width, layers.height)
-    if (colour is None) == (image_path is None):
+    if (color is None) == (image_path is None):
         raise StageError(STAGE, layers.sample, "a replacement background needs exactly one of `color` and `image`",
                          "give each entry under edits.backgrounds either color: [r, g, b] or image: path")
-    if colour is not None:
-        plate = np.broadcast_to(np.asarray(colour, np.float32) / 255.0, (layers.height, layers.width, 3))
+    if color is not None:
+        plate = np.broadcast_to(np.asarray(color, np.float32) / 255.0, (layers.height, layers.width, 3))
         return lambda t: plate
     if not Path(image_path).is_file():
         raise StageError(STAGE, layers.sample, f"background image {image_path} does not exist",
@@ -298,9 +282,9 @@ def run_remove(layers: Layers, removed: str, out_path: Path, fps: float | Fracti
                       out_path, fps, audio)
 
 
-def run_colour_pop(layers: Layers, frames_dir: Path, kept: list[str], out_path: Path, fps: float | Fraction,
-                   audio: SourceAudio | None = None) -> int:
-    return write_edit(layers.sample, f"colour pop {'+'.join(kept)}", colour_pop(layers, frames_dir, kept),
+def run_colorpop(layers: Layers, frames_dir: Path, kept: list[str], out_path: Path, fps: float | Fraction,
+                 audio: SourceAudio | None = None) -> int:
+    return write_edit(layers.sample, f"colour pop {'+'.join(kept)}", colorpop(layers, frames_dir, kept),
                       layers.num_frames, out_path, fps, audio)
 
 
@@ -322,7 +306,7 @@ def run_stroboscope(layers: Layers, camera: Camera, strobed: str, image_path: Pa
 def run_replace_background(layers: Layers, camera: Camera, out_path: Path, fps: float | Fraction,
                            audio: SourceAudio | None = None, color: list[int] | None = None,
                            image: str | None = None, follow_camera: bool = True) -> int:
-    background = new_background(layers, camera, color, Path(image) if image else None, follow_camera)
+    background = replacement_background(layers, camera, color, Path(image) if image else None, follow_camera)
     return write_edit(layers.sample, "new background", replace_background(layers, background), layers.num_frames,
                       out_path, fps, audio)
 

@@ -20,10 +20,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from omnimatte.composite import label, over_checkerboard, tile
 from omnimatte.errors import StageError
 from omnimatte.camera import registered_median, view_canvas
 from omnimatte.homography import load_homographies
+from omnimatte.imaging import label, over_checkerboard, psnr, tile, to_uint8
 from omnimatte.io import list_frames, load_json, read_frames, save_json, write_png
 from omnimatte.logs import get_logger
 
@@ -51,12 +51,6 @@ def alpha_leak(alpha: np.ndarray, truth: np.ndarray, weight: np.ndarray | float 
     """Alpha beyond the true layer's, relative to the true layer's total alpha."""
     total = (weight * truth).sum()
     return float((weight * np.clip(alpha - truth, 0, None)).sum() / total) if total > 0 else float("nan")
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB of two uint8 image stacks."""
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float(10 * np.log10(255.0**2 / max(mse, 1e-12)))
 
 
 def visibility(true_alphas: list[np.ndarray]) -> list[np.ndarray]:
@@ -99,9 +93,6 @@ def contact_sheet(frames: np.ndarray, background: np.ndarray, clean: np.ndarray,
             image = cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_AREA)
         return label(image, text)
 
-    def grey(alpha: np.ndarray) -> np.ndarray:
-        return np.clip(np.rint(alpha * 255), 0, 255).astype(np.uint8)
-
     panels = []
     for t in np.linspace(0, len(frames) - 1, SHEET_FRAMES + 2)[1:-1].round().astype(int):
         panels += [panel(frames[t], f"input {t}"), panel(background[t], "background"),
@@ -109,7 +100,8 @@ def contact_sheet(frames: np.ndarray, background: np.ndarray, clean: np.ndarray,
                    panel(clean[t], "clean plate")]
         for name, rgba in layers.items():
             share = np.clip(effects[name][t] / np.maximum(truths[name][t], 1e-6), 0, 1)  # of the alpha, the effect's
-            truth = grey(truths[name][t][..., None] * np.stack([1 - 0.7 * share, 1 - 0.7 * share, np.ones_like(share)], -1))
+            tint = np.stack([1 - 0.7 * share, 1 - 0.7 * share, np.ones_like(share)], -1)
+            truth = to_uint8(truths[name][t][..., None] * tint, half_even=True)
             alpha = rgba[t][..., 3].astype(np.float32) / 255
             panels += [panel(over_checkerboard(rgba[t]), f"layer: {name}"), panel(rgba[t][..., 3], "alpha"),
                        panel(truth, "true alpha (effect blue)"),

@@ -27,9 +27,10 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from omnimatte.edits import Layers, over, to_uint8
+from omnimatte.edits import Layers
 from omnimatte.errors import StageError
 from omnimatte.frames import decode_frames, frame_rate, source_audio
+from omnimatte.imaging import over, psnr_from_mse, to_uint8
 from omnimatte.io import atomic_dir, frame_name, has_encoder, read_png, read_video, save_json, write_alpha_video, write_png
 from omnimatte.logs import get_logger
 
@@ -134,7 +135,7 @@ def run_export(sample: str, video: Path, frames_info: dict, omnimatte_dir: Path,
             write_alpha_video(tmp / "layers" / f"{name}.mov", tmp / "layers" / name, fps, audio)
             check_alpha(sample, tmp / "layers" / f"{name}.mov", tmp / "layers" / name / frame_name(0))
         write_alpha_video(tmp / "background.mov", tmp / "background", fps, audio)
-        recomposition_psnr = float(10 * np.log10(255.0**2 / max(squared_error / count, 1e-12)))
+        recomposition_psnr = psnr_from_mse(squared_error / count)
         info = {"sample": sample, "objects": list(object_names), "source_video": str(video),
                 "width": size[0], "height": size[1], "working_width": layers.width, "working_height": layers.height,
                 "count": count, "fps": float(fps), "frame_rate": f"{fps.numerator}/{fps.denominator}",

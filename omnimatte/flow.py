@@ -37,6 +37,7 @@ from tqdm import tqdm
 
 from omnimatte.devices import resolve_device
 from omnimatte.errors import StageError
+from omnimatte.imaging import draw_label
 from omnimatte.io import (
     frame_name,
     list_frames,
@@ -295,16 +296,6 @@ def flow_to_color(flow: np.ndarray, max_magnitude: float) -> np.ndarray:
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
 
 
-def _put_label(image: np.ndarray, text: str, origin: tuple[int, int], scale: float, box: bool = True) -> None:
-    """White text, on a dark box by default so it reads on any panel."""
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    if box:
-        (text_w, text_h), baseline = cv2.getTextSize(text, font, scale, 1)
-        x, y = origin
-        cv2.rectangle(image, (x - 2, y - text_h - 2), (x + text_w + 2, y + baseline), (0, 0, 0), cv2.FILLED)
-    cv2.putText(image, text, origin, font, scale, (255, 255, 255), 1, cv2.LINE_AA)
-
-
 def preview_frame(frame: np.ndarray, flow: np.ndarray, confidence: np.ndarray, title: str, index: int, max_magnitude: float, warn: bool) -> np.ndarray:
     """One preview image: a title bar over [frame t | forward flow colour | confidence]."""
     height, width = frame.shape[:2]
@@ -316,8 +307,8 @@ def preview_frame(frame: np.ndarray, flow: np.ndarray, confidence: np.ndarray, t
     image[:bar] = (150, 30, 30) if warn else (40, 40, 40)
     for i, (panel, caption) in enumerate(zip(panels, captions)):
         image[bar:, i * width : (i + 1) * width] = panel
-        _put_label(image, caption, (i * width + 4, bar + height - 5), scale)
-    _put_label(image, title, (4, bar - 6), scale, box=False)
+        draw_label(image, caption, (i * width + 4, bar + height - 5), scale)
+    draw_label(image, title, (4, bar - 6), scale, box=None)
     return image
 
 

@@ -24,8 +24,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from omnimatte.camera import translation
 from omnimatte.errors import StageError
 from omnimatte.frames import UPSCALE_WARNING
+from omnimatte.imaging import draw_label
 from omnimatte.io import (
     frame_name,
     list_frames,
@@ -311,10 +313,6 @@ def _frame_corners(width: int, height: int) -> np.ndarray:
     return np.array([[0, 0, 1], [width, 0, 1], [width, height, 1], [0, height, 1]], dtype=np.float64)
 
 
-def _translation(dx: float, dy: float) -> np.ndarray:
-    return np.array([[1, 0, dx], [0, 1, dy], [0, 0, 1]], dtype=np.float64)
-
-
 def _round_up(value: float, multiple: int) -> int:
     return int(math.ceil(value / multiple) * multiple)
 
@@ -344,7 +342,7 @@ def _fit_canvas(
             f"(limit {max_canvas_scale:g}x); the homographies probably drift",
             "check the object masks and the failed pairs in the log; for a genuinely long pan raise max_canvas_scale",
         )
-    offset = _translation(-low[0], -low[1])
+    offset = translation(-low[0], -low[1])
     homographies = np.einsum("ij,tjk->tik", offset, chained)
     homographies /= homographies[:, 2:3, 2:3]
     return homographies, canvas_w, canvas_h, [float(-low[0]), float(-low[1])]
@@ -384,11 +382,9 @@ def render_preview(
         cv2.polylines(canvas, [outline], isClosed=True, color=colour, thickness=2, lineType=cv2.LINE_AA)
 
         bar = np.full((PREVIEW_BAR, size[0], 3), 16, dtype=np.uint8)
-        label = f"{sample} frame {t:05d}".strip()
-        cv2.putText(bar, label, (6, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (235, 235, 235), 1, cv2.LINE_AA)
+        text_w = draw_label(bar, f"{sample} frame {t:05d}".strip(), (6, 17), 0.5, colour=(235, 235, 235), box=None)
         if t in fallback:
-            (text_w, _), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
-            cv2.putText(bar, "FALLBACK", (16 + text_w, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 40, 40), 2, cv2.LINE_AA)
+            draw_label(bar, "FALLBACK", (16 + text_w, 17), 0.5, colour=(255, 40, 40), thickness=2, box=None)
         yield np.concatenate([bar, canvas], axis=0)
 
 

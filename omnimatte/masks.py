@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from omnimatte.devices import resolve_device
 from omnimatte.errors import StageError
+from omnimatte.imaging import LABEL_PAD, draw_label, text_size
 from omnimatte.io import (
     atomic_dir,
     atomic_path,
@@ -511,7 +512,7 @@ def compose_preview(frame: np.ndarray, masks: Sequence[np.ndarray], names: Seque
         inside = mask.astype(bool)
         out[inside] = 0.55 * out[inside] + 0.45 * colour
     out = out.astype(np.uint8)
-    font, font_scale = cv2.FONT_HERSHEY_SIMPLEX, max(0.45, size[0] / 1000)
+    font_scale = max(0.45, size[0] / 1000)
     thickness = max(1, round(font_scale * 2))
     for i, (mask, name) in enumerate(zip(big_masks, names)):
         colour = PALETTE[i % len(PALETTE)]
@@ -520,12 +521,14 @@ def compose_preview(frame: np.ndarray, masks: Sequence[np.ndarray], names: Seque
         ys, xs = np.nonzero(mask)
         if ys.size == 0:
             continue
-        (text_w, text_h), base = cv2.getTextSize(name, font, font_scale, thickness)
-        x = int(np.clip(xs.min(), 0, max(0, size[0] - text_w - 6)))
-        y = int(ys.min()) - 4 if ys.min() - text_h - base - 6 >= 0 else int(ys.min()) + text_h + base + 6
-        y = min(y, size[1] - base - 2)
-        cv2.rectangle(out, (x, y - text_h - base - 2), (x + text_w + 6, y + 2), colour, -1)
-        cv2.putText(out, name, (x + 3, y - base + 1), font, font_scale, (0, 0, 0), thickness, cv2.LINE_AA)
+        # The name's box sits just above the mask, or just inside its top when there is no room above.
+        text_w, text_h, base = text_size(name, font_scale, thickness)
+        box_w, box_h = text_w + 2 * LABEL_PAD[0], text_h + base + 2 * LABEL_PAD[1]
+        left = int(np.clip(xs.min(), 0, max(0, size[0] - box_w)))
+        top = int(ys.min()) - 2 - box_h if ys.min() - 2 - box_h >= 0 else int(ys.min()) + 4
+        top = min(top, size[1] - box_h)
+        draw_label(out, name, (left + LABEL_PAD[0], top + LABEL_PAD[1] + text_h), font_scale, colour=(0, 0, 0),
+                   thickness=thickness, box=colour)
     return out
 
 

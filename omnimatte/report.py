@@ -1,9 +1,11 @@
-"""Per-stage runtimes of a sample, from the benchmark files Snakemake writes, for the report.
+"""The report's figures: contact sheets of the videos, and per-stage runtimes from the benchmark files.
 
-Every rule writes logs/benchmarks/{rule}/{video}.tsv (wall seconds, CPU seconds, peak
-memory, ...); this draws them as one bar chart and one table per sample, so a user
-sees where the time went (usually the train stage) and how much memory each stage
-needed when sizing a cluster job.
+A report page cannot play every video, so each one it shows (the overview, the mask
+and flow previews) gets a still of a few frames. Every rule writes
+logs/benchmarks/{rule}/{video}.tsv (wall seconds, CPU seconds, peak memory, ...); this
+draws them as one bar chart and one table per sample, so a user sees where the time
+went (usually the train stage) and how much memory each stage needed when sizing a
+cluster job.
 """
 
 from __future__ import annotations
@@ -12,12 +14,37 @@ import csv
 import html
 from pathlib import Path
 
+import cv2
+import numpy as np
+
 from omnimatte.errors import StageError
-from omnimatte.io import atomic_path
+from omnimatte.imaging import draw_label
+from omnimatte.io import atomic_path, read_video, write_image
 from omnimatte.logs import get_logger
 
 STAGE = "runtimes"
-log = get_logger(STAGE)
+log = get_logger("report")
+
+
+def contact_sheet(video_path: Path, out_path: Path, count: int = 4, max_width: int = 1400) -> np.ndarray:
+    """`count` evenly spaced frames of a video stacked top to bottom, each under a bar with its frame number.
+
+    A still that a report shows in place of the video; frames wider than `max_width`
+    are scaled down. Written as JPEG or PNG by the suffix of `out_path`.
+    """
+    frames = read_video(video_path)
+    picks = np.unique(np.linspace(0, len(frames) - 1, min(count, len(frames))).round().astype(int))
+    scale = min(1.0, max_width / frames.shape[2])
+    size = (round(frames.shape[2] * scale), round(frames.shape[1] * scale))
+    parts = []
+    for t in picks:
+        bar = np.full((22, size[0], 3), 40, np.uint8)
+        draw_label(bar, f"frame {t} of {len(frames)}", (6, 16), 0.5, box=None)
+        parts += [bar, cv2.resize(frames[t], size, interpolation=cv2.INTER_AREA)]
+    sheet = np.concatenate(parts, axis=0)
+    write_image(out_path, sheet)
+    log.info("wrote %s (frames %s of %s)", out_path, ", ".join(map(str, picks)), video_path)
+    return sheet
 
 
 def read_benchmark(path: Path) -> dict:

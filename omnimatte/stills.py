@@ -13,8 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from omnimatte.composite import label, over_checkerboard
 from omnimatte.errors import StageError
+from omnimatte.imaging import label, over_checkerboard
 from omnimatte.io import list_frames, read_png, read_video, write_image
 from omnimatte.logs import get_logger
 
@@ -80,13 +80,13 @@ def make_stills(results: Path, out: Path, object_name: str | None = None, frame:
 
     edit = results / "edits"
     source = read_png(inputs[t])
-    colour_pop, background = first("colorpop_*.mp4"), first("background_*.mp4")
+    colorpop, background = first("colorpop_*.mp4"), first("background_*.mp4")
     shift, freeze = edit / f"shift_{object_name}.mp4", edit / f"freeze_{object_name}.mp4"
     stills = {
         "overview.jpg": row([video_frame(results / "omnimatte.mp4")], [None], 2 * max_width),  # labelled already
         "remove.jpg": row([source, video_frame(edit / f"remove_{object_name}.mp4")],
                           ["input", f"remove_{object_name}.mp4"], max_width),
-        "colorpop.jpg": row([source, video_frame(colour_pop)], ["input", colour_pop.name], max_width),
+        "colorpop.jpg": row([source, video_frame(colorpop)], ["input", colorpop.name], max_width),
         "stroboscope.jpg": row([read_png(needed(edit / f"stroboscope_{object_name}.png"))],
                                [f"stroboscope_{object_name}.png"], max_width),
         "background.jpg": row([source, video_frame(background)], ["input", background.name], max_width),

@@ -6,7 +6,7 @@
 * Hand-made finished samples for the edit, export and report tests: exact layers, known
   answers. A scene is written in the output contract's layout (frames/, frames_info.json,
   homography/, omnimatte/), so the edits read it exactly as they read a trained sample.
-* Snakemake's benchmark TSVs for the runtime report, and psnr.
+* Snakemake's benchmark TSVs for the runtime report.
 """
 
 from __future__ import annotations
@@ -54,11 +54,6 @@ def write_benchmark(path: Path, seconds: float, rss: str = "512.5") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(BENCHMARK_HEADER + f"{seconds}\t0:00:01\t{rss}\t900\t400\t450\t0.1\t2.0\t85.0\t{seconds * 0.9}\n")
     return path
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB of two 8-bit images."""
-    return float(10 * np.log10(255.0**2 / np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)))
 
 
 # ----------------------------------------------------------------- hand-made layered scenes

@@ -12,11 +12,11 @@ from omnimatte.cli import main
 from omnimatte.edits import (
     Camera,
     Layers,
-    colour_pop,
+    colorpop,
     frozen,
-    new_background,
     remove_object,
     replace_background,
+    replacement_background,
     retime,
     run_remove,
     run_retime,
@@ -72,9 +72,9 @@ def test_removal_video(toy, tmp_path):
     assert np.abs(video[5, 16:24, ball_x(5) + 2:ball_x(5) + 6] - (ball_red(5), 30, 30)).mean() < 12
 
 
-def test_colour_pop_is_grey_outside_the_kept_layers_and_coloured_in_them(toy):
+def test_colorpop_is_grey_outside_the_kept_layers_and_coloured_in_them(toy):
     scene, root = toy
-    out = np.stack(list(colour_pop(open_layers(root), root / "frames", ["ball"]))).astype(int)
+    out = np.stack(list(colorpop(open_layers(root), root / "frames", ["ball"]))).astype(int)
     ball_alpha, box_alpha = scene.layers["ball"][..., 3] / 255.0, scene.layers["box"][..., 3] / 255.0
     shown = ball_alpha * (1 - box_alpha)  # the ball's share of each pixel, after the box in front
     outside = shown == 0
@@ -89,9 +89,9 @@ def test_colour_pop_is_grey_outside_the_kept_layers_and_coloured_in_them(toy):
     assert (out[10, 14:26, x:x + 8, 0] == out[10, 14:26, x:x + 8, 2]).all()
 
 
-def test_colour_pop_of_two_objects_keeps_both(toy):
+def test_colorpop_of_two_objects_keeps_both(toy):
     scene, root = toy
-    out = list(colour_pop(open_layers(root), root / "frames", ["ball", "box"]))[2]
+    out = list(colorpop(open_layers(root), root / "frames", ["ball", "box"]))[2]
     assert (out[12:28, 42:50] == BLUE).all()
     assert out[16, ball_x(2) + 2, 0] == ball_red(2)
 
@@ -155,30 +155,31 @@ def test_a_layer_from_another_frame_follows_the_camera(tmp_path):
     assert np.abs(frozen_post.astype(int) - scene.frames).max() <= 1  # a still object frozen is the object as filmed
 
 
-def test_new_background_colour_and_camera_following_image(tmp_path):
+def test_replacement_background_color_and_camera_following_image(tmp_path):
     scene = panning_scene()
     root = write_scene(scene, tmp_path / "pan")
     layers, camera = Layers("pan", root / "omnimatte", ["post"]), Camera(scene.homographies, scene.canvas_size)
-    green = np.stack(list(replace_background(layers, new_background(layers, camera, colour=[0, 177, 64]))))
+    green = np.stack(list(replace_background(layers, replacement_background(layers, camera, color=[0, 177, 64]))))
     assert (green[:, :8] == (0, 177, 64)).all()
     assert (green[3, 10:40, 34:40] == (250, 200, 0)).all()
     picture = colourful_ground(H, W + 2 * T, seed=5)
     write_png(tmp_path / "picture.png", picture)
-    follows = np.stack(list(replace_background(layers, new_background(layers, camera, image_path=tmp_path / "picture.png"))))
+    follows = np.stack(list(replace_background(
+        layers, replacement_background(layers, camera, image_path=tmp_path / "picture.png"))))
     for t in (0, 5):
         assert np.abs(follows[t, :, :20].astype(int) - picture[:, 2 * t:2 * t + 20]).max() <= 1
     fixed = np.stack(list(replace_background(
-        layers, new_background(layers, camera, image_path=tmp_path / "picture.png", follow_camera=False))))
+        layers, replacement_background(layers, camera, image_path=tmp_path / "picture.png", follow_camera=False))))
     assert (fixed[0, :, :20] == fixed[5, :, :20]).all()
     with pytest.raises(StageError, match="does not exist"):
-        new_background(layers, camera, image_path=tmp_path / "missing.jpg")
+        replacement_background(layers, camera, image_path=tmp_path / "missing.jpg")
 
 
-def test_shadow_darkens_the_new_background(toy):
+def test_shadow_darkens_the_replacement_background(toy):
     scene, root = toy
     layers = open_layers(root)
-    out = list(replace_background(layers, new_background(layers, Camera(scene.homographies, scene.canvas_size),
-                                                         colour=[200, 200, 200])))
+    camera = Camera(scene.homographies, scene.canvas_size)
+    out = list(replace_background(layers, replacement_background(layers, camera, color=[200, 200, 200])))
     x = ball_x(4)
     assert np.abs(out[4][34, x + 5].astype(int) - 100).max() <= 1  # half-alpha black over grey 200
 
@@ -241,3 +242,4 @@ def test_edits_rule_plans_every_edit_of_every_sample(workdir: Path):
     for target in ("remove_dog.mp4", "colorpop_dog.mp4", "stroboscope_dog.png", "stroboscope_dog.mp4",
                    "shift_dog.mp4", "freeze_dog.mp4", "background_green.mp4"):
         assert f"results/dog/edits/{target}" in result.stdout, target
+    assert "rule retime:" in result.stdout and "rule shift:" not in result.stdout  # one rule retimes both ways

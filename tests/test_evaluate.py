@@ -16,11 +16,11 @@ from omnimatte.evaluate import (
     alpha_leak,
     effect_recall,
     evaluate,
-    psnr,
     soft_iou,
     visibility,
 )
 from omnimatte.camera import registered_median, view_canvas
+from omnimatte.imaging import psnr
 from omnimatte.io import read_png, save_json, write_frames
 from omnimatte.synthetic import render_clip, write_clip
 

@@ -14,12 +14,11 @@ import numpy as np
 import pytest
 
 from omnimatte import export as export_module
-from omnimatte.edits import premultiply
 from omnimatte.errors import StageError
 from omnimatte.export import recompose, run_export, transfer_detail, upsample
+from omnimatte.imaging import premultiply, psnr
 from omnimatte.io import has_encoder, read_frames, read_video, write_frames, write_video
 from omnimatte.synthetic import Clip, render_clip
-from tests.helpers import psnr
 
 SOURCE = (128, 80)  # the source video's width and height
 WORKING = (64, 40)

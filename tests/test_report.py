@@ -11,24 +11,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from omnimatte.composite import contact_sheet
 from omnimatte.edits import (
     Camera,
     Layers,
-    colour_pop,
+    colorpop,
     frozen,
-    new_background,
     remove_object,
     replace_background,
+    replacement_background,
     retime,
     shifted,
     stroboscope_frames,
     stroboscope_image,
 )
 from omnimatte.errors import StageError
+from omnimatte.imaging import psnr
 from omnimatte.io import list_frames, read_frames, read_png, read_video, write_video
-from omnimatte.report import run_runtimes
-from tests.helpers import BENCHMARK_HEADER, TINY, psnr, run_snakemake, write_benchmark, write_config
+from omnimatte.report import contact_sheet, run_runtimes
+from tests.helpers import BENCHMARK_HEADER, TINY, run_snakemake, write_benchmark, write_config
 
 
 def test_runtimes_plot_and_table(tmp_path: Path):
@@ -85,8 +85,8 @@ edits: {shift: 3, freeze: 2, stroboscope: {interval: 3}}
     layers = Layers("dog", dog / "omnimatte", ["dog"])
     camera = Camera.load(dog / "homography")
     frames = read_frames(dog / "frames")
-    green = new_background(layers, camera, colour=[0, 177, 64])
-    expected = {"remove_dog": remove_object(layers, "dog"), "colorpop_dog": colour_pop(layers, dog / "frames", ["dog"]),
+    green = replacement_background(layers, camera, color=[0, 177, 64])
+    expected = {"remove_dog": remove_object(layers, "dog"), "colorpop_dog": colorpop(layers, dog / "frames", ["dog"]),
                 "stroboscope_dog": stroboscope_frames(layers, camera, "dog", 3),
                 "shift_dog": retime(layers, camera, "dog", shifted(count, 3)),
                 "freeze_dog": retime(layers, camera, "dog", frozen(2)),

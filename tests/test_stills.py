@@ -12,7 +12,7 @@ from omnimatte.composite import run_composite
 from omnimatte.edits import (
     Camera,
     Layers,
-    run_colour_pop,
+    run_colorpop,
     run_remove,
     run_replace_background,
     run_retime,
@@ -32,7 +32,7 @@ def finish(root: Path) -> None:
     edits = root / "edits"
     run_composite("toy", root / "frames", root / "omnimatte", ["ball", "box"], root / "omnimatte.mp4", fps=24)
     run_remove(layers, "ball", edits / "remove_ball.mp4", fps=24)
-    run_colour_pop(layers, root / "frames", ["ball"], edits / "colorpop_ball.mp4", fps=24)
+    run_colorpop(layers, root / "frames", ["ball"], edits / "colorpop_ball.mp4", fps=24)
     run_stroboscope(layers, camera, "ball", edits / "stroboscope_ball.png", edits / "stroboscope_ball.mp4", fps=24,
                     interval=4)
     run_replace_background(layers, camera, edits / "background_green.mp4", fps=24, color=[0, 177, 64])

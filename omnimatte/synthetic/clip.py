@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from omnimatte.camera import translation
+from omnimatte.imaging import to_uint8
 from omnimatte.synthetic.camera_paths import CameraPath, film_ground
 from omnimatte.synthetic.effects import Placement
 from omnimatte.synthetic.presets import PRESETS
-from omnimatte.synthetic.primitives import translation
 from omnimatte.synthetic.scene import Actor
 
 MIN_FRAMES = 8
@@ -77,10 +78,6 @@ def _check_args(preset: str, n_frames: int, width: int, height: int, seed: int) 
         raise ValueError(f"seed must be non-negative, got {seed}")
 
 
-def _to_u8(image: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
-
-
 def _render_actor(actor: Actor, camera: CameraPath, t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Layer (straight RGBA, float), the object's own alpha and the effect-only alpha of one actor at frame t."""
     size = (camera.width, camera.height)
@@ -129,16 +126,16 @@ def render_clip(preset: str = "dog", n_frames: int = 48, width: int = 448, heigh
     effects = {n: np.empty(shape, np.uint8) for n in names}
     masks = {n: np.empty(shape, np.uint8) for n in names}
     for t in range(n_frames):
-        background[t] = _to_u8(film_ground(scene.ground, scene.camera, t))
+        background[t] = to_uint8(film_ground(scene.ground, scene.camera, t), half_even=True)
         drawn = [_render_actor(actor, scene.camera, t) for actor in scene.actors]
         composite = background[t].astype(np.float32)
         for i, (name, (layer, own, effect)) in enumerate(zip(names, drawn)):
             visible = own
             for front, _, _ in drawn[i + 1:]:
                 visible = visible * (1.0 - front[..., 3])
-            q = _to_u8(layer)
+            q = to_uint8(layer, half_even=True)
             q[q[..., 3] == 0] = 0
-            layers[name][t], effects[name][t] = q, _to_u8(effect)
+            layers[name][t], effects[name][t] = q, to_uint8(effect, half_even=True)
             masks[name][t] = cv2.dilate((visible > 0.05).astype(np.uint8) * 255, dilate)
             # The frame is made from the quantized ground truth, so it reproduces exactly.
             a = q[..., 3:].astype(np.float32) / 255.0

@@ -1,5 +1,5 @@
 """Small helpers the textures, sprites, camera and effects share: points through 3x3
-matrices, smoothstep, value noise and cv2's fixed-point drawing coordinates."""
+matrices (translations come from omnimatte.camera), smoothstep, value noise and cv2's fixed-point drawing coordinates."""
 
 from __future__ import annotations
 
@@ -10,10 +10,6 @@ import numpy as np
 
 SHIFT = 4  # fixed-point bits for sub-pixel cv2 drawing
 _ONE = 1 << SHIFT
-
-
-def translation(dx: float, dy: float) -> np.ndarray:
-    return np.array([[1.0, 0.0, dx], [0.0, 1.0, dy], [0.0, 0.0, 1.0]])
 
 
 def transform_point(matrix: np.ndarray, x: float, y: float) -> tuple[float, float]:

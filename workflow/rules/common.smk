@@ -53,6 +53,7 @@ wildcard_constraints:
     object="[A-Za-z0-9_-]+",
     objects="[A-Za-z0-9_+-]+",
     background="[A-Za-z0-9_-]+",
+    retiming="shift|freeze",
     sheet="overview|masks|flow",
 
 

@@ -1,6 +1,7 @@
 # What users do with the layers: object removal, colour pop, stroboscope, a new background
-# and retiming, one MP4 per edit under results/{video}/edits/. `snakemake edits` makes the
-# set that the config's `edits` section and each sample's `edit_objects` describe.
+# and retiming (shift_ and freeze_, one rule), one MP4 per edit under results/{video}/edits/.
+# `snakemake edits` makes the set that the config's `edits` section and each sample's
+# `edit_objects` describe.
 
 
 rule remove:
@@ -90,42 +91,20 @@ rule replace_background:
         " --options {params.options} --out {output.video:q} --log {log:q}"
 
 
-rule shift:
+rule retime:
     input:
         unpack(edit_inputs),
     output:
-        video=report("results/{video}/edits/shift_{object}.mp4", caption="../report/retime.rst",
+        video=report("results/{video}/edits/{retiming}_{object}.mp4", caption="../report/retime.rst",
                      category="{video}", subcategory="Edits"),
     params:
         objects=object_names,
         homography=lambda wildcards: f"results/{wildcards.video}/homography",
-        options=shlex.quote(json.dumps({"shift": config["edits"]["shift"]})),
+        options=lambda wildcards: shlex.quote(json.dumps({wildcards.retiming: config["edits"][wildcards.retiming]})),
     log:
-        "logs/shift/{video}/{object}.log",
+        "logs/retime/{video}/{retiming}_{object}.log",
     benchmark:
-        "logs/benchmarks/shift/{video}/{object}.tsv"
-    conda:
-        "../../envs/video.yaml"
-    shell:
-        "$OMNIMATTE_PYTHON -m omnimatte retime --sample {wildcards.video} --omnimatte {input.omnimatte:q} --objects {params.objects:q}"
-        " --frames-info {input.info:q} --homography {params.homography:q} --object {wildcards.object}"
-        " --options {params.options} --out {output.video:q} --log {log:q}"
-
-
-rule freeze:
-    input:
-        unpack(edit_inputs),
-    output:
-        video=report("results/{video}/edits/freeze_{object}.mp4", caption="../report/retime.rst",
-                     category="{video}", subcategory="Edits"),
-    params:
-        objects=object_names,
-        homography=lambda wildcards: f"results/{wildcards.video}/homography",
-        options=shlex.quote(json.dumps({"freeze": config["edits"]["freeze"]})),
-    log:
-        "logs/freeze/{video}/{object}.log",
-    benchmark:
-        "logs/benchmarks/freeze/{video}/{object}.tsv"
+        "logs/benchmarks/retime/{video}/{retiming}_{object}.tsv"
     conda:
         "../../envs/video.yaml"
     shell:
