@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
+from omnimatte.camera import Camera
 from omnimatte.cli import main
 from omnimatte.edits import (
-    Camera,
     Layers,
     colour_pop,
     frozen,
@@ -99,7 +99,7 @@ def test_colour_pop_of_two_objects_keeps_both(toy):
 
 def test_stroboscope_still_has_one_copy_per_interval_in_time_order(toy):
     scene, root = toy
-    layers, camera = open_layers(root), Camera(scene.homographies, scene.canvas_size)
+    layers, camera = open_layers(root), Camera(scene.homographies, scene.canvas_size[::-1])
     still = stroboscope_image(layers, camera, "ball", interval=4, frame=6)
     assert red_blobs(still, scene.background[6]) == 3  # frames 0, 4 and 8
     for source in (0, 4, 8):
@@ -112,7 +112,7 @@ def test_stroboscope_still_has_one_copy_per_interval_in_time_order(toy):
 
 def test_stroboscope_video_leaves_copies_behind(toy, tmp_path):
     scene, root = toy
-    layers, camera = open_layers(root), Camera(scene.homographies, scene.canvas_size)
+    layers, camera = open_layers(root), Camera(scene.homographies, scene.canvas_size[::-1])
     frames = list(stroboscope_frames(layers, camera, "ball", interval=4))
     # the live ball, and the copies from frames 0 and 4 once it has passed them
     assert [red_blobs(frames[t], scene.background[t]) for t in (0, 3, 5, 7)] == [1, 2, 2, 3]
@@ -123,7 +123,7 @@ def test_stroboscope_video_leaves_copies_behind(toy, tmp_path):
 
 def test_shift_and_freeze_move_one_layer_in_time(toy, tmp_path):
     scene, root = toy
-    layers, camera = open_layers(root), Camera(scene.homographies, scene.canvas_size)
+    layers, camera = open_layers(root), Camera(scene.homographies, scene.canvas_size[::-1])
     late = list(retime(layers, camera, "ball", shifted(T, 3)))
     for t in (0, 2, 3, 7):
         source = max(t - 3, 0)
@@ -151,7 +151,7 @@ def panning_scene() -> Scene:
 def test_a_layer_from_another_frame_follows_the_camera(tmp_path):
     scene = panning_scene()
     root = write_scene(scene, tmp_path / "pan")
-    layers, camera = Layers("pan", root / "omnimatte", ["post"]), Camera(scene.homographies, scene.canvas_size)
+    layers, camera = Layers("pan", root / "omnimatte", ["post"]), Camera(scene.homographies, scene.canvas_size[::-1])
     frozen_post = np.stack(list(retime(layers, camera, "post", frozen(0))))
     assert np.abs(frozen_post.astype(int) - scene.frames).max() <= 1  # a still object frozen is the object as filmed
 
@@ -159,7 +159,7 @@ def test_a_layer_from_another_frame_follows_the_camera(tmp_path):
 def test_new_background_colour_and_camera_following_image(tmp_path):
     scene = panning_scene()
     root = write_scene(scene, tmp_path / "pan")
-    layers, camera = Layers("pan", root / "omnimatte", ["post"]), Camera(scene.homographies, scene.canvas_size)
+    layers, camera = Layers("pan", root / "omnimatte", ["post"]), Camera(scene.homographies, scene.canvas_size[::-1])
     green = np.stack(list(replace_background(layers, new_background(layers, camera, colour=[0, 177, 64]))))
     assert (green[:, :8] == (0, 177, 64)).all()
     assert (green[3, 10:40, 34:40] == (250, 200, 0)).all()
@@ -178,7 +178,7 @@ def test_new_background_colour_and_camera_following_image(tmp_path):
 def test_shadow_darkens_the_new_background(toy):
     scene, root = toy
     layers = open_layers(root)
-    out = list(replace_background(layers, new_background(layers, Camera(scene.homographies, scene.canvas_size),
+    out = list(replace_background(layers, new_background(layers, Camera(scene.homographies, scene.canvas_size[::-1]),
                                                          colour=[200, 200, 200])))
     x = ball_x(4)
     assert np.abs(out[4][34, x + 5].astype(int) - 100).max() <= 1  # half-alpha black over grey 200
