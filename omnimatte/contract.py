@@ -1,7 +1,7 @@
 """The output contract: the files each stage writes under results/{video}/, and loaders that check what they read.
 
-The package names these files only here, so a stage, the command line and the tests
-cannot disagree on where a file is. The rule files spell the same paths as strings
+The stages and the command line name these files through here, so the stage that
+writes a file and the ones that read it cannot disagree on where it is. The rule files spell the same paths as strings
 (Snakemake needs them); tests/test_contract.py keeps them in step with this module.
 Each loader stops with a StageError that names the file, what is wrong with it and
 which stage to rerun, instead of an IndexError deep inside the stage that read it.
