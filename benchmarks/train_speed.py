@@ -1,8 +1,10 @@
 """Training speed and time-to-quality of the train stage on the demo clip, scored against its ground truth.
 
-Trains the demo (the `dog` preset, 48 frames at 448x256) with the pipeline's default
-train settings for the device: TrainConfig's, which config/config.yaml repeats (a test
-keeps the two equal), i.e. the full network on a GPU and `train.cpu` on the CPU. Every
+Trains the demo (the `dog` preset, 48 frames at 448x256) with the code's default train
+settings for the device (TrainConfig's: the full network on a GPU, CPU_SETTINGS on the
+CPU). It does not read config/config.yaml: the shipped train section equals these
+defaults (a test keeps them equal), but your edits there do not apply here; give
+them with --set. Every
 --eval-every steps it prints training seconds (scoring left out), steps per second,
 peak GPU memory and how well the layer matches the truth; at the end, the time to
 quality (the step and training seconds from which the dog's layer holds at least
@@ -35,7 +37,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--height", type=int, help="default: the demo's 256")
     parser.add_argument("--eval-every", type=int, help="score the layers every this many steps (default 250)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
-                        help="a train setting over the pipeline's, e.g. --set steps=2000 (repeatable)")
+                        help="a train setting over TrainConfig's defaults, e.g. --set steps=2000 (repeatable)")
     parser.add_argument("--recall-target", type=float, default=0.9,
                         help="time to quality: effect recall held from here to the end (default 0.9)")
     parser.add_argument("--iou-target", type=float, default=0.8,

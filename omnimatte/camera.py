@@ -3,10 +3,14 @@
 The homography stage maps every frame into one background canvas: H_t takes frame
 pixel (x, y, 1) to canvas pixel coordinates. Everything here derives from that one
 convention: where a frame's pixels land on the canvas, the camera's own flow between
-frames, the canvas as each frame sees it, and the registered median of the frames.
+frames, the canvas as each frame sees it, a layer carried from one frame's view into
+another's, and the registered median of the frames. The contract's `load_camera`
+reads a sample's homographies into a Camera.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -15,6 +19,31 @@ import numpy as np
 def translation(dx: float, dy: float) -> np.ndarray:
     """The 3x3 homography that moves every point by (dx, dy): how a canvas or a sprite is offset."""
     return np.array([[1.0, 0.0, dx], [0.0, 1.0, dy], [0.0, 0.0, 1.0]])
+
+
+@dataclass(frozen=True)
+class Camera:
+    """A sample's homographies (T,3,3) float64, frame pixel -> canvas pixel, and its canvas's (height, width)."""
+
+    homographies: np.ndarray
+    canvas_size: tuple[int, int]
+
+    def frame_to_frame(self, source: int, target: int) -> np.ndarray:
+        """The 3x3 map from frame `source`'s pixels to frame `target`'s."""
+        return np.linalg.inv(self.homographies[target]) @ self.homographies[source]
+
+    def carry(self, image: np.ndarray, source: int, target: int) -> np.ndarray:
+        """A premultiplied layer of frame `source` as frame `target` would see it (transparent where unseen)."""
+        matrix = self.frame_to_frame(source, target)
+        if np.allclose(matrix, np.eye(3), atol=1e-6):
+            return image
+        height, width = image.shape[:2]
+        return cv2.warpPerspective(image, matrix, (width, height), flags=cv2.INTER_LINEAR,
+                                   borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+    def view(self, canvas: np.ndarray, t: int, frame_height: int, frame_width: int) -> np.ndarray:
+        """Frame t's view of an image laid over the whole canvas, in the image's dtype."""
+        return frame_view(canvas, self.homographies[t], frame_height, frame_width)
 
 
 def canvas_coordinates(homographies: np.ndarray, frame_height: int, frame_width: int) -> np.ndarray:
@@ -84,9 +113,13 @@ def registered_median(frames: np.ndarray, homographies: np.ndarray, canvas_size:
     return plate
 
 
+def frame_view(canvas: np.ndarray, homography: np.ndarray, frame_height: int, frame_width: int) -> np.ndarray:
+    """One frame's view of a canvas image, sampled where its homography maps each pixel; edges extend outward."""
+    xy = canvas_coordinates(homography[None], frame_height, frame_width)[0]
+    return cv2.remap(canvas, xy[..., 0], xy[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
 def view_canvas(canvas: np.ndarray, homographies: np.ndarray, frame_height: int, frame_width: int) -> np.ndarray:
-    """Each frame's view of a canvas image: uint8 (T,H,W,3), sampled where the homographies map each pixel."""
-    coords = canvas_coordinates(homographies, frame_height, frame_width)
-    views = [cv2.remap(canvas, xy[..., 0], xy[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-             for xy in coords]
+    """Each frame's view of a canvas image in [0, 255]: uint8 (T,H,W,3)."""
+    views = [frame_view(canvas, matrix, frame_height, frame_width) for matrix in homographies]
     return np.clip(np.rint(np.stack(views)), 0, 255).astype(np.uint8)

@@ -13,21 +13,22 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from omnimatte.contract import FlowFiles, HomographyFiles, load_frames_info
 from omnimatte.errors import StageError
 from omnimatte.logs import setup_logging
 
 DEFAULT_CONFIG = "config/config.yaml"
 
 
-def _frames_info(path: str) -> dict:
-    return json.loads(Path(path).read_text())
+def _frames_info(args: argparse.Namespace, stage: str) -> dict:
+    return load_frames_info(stage, args.sample, Path(args.frames_info))
 
 
 def _timing(args: argparse.Namespace, stage: str, with_sound: bool = False) -> dict:
     """The exact frame rate of the sample's frames, and for videos that span the clip the source's sound."""
     from omnimatte.frames import frame_rate, source_audio
 
-    info = _frames_info(args.frames_info)
+    info = _frames_info(args, stage)
     timing = {"fps": frame_rate(info)}
     if with_sound:
         timing["audio"] = source_audio(stage, args.sample, info)
@@ -49,26 +50,26 @@ def _frames(args: argparse.Namespace, options: dict) -> None:
 def _flow(args: argparse.Namespace, options: dict) -> None:
     from omnimatte.flow import run_flow
 
-    fps = _frames_info(args.frames_info)["fps"]
+    fps = _frames_info(args, "flow")["fps"]
     run_flow(args.sample, Path(args.frames), Path(args.out), Path(args.preview), fps=fps, **options)
 
 
 def _masks(args: argparse.Namespace, options: dict) -> None:
     from omnimatte.masks import run_masks
 
-    info = _frames_info(args.frames_info)
-    flow_dir = Path(args.flow) if args.flow else None
+    info = _frames_info(args, "masks")
+    flow = FlowFiles(Path(args.flow)) if args.flow else None
     run_masks(args.sample, Path(args.frames), json.loads(args.objects), Path(args.out), Path(args.preview),
               frames_info=info,
-              forward_flow=flow_dir / "forward.npy" if flow_dir else None,
-              backward_flow=flow_dir / "backward.npy" if flow_dir else None,
+              forward_flow=flow.forward if flow else None,
+              backward_flow=flow.backward if flow else None,
               fps=info["fps"], **options)
 
 
 def _homography(args: argparse.Namespace, options: dict) -> None:
     from omnimatte.homography import run_homography
 
-    info = _frames_info(args.frames_info)
+    info = _frames_info(args, "homography")
     run_homography(args.sample, Path(args.frames), Path(args.masks) if args.masks else None, Path(args.out),
                    Path(args.preview), fps=info["fps"], upscale=info["width"] / (info.get("source_width") or info["width"]),
                    **options)
@@ -90,7 +91,7 @@ def _composite(args: argparse.Namespace, options: dict) -> None:
 
     notes = flow_notes(Path(args.flow_info)) if args.flow_info else []
     run_composite(args.sample, Path(args.frames), Path(args.omnimatte), args.objects.split(","), Path(args.out),
-                  notes=notes, **_timing(args, "composite"), **options)
+                  notes=notes, **_timing(args, "composite"))
 
 
 def _evaluate(args: argparse.Namespace, options: dict) -> None:
@@ -118,10 +119,10 @@ def _layers(args: argparse.Namespace):
     return Layers(args.sample, Path(args.omnimatte), args.objects.split(","))
 
 
-def _camera(args: argparse.Namespace):
-    from omnimatte.edits import Camera
+def _camera(args: argparse.Namespace, num_frames: int):
+    from omnimatte.contract import load_camera
 
-    return Camera.load(Path(args.homography))
+    return load_camera("edits", args.sample, HomographyFiles(Path(args.homography)), num_frames)
 
 
 def _remove(args: argparse.Namespace, options: dict) -> None:
@@ -140,27 +141,31 @@ def _colorpop(args: argparse.Namespace, options: dict) -> None:
 def _stroboscope(args: argparse.Namespace, options: dict) -> None:
     from omnimatte.edits import run_stroboscope
 
-    run_stroboscope(_layers(args), _camera(args), args.object, Path(args.out_image), Path(args.out),
+    layers = _layers(args)
+    run_stroboscope(layers, _camera(args, layers.num_frames), args.object, Path(args.out_image), Path(args.out),
                     **_timing(args, "edits"), **options)
 
 
 def _replace_background(args: argparse.Namespace, options: dict) -> None:
     from omnimatte.edits import run_replace_background
 
-    run_replace_background(_layers(args), _camera(args), Path(args.out),
+    layers = _layers(args)
+    run_replace_background(layers, _camera(args, layers.num_frames), Path(args.out),
                            **_timing(args, "edits", with_sound=True), **options)
 
 
 def _retime(args: argparse.Namespace, options: dict) -> None:
     from omnimatte.edits import run_retime
 
-    run_retime(_layers(args), _camera(args), args.object, Path(args.out), **_timing(args, "edits"), **options)
+    layers = _layers(args)
+    run_retime(layers, _camera(args, layers.num_frames), args.object, Path(args.out), **_timing(args, "edits"),
+               **options)
 
 
 def _export(args: argparse.Namespace, options: dict) -> None:
     from omnimatte.export import run_export
 
-    run_export(args.sample, Path(args.video), _frames_info(args.frames_info), Path(args.omnimatte),
+    run_export(args.sample, Path(args.video), _frames_info(args, "export"), Path(args.omnimatte),
                args.objects.split(","), Path(args.out), **options)
 
 
@@ -239,14 +244,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="omnimatte", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def stage(name: str, handler: Callable, help_text: str, sample: bool = True) -> argparse.ArgumentParser:
+    def stage(name: str, handler: Callable, help_text: str, sample: bool = True,
+              settings: bool = True) -> argparse.ArgumentParser:
+        """A subcommand; one without `settings` refuses --options (main says so) rather than ignore it."""
         p = sub.add_parser(name, help=help_text, description=help_text)
         if sample:
             p.add_argument("--sample", required=True, help="sample name, used in messages")
-        p.add_argument("--options", default="{}", help="JSON object of the stage's settings (see config/config.yaml)")
+        p.add_argument("--options", default="{}" if settings else None,
+                       help="JSON object of the stage's settings (see config/config.yaml)" if settings else argparse.SUPPRESS)
         p.add_argument("--log", help="append the log to this file as well as stderr")
         p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
-        p.set_defaults(handler=handler)
+        p.set_defaults(handler=handler, settings=settings)
         return p
 
     p = stage("demo", _demo, "generate a synthetic clip with ground-truth layers", sample=False)
@@ -287,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="omnimatte folder to write (layers/, background/, reconstruction/)")
     p.add_argument("--train-dir", required=True, help="folder for checkpoints, loss curves and the model")
 
-    p = stage("composite", _composite, "the overview video omnimatte.mp4")
+    p = stage("composite", _composite, "the overview video omnimatte.mp4", settings=False)
     p.add_argument("--frames", required=True)
     p.add_argument("--frames-info", required=True)
     p.add_argument("--omnimatte", required=True)
@@ -295,7 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--flow-info", help="the flow stage's info.json, to note a fallback in the video")
     p.add_argument("--out", required=True)
 
-    p = stage("evaluate", _evaluate, "score the layers against ground truth (synthetic clips) into metrics.json")
+    p = stage("evaluate", _evaluate, "score the layers against ground truth (synthetic clips) into metrics.json",
+              settings=False)
     p.add_argument("--omnimatte", required=True)
     p.add_argument("--frames", required=True)
     p.add_argument("--ground-truth", required=True, help="folder with background/, layers/, effects/")
@@ -305,8 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sheet", help="PNG to draw: a few frames of layer vs true alpha, with error maps")
     p.add_argument("--out", required=True)
 
-    def edit(name: str, handler: Callable, help_text: str, camera: bool = True) -> argparse.ArgumentParser:
-        p = stage(name, handler, help_text)
+    def edit(name: str, handler: Callable, help_text: str, camera: bool = True,
+             settings: bool = True) -> argparse.ArgumentParser:
+        p = stage(name, handler, help_text, settings=settings)
         p.add_argument("--omnimatte", required=True, help="the sample's omnimatte folder (layers/, background/)")
         p.add_argument("--objects", required=True, help="comma-separated object names, back to front")
         p.add_argument("--frames-info", required=True, help="frames_info.json, for the frame rate")
@@ -315,10 +325,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--out", required=True, help="the MP4 to write")
         return p
 
-    p = edit("remove", _remove, "the video without one object and its effects (shadow, reflection)", camera=False)
+    p = edit("remove", _remove, "the video without one object and its effects (shadow, reflection)", camera=False,
+             settings=False)
     p.add_argument("--object", required=True, help="the object to remove")
 
-    p = edit("colorpop", _colorpop, "the video in grey except the kept objects and their effects", camera=False)
+    p = edit("colorpop", _colorpop, "the video in grey except the kept objects and their effects", camera=False,
+             settings=False)
     p.add_argument("--frames", required=True, help="the sample's frames, which are kept in colour")
     p.add_argument("--keep", required=True, help="comma-separated objects to keep in colour")
 
@@ -342,7 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="export folder to write")
 
     p = stage("pick", _pick, "draw each object's prompt on a video's frames in a local web page and save them as rows "
-              "of the sample sheets (config/samples.tsv, config/objects.tsv)", sample=False)
+              "of the sample sheets (config/samples.tsv, config/objects.tsv)", sample=False, settings=False)
     p.add_argument("video", nargs="?", help="a new video to pick objects in (its sample is named after the file)")
     p.add_argument("--sample", help="the sample's name: one already in the sheet, or the name for the new video")
     p.add_argument("--config", action="append", help=f"the workflow config(s) for the sheets and the SAM checkpoint "
@@ -354,7 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--video", required=True)
     p.add_argument("--out", required=True, help="JPEG or PNG to write")
 
-    p = stage("runtimes", _runtimes, "per-stage runtimes of a sample from its benchmark files: a plot and a table")
+    p = stage("runtimes", _runtimes, "per-stage runtimes of a sample from its benchmark files: a plot and a table",
+              settings=False)
     p.add_argument("--benchmarks", required=True, nargs="+", help="logs/benchmarks/{rule}/{video}.tsv files, in stage order")
     p.add_argument("--out-plot", required=True)
     p.add_argument("--out-table", required=True)
@@ -377,21 +390,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="override the suite's device (cpu, cuda, auto)")
     p.add_argument("--flow-weights", default="DEFAULT", help="RAFT weights (the DIS fallback when unavailable)")
 
-    p = stage("download-sam", _download_sam, "download SAM weights (needs internet)", sample=False)
+    p = stage("download-sam", _download_sam, "download SAM weights (needs internet)", sample=False, settings=False)
     p.add_argument("--url", required=True)
     p.add_argument("--dest", required=True)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.settings and args.options is not None:
+        parser.error(f"`omnimatte {args.command}` has no settings, so --options would be ignored: leave it out")
     log = setup_logging(args.log)
     if args.threads > 0:
         import torch
 
         torch.set_num_threads(args.threads)
     try:
-        options = json.loads(args.options)
+        options = json.loads(args.options) if args.settings else {}
         if not isinstance(options, dict):
             raise ValueError("--options must be a JSON object")
         args.handler(args, options)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from omnimatte.contract import OmnimatteFiles
 from omnimatte.errors import StageError
 from omnimatte.imaging import label, over_checkerboard, tile
 from omnimatte.io import list_frames, read_png, write_video
@@ -27,14 +28,13 @@ def run_composite(sample: str, frames_dir: Path, omnimatte_dir: Path, object_nam
                   fps: float | Fraction, notes: list[str] | None = None) -> int:
     """Write the overview video at the frames' exact rate; `notes` (e.g. 'flow: DIS fallback') are printed under the input."""
     frames = list_frames(frames_dir)
-    omnimatte_dir = Path(omnimatte_dir)
-    sources = {"reconstruction": list_frames(omnimatte_dir / "reconstruction"),
-               "background": list_frames(omnimatte_dir / "background")}
+    omnimatte = OmnimatteFiles(Path(omnimatte_dir))
+    sources = {"reconstruction": list_frames(omnimatte.reconstruction), "background": list_frames(omnimatte.background)}
     for name in object_names:
-        sources[name] = list_frames(omnimatte_dir / "layers" / name / "rgba")
+        sources[name] = list_frames(omnimatte.layer(name))
     for key, paths in sources.items():
         if len(paths) != len(frames):
-            raise StageError(STAGE, sample, f"{len(paths)} '{key}' images for {len(frames)} frames in {omnimatte_dir}",
+            raise StageError(STAGE, sample, f"{len(paths)} '{key}' images for {len(frames)} frames in {omnimatte.folder}",
                              "rerun the train stage (snakemake --forcerun train)")
     columns = max(3, 2 * len(object_names)) if len(object_names) > 1 else 3
 

@@ -13,6 +13,8 @@ from typing import Any
 #: The pattern the schema gives sample, object and background names (they become folder and file names).
 NAME_PATTERN = "^[A-Za-z0-9_-]+$"
 NAME_RULE = "names may hold only letters (A-Z, a-z), digits, '_' and '-' (no spaces, dots or other signs)"
+#: Said by the config check, the sheets and the masks stage alike: an object's masks come from one place.
+MASKS_OR_PROMPT = "give either `masks` (a mask folder) or a prompt (box/points), not both"
 
 
 def _where(path: Any) -> str:

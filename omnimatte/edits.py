@@ -20,9 +20,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from omnimatte.camera import Camera
+from omnimatte.contract import OmnimatteFiles, SampleResults
 from omnimatte.errors import StageError
 from omnimatte.imaging import over, premultiply, to_uint8
-from omnimatte.io import SourceAudio, list_frames, load_json, read_png, write_png, write_video
+from omnimatte.io import SourceAudio, list_frames, read_png, write_png, write_video
 from omnimatte.logs import get_logger
 
 STAGE = "edits"
@@ -42,18 +44,18 @@ class Layers:
     def __init__(self, sample: str, omnimatte_dir: Path, object_names: list[str], stage: str = STAGE) -> None:
         self.sample, self.stage = sample, stage
         self.names = list(object_names)
-        root = Path(omnimatte_dir)
-        self.background_paths = list_frames(root / "background")
+        root = OmnimatteFiles(Path(omnimatte_dir))
+        self.background_paths = list_frames(root.background)
         if not self.background_paths:
-            raise StageError(stage, sample, f"no layers in {root} (no background frames)",
-                             f"make them first: snakemake --cores 8 results/{sample}/omnimatte.mp4")
-        present = sorted(p.name for p in (root / "layers").iterdir() if p.is_dir()) if (root / "layers").is_dir() else []
+            raise StageError(stage, sample, f"no layers in {root.folder} (no background frames)",
+                             f"make them first: snakemake --cores 8 {SampleResults.of(sample).overview}")
+        present = sorted(p.name for p in root.layers.iterdir() if p.is_dir()) if root.layers.is_dir() else []
         self.layer_paths: dict[str, list[Path]] = {}
         for name in self.names:
-            paths = list_frames(root / "layers" / name / "rgba")
+            paths = list_frames(root.layer(name))
             if not paths:
                 raise StageError(stage, sample,
-                                 f"no layer '{name}' in {root / 'layers'} (it has: {', '.join(present) or 'none'})",
+                                 f"no layer '{name}' in {root.layers} (it has: {', '.join(present) or 'none'})",
                                  "use one of those object names, or retrain after changing the sample's objects "
                                  "(snakemake --forcerun train)")
             if len(paths) != len(self.background_paths):
@@ -88,35 +90,6 @@ class Layers:
         return premultiply(read_png(self.layer_paths[name][t], mode="rgba"))
 
 
-class Camera:
-    """The per-frame homographies of a sample (frame pixel -> background canvas pixel)."""
-
-    def __init__(self, homographies: np.ndarray, canvas_size: tuple[int, int]) -> None:
-        self.homographies = np.asarray(homographies, np.float64)
-        self.canvas_size = canvas_size  # (width, height)
-
-    @classmethod
-    def load(cls, homography_dir: Path) -> "Camera":
-        canvas = load_json(Path(homography_dir) / "canvas.json")
-        return cls(np.load(Path(homography_dir) / "homographies.npy"), (int(canvas["width"]), int(canvas["height"])))
-
-    def frame_to_frame(self, source: int, target: int) -> np.ndarray:
-        """The 3x3 map from frame `source`'s pixels to frame `target`'s."""
-        return np.linalg.inv(self.homographies[target]) @ self.homographies[source]
-
-    def carry(self, image: np.ndarray, source: int, target: int) -> np.ndarray:
-        """A premultiplied layer of frame `source` as frame `target` would see it (transparent where unseen)."""
-        matrix = self.frame_to_frame(source, target)
-        if np.allclose(matrix, np.eye(3), atol=1e-6):
-            return image
-        height, width = image.shape[:2]
-        return cv2.warpPerspective(image, matrix, (width, height), flags=cv2.INTER_LINEAR,
-                                   borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-
-    def canvas_to_frame(self, image: np.ndarray, t: int, size: tuple[int, int]) -> np.ndarray:
-        """An image laid over the whole canvas, as frame t sees it; `size` is the frame's (width, height)."""
-        return cv2.warpPerspective(image, np.linalg.inv(self.homographies[t]), size, flags=cv2.INTER_LINEAR,
-                                   borderMode=cv2.BORDER_REPLICATE)
 
 
 def grey(image: np.ndarray) -> np.ndarray:
@@ -213,7 +186,6 @@ def replacement_background(layers: Layers, camera: Camera, color: list[int] | No
     by each frame through its homography, so it pans as the original did;
     otherwise it fills the frame and stays fixed on screen.
     """
-    size = (layers.width, layers.height)
     if (color is None) == (image_path is None):
         raise StageError(STAGE, layers.sample, "a replacement background needs exactly one of `color` and `image`",
                          "give each entry under edits.backgrounds either color: [r, g, b] or image: path")
@@ -225,10 +197,11 @@ def replacement_background(layers: Layers, camera: Camera, color: list[int] | No
                          "fix the image path under edits.backgrounds in the config")
     picture = read_png(image_path).astype(np.float32) / 255.0  # cv2 reads JPEG and other formats too
     if not follow_camera:
-        plate = fill_size(picture, *size)
+        plate = fill_size(picture, layers.width, layers.height)
         return lambda t: plate
-    canvas = fill_size(picture, *camera.canvas_size)
-    return lambda t: camera.canvas_to_frame(canvas, t, size)
+    canvas_height, canvas_width = camera.canvas_size
+    canvas = fill_size(picture, canvas_width, canvas_height)
+    return lambda t: camera.view(canvas, t, layers.height, layers.width)
 
 
 def replace_background(layers: Layers, background: Callable[[int], np.ndarray]) -> Iterator[np.ndarray]:

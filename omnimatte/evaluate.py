@@ -20,9 +20,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from omnimatte.errors import StageError
 from omnimatte.camera import registered_median, view_canvas
-from omnimatte.homography import load_homographies
+from omnimatte.contract import HomographyFiles, OmnimatteFiles, load_camera
+from omnimatte.errors import StageError
 from omnimatte.imaging import label, over_checkerboard, psnr, tile, to_uint8
 from omnimatte.io import list_frames, load_json, read_frames, save_json, write_png
 from omnimatte.logs import get_logger
@@ -121,7 +121,7 @@ def evaluate(sample: str, omnimatte_dir: Path, frames_dir: Path, ground_truth_di
     With masks_dir, also score the mask-only baseline; with homography_dir, the median
     background baseline; with sheet_path, draw the contact sheet there.
     """
-    omnimatte_dir, ground_truth_dir = Path(omnimatte_dir), Path(ground_truth_dir)
+    omnimatte, ground_truth_dir = OmnimatteFiles(Path(omnimatte_dir)), Path(ground_truth_dir)
     frames = read_frames(frames_dir)
     clean = read_frames(ground_truth_dir / "background")
     if len(clean) != len(frames) or clean.shape[1:3] != frames.shape[1:3]:
@@ -140,15 +140,15 @@ def evaluate(sample: str, omnimatte_dir: Path, frames_dir: Path, ground_truth_di
 
     truths = {name: read_alpha(ground_truth_dir / "layers" / name / "rgba") for name in order}
     shown = dict(zip(order, visibility([truths[name] for name in order])))
-    background = read_frames(omnimatte_dir / "background")
+    background = read_frames(omnimatte.background)
     metrics: dict = {
         "background_psnr": psnr(background, clean),
-        "reconstruction_psnr": psnr(read_frames(omnimatte_dir / "reconstruction"), frames),
+        "reconstruction_psnr": psnr(read_frames(omnimatte.reconstruction), frames),
         "objects": {},
     }
     layers, effects = {}, {}
     for name in object_names:
-        layer_dir = omnimatte_dir / "layers" / name / "rgba"
+        layer_dir = omnimatte.layer(name)
         if len(list_frames(layer_dir)) != len(frames):
             raise StageError(STAGE, sample, f"layer '{name}' is missing or incomplete in {layer_dir}",
                              "rerun the train stage")
@@ -163,12 +163,9 @@ def evaluate(sample: str, omnimatte_dir: Path, frames_dir: Path, ground_truth_di
 
     median = None
     if homography_dir is not None:
-        homographies, canvas = load_homographies(Path(homography_dir))
-        if len(homographies) != len(frames):
-            raise StageError(STAGE, sample, f"{len(homographies)} homographies for {len(frames)} frames",
-                             "rerun the homography stage")
-        plate = registered_median(frames, homographies, (int(canvas["height"]), int(canvas["width"])))
-        median = view_canvas(plate, homographies, frames.shape[1], frames.shape[2])
+        camera = load_camera(STAGE, sample, HomographyFiles(Path(homography_dir)), len(frames))
+        plate = registered_median(frames, camera.homographies, camera.canvas_size)
+        median = view_canvas(plate, camera.homographies, frames.shape[1], frames.shape[2])
         metrics["median_baseline"] = {"background_psnr": psnr(median, clean)}
 
     scored = metrics["objects"].values()

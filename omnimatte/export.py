@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from omnimatte.contract import ExportFiles
 from omnimatte.edits import Layers
 from omnimatte.errors import StageError
 from omnimatte.frames import decode_frames, frame_rate, source_audio
@@ -110,6 +111,7 @@ def run_export(sample: str, video: Path, frames_info: dict, omnimatte_dir: Path,
              layers.width, layers.height, *size)
     squared_error, count = 0.0, 0
     with atomic_dir(out_dir) as tmp:
+        files = ExportFiles(tmp)
         frames = decode_frames(video, *size, frames_info.get("start", 0), frames_info.get("end"),
                                frames_info.get("stride", 1))
         for t, frame in enumerate(tqdm(frames, total=layers.num_frames, desc=f"{sample}: export", unit="frame")):
@@ -121,9 +123,9 @@ def run_export(sample: str, video: Path, frames_info: dict, omnimatte_dir: Path,
             full = [upsample(layers.layer(name, t), size) for name in object_names]
             background, straight = transfer_detail(frame.astype(np.float32) / 255.0, background, full, background_detail)
             background_u8, layers_u8 = to_uint8(background), [to_uint8(layer) for layer in straight]
-            write_png(tmp / "background" / frame_name(t), background_u8)
+            write_png(files.background / frame_name(t), background_u8)
             for name, layer in zip(object_names, layers_u8):
-                write_png(tmp / "layers" / name / frame_name(t), layer)
+                write_png(files.layer_frames(name) / frame_name(t), layer)
             squared_error += float(np.mean((recompose(background_u8, layers_u8) - frame) ** 2))
             count += 1
         if count != layers.num_frames:
@@ -132,9 +134,9 @@ def run_export(sample: str, video: Path, frames_info: dict, omnimatte_dir: Path,
                              f"(snakemake --forcerun frames results/{sample}/export)")
         fps, audio = frame_rate(frames_info), source_audio(STAGE, sample, {**frames_info, "video": str(video)})
         for name in object_names:
-            write_alpha_video(tmp / "layers" / f"{name}.mov", tmp / "layers" / name, fps, audio)
-            check_alpha(sample, tmp / "layers" / f"{name}.mov", tmp / "layers" / name / frame_name(0))
-        write_alpha_video(tmp / "background.mov", tmp / "background", fps, audio)
+            write_alpha_video(files.layer_movie(name), files.layer_frames(name), fps, audio)
+            check_alpha(sample, files.layer_movie(name), files.layer_frames(name) / frame_name(0))
+        write_alpha_video(files.background_movie, files.background, fps, audio)
         recomposition_psnr = psnr_from_mse(squared_error / count)
         info = {"sample": sample, "objects": list(object_names), "source_video": str(video),
                 "width": size[0], "height": size[1], "working_width": layers.width, "working_height": layers.height,
@@ -143,7 +145,7 @@ def run_export(sample: str, video: Path, frames_info: dict, omnimatte_dir: Path,
                 "stride": frames_info.get("stride", 1), "background_detail": background_detail,
                 "alpha": "straight", "video_codec": "ProRes 4444 (prores_ks, yuva444p10le, 16-bit alpha)",
                 "recomposition_psnr": round(recomposition_psnr, 2)}
-        save_json(tmp / "info.json", info)
+        save_json(files.info, info)
     log.info("%s: wrote %s; the exported layers recompose the source at %.1f dB PSNR", sample, out_dir, recomposition_psnr)
     return info
 

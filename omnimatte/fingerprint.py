@@ -13,11 +13,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from omnimatte.contract import FlowFiles, HomographyFiles
 from omnimatte.io import list_frames
-
-#: The files of the flow and homography folders that training reads.
-FLOW_FILES = ("forward.npy", "backward.npy", "confidence_forward.npy")
-HOMOGRAPHY_FILES = ("homographies.npy", "canvas.json")
 
 
 def inputs_digest(frames_dir: str | os.PathLike, flow_dir: str | os.PathLike, homography_dir: str | os.PathLike,
@@ -30,8 +27,9 @@ def inputs_digest(frames_dir: str | os.PathLike, flow_dir: str | os.PathLike, ho
     files = [("frames", path) for path in list_frames(frames_dir)]
     for name in object_names:
         files += [(f"masks/{name}", path) for path in list_frames(Path(masks_dir) / name)]
-    files += [("flow", Path(flow_dir) / name) for name in FLOW_FILES]
-    files += [("homography", Path(homography_dir) / name) for name in HOMOGRAPHY_FILES]
+    flow, homography = FlowFiles(Path(flow_dir)), HomographyFiles(Path(homography_dir))
+    files += [("flow", path) for path in (flow.forward, flow.backward, flow.confidence_forward)]
+    files += [("homography", path) for path in (homography.homographies, homography.canvas)]
     digest = hashlib.sha256()
     for role, path in files:
         digest.update(f"{role}/{path.name}\0{path.stat().st_size}\0".encode())

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from omnimatte.contract import FlowFiles
 from omnimatte.devices import resolve_device
 from omnimatte.errors import StageError
 from omnimatte.imaging import draw_label
@@ -419,10 +420,11 @@ def run_flow(
     conf_forward, conf_backward = confidences(forward, backward, consistency_threshold)
     seconds = time.perf_counter() - started
 
-    save_npy(out_dir / "forward.npy", forward)
-    save_npy(out_dir / "backward.npy", backward)
-    save_npy(out_dir / "confidence_forward.npy", conf_forward)
-    save_npy(out_dir / "confidence_backward.npy", conf_backward)
+    files = FlowFiles(out_dir)
+    save_npy(files.forward, forward)
+    save_npy(files.backward, backward)
+    save_npy(files.confidence_forward, conf_forward)
+    save_npy(files.confidence_backward, conf_backward)
 
     if method == DIS_METHOD:
         title = "DIS fallback: RAFT weights unavailable" if fallback_reason else "DIS (RAFT disabled)"
@@ -446,7 +448,7 @@ def run_flow(
         "mean_confidence_backward": float(conf_backward.mean()),
         "seconds": round(seconds, 3),
     }
-    save_json(out_dir / "info.json", info)  # last, so its presence means the folder is complete
+    save_json(files.info, info)  # last, so its presence means the folder is complete
     log.info("sample '%s': %s flow done in %.1fs, mean confidence %.3f", sample, method, seconds, info["mean_confidence"])
     return info
 

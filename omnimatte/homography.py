@@ -25,13 +25,13 @@ import cv2
 import numpy as np
 
 from omnimatte.camera import translation
+from omnimatte.contract import HomographyFiles
 from omnimatte.errors import StageError
 from omnimatte.frames import UPSCALE_WARNING
 from omnimatte.imaging import draw_label
 from omnimatte.io import (
     frame_name,
     list_frames,
-    load_json,
     read_frames,
     save_json,
     save_npy,
@@ -511,9 +511,9 @@ def run_homography(
         sample, frames, object_masks, n_features, ransac_threshold, min_inliers, max_failed_fraction, mask_dilation,
         max_canvas_scale, refine, upscale,
     )
-    out_dir = Path(out_dir)
-    save_npy(out_dir / "homographies.npy", homographies)
-    save_json(out_dir / "canvas.json", info)
+    files = HomographyFiles(Path(out_dir))
+    save_npy(files.homographies, homographies)
+    save_json(files.canvas, info)
     write_video(preview_path, render_preview(frames, homographies, info, sample), fps)
     log.info(
         "%s: canvas %dx%d, %d of %d pairs failed, median inliers %d",
@@ -521,16 +521,3 @@ def run_homography(
         int(np.median(info["inliers"])) if info["inliers"] else 0,
     )
     return info
-
-
-# ----------------------------------------------------------------------------- helpers for training
-
-
-def load_homographies(out_dir: Path) -> tuple[np.ndarray, dict]:
-    """The stage's outputs: frame->canvas homographies (T,3,3) float64 and the canvas info."""
-    out_dir = Path(out_dir)
-    homographies = np.load(out_dir / "homographies.npy")
-    info = load_json(out_dir / "canvas.json")
-    if homographies.shape != (info["num_frames"], 3, 3):
-        raise ValueError(f"{out_dir}: homographies.npy is {homographies.shape} but canvas.json says {info['num_frames']} frames")
-    return homographies.astype(np.float64), info

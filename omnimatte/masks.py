@@ -29,6 +29,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from omnimatte.config_check import MASKS_OR_PROMPT
+from omnimatte.contract import load_flow_field
 from omnimatte.devices import resolve_device
 from omnimatte.errors import StageError
 from omnimatte.imaging import LABEL_PAD, draw_label, text_size
@@ -468,19 +470,6 @@ def load_mask_folder(sample: str, name: str, folder: Path, frames_info: dict, wi
     return masks
 
 
-def _load_flow(sample: str, path: Path | None, which: str, count: int, height: int, width: int) -> np.ndarray | None:
-    if path is None:
-        return None
-    try:
-        flow = np.load(Path(path), mmap_mode="r")
-    except (OSError, ValueError) as err:
-        raise StageError(STAGE, sample, f"cannot read the {which} flow {path}: {err}", "rerun the flow stage") from err
-    if flow.shape != (count - 1, height, width, 2):
-        raise StageError(STAGE, sample, f"the {which} flow {path} has shape {flow.shape}; expected {(count - 1, height, width, 2)}",
-                         "the flow is stale: rerun the flow stage for these frames")
-    return flow
-
-
 def _missing_checkpoint(sample: str, names: list[str], model_type: str, checkpoint: Path | None, url: str | None) -> StageError:
     where = str(checkpoint) if checkpoint is not None else "<the configured sam checkpoint path>"
     source = url or "the official checkpoints listed at https://github.com/facebookresearch/segment-anything#model-checkpoints"
@@ -582,7 +571,7 @@ def run_masks(
                 raise StageError(STAGE, sample, f"object '{name}': `masks` is {spec['masks']!r}, not a folder path",
                                  "set `masks:` to the folder that holds the object's PNG masks")
             if set(spec) & {"box", "points"}:
-                log.warning("%s: object '%s' has a mask folder and a prompt; using the mask folder", sample, name)
+                raise StageError(STAGE, sample, f"object '{name}' has a mask folder and a prompt", MASKS_OR_PROMPT)
             user_masks[name] = Path(spec["masks"])
         else:
             prompts[name] = parse_prompt(sample, name, spec, frames_info, width, height, count)
@@ -595,8 +584,8 @@ def run_masks(
         url = sam_url or SAM_URLS.get(sam_model_type)
         if sam_checkpoint is None or not Path(sam_checkpoint).is_file():
             raise _missing_checkpoint(sample, list(prompts), sam_model_type, sam_checkpoint, url)
-        flows = (_load_flow(sample, forward_flow, "forward", count, height, width),
-                 _load_flow(sample, backward_flow, "backward", count, height, width))
+        flows = tuple(None if path is None else load_flow_field(STAGE, sample, path, count, height, width, mmap=True)
+                      for path in (forward_flow, backward_flow))
         if flows[0] is None or flows[1] is None:
             log.warning("%s: no forward/backward flow given; masks are carried between frames without motion", sample)
         run_device = resolve_device(STAGE, sample, device)

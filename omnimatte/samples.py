@@ -24,6 +24,8 @@ import jsonschema
 import pandas as pd
 import yaml
 
+from omnimatte.config_check import MASKS_OR_PROMPT
+
 #: The sheets' columns, in the order the picker writes them.
 SAMPLE_COLUMNS = ["sample", "video", "start", "end", "stride"]
 OBJECT_COLUMNS = ["sample", "object", "order", "masks", "box", "points", "labels", "frame"]
@@ -169,7 +171,7 @@ def parse_sheets(samples_text: str, objects_text: str, samples_sheet: Path | str
                                  f"{order} is also object '{other_name}'s (line {other_line}); "
                                  "give each object of a sample its own place, 1 nearest the background")
         if "masks" in values and ("box" in values or "points" in values):
-            raise SheetError(objects_sheet, line, row_name, "masks", "give either a mask folder or a prompt (box/points), not both")
+            raise SheetError(objects_sheet, line, row_name, "masks", MASKS_OR_PROMPT)
         if "labels" in values and len(values["labels"]) != len(values.get("points", [])):
             raise SheetError(objects_sheet, line, row_name, "labels",
                              f"{len(values['labels'])} label(s) for {len(values.get('points', []))} point(s): give one per point")

@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from omnimatte.contract import SampleResults
 from omnimatte.errors import StageError
 from omnimatte.imaging import label, over_checkerboard
 from omnimatte.io import list_frames, read_png, read_video, write_image
@@ -53,9 +54,9 @@ def make_stills(results: Path, out: Path, object_name: str | None = None, frame:
 
     `frame` is the frame the video stills show (None: the middle one).
     """
-    results, out = Path(results), Path(out)
-    sample = results.name
-    layers_dir = results / "omnimatte" / "layers"
+    results, out = SampleResults(Path(results)), Path(out)
+    sample = results.root.name
+    layers_dir = results.omnimatte.layers
     names = sorted(p.name for p in layers_dir.iterdir()) if layers_dir.is_dir() else []
     object_name = object_name or (names[0] if names else "")
 
@@ -63,27 +64,27 @@ def make_stills(results: Path, out: Path, object_name: str | None = None, frame:
         if not path.exists():
             raise StageError(STAGE, sample, f"{path} is missing",
                              f"make the sample, its edits and export first: snakemake --cores 2 all edits exports "
-                             f"(for results/{sample})")
+                             f"(for {results.root})")
         return path
 
     def first(pattern: str) -> Path:
         """The first edit matching `pattern`, preferring one that names the object."""
-        found = sorted((results / "edits").glob(pattern),
+        found = sorted(results.edits.glob(pattern),
                        key=lambda p: object_name not in p.stem.split("_", 1)[1].split("+"))
-        return needed(found[0] if found else results / "edits" / pattern)
+        return needed(found[0] if found else results.edits / pattern)
 
-    inputs = list_frames(needed(results / "frames"))
+    inputs = list_frames(needed(results.frames))
     t = len(inputs) // 2 if frame is None else frame
 
     def video_frame(path: Path) -> np.ndarray:
         return read_video(needed(path), max_frames=t + 1)[t]
 
-    edit = results / "edits"
+    edit = results.edits
     source = read_png(inputs[t])
     colorpop, background = first("colorpop_*.mp4"), first("background_*.mp4")
     shift, freeze = edit / f"shift_{object_name}.mp4", edit / f"freeze_{object_name}.mp4"
     stills = {
-        "overview.jpg": row([video_frame(results / "omnimatte.mp4")], [None], 2 * max_width),  # labelled already
+        "overview.jpg": row([video_frame(results.overview)], [None], 2 * max_width),  # labelled already
         "remove.jpg": row([source, video_frame(edit / f"remove_{object_name}.mp4")],
                           ["input", f"remove_{object_name}.mp4"], max_width),
         "colorpop.jpg": row([source, video_frame(colorpop)], ["input", colorpop.name], max_width),
@@ -93,15 +94,15 @@ def make_stills(results: Path, out: Path, object_name: str | None = None, frame:
         "retime.jpg": row([source, video_frame(shift), video_frame(freeze)], ["input", shift.name, freeze.name],
                           int(1.4 * max_width)),
     }
-    export = results / "export"
-    layer = read_png(list_frames(needed(export / "layers" / object_name))[t], mode="rgba")
-    movie = needed(export / "layers" / f"{object_name}.mov")
+    export = results.export
+    layer = read_png(list_frames(needed(export.layer_frames(object_name)))[t], mode="rgba")
+    movie = needed(export.layer_movie(object_name))
     movie_alpha = read_video(movie, mode="rgba", max_frames=t + 1)[t, ..., 3]
-    plate = read_png(list_frames(needed(export / "background"))[t])
+    plate = read_png(list_frames(needed(export.background))[t])
     stills["export.jpg"] = row([over_checkerboard(layer), np.repeat(movie_alpha[..., None], 3, axis=2), plate],
                                [f"layers/{object_name}/ (straight RGBA)", f"alpha of layers/{object_name}.mov",
                                 "background/ (the plate)"], int(1.4 * max_width))
-    stills["runtimes.png"] = read_png(needed(results / "report" / "runtimes.png"))
+    stills["runtimes.png"] = read_png(needed(results.runtimes_plot))
     out.mkdir(parents=True, exist_ok=True)
     for name, image in stills.items():
         save_small(out / name, image)

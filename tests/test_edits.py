@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
+from omnimatte.camera import Camera
 from omnimatte.cli import main
 from omnimatte.edits import (
-    Camera,
     Layers,
     colorpop,
     frozen,
@@ -26,7 +26,7 @@ from omnimatte.edits import (
     stroboscope_image,
 )
 from omnimatte.errors import StageError
-from omnimatte.io import read_png, read_video, save_json, write_png
+from omnimatte.io import read_png, read_video, write_png
 from tests.helpers import BLUE, H, T, W, Scene, ball_and_box, ball_red, ball_x, colourful_ground, run_snakemake, write_scene
 
 
@@ -98,7 +98,7 @@ def test_colorpop_of_two_objects_keeps_both(toy):
 
 def test_stroboscope_still_has_one_copy_per_interval_in_time_order(toy):
     scene, root = toy
-    layers, camera = open_layers(root), Camera(scene.homographies, scene.canvas_size)
+    layers, camera = open_layers(root), Camera(scene.homographies, scene.canvas_size[::-1])
     still = stroboscope_image(layers, camera, "ball", interval=4, frame=6)
     assert red_blobs(still, scene.background[6]) == 3  # frames 0, 4 and 8
     for source in (0, 4, 8):
@@ -111,7 +111,7 @@ def test_stroboscope_still_has_one_copy_per_interval_in_time_order(toy):
 
 def test_stroboscope_video_leaves_copies_behind(toy, tmp_path):
     scene, root = toy
-    layers, camera = open_layers(root), Camera(scene.homographies, scene.canvas_size)
+    layers, camera = open_layers(root), Camera(scene.homographies, scene.canvas_size[::-1])
     frames = list(stroboscope_frames(layers, camera, "ball", interval=4))
     # the live ball, and the copies from frames 0 and 4 once it has passed them
     assert [red_blobs(frames[t], scene.background[t]) for t in (0, 3, 5, 7)] == [1, 2, 2, 3]
@@ -122,7 +122,7 @@ def test_stroboscope_video_leaves_copies_behind(toy, tmp_path):
 
 def test_shift_and_freeze_move_one_layer_in_time(toy, tmp_path):
     scene, root = toy
-    layers, camera = open_layers(root), Camera(scene.homographies, scene.canvas_size)
+    layers, camera = open_layers(root), Camera(scene.homographies, scene.canvas_size[::-1])
     late = list(retime(layers, camera, "ball", shifted(T, 3)))
     for t in (0, 2, 3, 7):
         source = max(t - 3, 0)
@@ -150,7 +150,7 @@ def panning_scene() -> Scene:
 def test_a_layer_from_another_frame_follows_the_camera(tmp_path):
     scene = panning_scene()
     root = write_scene(scene, tmp_path / "pan")
-    layers, camera = Layers("pan", root / "omnimatte", ["post"]), Camera(scene.homographies, scene.canvas_size)
+    layers, camera = Layers("pan", root / "omnimatte", ["post"]), Camera(scene.homographies, scene.canvas_size[::-1])
     frozen_post = np.stack(list(retime(layers, camera, "post", frozen(0))))
     assert np.abs(frozen_post.astype(int) - scene.frames).max() <= 1  # a still object frozen is the object as filmed
 
@@ -158,7 +158,7 @@ def test_a_layer_from_another_frame_follows_the_camera(tmp_path):
 def test_replacement_background_color_and_camera_following_image(tmp_path):
     scene = panning_scene()
     root = write_scene(scene, tmp_path / "pan")
-    layers, camera = Layers("pan", root / "omnimatte", ["post"]), Camera(scene.homographies, scene.canvas_size)
+    layers, camera = Layers("pan", root / "omnimatte", ["post"]), Camera(scene.homographies, scene.canvas_size[::-1])
     green = np.stack(list(replace_background(layers, replacement_background(layers, camera, color=[0, 177, 64]))))
     assert (green[:, :8] == (0, 177, 64)).all()
     assert (green[3, 10:40, 34:40] == (250, 200, 0)).all()
@@ -178,7 +178,7 @@ def test_replacement_background_color_and_camera_following_image(tmp_path):
 def test_shadow_darkens_the_replacement_background(toy):
     scene, root = toy
     layers = open_layers(root)
-    camera = Camera(scene.homographies, scene.canvas_size)
+    camera = Camera(scene.homographies, scene.canvas_size[::-1])
     out = list(replace_background(layers, replacement_background(layers, camera, color=[200, 200, 200])))
     x = ball_x(4)
     assert np.abs(out[4][34, x + 5].astype(int) - 100).max() <= 1  # half-alpha black over grey 200

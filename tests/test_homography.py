@@ -16,15 +16,15 @@ import pytest
 
 from omnimatte.errors import StageError
 from omnimatte.camera import canvas_coordinates
+from omnimatte.contract import HomographyFiles, load_camera
 from omnimatte.homography import (
     PairResult,
     _registration_failure,
     estimate_homographies,
-    load_homographies,
     render_preview,
     run_homography,
 )
-from omnimatte.io import write_frames
+from omnimatte.io import load_json, write_frames
 from omnimatte.logs import get_logger
 
 WIDTH, HEIGHT = 320, 192
@@ -130,7 +130,7 @@ def run(tmp_path: Path, frames: np.ndarray, masks: dict[str, np.ndarray] | None 
 def test_recovers_known_camera_motion(tmp_path: Path, scene: np.ndarray) -> None:
     frames = film(scene, 14)
     info = run(tmp_path, frames)
-    homographies, _ = load_homographies(tmp_path / "homography")
+    homographies = load_camera("homography", "clip", HomographyFiles(tmp_path / "homography")).homographies
 
     assert info["failed_pairs"] == []
     assert min(info["inliers"]) >= 50
@@ -155,7 +155,7 @@ def test_masks_keep_a_moving_object_out_of_the_estimate(tmp_path: Path, scene: n
 
     # ... with them the camera motion is recovered.
     info = run(tmp_path, frames, {"object": masks})
-    homographies, _ = load_homographies(tmp_path / "homography")
+    homographies = load_camera("homography", "clip", HomographyFiles(tmp_path / "homography")).homographies
     assert info["failed_pairs"] == []
     assert motion_error(homographies, list(range(10))) < 1.0
 
@@ -164,7 +164,7 @@ def test_featureless_frame_falls_back_to_neighbour_motion(tmp_path: Path, scene:
     frames = film(scene, 12)
     frames[5] = 128
     info = run(tmp_path, frames)
-    homographies, _ = load_homographies(tmp_path / "homography")
+    homographies = load_camera("homography", "clip", HomographyFiles(tmp_path / "homography")).homographies
 
     assert info["failed_pairs"] == [4, 5]
     assert 5 in info["fallback_frames"]
@@ -238,7 +238,8 @@ def test_outputs_are_written(tmp_path: Path, scene: np.ndarray) -> None:
 
     homographies = np.load(out / "homographies.npy")
     assert homographies.shape == (6, 3, 3) and homographies.dtype == np.float64
-    loaded, canvas = load_homographies(out)
+    loaded = load_camera("homography", "clip", HomographyFiles(out)).homographies
+    canvas = load_json(HomographyFiles(out).canvas)
     assert canvas == info
     for key in ("width", "height", "frame_width", "frame_height", "num_frames", "failed_pairs", "inliers", "reference_frame"):
         assert key in canvas
@@ -255,7 +256,7 @@ def test_outputs_are_written(tmp_path: Path, scene: np.ndarray) -> None:
 
 def test_single_frame_is_identity(tmp_path: Path, scene: np.ndarray) -> None:
     info = run(tmp_path, film(scene, 1))
-    homographies, _ = load_homographies(tmp_path / "homography")
+    homographies = load_camera("homography", "clip", HomographyFiles(tmp_path / "homography")).homographies
     assert info["failed_pairs"] == [] and info["inliers"] == []
     np.testing.assert_allclose(homographies[0], np.eye(3))
     assert (info["width"], info["height"]) == (WIDTH, HEIGHT)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from omnimatte.config_check import MASKS_OR_PROMPT
 from omnimatte.errors import StageError
 from omnimatte.io import read_frames, write_frames, write_png
 from omnimatte.masks import (
@@ -368,6 +369,7 @@ def test_user_mask_folder_with_mixed_or_ambiguous_names_is_refused(tmp_path, nam
         ({"points": [[10, 10]], "labels": [1, 1]}, "labels"),
         ({"boxes": [1, 1, 5, 5]}, "unknown settings"),
         ({"masks": ""}, "not a folder path"),
+        ({"masks": "m", "box": [1, 1, 5, 5]}, MASKS_OR_PROMPT),  # refused as the workflow's config check does
         ("person", "expected settings"),
     ],
 )

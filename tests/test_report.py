@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from omnimatte.contract import HomographyFiles, load_camera
 from omnimatte.edits import (
-    Camera,
     Layers,
     colorpop,
     frozen,
@@ -83,7 +83,7 @@ edits: {shift: 3, freeze: 2, stroboscope: {interval: 3}}
     # Each edit is the one its target names, with the config's settings: the MP4s match what the
     # package computes from the same layers (their content is checked exactly in test_edits.py).
     layers = Layers("dog", dog / "omnimatte", ["dog"])
-    camera = Camera.load(dog / "homography")
+    camera = load_camera("edits", "dog", HomographyFiles(dog / "homography"))
     frames = read_frames(dog / "frames")
     green = replacement_background(layers, camera, color=[0, 177, 64])
     expected = {"remove_dog": remove_object(layers, "dog"), "colorpop_dog": colorpop(layers, dog / "frames", ["dog"]),

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from omnimatte.composite import run_composite
+from omnimatte.contract import HomographyFiles, load_camera
 from omnimatte.edits import (
-    Camera,
     Layers,
     run_colorpop,
     run_remove,
@@ -28,7 +28,7 @@ from tests.helpers import ball_and_box, write_benchmark, write_scene
 
 def finish(root: Path) -> None:
     """Everything `snakemake all edits exports` leaves in results/{video}/, made by the package directly."""
-    layers, camera = Layers("toy", root / "omnimatte", ["ball", "box"]), Camera.load(root / "homography")
+    layers, camera = Layers("toy", root / "omnimatte", ["ball", "box"]), load_camera("edits", "toy", HomographyFiles(root / "homography"))
     edits = root / "edits"
     run_composite("toy", root / "frames", root / "omnimatte", ["ball", "box"], root / "omnimatte.mp4", fps=24)
     run_remove(layers, "ball", edits / "remove_ball.mp4", fps=24)

@@ -219,13 +219,21 @@ def test_mask_count_mismatch_is_refused(scene: dict):
 
 
 def test_config_file_defaults_are_the_training_defaults():
-    """config/config.yaml's train section and TrainConfig() agree, so the CLI by hand trains as the workflow does."""
-    settings = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "config.yaml").read_text())["train"]
+    """config/config.yaml's train section (train.cpu too) and TrainConfig() agree, so the CLI by hand trains as the
+    workflow does; CPU_SETTINGS is the one source of the CPU's settings, which the README's Training section quotes."""
+    repo = Path(__file__).resolve().parents[1]
+    settings = yaml.safe_load((repo / "config" / "config.yaml").read_text())["train"]
     assert TrainConfig.from_dict(settings) == TrainConfig()
+    assert settings["cpu"] == train_module.CPU_SETTINGS
+    cpu = train_module.CPU_SETTINGS
     on_cpu = TrainConfig().for_device(torch.device("cpu"))
-    assert (on_cpu.nf, on_cpu.batch_size, on_cpu.scale, on_cpu.bf16) == (16, 4, 0.5, False)
-    assert on_cpu.steps == train_module.CPU_SETTINGS["steps"]
+    assert {key: getattr(on_cpu, key) for key in cpu} == cpu
     assert TrainConfig().for_device(torch.device("cuda")).nf == 64
+    readme = " ".join((repo / "README.md").read_text().split())
+    assert (f"**On the CPU** `train.cpu` replaces some settings: `nf` {cpu['nf']}, {cpu['batch_size']} pairs a step, "
+            f"`scale` {cpu['scale']} (half-size frames") in readme
+    assert f"{cpu['steps']} steps (epoch 200 of the demo" in readme
+    assert ("and no bf16 autocast" in readme) == (not cpu["bf16"])
 
 
 def test_mask_schedule_drops_then_switches_off():

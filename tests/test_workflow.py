@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
+from omnimatte.config_check import MASKS_OR_PROMPT
 from omnimatte.io import list_frames, read_frames, read_png, read_video, write_video
 from tests.helpers import REPO, RULES, TINY, run_snakemake, write_config
 
@@ -36,7 +37,8 @@ def test_dry_run_plans_every_stage_in_order(workdir: Path):
         ("train: {stepz: 5}", ["stepz"]),
         ("frames: {width: 450}", ["width", "multiple"]),
         ("samples: {mine: {video: a.mp4, objects: {cat: {frame: 2}}}}", ["mine", "cat"]),
-        ("samples: {mine: {video: a.mp4, objects: {cat: {masks: m, box: [1, 2, 3, 4]}}}}", ["samples.mine.objects.cat"]),
+        ("samples: {mine: {video: a.mp4, objects: {cat: {masks: m, box: [1, 2, 3, 4]}}}}",
+         ["samples.mine.objects.cat", MASKS_OR_PROMPT]),  # the masks stage refuses it in the same words
     ],
 )
 def test_invalid_config_stops_before_any_job_naming_the_key(workdir: Path, config: str, expected: list[str]):

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from omnimatte.contract import OmnimatteFiles
 from omnimatte.io import _imwrite, atomic_dir, frame_name
 from omnimatte.logs import get_logger
 from omnimatte.model import Omnimatte, composite_over, identity_grid, relight
@@ -106,8 +107,9 @@ def render_layers(model: Omnimatte, video: VideoTensors, detail_transfer: bool, 
     alpha_sums = np.zeros(num_layers)
     psnr_model, psnr_output = [], []
     with atomic_dir(out_dir) as tmp:
-        folders = {name: tmp / "layers" / name / "rgba" for name in video.object_names}
-        for folder in [*folders.values(), tmp / "background", tmp / "reconstruction"]:
+        files = OmnimatteFiles(tmp)
+        folders = {name: files.layer(name) for name in video.object_names}
+        for folder in [*folders.values(), files.background, files.reconstruction]:
             folder.mkdir(parents=True)
         for t in tqdm(range(video.num_frames), desc=f"{sample}: render", unit="frame"):
             frame = render_frame(model, video, t, background_canvas, detail_transfer, refine_alpha,
@@ -119,8 +121,8 @@ def render_layers(model: Omnimatte, video: VideoTensors, detail_transfer: bool, 
                 rgba = torch.cat((frame.rgb[i] * 0.5 + 0.5, frame.alpha[i]))
                 _imwrite(folders[name] / frame_name(t), tensor_to_uint8(rgba))
                 alpha_sums[i] += float(frame.alpha[i].mean())
-            _imwrite(tmp / "background" / frame_name(t), tensor_to_uint8(frame.background[0] * 0.5 + 0.5))
-            _imwrite(tmp / "reconstruction" / frame_name(t), tensor_to_uint8(frame.composite[0] * 0.5 + 0.5))
+            _imwrite(files.background / frame_name(t), tensor_to_uint8(frame.background[0] * 0.5 + 0.5))
+            _imwrite(files.reconstruction / frame_name(t), tensor_to_uint8(frame.composite[0] * 0.5 + 0.5))
     for i, name in enumerate(video.object_names):
         mean_alpha = alpha_sums[i] / video.num_frames
         if mean_alpha < 1e-3:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from omnimatte.contract import TrainFiles
 from omnimatte.devices import resolve_device
 from omnimatte.fingerprint import inputs_digest
 from omnimatte.io import atomic_path, save_json
@@ -33,15 +34,15 @@ def run_train(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pat
               object_names: list[str], out_dir: Path, train_dir: Path, config: TrainConfig) -> dict:
     """Train, render the layers into out_dir and write loss curves and a summary into train_dir.
 
-    train_dir/checkpoint.pt holds the newest unfinished state; it is removed once the
-    layers are written, and the final weights are kept as train_dir/model.pt.
+    The train folder's checkpoint.pt holds the newest unfinished state; it is removed
+    once the layers are written, and the final weights are kept as its model.pt.
     """
     device = resolve_device(STAGE, sample, config.device)
     if device.type == "cpu" and config.cpu:
         log.info("%s: training on the CPU, so train.cpu settings apply: %s", sample, config.cpu)
     config = config.for_device(device)
-    train_dir = Path(train_dir)
-    train_dir.mkdir(parents=True, exist_ok=True)
+    files = TrainFiles(Path(train_dir))
+    files.folder.mkdir(parents=True, exist_ok=True)
     log.info("%s: training on %s (%s)", sample, device, torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU")
     video = load_video(sample, frames_dir, flow_dir, homography_dir, masks_dir, object_names, config.trimap_band, device,
                        config.scale, canvas_plate=config.background == "canvas")
@@ -49,22 +50,21 @@ def run_train(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pat
              video.num_frames, video.frames.shape[-1], video.frames.shape[-2], config.scale,
              video.output_frames.shape[-1], video.output_frames.shape[-2], len(object_names), video.canvas_size[1],
              video.canvas_size[0])
-    checkpoint_path = train_dir / "checkpoint.pt"
     began = time.perf_counter()
     with catch_sigterm() as stop:
-        model, history = train_model(sample, video, config, checkpoint_path, device, stop=stop,
+        model, history = train_model(sample, video, config, files.checkpoint, device, stop=stop,
                                      inputs=inputs_digest(frames_dir, flow_dir, homography_dir, masks_dir, object_names))
     train_seconds = time.perf_counter() - began
     quality = render_layers(model, video, config.detail_transfer, out_dir, sample, config.refine_alpha,
                             config.plate_matte_threshold)
-    with atomic_path(train_dir / "model.pt") as tmp:
+    with atomic_path(files.model) as tmp:
         torch.save({"model": model.state_dict(), "config": dataclasses.asdict(config),
                     "canvas_size": list(video.canvas_size), "object_names": object_names}, tmp)
-    write_loss_curves(history, train_dir / "losses.csv", train_dir / "losses.png")
+    write_loss_curves(history, files.losses_csv, files.losses_plot)
     summary = {"device": str(device), "steps": config.steps, "train_seconds_this_run": round(train_seconds, 2),
                **quality, "final_losses": history[-1] if history else {}}
-    save_json(train_dir / "summary.json", summary)
-    checkpoint_path.unlink(missing_ok=True)
+    save_json(files.summary, summary)
+    files.checkpoint.unlink(missing_ok=True)
     log.info("%s: reconstruction PSNR %.2f dB (model), %.2f dB (with detail transfer)", sample,
              quality["psnr_model"], quality["psnr_output"])
     return summary

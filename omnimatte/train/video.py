@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import torch.nn.functional as F
 
 from omnimatte import losses
 from omnimatte.camera import camera_flow, homography_grid, registered_median
+from omnimatte.contract import FlowFiles, HomographyFiles, load_camera, load_flow
 from omnimatte.errors import StageError
 from omnimatte.io import list_frames, read_frames
 from omnimatte.logs import get_logger
@@ -104,13 +104,7 @@ def load_video(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pa
     num_frames, height, width = frames.shape[:3]
     mask_array = _read_masks(sample, masks_dir, object_names, num_frames, height, width)
 
-    forward = np.load(Path(flow_dir) / "forward.npy")
-    backward = np.load(Path(flow_dir) / "backward.npy")
-    confidence = np.load(Path(flow_dir) / "confidence_forward.npy")
-    for name, array in (("forward", forward), ("backward", backward)):
-        if array.shape != (num_frames - 1, height, width, 2):
-            raise StageError(STAGE, sample, f"{name} flow has shape {array.shape}, expected "
-                             f"{(num_frames - 1, height, width, 2)}", "rerun the flow stage (snakemake --forcerun flow)")
+    forward, backward, confidence = load_flow(STAGE, sample, FlowFiles(Path(flow_dir)), num_frames, height, width)
     flow = np.zeros((num_frames, 2, height, width), np.float32)
     flow[:-1] = forward.transpose(0, 3, 1, 2)
     # The last frame has no successor; as the network's input it gets its motion from the
@@ -120,12 +114,8 @@ def load_video(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pa
     conf = np.zeros((num_frames, 1, height, width), np.float32)
     conf[:-1, 0] = confidence
 
-    homographies = np.load(Path(homography_dir) / "homographies.npy")
-    canvas = json.loads((Path(homography_dir) / "canvas.json").read_text())
-    if homographies.shape != (num_frames, 3, 3):
-        raise StageError(STAGE, sample, f"{len(homographies)} homographies for {num_frames} frames",
-                         "rerun the homography stage (snakemake --forcerun homography)")
-    canvas_size = (int(canvas["height"]), int(canvas["width"]))
+    camera = load_camera(STAGE, sample, HomographyFiles(Path(homography_dir)), num_frames)
+    homographies, canvas_size = camera.homographies, camera.canvas_size
     plate = None
     if canvas_plate:
         plate = starting_plate(frames, mask_array, homographies, canvas_size, margin=max(1, trimap_band // 2))

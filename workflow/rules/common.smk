@@ -13,7 +13,7 @@ from snakemake.settings.types import DeploymentMethod
 # not: the package of this checkout, as the jobs use it (see the prefix below).
 sys.path.insert(0, workflow.basedir)
 
-from omnimatte.config_check import config_problems
+from omnimatte.config_check import MASKS_OR_PROMPT, config_problems
 from omnimatte.locks import record_owner, remove_stale_locks
 from omnimatte.manifest import update_manifest
 from omnimatte.samples import samples_of_config
@@ -67,7 +67,7 @@ def _check_samples():
                             f"(have: {', '.join(config.get('demo', {})) or 'none'})")
         for obj, spec in sample["objects"].items():
             if "masks" in spec and ("box" in spec or "points" in spec):
-                problems.append(f"samples.{name}.objects.{obj}: give either `masks` or a prompt (box/points), not both")
+                problems.append(f"samples.{name}.objects.{obj}: {MASKS_OR_PROMPT}")
             if "labels" in spec and len(spec["labels"]) != len(spec.get("points", [])):
                 problems.append(f"samples.{name}.objects.{obj}.labels: one label per point is needed")
         if "demo" not in sample and Path(sample["video"]).exists() and any("masks" not in s for s in sample["objects"].values()):
@@ -205,9 +205,8 @@ def edit_inputs(wildcards):
     if unknown:
         raise ValueError(f"sample '{wildcards.video}' has no object {', '.join(repr(n) for n in unknown)}; "
                          f"its objects are: {', '.join(sample['objects'])} (join several with '+', e.g. colorpop_a+b.mp4)")
-    root = f"results/{wildcards.video}"
-    return {"omnimatte": f"{root}/omnimatte", "info": f"{root}/frames_info.json",
-            "homography": f"{root}/homography/homographies.npy",
+    return {"omnimatte": f"results/{wildcards.video}/omnimatte", "info": f"results/{wildcards.video}/frames_info.json",
+            "homography": f"results/{wildcards.video}/homography/homographies.npy",
             "video": sample["video"],  # the edits that span the clip carry its sound
             **logs_of("frames", "homography", "train")(wildcards)}
 

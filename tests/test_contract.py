@@ -1,0 +1,123 @@
+"""The output contract: the rule files spell the paths omnimatte/contract.py names, its loaders refuse what
+does not fit and say what to rerun, and the files around the rules (env files, the command line) say what is true."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from omnimatte.cli import build_parser, main
+from omnimatte.contract import (
+    FlowFiles,
+    HomographyFiles,
+    SampleResults,
+    load_camera,
+    load_flow,
+    load_frames_info,
+)
+from omnimatte.errors import StageError
+from omnimatte.io import save_json, save_npy
+from tests.conftest import REPO
+
+RULE_FILES = [REPO / "Snakefile", *sorted((REPO / "workflow" / "rules").glob("*.smk"))]
+#: A path under a sample's results folder as the rule files spell it, up to the end of the string.
+RESULTS_PATH = re.compile(r"results/\{(?:wildcards\.)?video\}/[^\"'\s,)]+")
+
+
+def normalised(path: str | Path) -> str:
+    """results/{video}/... with every wildcard after the sample's written `{}`, whatever a rule calls it."""
+    tail = re.fullmatch(r"results/\{(?:wildcards\.)?video\}/(.*)", str(path)).group(1)
+    return "results/{video}/" + re.sub(r"\{[^}]*\}", "{}", tail)
+
+
+def rule_paths() -> set[str]:
+    return {normalised(match) for file in RULE_FILES for match in RESULTS_PATH.findall(file.read_text())}
+
+
+def contract_paths() -> set[str]:
+    """The contract's paths, every one of which the rule files name (checkpoint.pt in train.smk's comment)."""
+    r = SampleResults(Path("results/{video}"))
+    paths = [r.frames, r.frames_info, r.source_manifest, r.user_masks_manifest("{}"),
+             r.flow.folder, r.flow.forward, r.flow.backward, r.flow.confidence_forward, r.flow.confidence_backward,
+             r.flow.info, r.masks, r.homography.folder, r.homography.homographies, r.homography.canvas,
+             r.omnimatte.folder, r.train.folder, r.train.checkpoint, r.train.model, r.train.losses_csv, r.train.losses_plot,
+             r.train.summary, r.overview, r.preview("flow"), r.preview("masks"), r.preview("stabilised"), r.metrics,
+             r.evaluation_sheet, r.edits, r.export.folder, r.report_sheet("{}"), r.runtimes_plot, r.runtimes_table]
+    return {normalised(path) for path in paths}
+
+
+def test_the_rule_files_spell_the_contracts_paths():
+    edits = normalised(SampleResults(Path("results/{video}")).edits) + "/"
+    spelled = rule_paths()
+    unknown = {path for path in spelled - contract_paths() if not path.startswith(edits)}
+    assert not unknown, f"paths in the rule files that omnimatte/contract.py does not name: {sorted(unknown)}"
+    unused = contract_paths() - spelled
+    assert not unused, f"paths of omnimatte/contract.py that no rule file names: {sorted(unused)}"
+
+
+def test_env_files_name_the_rules_that_use_them():
+    """Each envs/*.yaml's comment names, in backticks, exactly the rules whose `conda:` is that file."""
+    users: dict[str, set[str]] = {}
+    for file in RULE_FILES:
+        for name, body in re.findall(r"^rule (\w+):\n(.*?)(?=^rule |\Z)", file.read_text(), re.M | re.S):
+            env = re.search(r"conda:\s*\"\.\./\.\./envs/([\w.]+)\"", body)
+            if env:
+                users.setdefault(env.group(1), set()).add(name)
+    assert set(users) == {path.name for path in (REPO / "envs").glob("*.yaml")}
+    for env, rules in users.items():
+        comment = "".join(line for line in (REPO / "envs" / env).read_text().splitlines() if line.startswith("#"))
+        assert set(re.findall(r"`(\w+)`", comment)) == rules, env
+
+
+def test_only_commands_with_settings_take_options(capsys):
+    commands = build_parser()._subparsers._group_actions[0].choices
+    with_settings = {name for name, parser in commands.items() if parser.get_default("settings")}
+    assert with_settings == {"demo", "frames", "flow", "masks", "homography", "train", "stroboscope",
+                             "replace-background", "retime", "export", "contact-sheet", "stills", "benchmark"}
+    with pytest.raises(SystemExit) as refused:
+        main(["remove", "--sample", "toy", "--omnimatte", "o", "--objects", "a", "--frames-info", "f.json",
+              "--object", "a", "--out", "x.mp4", "--options", '{"shift": 3}'])
+    assert refused.value.code == 2
+    assert "`omnimatte remove` has no settings, so --options would be ignored" in capsys.readouterr().err
+
+
+def test_homographies_that_do_not_fit_say_which_file_and_what_to_rerun(tmp_path: Path):
+    files = HomographyFiles(tmp_path / "homography")
+    save_npy(files.homographies, np.repeat(np.eye(3)[None], 4, axis=0))
+    save_json(files.canvas, {"width": 64, "height": 32, "num_frames": 4})
+    camera = load_camera("edits", "toy", files)
+    assert camera.canvas_size == (32, 64) and camera.homographies.dtype == np.float64
+    with pytest.raises(StageError, match=r"homographies\.npy is float64 \(4, 3, 3\), expected float \(5, 3, 3\)") as error:
+        save_json(files.canvas, {"width": 64, "height": 32})
+        load_camera("train", "toy", files, num_frames=5)
+    assert error.value.stage == "train" and "snakemake --forcerun homography" in error.value.fix
+    save_json(files.canvas, {"width": 64, "height": 32, "num_frames": 5})
+    with pytest.raises(StageError, match="canvas.json is for 5 frames, not 4"):
+        load_camera("evaluate", "toy", files, num_frames=4)
+    files.homographies.unlink()
+    with pytest.raises(StageError, match="homographies.npy does not exist") as error:
+        load_camera("edits", "toy", files)
+    assert "run the homography stage first" in error.value.fix
+
+
+def test_flow_of_other_frames_is_refused(tmp_path: Path):
+    files = FlowFiles(tmp_path / "flow")
+    for path in (files.forward, files.backward):
+        save_npy(path, np.zeros((3, 8, 10, 2), np.float32))
+    save_npy(files.confidence_forward, np.ones((3, 8, 10), np.float32))
+    assert [a.shape for a in load_flow("train", "toy", files, 4, 8, 10)] == [(3, 8, 10, 2), (3, 8, 10, 2), (3, 8, 10)]
+    with pytest.raises(StageError, match=r"forward\.npy is float32 \(3, 8, 10, 2\), expected float \(4, 8, 10, 2\)") as error:
+        load_flow("train", "toy", files, 5, 8, 10)
+    assert "rerun the flow stage" in error.value.fix
+
+
+def test_frames_info_that_is_missing_or_damaged(tmp_path: Path):
+    with pytest.raises(StageError, match="frames_info.json does not exist") as error:
+        load_frames_info("edits", "toy", tmp_path / "frames_info.json")
+    assert "run the frames stage first" in error.value.fix
+    (tmp_path / "frames_info.json").write_text("[1, 2]")
+    with pytest.raises(StageError, match="holds a list, not a JSON object"):
+        load_frames_info("edits", "toy", tmp_path / "frames_info.json")
