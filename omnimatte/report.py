@@ -2,7 +2,7 @@
 
 A report page cannot play every video, so each one it shows (the overview, the mask
 and flow previews) gets a still of a few frames. Every rule writes
-logs/benchmarks/{rule}/{video}.tsv (wall seconds, CPU seconds, peak memory, ...); this
+benchmarks/{rule}/{video}.tsv (wall seconds, CPU seconds, peak memory, ...); this
 draws them as one bar chart and one table per sample, so a user sees where the time
 went (usually the train stage) and how much memory each stage needed when sizing a
 cluster job.
@@ -112,7 +112,7 @@ td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}} td:first-child,
 {rows}
 <tr><th>total</th><th>{total:.1f}</th><th></th><th></th><th></th></tr>
 </table>
-<p>From logs/benchmarks/{{rule}}/{html.escape(sample)}.tsv, written by Snakemake for each job. Memory and load are
+<p>From benchmarks/{{rule}}/{html.escape(sample)}.tsv, written by Snakemake for each job. Memory and load are
 sampled while a job runs, so jobs of a second or less show little or none.</p>
 </body></html>
 """

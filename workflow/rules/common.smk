@@ -263,5 +263,5 @@ def stage_benchmarks(wildcards):
     """The benchmark files of the stages that made a sample's omnimatte, in pipeline order."""
     sample = sample_of(wildcards)
     stages = ["frames", "flow", "masks", "homography", "train", "composite"]
-    made_by_demo = [f"logs/benchmarks/demo_clip/{sample['demo']}.tsv"] if "demo" in sample else []
-    return made_by_demo + [f"logs/benchmarks/{stage}/{wildcards.video}.tsv" for stage in stages]
+    made_by_demo = [f"benchmarks/demo_clip/{sample['demo']}.tsv"] if "demo" in sample else []
+    return made_by_demo + [f"benchmarks/{stage}/{wildcards.video}.tsv" for stage in stages]

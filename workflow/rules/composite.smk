@@ -15,7 +15,7 @@ rule composite:
     log:
         "logs/composite/{video}.log",
     benchmark:
-        "logs/benchmarks/composite/{video}.tsv"
+        "benchmarks/composite/{video}.tsv"
     conda:
         "../../envs/video.yaml"
     shell:

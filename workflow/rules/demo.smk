@@ -12,7 +12,7 @@ rule demo_clip:
     log:
         "logs/demo_clip/{demo}.log",
     benchmark:
-        "logs/benchmarks/demo_clip/{demo}.tsv"
+        "benchmarks/demo_clip/{demo}.tsv"
     conda:
         "../../envs/video.yaml"
     shell:

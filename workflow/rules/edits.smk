@@ -15,7 +15,7 @@ rule remove:
     log:
         "logs/remove/{video}/{object}.log",
     benchmark:
-        "logs/benchmarks/remove/{video}/{object}.tsv"
+        "benchmarks/remove/{video}/{object}.tsv"
     conda:
         "../../envs/video.yaml"
     shell:
@@ -36,7 +36,7 @@ rule colorpop:
     log:
         "logs/colorpop/{video}/{objects}.log",
     benchmark:
-        "logs/benchmarks/colorpop/{video}/{objects}.tsv"
+        "benchmarks/colorpop/{video}/{objects}.tsv"
     conda:
         "../../envs/video.yaml"
     shell:
@@ -59,7 +59,7 @@ rule stroboscope:
     log:
         "logs/stroboscope/{video}/{object}.log",
     benchmark:
-        "logs/benchmarks/stroboscope/{video}/{object}.tsv"
+        "benchmarks/stroboscope/{video}/{object}.tsv"
     conda:
         "../../envs/video.yaml"
     shell:
@@ -82,7 +82,7 @@ rule replace_background:
     log:
         "logs/replace_background/{video}/{background}.log",
     benchmark:
-        "logs/benchmarks/replace_background/{video}/{background}.tsv"
+        "benchmarks/replace_background/{video}/{background}.tsv"
     conda:
         "../../envs/video.yaml"
     shell:
@@ -104,7 +104,7 @@ rule retime:
     log:
         "logs/retime/{video}/{retiming}_{object}.log",
     benchmark:
-        "logs/benchmarks/retime/{video}/{retiming}_{object}.tsv"
+        "benchmarks/retime/{video}/{retiming}_{object}.tsv"
     conda:
         "../../envs/video.yaml"
     shell:

@@ -19,7 +19,7 @@ rule evaluate:
     log:
         "logs/evaluate/{video}.log",
     benchmark:
-        "logs/benchmarks/evaluate/{video}.tsv"
+        "benchmarks/evaluate/{video}.tsv"
     conda:
         "../../envs/video.yaml"
     shell:

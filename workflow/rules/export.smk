@@ -18,7 +18,7 @@ rule export:
     log:
         "logs/export/{video}.log",
     benchmark:
-        "logs/benchmarks/export/{video}.tsv"
+        "benchmarks/export/{video}.tsv"
     conda:
         "../../envs/video.yaml"
     shell:

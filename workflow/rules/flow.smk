@@ -22,7 +22,7 @@ rule flow:
     log:
         "logs/flow/{video}.log",
     benchmark:
-        "logs/benchmarks/flow/{video}.tsv"
+        "benchmarks/flow/{video}.tsv"
     conda:
         "../../envs/torch.yaml"
     shell:

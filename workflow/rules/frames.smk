@@ -12,7 +12,7 @@ rule frames:
     log:
         "logs/frames/{video}.log",
     benchmark:
-        "logs/benchmarks/frames/{video}.tsv"
+        "benchmarks/frames/{video}.tsv"
     conda:
         "../../envs/video.yaml"
     shell:

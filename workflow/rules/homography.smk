@@ -17,7 +17,7 @@ rule homography:
     log:
         "logs/homography/{video}.log",
     benchmark:
-        "logs/benchmarks/homography/{video}.tsv"
+        "benchmarks/homography/{video}.tsv"
     conda:
         "../../envs/video.yaml"
     shell:

@@ -30,7 +30,7 @@ rule masks:
     log:
         "logs/masks/{video}.log",
     benchmark:
-        "logs/benchmarks/masks/{video}.tsv"
+        "benchmarks/masks/{video}.tsv"
     conda:
         "../../envs/torch.yaml"
     shell:

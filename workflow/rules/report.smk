@@ -13,7 +13,7 @@ rule contact_sheet:
     log:
         "logs/contact_sheet/{video}/{sheet}.log",
     benchmark:
-        "logs/benchmarks/contact_sheet/{video}/{sheet}.tsv"
+        "benchmarks/contact_sheet/{video}/{sheet}.tsv"
     conda:
         "../../envs/video.yaml"
     shell:
@@ -32,7 +32,7 @@ rule runtimes:
     log:
         "logs/runtimes/{video}.log",
     benchmark:
-        "logs/benchmarks/runtimes/{video}.tsv"
+        "benchmarks/runtimes/{video}.tsv"
     conda:
         "../../envs/video.yaml"
     shell:

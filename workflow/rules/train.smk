@@ -32,7 +32,7 @@ rule train:
     log:
         "logs/train/{video}.log",
     benchmark:
-        "logs/benchmarks/train/{video}.tsv"
+        "benchmarks/train/{video}.tsv"
     conda:
         "../../envs/torch.yaml"
     shell:
