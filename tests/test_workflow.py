@@ -193,7 +193,7 @@ def test_tiny_demo_end_to_end_then_a_user_video(workdir: Path):
     for rule in RULES:
         assert (workdir / "logs" / rule / "dog.log").is_file(), rule
         if rule != "demo_clip":
-            assert (workdir / "logs" / "benchmarks" / rule / "dog.tsv").is_file(), rule
+            assert (workdir / "benchmarks" / rule / "dog.tsv").is_file(), rule
     again = run_snakemake(workdir, "--cores", "2", "--configfile", config, "--", "results/dog/omnimatte.mp4")
     assert "Nothing to be done" in again.stdout + again.stderr
 
