@@ -378,8 +378,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = stage("benchmark", _benchmark, "train and score every synthetic preset; print and write a results table",
               sample=False)
-    p.add_argument("--suite", choices=["fast", "full"], default="fast",
-                   help="fast: CPU, small clips, few steps; full: GPU, the paper's settings")
+    p.add_argument("--suite", choices=["fast", "full", "demo"], default="fast",
+                   help="fast: CPU, small clips, few steps; full: GPU, the paper's settings; demo: the demo's size with "
+                        "the pipeline's settings for this machine")
     p.add_argument("--presets", help="comma-separated presets to run (default: all)")
     p.add_argument("--out", help="output folder (default: results/benchmark/SUITE)")
     p.add_argument("--frames", type=int, help="override the suite's frames per clip")

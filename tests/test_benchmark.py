@@ -114,3 +114,11 @@ def test_benchmark_command_on_a_tiny_setting(tmp_path: Path):
     table = (out / "table.md").read_text()
     assert summary["device"] in table and summary["date"] in table
     assert read_png(out / "curves.png").shape[0] > 200
+
+
+def test_the_benchmark_command_offers_every_suite():
+    from omnimatte.cli import build_parser
+
+    parser = build_parser()
+    for suite in SUITES:
+        assert parser.parse_args(["benchmark", "--suite", suite]).suite == suite
