@@ -35,12 +35,12 @@ class Omnimatte(nn.Module):
     def __init__(self, canvas_size: tuple[int, int], nf: int = 64, latent_channels: int = LATENT_CHANNELS,
                  latent_scale: float = 16, seed: int = 0, norm: str = "group", background: str = "network",
                  plate: torch.Tensor | None = None, num_frames: int | None = None,
-                 camera_adjustment: bool = False) -> None:
+                 camera_adjustment: bool = False, alpha_activation: str = "tanh") -> None:
         super().__init__()
         if background not in BACKGROUNDS:
             raise ValueError(f"unknown background {background!r}: choose from {', '.join(BACKGROUNDS)}")
         self.canvas_height, self.canvas_width = canvas_size
-        self.net = OmnimatteUNet(3 + latent_channels, nf, norm)
+        self.net = OmnimatteUNet(3 + latent_channels, nf, norm, alpha_activation)
         generator = torch.Generator().manual_seed(seed)
         latent_size = (math.ceil(self.canvas_height / latent_scale), math.ceil(self.canvas_width / latent_scale))
         latent = torch.randn(1, latent_channels, *latent_size, generator=generator)

@@ -32,7 +32,8 @@ def build_model(video: VideoTensors, config: TrainConfig, device: torch.device) 
     model = Omnimatte(video.canvas_size, nf=config.nf, latent_scale=config.latent_scale * config.scale,
                       seed=config.seed, norm=config.norm, background=config.background,
                       plate=None if video.plate is None else video.plate.cpu(),
-                      num_frames=video.num_frames, camera_adjustment=config.camera_adjustment).to(device)
+                      num_frames=video.num_frames, camera_adjustment=config.camera_adjustment,
+                      alpha_activation=config.alpha_activation).to(device)
     if config.channels_last:  # faster on GPUs, and by about a quarter with the CPU's oneDNN convolutions too
         model = model.to(memory_format=torch.channels_last)
     return model
