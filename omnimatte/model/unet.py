@@ -83,7 +83,8 @@ class OmnimatteUNet(nn.Module):
         self.to_rgba = nn.Sequential(nn.ZeroPad2d((1, 2, 1, 2)), nn.Conv2d(nf, 4, 4))
         self.to_flow = nn.Sequential(nn.ZeroPad2d((1, 2, 1, 2)), nn.Conv2d(nf, 2, 4))
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, alpha_release: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """`alpha_release` (N, 1, H, W) bool: where a zero alpha may grow (see alpha_activation.py)."""
         height, width = x.shape[-2:]
         pad_h, pad_w = (-height) % 32, (-width) % 32
         if pad_h or pad_w:
@@ -100,7 +101,7 @@ class OmnimatteUNet(nn.Module):
         with torch.autocast(x.device.type, enabled=False):
             features = x.float()
             rgba = self.to_rgba(features)[..., :height, :width]
-            rgba = torch.cat((torch.tanh(rgba[:, :3]), signed_alpha(rgba[:, 3:], self.alpha_activation)), 1)
+            rgba = torch.cat((torch.tanh(rgba[:, :3]), signed_alpha(rgba[:, 3:], self.alpha_activation, alpha_release)), 1)
             flow = self.to_flow(features)[..., :height, :width]
         return rgba, flow
 
