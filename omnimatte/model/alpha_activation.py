@@ -5,9 +5,10 @@ the sparsity terms) drives its pre-activation toward minus infinity, where the t
 slope is nil; Adam keeps taking full-sized steps on those tiny gradients, so the alpha
 far from the coarse mask is soon a saturated zero that the reconstruction can no
 longer raise, and effects away from the object (a detached shadow, a reflection)
-never enter the layer. `clamp` cuts the signed alpha to [-1, 1] instead and passes a
-gradient at the bounds only in the direction that leaves them: a zero alpha stays
-exactly zero under every pull toward zero, and grows as soon as the frame asks for it.
+never enter the layer. `clamp` makes the signed alpha linear below 0 (alpha 0.5), cut
+at -1 (alpha 0) with a gradient there only in the direction that leaves it: a zero alpha
+stays exactly zero under every pull toward zero, and grows as soon as the frame asks for
+it; above 0 it stays tanh, which holds an opaque object at alpha 1.
 
 The frame asks for it everywhere, though: the reconstruction's L1 pushes with the same
 strength whatever the size of the residual, so a zero alpha would grow wherever the
@@ -23,20 +24,19 @@ import torch
 ALPHA_ACTIVATIONS = ("tanh", "clamp")
 
 
-class _ClampReleasable(torch.autograd.Function):
-    """clamp(x, -1, 1) whose gradient at a bound passes only where it moves x back inside (at the lower bound,
-    only where `release` allows)."""
+class _ReleasableFloor(torch.autograd.Function):
+    """max(x, -1) whose gradient below -1 passes only where it raises x, and only where `release` allows."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, release: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(x, release)
-        return x.clamp(-1.0, 1.0)
+        return x.clamp(min=-1.0)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         x, release = ctx.saved_tensors
-        # Gradient descent moves x by -grad: below -1 only a negative grad raises it, above 1 only a positive one.
-        held = ((x < -1.0) & ((grad > 0) | ~release)) | ((x > 1.0) & (grad < 0))
+        # Gradient descent moves x by -grad: below -1 only a negative grad raises it.
+        held = (x < -1.0) & ((grad > 0) | ~release)
         return grad.masked_fill(held, 0.0), None
 
 
@@ -48,5 +48,7 @@ def signed_alpha(x: torch.Tensor, activation: str, release: torch.Tensor | None 
     if activation == "clamp":
         if release is None:
             release = torch.ones((), dtype=torch.bool, device=x.device)
-        return _ClampReleasable.apply(x, release.expand_as(x))
+        # Linear below alpha 0.5 down to the releasable floor; tanh above, so an opaque object saturates
+        # at alpha 1 as with tanh (a clamp there let the sparsity terms fade whole objects to grey).
+        return torch.where(x > 0, torch.tanh(x), _ReleasableFloor.apply(x, release.expand_as(x)))
     raise ValueError(f"unknown alpha activation {activation!r}: choose from {', '.join(ALPHA_ACTIVATIONS)}")
