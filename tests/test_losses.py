@@ -186,3 +186,66 @@ def test_camera_adjustment_starts_as_no_adjustment_and_interpolates_between_keys
     view = model.view_background(ramp, grid, torch.tensor([1.0, 0.0]).view(1, 2, 1, 1).expand(1, 2, 8, 16))
     assert view[0, 0, 4, 3:10].tolist() == pytest.approx([4, 5, 6, 7, 8, 9, 10])
 
+
+
+@pytest.mark.parametrize("activation", ["tanh", "clamp"])
+def test_a_zero_alpha_grows_back_under_clamp_but_stays_saturated_under_tanh(activation: str):
+    """Adam pulls an alpha to zero for 500 steps (the mask term outside the trimap), then the frame asks for
+    alpha 0.5 there (a shadow away from the mask): only the clamp's alpha follows within 50 steps."""
+    from omnimatte.model.alpha_activation import signed_alpha
+
+    x = torch.zeros(1, requires_grad=True)
+    optimizer = torch.optim.Adam([x], lr=0.01)
+    for target in [0.0] * 500 + [0.5] * 50:
+        alpha = signed_alpha(x, activation) * 0.5 + 0.5
+        loss = (alpha - target).abs().sum()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    alpha = float(signed_alpha(x, activation) * 0.5 + 0.5)
+    if activation == "clamp":
+        assert alpha > 0.2
+    else:
+        assert alpha < 0.05
+
+
+def test_clamp_alpha_is_linear_down_to_a_floor_left_only_upward_and_tanh_above_one_half():
+    from omnimatte.model.alpha_activation import signed_alpha
+
+    x = torch.tensor([-3.0, -3.0, -0.5, 2.0], requires_grad=True)
+    value = signed_alpha(x, "clamp")
+    value.backward(torch.tensor([1.0, -1.0, 1.0, 1.0]))
+    assert torch.allclose(value, torch.tensor([-1.0, -1.0, -0.5, math.tanh(2.0)]))
+    assert torch.allclose(x.grad, torch.tensor([0.0, -1.0, 1.0, 1.0 - math.tanh(2.0) ** 2]))
+    with pytest.raises(ValueError, match="unknown alpha activation 'relu': choose from tanh, clamp"):
+        signed_alpha(x, "relu")
+
+
+def test_clamp_alpha_grows_only_where_released():
+    from omnimatte.model.alpha_activation import signed_alpha
+
+    x = torch.tensor([-3.0, -3.0], requires_grad=True)
+    signed_alpha(x, "clamp", torch.tensor([True, False])).backward(torch.tensor([-1.0, -1.0]))
+    assert x.grad.tolist() == [-1.0, 0.0]
+
+
+def test_model_releases_zero_alpha_where_the_frame_differs_from_the_background():
+    """With release_threshold, the frame passed in decides where a clamped zero alpha gets a gradient."""
+    torch.manual_seed(0)
+    model = Omnimatte((32, 32), nf=8, background="canvas", plate=torch.zeros(1, 3, 32, 32), alpha_activation="clamp",
+                      release_threshold=0.04)
+    with torch.no_grad():
+        model.net.to_rgba[1].bias[3] = -5.0  # every alpha a clamped zero
+    inputs = torch.randn(1, 1, 16, 32, 32)
+    grid = identity_grid(1, 32, 32, torch.device("cpu"))
+    image = torch.zeros(1, 3, 32, 32)
+    image[..., :, 16:] = 0.5  # the right half differs from the (black) background
+    out = model(inputs, grid, torch.zeros(1, 2, 32, 32), image=image)
+    assert float(out["layer_alpha"].max()) == 0.0
+    out["layer_alpha"].sum().neg().backward()  # ask for alpha everywhere
+    assert model.net.to_rgba[1].bias.grad[3] < 0  # released on the right half...
+    with torch.no_grad():
+        model.net.zero_grad()
+    out = model(inputs, grid, torch.zeros(1, 2, 32, 32), image=torch.zeros(1, 3, 32, 32))
+    out["layer_alpha"].sum().neg().backward()
+    assert float(model.net.to_rgba[1].bias.grad[3]) == 0.0  # ...and nowhere where the frame equals the background

@@ -324,10 +324,10 @@ def test_bf16_autocast_on_the_cpu_trains_and_keeps_the_alpha_head_in_float32(sce
 
 
 def test_canvas_background_batch_norm_and_the_render_options_train_and_render(scene: dict):
-    """The options beyond the defaults: the canvas background, the authors' BatchNorm, no camera adjustment,
+    """The options beyond the defaults: the canvas background, the authors' BatchNorm, the clamped alpha, no camera adjustment,
     learning-rate decay, the plate matte and guided alpha upsampling below the working resolution."""
     summary = run_train("tiny", **scene, config=tiny_config(background="canvas", norm="batch", camera_adjustment=False,
-                                                              final_learning_rate_fraction=0.1, plate_matte_threshold=0.04,
+                                                              final_learning_rate_fraction=0.1, plate_matte_threshold=0.04, alpha_activation="clamp",
                                                               refine_alpha=True, scale=0.5))
     assert read_frames(scene["out_dir"] / "layers" / "square" / "rgba", mode="rgba").shape == (T, H, W, 4)
     assert np.isfinite(summary["final_losses"]["total"])

@@ -30,17 +30,22 @@ class Omnimatte(nn.Module):
     it is a buffer, not a parameter, so it never changes. With background="canvas",
     `plate` (1, 3, H, W) in [-1, 1] is the canvas's starting image at any resolution
     (the working one, so that rendering at the working resolution stays sharp).
+    With the clamped alpha and `release_threshold` > 0, training (given the frames)
+    lets a zero alpha grow only where the frame differs from the background by more
+    than that (0..1, the largest channel difference; see alpha_activation.py).
     """
 
     def __init__(self, canvas_size: tuple[int, int], nf: int = 64, latent_channels: int = LATENT_CHANNELS,
                  latent_scale: float = 16, seed: int = 0, norm: str = "group", background: str = "network",
                  plate: torch.Tensor | None = None, num_frames: int | None = None,
-                 camera_adjustment: bool = False) -> None:
+                 camera_adjustment: bool = False, alpha_activation: str = "tanh",
+                 release_threshold: float = 0.0) -> None:
         super().__init__()
         if background not in BACKGROUNDS:
             raise ValueError(f"unknown background {background!r}: choose from {', '.join(BACKGROUNDS)}")
         self.canvas_height, self.canvas_width = canvas_size
-        self.net = OmnimatteUNet(3 + latent_channels, nf, norm)
+        self.net = OmnimatteUNet(3 + latent_channels, nf, norm, alpha_activation)
+        self.release_threshold = release_threshold
         generator = torch.Generator().manual_seed(seed)
         latent_size = (math.ceil(self.canvas_height / latent_scale), math.ceil(self.canvas_width / latent_scale))
         latent = torch.randn(1, latent_channels, *latent_size, generator=generator)
@@ -84,13 +89,15 @@ class Omnimatte(nn.Module):
         return sample_canvas(canvas, grid)
 
     def forward(self, layer_inputs: torch.Tensor, background_grid: torch.Tensor, background_flow: torch.Tensor,
-                frames: torch.Tensor | None = None, view_grid: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                frames: torch.Tensor | None = None, view_grid: torch.Tensor | None = None,
+                image: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Render N frames with L foreground layers.
 
         layer_inputs: (N, L, 3 + latent_channels, H, W); background_grid: (N, H, W, 2);
         background_flow: (N, 2, H, W), the camera's flow to the next frame. With the
         camera adjustment, `frames` (N,) are the frame indices and `view_grid` (N, H, W, 2)
-        where each pixel lies in its frame (the jitter crop).
+        where each pixel lies in its frame (the jitter crop). `image` (N, 3, H, W): the
+        frames being fitted, for the release of zero alpha (training only).
         Returns rgb (N,3,H,W) and flow composites, the per-layer rgba (N,L,4,H,W) with
         alpha in [0, 1] and rgb in [-1, 1], per-layer flow (N,L,2,H,W) and the background view.
         """
@@ -99,7 +106,11 @@ class Omnimatte(nn.Module):
         if self.camera is not None:
             brightness, offset = self.camera.fields(frames, view_grid)
         background = self.view_background(self.render_background(), background_grid, offset)
-        rgba, flow = self.net(layer_inputs.reshape(n * num_layers, channels, height, width))
+        release = None
+        if image is not None and self.release_threshold > 0:
+            difference = (image.detach() - background.detach()).abs().amax(1, keepdim=True)
+            release = (difference > 2 * self.release_threshold).repeat_interleave(num_layers, 0)  # signed scale
+        rgba, flow = self.net(layer_inputs.reshape(n * num_layers, channels, height, width), release)
         rgba = rgba.reshape(n, num_layers, 4, height, width)
         flow = flow.reshape(n, num_layers, 2, height, width)
         alpha = rgba[:, :, 3:4] * 0.5 + 0.5

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from omnimatte.model.alpha_activation import signed_alpha
+
 LATENT_CHANNELS = 13
 INPUT_CHANNELS = 3 + LATENT_CHANNELS  # layer id mask, flow (2), latent
 
@@ -48,15 +50,19 @@ class _Up(nn.Sequential):
 class OmnimatteUNet(nn.Module):
     """The authors' U-Net: five stride-2 stages, two dilated ones, skip connections.
 
-    Maps (N, in_channels, H, W) to RGBA in [-1, 1] and a 2-channel flow, both at the
+    Maps (N, in_channels, H, W) to RGBA in [-1, 1] (colour through tanh, alpha through
+    `alpha_activation`, see alpha_activation.py) and a 2-channel flow, both at the
     input resolution; inputs whose sides are not multiples of 32 are padded and the
     outputs cropped back. The two output heads always run in float32, also under bf16
     autocast: near alpha 0 the tanh saturates, and in bf16 its gradient there rounds
     to nothing, so faint alpha (a soft shadow) could never grow back.
     """
 
-    def __init__(self, in_channels: int = INPUT_CHANNELS, nf: int = 64, norm: str = "group") -> None:
+    def __init__(self, in_channels: int = INPUT_CHANNELS, nf: int = 64, norm: str = "group",
+                 alpha_activation: str = "tanh") -> None:
         super().__init__()
+        signed_alpha(torch.zeros(()), alpha_activation)  # refuse an unknown activation now, not at the first step
+        self.alpha_activation = alpha_activation
         self.encoder = nn.ModuleList([
             _Down(in_channels, nf, norm=None),
             _Down(nf, nf * 2, norm),
@@ -74,10 +80,11 @@ class OmnimatteUNet(nn.Module):
             _Up(nf * 2, nf, norm),
         ])
         # A 4x4 kernel needs one more pixel of padding on one side to keep the size.
-        self.to_rgba = nn.Sequential(nn.ZeroPad2d((1, 2, 1, 2)), nn.Conv2d(nf, 4, 4), nn.Tanh())
+        self.to_rgba = nn.Sequential(nn.ZeroPad2d((1, 2, 1, 2)), nn.Conv2d(nf, 4, 4))
         self.to_flow = nn.Sequential(nn.ZeroPad2d((1, 2, 1, 2)), nn.Conv2d(nf, 2, 4))
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, alpha_release: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """`alpha_release` (N, 1, H, W) bool: where a zero alpha may grow (see alpha_activation.py)."""
         height, width = x.shape[-2:]
         pad_h, pad_w = (-height) % 32, (-width) % 32
         if pad_h or pad_w:
@@ -94,6 +101,7 @@ class OmnimatteUNet(nn.Module):
         with torch.autocast(x.device.type, enabled=False):
             features = x.float()
             rgba = self.to_rgba(features)[..., :height, :width]
+            rgba = torch.cat((torch.tanh(rgba[:, :3]), signed_alpha(rgba[:, 3:], self.alpha_activation, alpha_release)), 1)
             flow = self.to_flow(features)[..., :height, :width]
         return rgba, flow
 

@@ -32,7 +32,9 @@ def build_model(video: VideoTensors, config: TrainConfig, device: torch.device) 
     model = Omnimatte(video.canvas_size, nf=config.nf, latent_scale=config.latent_scale * config.scale,
                       seed=config.seed, norm=config.norm, background=config.background,
                       plate=None if video.plate is None else video.plate.cpu(),
-                      num_frames=video.num_frames, camera_adjustment=config.camera_adjustment).to(device)
+                      num_frames=video.num_frames, camera_adjustment=config.camera_adjustment,
+                      alpha_activation=config.alpha_activation,
+                      release_threshold=config.plate_matte_threshold).to(device)
     if config.channels_last:  # faster on GPUs, and by about a quarter with the CPU's oneDNN convolutions too
         model = model.to(memory_format=torch.channels_last)
     return model
@@ -92,7 +94,7 @@ def train_model(sample: str, video: VideoTensors, config: TrainConfig, checkpoin
         batch = Batch(video, model, indices, config, generator)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
             out = step_fn(batch.inputs, batch.background_grid, batch.background_flow, batch.frame_indices,
-                          batch.view_grid)
+                          batch.view_grid, batch.image)
         out = {k: v.float() for k, v in out.items()}
         terms = compute_losses(out, batch, weights, config, model)
         optimizer.zero_grad(set_to_none=True)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from omnimatte.model import BACKGROUNDS, NORMS
+from omnimatte.model import ALPHA_ACTIVATIONS, BACKGROUNDS, NORMS
 
 ALPHA_REG_TARGETS = ("composited", "coverage")
 
@@ -30,6 +30,8 @@ class TrainConfig:
     final_learning_rate_fraction: float = 1.0
     nf: int = 64
     norm: str = "group"  # "group" or the authors' "batch"
+    # "tanh" (the authors') or "clamp", whose zero alpha can grow back (model/alpha_activation.py).
+    alpha_activation: str = "tanh"
     latent_scale: int = 16  # canvas pixels per cell of the background noise latent
     # "canvas": a learnable image that starts as the masked median of the registered frames;
     # "network": the paper's U-Net over a noise canvas.
@@ -72,7 +74,7 @@ class TrainConfig:
     cpu: dict = dataclasses.field(default_factory=lambda: dict(CPU_SETTINGS))
 
     def __post_init__(self) -> None:
-        choices = {"norm": NORMS, "background": BACKGROUNDS, "alpha_reg_target": ALPHA_REG_TARGETS}
+        choices = {"norm": NORMS, "alpha_activation": ALPHA_ACTIVATIONS, "background": BACKGROUNDS, "alpha_reg_target": ALPHA_REG_TARGETS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"train.{name} is {getattr(self, name)!r}; choose from {', '.join(allowed)}")
