@@ -107,7 +107,7 @@ class Omnimatte(nn.Module):
             brightness, offset = self.camera.fields(frames, view_grid)
         background = self.view_background(self.render_background(), background_grid, offset)
         release = None
-        if image is not None and self.release_threshold > 0:
+        if image is not None and self.release_threshold > 0 and self.net.alpha_activation == "clamp":
             difference = (image.detach() - background.detach()).abs().amax(1, keepdim=True)
             release = (difference > 2 * self.release_threshold).repeat_interleave(num_layers, 0)  # signed scale
         rgba, flow = self.net(layer_inputs.reshape(n * num_layers, channels, height, width), release)
