@@ -358,3 +358,11 @@ def test_training_below_the_working_resolution_renders_at_it(scene: dict):
     assert read_frames(scene["out_dir"] / "layers" / "square" / "rgba", mode="rgba").shape == (T, H, W, 4)
     assert read_frames(scene["out_dir"] / "background").shape == (T, H, W, 3)
     assert summary["psnr_output"] > summary["psnr_model"]  # detail transfer at the working resolution
+
+
+def test_compiled_training_on_the_cpu_trains_and_renders(scene: dict):
+    """train.compile wraps the model in torch.compile (inductor, which on the CPU needs a C++ compiler);
+    the GPU path uses it, so it runs here too, with bf16 autocast, on a few steps."""
+    summary = run_train("tiny", **scene, config=tiny_config(compile=True, bf16=True, steps=4))
+    assert read_frames(scene["out_dir"] / "layers" / "square" / "rgba", mode="rgba").shape == (T, H, W, 4)
+    assert np.isfinite(summary["final_losses"]["total"])
