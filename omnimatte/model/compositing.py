@@ -41,3 +41,9 @@ def identity_grid(n: int, height: int, width: int, device: torch.device) -> torc
                             torch.arange(width, dtype=torch.float32, device=device), indexing="ij")
     grid = torch.stack(((xs + 0.5) / width * 2 - 1, (ys + 0.5) / height * 2 - 1), -1)
     return grid.unsqueeze(0).expand(n, -1, -1, -1)
+
+
+def colour_difference(frame: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
+    """The largest channel difference (0..1) between two (N, 3, H, W) images in [-1, 1], as (N, 1, H, W): how far
+    a pixel is from showing just the background (the plate matte and the release of a zero alpha judge by it)."""
+    return ((frame - background).abs() * 0.5).amax(1, keepdim=True)

@@ -18,7 +18,7 @@ from torch import nn
 
 from omnimatte.model.background import BACKGROUNDS, CanvasBackground
 from omnimatte.model.camera_adjustment import CameraAdjustment
-from omnimatte.model.compositing import composite_over, sample_canvas
+from omnimatte.model.compositing import colour_difference, composite_over, sample_canvas
 from omnimatte.model.unet import LATENT_CHANNELS, OmnimatteUNet
 
 
@@ -108,8 +108,8 @@ class Omnimatte(nn.Module):
         background = self.view_background(self.render_background(), background_grid, offset)
         release = None
         if image is not None and self.release_threshold > 0 and self.net.alpha_activation == "clamp":
-            difference = (image.detach() - background.detach()).abs().amax(1, keepdim=True)
-            release = (difference > 2 * self.release_threshold).repeat_interleave(num_layers, 0)  # signed scale
+            difference = colour_difference(image.detach(), background.detach())
+            release = (difference > self.release_threshold).repeat_interleave(num_layers, 0)
         rgba, flow = self.net(layer_inputs.reshape(n * num_layers, channels, height, width), release)
         rgba = rgba.reshape(n, num_layers, 4, height, width)
         flow = flow.reshape(n, num_layers, 2, height, width)

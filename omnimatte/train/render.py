@@ -14,7 +14,7 @@ from tqdm import tqdm
 from omnimatte.contract import OmnimatteFiles
 from omnimatte.io import _imwrite, atomic_dir, frame_name
 from omnimatte.logs import get_logger
-from omnimatte.model import Omnimatte, composite_over, identity_grid, relight
+from omnimatte.model import Omnimatte, colour_difference, composite_over, identity_grid, relight
 from omnimatte.train.alpha_upsampling import guided_upsample
 from omnimatte.train.batch import layer_inputs
 from omnimatte.train.video import VideoTensors
@@ -42,7 +42,7 @@ def plate_matte(frame: torch.Tensor, background: torch.Tensor, alpha: torch.Tens
     threshold gives clamp(d / t, 0, 1), where t is `threshold` or, on noisy footage,
     three times the frame's median d over the pixels no layer holds, if that is larger.
     """
-    difference = ((frame - background).abs() * 0.5).amax(1, keepdim=True)
+    difference = colour_difference(frame, background)
     empty = (alpha.amax(0, keepdim=True) < 0.01)
     noise = float(difference[empty].median()) if bool(empty.any()) else 0.0
     return (difference / max(threshold, 3.0 * noise)).clamp(0, 1)
