@@ -75,6 +75,21 @@ def mask_loss(alpha: torch.Tensor, trimaps: torch.Tensor) -> torch.Tensor:
     return 0.5 * (error_inside + error_outside)
 
 
+def object_floor_loss(alpha: torch.Tensor, trimaps: torch.Tensor, floor: float) -> torch.Tensor:
+    """How far each layer's mean alpha inside its coarse mask, frame by frame, falls below `floor`.
+
+    alpha (N, L, 1, H, W), trimaps likewise (1 inside the mask). Nil while every layer
+    holds its object, whatever it does at the mask's edge (a segmenter's mask is a few
+    px too big) or outside it (the effects); where a layer is losing its object it pushes
+    the whole inside back up. Frames where a layer's mask is empty count as nil.
+    """
+    inside = trimaps.clamp(min=0)
+    area = inside.sum(dim=(2, 3, 4))
+    mean = (alpha * inside).sum(dim=(2, 3, 4)) / area.clamp(min=1.0)
+    shortfall = torch.relu(floor - mean) * (area > 0).to(alpha.dtype)
+    return shortfall.mean()
+
+
 def flow_loss(prediction: torch.Tensor, target: torch.Tensor, confidence: torch.Tensor) -> torch.Tensor:
     """Confidence-weighted L1 between the composited flow and the input flow."""
     return (confidence * (prediction - target)).abs().mean()

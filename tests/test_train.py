@@ -17,6 +17,7 @@ from omnimatte.fingerprint import inputs_digest
 from omnimatte.io import read_frames, read_png, save_json, save_npy, write_frames
 from omnimatte.train import LossWeights, TrainConfig, run_train
 from omnimatte.train import loop as train_loop
+from omnimatte.train import objective as train_objective
 from omnimatte.train import schedule as train_schedule
 
 T, H, W = 6, 48, 64
@@ -252,6 +253,30 @@ def test_mask_schedule_drops_then_switches_off():
     assert weights.mask == pytest.approx(5.0)
     assert weights.update(12, epoch_steps=2, l1_off_step=l1_off, mask_error=None, config=config) == ["mask term off"]
     assert weights.mask == 0.0
+
+
+def test_the_object_floor_takes_over_from_the_mask_term_and_holds_only_a_vanishing_layer():
+    config = TrainConfig(lambda_mask=50.0, mask_threshold=0.02, object_alpha_floor=0.5)
+    weights = LossWeights(mask=50.0, alpha_l1=0.01)
+    weights.update(6, epoch_steps=2, l1_off_step=100, mask_error=0.01, config=config)
+    assert weights.mask == pytest.approx(5.0) and weights.object_floor == 0.0
+    changes = weights.update(12, epoch_steps=2, l1_off_step=100, mask_error=None, config=config)
+    assert changes == ["mask term off; each layer's mean alpha inside its mask is held at 0.5 or more (weight 5)"]
+    assert weights.mask == 0.0 and weights.object_floor == pytest.approx(5.0)
+    # Two layers over four pixels, the first three inside both masks, the last outside (an effect).
+    trimaps = torch.tensor([1.0, 1.0, 1.0, -1.0]).view(1, 1, 1, 1, 4).repeat(1, 2, 1, 1, 1)
+    holds_its_object = torch.tensor([1.0, 1.0, 0.0, 1.0])  # an over-sized mask's edge may go, an effect may come
+    vanishing = torch.tensor([0.1, 0.1, 0.1, 0.0])
+    alpha = torch.stack((holds_its_object, vanishing)).view(1, 2, 1, 1, 4).requires_grad_()
+    term = train_objective.mask_term(alpha, trimaps, weights, config)
+    assert float(term) == pytest.approx(5.0 * (0.5 - 0.1) / 2)
+    term.backward()
+    assert torch.all(alpha.grad[0, 0] == 0)  # the layer that holds its object is left alone
+    assert torch.all(alpha.grad[0, 1, 0, 0, :3] < 0) and alpha.grad[0, 1, 0, 0, 3] == 0  # the other pushed up inside
+    authors = LossWeights(mask=0.0, alpha_l1=0.0, mask_rolloff_step=6)
+    assert float(train_objective.mask_term(alpha, trimaps, authors, TrainConfig())) == 0.0
+    with pytest.raises(ValueError, match="train.object_alpha_floor is 1.5"):
+        TrainConfig(object_alpha_floor=1.5)
 
 
 @pytest.mark.parametrize("device", ["cpu", "cuda"])

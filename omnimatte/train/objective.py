@@ -13,6 +13,15 @@ from omnimatte.train.settings import TrainConfig
 LOSS_NAMES = ("total", "reconstruction", "alpha_reg", "mask", "flow", "alpha_warp", "camera_adjustment")
 
 
+def mask_term(alpha: torch.Tensor, trimaps: torch.Tensor, weights: LossWeights, config: TrainConfig) -> torch.Tensor:
+    """The mask term while the schedule has it on; after it, the floor under each layer's object, if set."""
+    if weights.mask > 0:
+        return weights.mask * losses.mask_loss(alpha, trimaps)
+    if weights.object_floor > 0:
+        return weights.object_floor * losses.object_floor_loss(alpha, trimaps, config.object_alpha_floor)
+    return alpha.new_zeros(())
+
+
 def compute_losses(out: dict[str, torch.Tensor], batch: Batch, weights: LossWeights, config: TrainConfig,
                    model: Omnimatte) -> dict[str, torch.Tensor]:
     alpha = out["layer_alpha"]
@@ -24,7 +33,7 @@ def compute_losses(out: dict[str, torch.Tensor], batch: Batch, weights: LossWeig
     terms = {
         "reconstruction": losses.reconstruction_loss(out["rgb"], batch.image),
         "alpha_reg": losses.alpha_regularization(regularized, weights.alpha_l1, config.lambda_alpha_l0),
-        "mask": weights.mask * losses.mask_loss(alpha, batch.trimaps),
+        "mask": mask_term(alpha, batch.trimaps, weights, config),
         "flow": config.lambda_flow * losses.flow_loss(out["flow"], batch.flow, batch.confidence),
         "alpha_warp": config.lambda_alpha_warp * losses.alpha_warp_loss(
             alpha[:pairs], alpha[pairs:], out["layer_flow"][:pairs]),

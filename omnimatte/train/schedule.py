@@ -7,8 +7,10 @@ before it gives layers without their effects. Here the switch comes at epoch 200
 earlier, where needed to leave `share_after_alpha_l1` of the budget after it: the
 layers take their effects only once the term is off, so that share is guaranteed
 whatever the clip's length. The mask term follows the authors: cut 10x once its error
-falls below the threshold (checked at the end of each epoch), off at twice that step.
-After the L1 switch the learning rate falls along a cosine to its final fraction.
+falls below the threshold (checked at the end of each epoch), off at twice that step;
+from then on, with `object_alpha_floor`, a floor under each layer's mean alpha inside its
+mask takes its place at the cut weight, so no layer can lose its object. After the L1
+switch the learning rate falls along a cosine to its final fraction.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class LossWeights:
     mask: float
     alpha_l1: float
     mask_rolloff_step: int = -1  # step at which the mask term was reduced; off at twice that
+    object_floor: float = 0.0  # the weight of the floor under each layer's object once the mask term is off
 
     def waiting_for_mask_threshold(self) -> bool:
         """Whether the schedule still needs the mask error (the only term it reads back from the device)."""
@@ -70,6 +73,11 @@ class LossWeights:
                 changes.append(f"mask term cut to {self.mask:g} (its error {mask_error:.3g} fell below "
                                f"{config.mask_threshold:g}); off at step {2 * step}")
         elif self.mask > 0 and self.mask_rolloff_step >= 0 and step >= 2 * self.mask_rolloff_step:
+            if config.object_alpha_floor > 0:
+                self.object_floor = self.mask
+                changes.append(f"mask term off; each layer's mean alpha inside its mask is held at "
+                               f"{config.object_alpha_floor:g} or more (weight {self.object_floor:g})")
+            else:
+                changes.append("mask term off")
             self.mask = 0.0
-            changes.append("mask term off")
         return changes

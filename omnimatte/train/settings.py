@@ -48,6 +48,10 @@ class TrainConfig:
     plate_matte_threshold: float = 0.0
     lambda_mask: float = 50.0
     mask_threshold: float = 0.02  # the mask term drops 10x once below threshold * lambda_mask ...
+    # ... and is off at twice that step; from then on each layer's mean alpha inside its mask, frame
+    # by frame, is held at this or more, at the cut weight (0: nothing, the authors'), so that no layer
+    # can lose its object (README: Training).
+    object_alpha_floor: float = 0.0
     lambda_alpha_l1: float = 0.01
     # ... and the alpha L1 term stops after this many epochs, or earlier where needed so that
     # at least `share_after_alpha_l1` of the steps remain after it, whatever the clip's length.
@@ -80,6 +84,8 @@ class TrainConfig:
                 raise ValueError(f"train.{name} is {getattr(self, name)!r}; choose from {', '.join(allowed)}")
         if not 0.0 <= self.share_after_alpha_l1 < 1.0:
             raise ValueError(f"train.share_after_alpha_l1 is {self.share_after_alpha_l1}; it must be in [0, 1)")
+        if not 0.0 <= self.object_alpha_floor <= 1.0:
+            raise ValueError(f"train.object_alpha_floor is {self.object_alpha_floor}; it must be in [0, 1]")
         if not 0.0 < self.final_learning_rate_fraction <= 1.0:
             raise ValueError(f"train.final_learning_rate_fraction is {self.final_learning_rate_fraction}; "
                              "it must be in (0, 1]")
