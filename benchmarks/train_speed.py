@@ -20,6 +20,7 @@ evaluation.png (a contact sheet of the layers against the truth) and summary.jso
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -61,8 +62,7 @@ def main() -> None:
     summary = {
         "device": device_name(device),
         "clip": {"preset": args.preset, "frames": suite.frames, "width": suite.width, "height": suite.height},
-        "train": {key: getattr(config, key) for key in ("steps", "nf", "batch_size", "scale", "compile", "bf16",
-                                                        "background", "camera_adjustment")},
+        "train": {key: value for key, value in dataclasses.asdict(config).items() if key != "cpu"},
         "flow": row["flow"],
         "steps_per_second": row["steps_per_second"],
         "peak_gpu_mib": row["peak_gpu_mib"],
@@ -73,6 +73,13 @@ def main() -> None:
         "final": {key: row[key] for key in ("soft_iou", "effect_recall", "alpha_leak", "background_psnr",
                                             "reconstruction_psnr", "mask_soft_iou", "mask_effect_recall",
                                             "median_background_psnr")},
+        # The last scoring (the network's layers before detail transfer) and the same model scored with each
+        # rendering step switched off in turn (plate matte, guided alpha upsampling), where it was on.
+        "render_ablations": {
+            "as_trained": {key: value for key, value in result["curve"][-1].items() if key not in ("step", "seconds", "steps_per_second", "peak_gpu_mib")},
+            **{name: {key[len(name) + 1:]: value for key, value in row.items() if key.startswith(name + "_")}
+               for name in ("without_plate_matte", "without_refine_alpha") if any(key.startswith(name + "_") for key in row)},
+        },
     }
     (args.out / args.preset / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))

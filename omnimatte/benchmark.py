@@ -70,7 +70,7 @@ COLUMNS = (
 
 def prepare_synthetic(work: Path, preset: str, n_frames: int, width: int, height: int, trimap_band: int,
                       device: torch.device, flow_weights: str = "DEFAULT", scale: float = 1.0,
-                      canvas_plate: bool = False) -> tuple[Clip, VideoTensors, dict]:
+                      *, canvas_plate: bool) -> tuple[Clip, VideoTensors, dict]:
     """Render a clip, run the flow and homography stages on it, and load it for training.
 
     Returns the clip (with its ground truth), the training tensors and the flow stage's info.
@@ -83,7 +83,7 @@ def prepare_synthetic(work: Path, preset: str, n_frames: int, width: int, height
                          device=str(device))
     run_homography(preset, work / "frames", work / "masks", work / "homography", work / "stabilised.mp4")
     video = load_video(preset, work / "frames", work / "flow", work / "homography", work / "masks",
-                       clip.object_names, trimap_band, device, scale, canvas_plate)
+                       clip.object_names, trimap_band, device, scale, canvas_plate=canvas_plate)
     return clip, video, flow_info
 
 
@@ -123,8 +123,8 @@ def _round(value: float | None) -> float | None:
 
 
 @torch.no_grad()
-def score_model(model, video: VideoTensors, clip: Clip, refine_alpha: bool = False,
-                plate_matte_threshold: float = 0.0) -> dict[str, float | None]:
+def score_model(model, video: VideoTensors, clip: Clip, refine_alpha: bool,
+                plate_matte_threshold: float) -> dict[str, float | None]:
     """The model's layers now, without detail transfer, scored against the clip: the
     per-object means of soft IoU, effect recall and alpha leak, and the background and
     reconstruction PSNR."""
@@ -187,12 +187,12 @@ class Suite:
 
 
 SUITES = {
-    # Every preset, small and on the CPU (train.cpu's settings at full size): 300 epochs of
-    # 23 frame pairs, so the alpha L1 term switches off at step 1200 and the layers have 600
-    # steps to take the effects.
+    # Every preset, small and on the CPU (train.cpu's settings at full size): 200 epochs of
+    # 23 frame pairs; the alpha L1 term switches off at step 720, leaving its share (40 %)
+    # of the steps for the layers to take the effects.
     "fast": Suite("fast", device="cpu", frames=24, width=224, height=128, eval_every=300,
-                  train={**CPU_SETTINGS, "scale": 1.0, "steps": 1800, "cpu": {}}),
-    # The paper's network, batch and schedule on the demo's size (TrainConfig's defaults).
+                  train={**CPU_SETTINGS, "scale": 1.0, "steps": 1200, "cpu": {}}),
+    # The paper's network and batch on the demo's size (TrainConfig's defaults).
     "full": Suite("full", device="cuda", frames=48, width=448, height=256, eval_every=250, train={"cpu": {}}),
     # The demo as the pipeline trains it by default on this machine: the paper's settings
     # on a GPU, train.cpu's on the CPU (benchmarks/train_speed.py runs this one).
@@ -255,7 +255,7 @@ def run_preset(preset: str, suite: Suite, config: TrainConfig, work: Path, devic
     began = time.perf_counter()
     clip, video, flow_info = prepare_synthetic(work, preset, suite.frames, suite.width, suite.height,
                                                config.trimap_band, device, flow_weights, config.scale,
-                                               config.background == "canvas")
+                                               canvas_plate=config.background == "canvas")
     write_clip(clip, work / "clip")
     curve: list[dict] = []
     clock = {"train": 0.0, "since": time.perf_counter()}

@@ -22,12 +22,14 @@ def test_dog_layer_captures_its_shadow_and_background_stays_clean(tmp_path: Path
     torch.set_num_threads(2)
     device = torch.device("cpu")
     config = TrainConfig(**{**CPU_SETTINGS, "scale": 1.0, "steps": 1000}, device="cpu", checkpoint_every=10_000, cpu={})
-    clip, video, _ = prepare_synthetic(tmp_path, "dog", 16, 192, 112, config.trimap_band, device, flow_weights="none")
+    clip, video, _ = prepare_synthetic(tmp_path, "dog", 16, 192, 112, config.trimap_band, device, flow_weights="none",
+                                       canvas_plate=config.background == "canvas")
     model, history = train_model("shadow", video, config, tmp_path / "checkpoint.pt", device)
 
     model.eval()
     canvas = model.render_background(full_size=True)
-    frames = [render_frame(model, video, t, canvas, detail_transfer=False) for t in range(video.num_frames)]
+    frames = [render_frame(model, video, t, canvas, detail_transfer=False, refine_alpha=config.refine_alpha,
+                           plate_matte_threshold=config.plate_matte_threshold) for t in range(video.num_frames)]
     alpha = np.stack([f.alpha[0, 0].numpy() for f in frames]).astype(np.float64)
     background = np.stack([(f.background[0].permute(1, 2, 0).numpy() * 0.5 + 0.5) for f in frames])
 

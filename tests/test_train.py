@@ -233,12 +233,14 @@ def test_config_file_defaults_are_the_training_defaults():
     readme = " ".join((repo / "README.md").read_text().split())
     assert (f"**On the CPU** `train.cpu` replaces some settings: `nf` {cpu['nf']}, {cpu['batch_size']} pairs a step, "
             f"`scale` {cpu['scale']} (half-size frames") in readme
-    assert f"{cpu['steps']} steps (epoch 200 of the demo" in readme
+    switch = train_module.alpha_l1_off_step(on_cpu, num_frames=48)
+    assert f"{cpu['steps']} steps (the alpha L1 term off after step {switch})" in readme
     assert ("and no bf16 autocast" in readme) == (not cpu["bf16"])
 
 
 def test_mask_schedule_drops_then_switches_off():
-    config = TrainConfig(lambda_mask=50.0, mask_threshold=0.02)
+    """The authors' mask schedule: cut 10x below the threshold, off at twice that step (no floor after it)."""
+    config = TrainConfig(lambda_mask=50.0, mask_threshold=0.02, object_alpha_floor=0.0)
     weights = LossWeights(mask=50.0, alpha_l1=0.01)
     l1_off = 6
     assert weights.update(4, epoch_steps=2, l1_off_step=l1_off, mask_error=0.5, config=config) == []
@@ -269,12 +271,12 @@ def test_the_object_floor_takes_over_from_the_mask_term_and_holds_only_a_vanishi
     vanishing = torch.tensor([0.1, 0.1, 0.1, 0.0])
     alpha = torch.stack((holds_its_object, vanishing)).view(1, 2, 1, 1, 4).requires_grad_()
     term = train_objective.mask_term(alpha, trimaps, weights, config)
-    assert float(term) == pytest.approx(5.0 * (0.5 - 0.1) / 2)
+    assert term.item() == pytest.approx(5.0 * (0.5 - 0.1) / 2)
     term.backward()
     assert torch.all(alpha.grad[0, 0] == 0)  # the layer that holds its object is left alone
     assert torch.all(alpha.grad[0, 1, 0, 0, :3] < 0) and alpha.grad[0, 1, 0, 0, 3] == 0  # the other pushed up inside
     authors = LossWeights(mask=0.0, alpha_l1=0.0, mask_rolloff_step=6)
-    assert float(train_objective.mask_term(alpha, trimaps, authors, TrainConfig())) == 0.0
+    assert train_objective.mask_term(alpha, trimaps, authors, TrainConfig()).item() == 0.0
     with pytest.raises(ValueError, match="train.object_alpha_floor is 1.5"):
         TrainConfig(object_alpha_floor=1.5)
 
@@ -327,13 +329,14 @@ def test_a_long_clip_switches_the_l1_term_off_in_a_short_cpu_run(tmp_path: Path,
     save_json(tmp_path / "homography" / "canvas.json", {"width": 32 + frames, "height": 24})
     config = TrainConfig(steps=20, batch_size=4, nf=4, device="cpu", cpu={}, checkpoint_every=100)
     video = train_module.load_video("long", tmp_path / "frames", tmp_path / "flow", tmp_path / "homography",
-                                    tmp_path / "masks", ["box"], 2, torch.device("cpu"))
+                                    tmp_path / "masks", ["box"], 2, torch.device("cpu"),
+                                    canvas_plate=config.background == "canvas")
     _, history = train_module.train_model("long", video, config, tmp_path / "checkpoint.pt", torch.device("cpu"))
     log_text = package_log.text
-    assert "the alpha L1 term switches off after step 16 (epoch 0), leaving 4 steps (20%) after it" in log_text
-    assert "alpha L1 term off at step 16" in log_text
-    assert [row["lambda_alpha_l1"] for row in history if row["step"] >= 16] == [0.0] * 5
-    assert all(row["lambda_alpha_l1"] > 0 for row in history if row["step"] < 16)
+    assert "the alpha L1 term switches off after step 12 (epoch 0), leaving 8 steps (40%) after it" in log_text
+    assert "alpha L1 term off at step 12" in log_text
+    assert [row["lambda_alpha_l1"] for row in history if row["step"] >= 12] == [0.0] * 9
+    assert all(row["lambda_alpha_l1"] > 0 for row in history if row["step"] < 12)
 
 
 def test_bf16_autocast_on_the_cpu_trains_and_keeps_the_alpha_head_in_float32(scene: dict):
@@ -348,12 +351,14 @@ def test_bf16_autocast_on_the_cpu_trains_and_keeps_the_alpha_head_in_float32(sce
     assert np.isfinite(summary["final_losses"]["total"])
 
 
-def test_canvas_background_batch_norm_and_the_render_options_train_and_render(scene: dict):
-    """The options beyond the defaults: the canvas background, the authors' BatchNorm, the clamped alpha, no camera adjustment,
-    learning-rate decay, the plate matte and guided alpha upsampling below the working resolution."""
-    summary = run_train("tiny", **scene, config=tiny_config(background="canvas", norm="batch", camera_adjustment=False,
-                                                              final_learning_rate_fraction=0.1, plate_matte_threshold=0.04, alpha_activation="clamp",
-                                                              refine_alpha=True, scale=0.5))
+def test_the_authors_options_train_and_render(scene: dict):
+    """The authors' choices the defaults leave, all at once: the network background, BatchNorm, the tanh alpha,
+    coverage sparsity, no camera adjustment, plate matte, object floor or learning-rate decay, and plain bilinear
+    alpha upsampling below the working resolution."""
+    summary = run_train("tiny", **scene, config=tiny_config(
+        background="network", norm="batch", alpha_activation="tanh", alpha_reg_target="coverage",
+        camera_adjustment=False, plate_matte_threshold=0.0, object_alpha_floor=0.0, final_learning_rate_fraction=1.0,
+        share_after_alpha_l1=0.2, refine_alpha=False, scale=0.5))
     assert read_frames(scene["out_dir"] / "layers" / "square" / "rgba", mode="rgba").shape == (T, H, W, 4)
     assert np.isfinite(summary["final_losses"]["total"])
     with pytest.raises(ValueError, match="train.background is 'median'; choose from canvas, network"):
@@ -363,7 +368,8 @@ def test_canvas_background_batch_norm_and_the_render_options_train_and_render(sc
 def test_training_below_the_working_resolution_renders_at_it(scene: dict):
     """At scale 0.5 the network sees half-size tensors, flow in half-size pixels, and the output keeps the size."""
     video = train_module.load_video("tiny", scene["frames_dir"], scene["flow_dir"], scene["homography_dir"],
-                                    scene["masks_dir"], ["square"], 4, torch.device("cpu"), scale=0.5)
+                                    scene["masks_dir"], ["square"], 4, torch.device("cpu"), scale=0.5,
+                                    canvas_plate=False)
     assert video.frames.shape == (T, 3, H // 2, W // 2)
     assert video.output_frames.shape == (T, 3, H, W)
     assert video.canvas_size == (H // 2, (W + 16) // 2)

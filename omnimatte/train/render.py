@@ -50,8 +50,7 @@ def plate_matte(frame: torch.Tensor, background: torch.Tensor, alpha: torch.Tens
 
 @torch.no_grad()
 def render_frame(model: Omnimatte, video: VideoTensors, t: int, background_canvas: torch.Tensor,
-                 detail_transfer: bool, refine_alpha: bool = False, plate_matte_threshold: float = 0.0
-                 ) -> RenderedFrame:
+                 detail_transfer: bool, refine_alpha: bool, plate_matte_threshold: float) -> RenderedFrame:
     """Render frame t at the working resolution, without jitter.
 
     `background_canvas` is model.render_background(full_size=True), rendered once for
@@ -99,7 +98,7 @@ def render_frame(model: Omnimatte, video: VideoTensors, t: int, background_canva
 
 @torch.no_grad()
 def render_layers(model: Omnimatte, video: VideoTensors, detail_transfer: bool, out_dir: Path, sample: str,
-                  refine_alpha: bool = False, plate_matte_threshold: float = 0.0) -> dict[str, float]:
+                  refine_alpha: bool, plate_matte_threshold: float) -> dict[str, float]:
     """Render every frame and write the contract's layers, background and reconstruction."""
     model.eval()
     background_canvas = model.render_background(full_size=True)

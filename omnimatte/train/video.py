@@ -94,7 +94,7 @@ def starting_plate(frames: np.ndarray, masks: np.ndarray, homographies: np.ndarr
 
 def load_video(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Path, masks_dir: Path,
                object_names: list[str], trimap_band: int, device: torch.device, scale: float = 1.0,
-               canvas_plate: bool = False) -> VideoTensors:
+               *, canvas_plate: bool) -> VideoTensors:
     """Read the upstream stages' outputs, check that they agree, and resample them to the training scale.
 
     With canvas_plate, also the canvas background's starting plate (the masked registered
