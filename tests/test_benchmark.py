@@ -122,3 +122,31 @@ def test_the_benchmark_command_offers_every_suite():
     parser = build_parser()
     for suite in SUITES:
         assert parser.parse_args(["benchmark", "--suite", suite]).suite == suite
+
+
+def test_train_speed_records_every_setting_and_what_each_rendering_step_buys(tmp_path: Path):
+    """benchmarks/train_speed.py on a tiny demo: the summary holds all the train settings and, trained below the
+    working resolution with the plate matte, the same model's scores without each rendering step."""
+    subprocess.run([sys.executable, "benchmarks/train_speed.py", "--device", "cpu", "--flow-weights", "none",
+                    "--frames", "8", "--width", "192", "--height", "112", "--eval-every", "2", "--set", "steps=2",
+                    "--out", str(tmp_path)], cwd=REPO, check=True, capture_output=True, text=True)
+    summary = json.loads((tmp_path / "dog" / "summary.json").read_text())
+    assert summary["train"]["steps"] == 2 and summary["train"]["scale"] == CPU_SETTINGS["scale"]
+    assert set(summary["train"]) == {field.name for field in dataclasses.fields(TrainConfig)} - {"cpu"}
+    ablations = summary["render_ablations"]
+    assert set(ablations) == {"as_trained", "without_plate_matte", "without_refine_alpha"}
+    assert ablations["without_plate_matte"]["soft_iou"] != ablations["as_trained"]["soft_iou"]
+
+
+def test_step_speed_times_each_variant_side_by_side_and_refuses_a_malformed_one():
+    command = [sys.executable, "benchmarks/step_speed.py", "--frames", "8", "--width", "192", "--height", "112",
+               "--steps", "2", "--warmup", "1", "--threads", "1"]
+    done = subprocess.run(command + ["--variant", '{"nf": 8}'], cwd=REPO, check=True, capture_output=True, text=True)
+    lines = done.stdout.strip().splitlines()
+    assert "median of 2 steps after 1" in lines[0]
+    assert [line.split("steps/s")[1].strip() for line in lines[1:]] == ["defaults", '{"nf": 8}']
+    assert all(float(line.split()[0]) > 0 for line in lines[1:])
+    refused = subprocess.run(command + ["--variant", "[1, 2]"], cwd=REPO, capture_output=True, text=True)
+    assert refused.returncode != 0 and "give a JSON object of train settings" in refused.stderr
+    mixed = subprocess.run(command + ["--variant", '{"scale": 0.5}'], cwd=REPO, capture_output=True, text=True)
+    assert mixed.returncode != 0 and "the same train.scale" in mixed.stderr

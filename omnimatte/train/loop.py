@@ -40,6 +40,24 @@ def build_model(video: VideoTensors, config: TrainConfig, device: torch.device) 
     return model
 
 
+def optimisation_step(model: Omnimatte, step_fn: Callable, optimizer: torch.optim.Optimizer, video: VideoTensors,
+                      config: TrainConfig, weights: LossWeights, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """One step: draw a batch of frame pairs, render it (`step_fn`: the model, or its compiled form), and descend
+    the objective. Returns the loss terms, still on the device."""
+    pairs = video.num_frames - 1
+    indices = torch.randperm(pairs, generator=generator, device=generator.device)[:min(config.batch_size, pairs)]
+    batch = Batch(video, model, indices, config, generator)
+    with torch.autocast(generator.device.type, dtype=torch.bfloat16, enabled=config.bf16):
+        out = step_fn(batch.inputs, batch.background_grid, batch.background_flow, batch.frame_indices,
+                      batch.view_grid, batch.image)
+    out = {k: v.float() for k, v in out.items()}
+    terms = compute_losses(out, batch, weights, config, model)
+    optimizer.zero_grad(set_to_none=True)
+    terms["total"].backward()
+    optimizer.step()
+    return terms
+
+
 def train_model(sample: str, video: VideoTensors, config: TrainConfig, checkpoint_path: Path,
                 device: torch.device, on_step: Callable[[int, Omnimatte], None] | None = None,
                 stop: StopSignal | None = None, inputs: str = "") -> tuple[Omnimatte, list[dict]]:
@@ -90,16 +108,7 @@ def train_model(sample: str, video: VideoTensors, config: TrainConfig, checkpoin
         rate = config.learning_rate * learning_rate_factor(step, l1_off, config)
         for group in optimizer.param_groups:
             group["lr"] = rate
-        indices = torch.randperm(pairs, generator=generator, device=device)[:batch_size]
-        batch = Batch(video, model, indices, config, generator)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
-            out = step_fn(batch.inputs, batch.background_grid, batch.background_flow, batch.frame_indices,
-                          batch.view_grid, batch.image)
-        out = {k: v.float() for k, v in out.items()}
-        terms = compute_losses(out, batch, weights, config, model)
-        optimizer.zero_grad(set_to_none=True)
-        terms["total"].backward()
-        optimizer.step()
+        terms = optimisation_step(model, step_fn, optimizer, video, config, weights, generator)
         done = step + 1
         # Reading a loss back waits for the device, so it happens only to log and, in the
         # first epochs, for the mask term's switch.

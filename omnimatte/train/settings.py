@@ -20,9 +20,9 @@ CPU_SETTINGS = {"nf": 16, "batch_size": 4, "scale": 0.5, "steps": 3000, "bf16": 
 
 @dataclass
 class TrainConfig:
-    """Training settings. The defaults go past the authors' method where the fast suite says so (a sharp canvas
-    background, the clamped alpha, the plate matte, the held mask, a decaying learning rate); each of their
-    choices is a setting (README: Training, and Beyond the paper for the figures)."""
+    """Training settings. The defaults go past the authors' method (a sharp canvas background, the clamped alpha,
+    the plate matte, the held mask, a decaying learning rate); each of their choices is a setting (README:
+    Training, and Beyond the paper for what each part buys on the benchmark)."""
 
     steps: int = 4000
     batch_size: int = 8  # frame pairs per step
