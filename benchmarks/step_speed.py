@@ -27,8 +27,7 @@ import torch
 from omnimatte.benchmark import SUITES, device_name, prepare_synthetic
 from omnimatte.devices import resolve_device
 from omnimatte.logs import setup_logging
-from omnimatte.train.loop import build_model, optimisation_step
-from omnimatte.train.schedule import LossWeights
+from omnimatte.train.loop import optimisation_step, start_training
 
 
 def parse_args() -> argparse.Namespace:
@@ -70,18 +69,14 @@ def main() -> None:
                                         first.trimap_band, device, "none", first.scale, canvas_plate=needs_plate)
     runs = {}
     for name, config in configs.items():
-        torch.manual_seed(config.seed)
-        model = build_model(video, config, device)
-        model.train()
-        optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
-        generator = torch.Generator(device=device).manual_seed(config.seed)
-        weights = LossWeights(mask=config.lambda_mask, alpha_l1=config.lambda_alpha_l1)
-        step_fn = torch.compile(model) if config.compile else model
-        runs[name] = (model, step_fn, optimizer, config, weights, generator, [])
+        state = start_training(video, config, device)
+        state.model.train()
+        step_fn = torch.compile(state.model) if config.compile else state.model
+        runs[name] = (state, step_fn, config, [])
     for step in range(args.warmup + args.steps):
-        for model, step_fn, optimizer, config, weights, generator, seconds in runs.values():
+        for state, step_fn, config, seconds in runs.values():
             began = time.perf_counter()
-            optimisation_step(model, step_fn, optimizer, video, config, weights, generator)
+            optimisation_step(state.model, step_fn, state.optimizer, video, config, state.weights, state.generator)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             if step >= args.warmup:

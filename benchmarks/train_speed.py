@@ -76,9 +76,9 @@ def main() -> None:
         # The last scoring (the network's layers before detail transfer) and the same model scored with each
         # rendering step switched off in turn (plate matte, guided alpha upsampling), where it was on.
         "render_ablations": {
-            "as_trained": {key: value for key, value in result["curve"][-1].items() if key not in ("step", "seconds", "steps_per_second", "peak_gpu_mib")},
-            **{name: {key[len(name) + 1:]: value for key, value in row.items() if key.startswith(name + "_")}
-               for name in ("without_plate_matte", "without_refine_alpha") if any(key.startswith(name + "_") for key in row)},
+            "as_trained": {key: value for key, value in result["curve"][-1].items()
+                           if key not in ("step", "seconds", "steps_per_second", "peak_gpu_mib")},
+            **result["render_ablations"],
         },
     }
     (args.out / args.preset / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -188,7 +188,7 @@ class Suite:
 
 SUITES = {
     # Every preset, small and on the CPU (train.cpu's settings at full size): 200 epochs of
-    # 23 frame pairs; the alpha L1 term switches off at step 720, leaving its share (40 %)
+    # 23 frame pairs; the alpha L1 term switches off at step 960, leaving its share (20 %)
     # of the steps for the layers to take the effects.
     "fast": Suite("fast", device="cpu", frames=24, width=224, height=128, eval_every=300,
                   train={**CPU_SETTINGS, "scale": 1.0, "steps": 1200, "cpu": {}}),
@@ -243,7 +243,8 @@ def time_to_quality(curve: list[dict], recall_target: float, iou_target: float |
 
 def run_preset(preset: str, suite: Suite, config: TrainConfig, work: Path, device: torch.device, flow_weights: str,
                recall_target: float = RECALL_TARGET, iou_target: float | None = None) -> dict:
-    """Train one preset, scoring it every suite.eval_every steps; then render, evaluate and return its result row.
+    """Train one preset, scoring it every suite.eval_every steps; then render, evaluate and return its result row,
+    its curve and the trained model's scores with each rendering step switched off in turn (render_ablations).
 
     Training seconds leave the scoring out. The row also says how fast training ran
     (steps a second, peak GPU memory) and how soon it got good: the step and seconds
@@ -297,7 +298,7 @@ def run_preset(preset: str, suite: Suite, config: TrainConfig, work: Path, devic
            "recall_target": recall_target, "iou_target": iou_target, "recall_step": reached["step"] if reached else None,
            "recall_seconds": reached["seconds"] if reached else None, "flow": flow_info["method"],
            **{f"{name}_{key}": value for name, scores in render_ablations.items() for key, value in scores.items()}}
-    return {"row": row, "curve": curve}
+    return {"row": row, "curve": curve, "render_ablations": render_ablations}
 
 
 def markdown_table(rows: list[dict]) -> str:

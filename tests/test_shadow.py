@@ -3,7 +3,7 @@
 The coarse mask covers only the dog. The background is static on its canvas, so the
 moving shadow can only be explained by a foreground layer, and the mask, flow and
 alpha-warp terms tie it to the dog. The settings are the CPU ones at full size, on 16
-frames: 1000 steps, the alpha L1 term off after 600. About two minutes on 2 CPU cores.
+frames: 1000 steps, the alpha L1 term off after 800. About two minutes on 2 CPU cores.
 """
 
 from pathlib import Path

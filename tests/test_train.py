@@ -333,10 +333,10 @@ def test_a_long_clip_switches_the_l1_term_off_in_a_short_cpu_run(tmp_path: Path,
                                     canvas_plate=config.background == "canvas")
     _, history = train_module.train_model("long", video, config, tmp_path / "checkpoint.pt", torch.device("cpu"))
     log_text = package_log.text
-    assert "the alpha L1 term switches off after step 12 (epoch 0), leaving 8 steps (40%) after it" in log_text
-    assert "alpha L1 term off at step 12" in log_text
-    assert [row["lambda_alpha_l1"] for row in history if row["step"] >= 12] == [0.0] * 9
-    assert all(row["lambda_alpha_l1"] > 0 for row in history if row["step"] < 12)
+    assert "the alpha L1 term switches off after step 16 (epoch 0), leaving 4 steps (20%) after it" in log_text
+    assert "alpha L1 term off at step 16" in log_text
+    assert [row["lambda_alpha_l1"] for row in history if row["step"] >= 16] == [0.0] * 5
+    assert all(row["lambda_alpha_l1"] > 0 for row in history if row["step"] < 16)
 
 
 def test_bf16_autocast_on_the_cpu_trains_and_keeps_the_alpha_head_in_float32(scene: dict):

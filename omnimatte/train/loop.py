@@ -6,6 +6,7 @@ import math
 import signal
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -40,6 +41,25 @@ def build_model(video: VideoTensors, config: TrainConfig, device: torch.device) 
     return model
 
 
+@dataclass
+class TrainingState:
+    """What a run starts from and a checkpoint holds: the model, its optimiser, the batch generator, the schedule."""
+
+    model: Omnimatte
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator
+    weights: LossWeights
+
+
+def start_training(video: VideoTensors, config: TrainConfig, device: torch.device) -> TrainingState:
+    """A fresh run of the settings on this video: seeded model, Adam, generator and the schedule's first weights."""
+    torch.manual_seed(config.seed)
+    model = build_model(video, config, device)
+    return TrainingState(model, torch.optim.Adam(model.parameters(), lr=config.learning_rate),
+                         torch.Generator(device=device).manual_seed(config.seed),
+                         LossWeights(mask=config.lambda_mask, alpha_l1=config.lambda_alpha_l1))
+
+
 def optimisation_step(model: Omnimatte, step_fn: Callable, optimizer: torch.optim.Optimizer, video: VideoTensors,
                       config: TrainConfig, weights: LossWeights, generator: torch.Generator) -> dict[str, torch.Tensor]:
     """One step: draw a batch of frame pairs, render it (`step_fn`: the model, or its compiled form), and descend
@@ -67,11 +87,8 @@ def train_model(sample: str, video: VideoTensors, config: TrainConfig, checkpoin
     `on_step(step, model)` is called after every step (the benchmark scores the layers with it).
     Once `stop` has received a signal, the current step is checkpointed and the process exits with 128 + signal.
     """
-    torch.manual_seed(config.seed)
-    model = build_model(video, config, device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
-    generator = torch.Generator(device=device).manual_seed(config.seed)
-    weights = LossWeights(mask=config.lambda_mask, alpha_l1=config.lambda_alpha_l1)
+    fresh = start_training(video, config, device)
+    model, optimizer, generator, weights = fresh.model, fresh.optimizer, fresh.generator, fresh.weights
     fingerprint = config_fingerprint(config, video, inputs)
     history: list[dict] = []
     start = 0

@@ -9,8 +9,8 @@ layers take their effects only once the term is off, so that share is guaranteed
 whatever the clip's length. The mask term follows the authors: cut 10x once its error
 falls below the threshold (checked at the end of each epoch), off at twice that step;
 from then on, with `object_alpha_floor`, a floor under each layer's mean alpha inside its
-mask takes its place at the cut weight, so no layer can lose its object. After the L1
-switch the learning rate falls along a cosine to its final fraction.
+mask takes its place at the cut weight, so no layer can lose its object. With a final
+learning-rate fraction below 1, the rate falls along a cosine to it after the L1 switch.
 """
 
 from __future__ import annotations
