@@ -43,7 +43,8 @@ def build_model(video: VideoTensors, config: TrainConfig, device: torch.device) 
 
 @dataclass
 class TrainingState:
-    """What a run starts from and a checkpoint holds: the model, its optimiser, the batch generator, the schedule."""
+    """What a run starts from (a checkpoint restores each, with the history and the step): the model, its
+    optimiser, the batch generator and the schedule's loss weights."""
 
     model: Omnimatte
     optimizer: torch.optim.Optimizer
@@ -107,8 +108,7 @@ def train_model(sample: str, video: VideoTensors, config: TrainConfig, checkpoin
                         checkpoint_path)
 
     step_fn = torch.compile(model) if config.compile else model
-    pairs = video.num_frames - 1
-    batch_size = min(config.batch_size, pairs)
+    batch_size = min(config.batch_size, video.num_frames - 1)  # as optimisation_step draws them, for the log
     epoch_steps = steps_per_epoch(video.num_frames, config.batch_size)
     l1_off = alpha_l1_off_step(config, video.num_frames)
     if start == 0:
