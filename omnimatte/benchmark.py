@@ -123,8 +123,8 @@ def _round(value: float | None) -> float | None:
 
 
 @torch.no_grad()
-def score_model(model, video: VideoTensors, clip: Clip, refine_alpha: bool,
-                plate_matte_threshold: float) -> dict[str, float | None]:
+def score_model(model, video: VideoTensors, clip: Clip, refine_alpha: bool, plate_matte_threshold: float,
+                fit_alpha: bool) -> dict[str, float | None]:
     """The model's layers now, without detail transfer, scored against the clip: the
     per-object means of soft IoU, effect recall and alpha leak, and the background and
     reconstruction PSNR."""
@@ -134,7 +134,7 @@ def score_model(model, video: VideoTensors, clip: Clip, refine_alpha: bool,
     alphas, backgrounds, composites = [], [], []
     for t in range(video.num_frames):
         frame = render_frame(model, video, t, canvas, detail_transfer=False, refine_alpha=refine_alpha,
-                             plate_matte_threshold=plate_matte_threshold)
+                             plate_matte_threshold=plate_matte_threshold, fit_alpha=fit_alpha)
         alphas.append(frame.alpha[:, 0].cpu().numpy())
         backgrounds.append(tensor_to_uint8(frame.background[0] * 0.5 + 0.5))
         composites.append(tensor_to_uint8(frame.model_composite[0] * 0.5 + 0.5))
@@ -273,7 +273,8 @@ def run_preset(preset: str, suite: Suite, config: TrainConfig, work: Path, devic
                  "steps_per_second": round(step / max(clock["train"], 1e-9), 3)}
         if device.type == "cuda":
             point["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20)
-        point.update(score_model(model, video, clip, config.refine_alpha, config.plate_matte_threshold))
+        point.update(score_model(model, video, clip, config.refine_alpha, config.plate_matte_threshold,
+                                 config.fit_alpha))
         curve.append(point)
         log.info("%s: %s", preset, " ".join(f"{key}={value}" for key, value in point.items()))
         clock["since"] = time.perf_counter()
@@ -282,11 +283,16 @@ def run_preset(preset: str, suite: Suite, config: TrainConfig, work: Path, devic
     # What the rendering steps buy, from the same trained model: each switched off in turn.
     render_ablations = {}
     if config.plate_matte_threshold > 0:
-        render_ablations["without_plate_matte"] = score_model(model, video, clip, config.refine_alpha, 0.0)
+        render_ablations["without_plate_matte"] = score_model(model, video, clip, config.refine_alpha, 0.0,
+                                                              config.fit_alpha)
+    if config.fit_alpha:
+        render_ablations["without_fit_alpha"] = score_model(model, video, clip, config.refine_alpha,
+                                                            config.plate_matte_threshold, False)
     if config.refine_alpha and config.scale < 1:
-        render_ablations["without_refine_alpha"] = score_model(model, video, clip, False, config.plate_matte_threshold)
+        render_ablations["without_refine_alpha"] = score_model(model, video, clip, False, config.plate_matte_threshold,
+                                                               config.fit_alpha)
     render_layers(model, video, config.detail_transfer, work / "omnimatte", preset, config.refine_alpha,
-                  config.plate_matte_threshold)
+                  config.plate_matte_threshold, config.fit_alpha)
     metrics = run_evaluate(preset, work / "omnimatte", work / "frames", work / "clip" / "gt", clip.object_names,
                            work / "metrics.json", masks_dir=work / "masks", homography_dir=work / "homography",
                            sheet_path=work / "evaluation.png")

@@ -126,7 +126,7 @@ def test_the_benchmark_command_offers_every_suite():
 
 def test_train_speed_records_every_setting_and_what_each_rendering_step_buys(tmp_path: Path):
     """benchmarks/train_speed.py on a tiny demo: the summary holds all the train settings and, trained below the
-    working resolution with the plate matte, the same model's scores without each rendering step."""
+    working resolution with the plate matte and the alpha fit, the same model's scores without each rendering step."""
     subprocess.run([sys.executable, "benchmarks/train_speed.py", "--device", "cpu", "--flow-weights", "none",
                     "--frames", "8", "--width", "192", "--height", "112", "--eval-every", "2", "--set", "steps=2",
                     "--out", str(tmp_path)], cwd=REPO, check=True, capture_output=True, text=True)
@@ -134,7 +134,7 @@ def test_train_speed_records_every_setting_and_what_each_rendering_step_buys(tmp
     assert summary["train"]["steps"] == 2 and summary["train"]["scale"] == CPU_SETTINGS["scale"]
     assert set(summary["train"]) == {field.name for field in dataclasses.fields(TrainConfig)} - {"cpu"}
     ablations = summary["render_ablations"]
-    assert set(ablations) == {"as_trained", "without_plate_matte", "without_refine_alpha"}
+    assert set(ablations) == {"as_trained", "without_plate_matte", "without_fit_alpha", "without_refine_alpha"}
     assert ablations["without_plate_matte"]["soft_iou"] != ablations["as_trained"]["soft_iou"]
 
 

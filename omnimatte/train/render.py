@@ -15,6 +15,7 @@ from omnimatte.contract import OmnimatteFiles
 from omnimatte.io import _imwrite, atomic_dir, frame_name
 from omnimatte.logs import get_logger
 from omnimatte.model import Omnimatte, colour_difference, composite_over, identity_grid, relight
+from omnimatte.train.alpha_fit import fit_alphas_to_frame
 from omnimatte.train.alpha_upsampling import guided_upsample
 from omnimatte.train.batch import layer_inputs
 from omnimatte.train.video import VideoTensors
@@ -50,7 +51,8 @@ def plate_matte(frame: torch.Tensor, background: torch.Tensor, alpha: torch.Tens
 
 @torch.no_grad()
 def render_frame(model: Omnimatte, video: VideoTensors, t: int, background_canvas: torch.Tensor,
-                 detail_transfer: bool, refine_alpha: bool, plate_matte_threshold: float) -> RenderedFrame:
+                 detail_transfer: bool, refine_alpha: bool, plate_matte_threshold: float,
+                 fit_alpha: bool) -> RenderedFrame:
     """Render frame t at the working resolution, without jitter.
 
     `background_canvas` is model.render_background(full_size=True), rendered once for
@@ -59,7 +61,8 @@ def render_frame(model: Omnimatte, video: VideoTensors, t: int, background_canva
     transfer, each foreground layer's colour gets the residual between the frame and the
     model's composite, attenuated by the layers in front of it, so fine texture the
     network could not reproduce still ends up in some layer. A positive
-    `plate_matte_threshold` cuts the alphas where the frame equals the background (plate_matte).
+    `plate_matte_threshold` cuts the alphas where the frame equals the background (plate_matte);
+    with fit_alpha, each alpha is then lowered to what the frame shows of its layer (alpha_fit).
     """
     grid = video.background_grid[t:t + 1]
     inputs = layer_inputs(model, video.masks[t:t + 1], video.flow[t:t + 1], grid)
@@ -82,6 +85,8 @@ def render_frame(model: Omnimatte, video: VideoTensors, t: int, background_canva
         background, rgb = relight(background, brightness), relight(rgb, brightness)
     if plate_matte_threshold > 0:
         alpha = alpha * plate_matte(video.output_frames[t:t + 1], background, alpha, plate_matte_threshold)
+    if fit_alpha:
+        alpha = fit_alphas_to_frame(video.output_frames[t:t + 1], background, rgb, alpha)
     model_composite = composite_over(background, list(rgb.split(1)), list(alpha.split(1)))
     composite = model_composite
     if detail_transfer:
@@ -98,7 +103,7 @@ def render_frame(model: Omnimatte, video: VideoTensors, t: int, background_canva
 
 @torch.no_grad()
 def render_layers(model: Omnimatte, video: VideoTensors, detail_transfer: bool, out_dir: Path, sample: str,
-                  refine_alpha: bool, plate_matte_threshold: float) -> dict[str, float]:
+                  refine_alpha: bool, plate_matte_threshold: float, fit_alpha: bool) -> dict[str, float]:
     """Render every frame and write the contract's layers, background and reconstruction."""
     model.eval()
     background_canvas = model.render_background(full_size=True)
@@ -112,7 +117,7 @@ def render_layers(model: Omnimatte, video: VideoTensors, detail_transfer: bool, 
             folder.mkdir(parents=True)
         for t in tqdm(range(video.num_frames), desc=f"{sample}: render", unit="frame"):
             frame = render_frame(model, video, t, background_canvas, detail_transfer, refine_alpha,
-                                 plate_matte_threshold)
+                                 plate_matte_threshold, fit_alpha)
             target = video.output_frames[t:t + 1]
             psnr_model.append(_psnr(frame.model_composite, target))
             psnr_output.append(_psnr(frame.composite, target))

@@ -49,6 +49,9 @@ class TrainConfig:
     # Rendering cuts each layer's alpha where the frame equals the (canvas) background to within
     # this colour difference (0..1; 0: off); see render.plate_matte.
     plate_matte_threshold: float = 0.04
+    # ... and then lowers each alpha to what the frame shows of its layer, given the layer's own
+    # colour (the compositing equation; see train/alpha_fit.py).
+    fit_alpha: bool = True
     lambda_mask: float = 50.0
     mask_threshold: float = 0.02  # the mask term drops 10x once below threshold * lambda_mask ...
     # ... and is off at twice that step; from then on each layer's mean alpha inside its mask, frame

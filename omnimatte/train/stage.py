@@ -56,7 +56,7 @@ def run_train(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pat
                                      inputs=inputs_digest(frames_dir, flow_dir, homography_dir, masks_dir, object_names))
     train_seconds = time.perf_counter() - began
     quality = render_layers(model, video, config.detail_transfer, out_dir, sample, config.refine_alpha,
-                            config.plate_matte_threshold)
+                            config.plate_matte_threshold, config.fit_alpha)
     with atomic_path(files.model) as tmp:
         torch.save({"model": model.state_dict(), "config": dataclasses.asdict(config),
                     "canvas_size": list(video.canvas_size), "object_names": object_names}, tmp)

@@ -1,0 +1,52 @@
+"""Fitting the rendered alphas to the frame through the compositing equation.
+
+The network's alpha is smooth: around an object it leaves a halo where the frame shows
+only the background, and the plate matte cuts that halo only where the frame matches the
+background to within its threshold. With each layer's own colour, the compositing
+equation says how much of it the frame actually shows, pixel by pixel; this module lowers
+each alpha to that amount, never below what any colour would need to explain the frame
+there (so a faint shadow whose colour the network has not learned keeps its alpha), and
+never raises it.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from omnimatte.model import composite_over
+
+# Weight of the network's own alpha against the fit, in squared colour differences ([-1, 1]
+# units, summed over channels): where the layer's colour is this close to what lies below it,
+# the frame cannot tell how much of the layer shows and the network's alpha stands.
+NETWORK_ALPHA_WEIGHT = 0.003
+
+
+def fit_alphas_to_frame(frame: torch.Tensor, background: torch.Tensor, rgb: torch.Tensor,
+                        alpha: torch.Tensor) -> torch.Tensor:
+    """Alphas (L, 1, H, W), back to front, lowered to what the frame (1, 3, H, W) shows of each layer.
+
+    Holding the others fixed, the composite is linear in layer i's alpha a:
+    C = front + T * (below + a * (F_i - below)), with T what the layers in front let
+    through and `below` the background under the (already fitted) layers behind. The
+    least-squares a for the frame, weighted against the network's alpha, is the fit; the
+    floor is the least a that could reach the frame with any colour in [-1, 1]; the layer
+    keeps min(alpha, max(fit, floor)).
+    """
+    fitted = alpha.clone()
+    num_layers = len(rgb)
+    below = background
+    for i in range(num_layers):
+        front = torch.zeros_like(background)
+        through = torch.ones_like(alpha[:1])
+        for j in range(i + 1, num_layers):
+            front = alpha[j:j + 1] * rgb[j:j + 1] + (1.0 - alpha[j:j + 1]) * front
+            through = through * (1.0 - alpha[j:j + 1])
+        residual = frame - front - through * below
+        direction = through * (rgb[i:i + 1] - below)
+        fit = ((NETWORK_ALPHA_WEIGHT * alpha[i:i + 1] + (residual * direction).sum(1, keepdim=True))
+               / (NETWORK_ALPHA_WEIGHT + direction.pow(2).sum(1, keepdim=True))).clamp(0, 1)
+        reach = torch.where(residual > 0, 1.0 - below, -1.0 - below).abs() * through
+        floor = (residual.abs() / reach.clamp_min(1e-3)).amax(1, keepdim=True).clamp(0, 1)
+        fitted[i:i + 1] = torch.minimum(alpha[i:i + 1], torch.maximum(fit, floor))
+        below = composite_over(below, [rgb[i:i + 1]], [fitted[i:i + 1]])
+    return fitted
