@@ -2,7 +2,7 @@
 upstream outputs as tensors and the canvas's starting plate), batch.py (frame pairs and
 jitter), schedule.py (when weights and the learning rate change), objective.py (the
 loss terms summed), loop.py (the training loop), checkpoint.py (resume and SIGTERM),
-curves.py (loss CSV and plot), render.py and alpha_upsampling.py (the output layers),
+curves.py (loss CSV and plot), render.py, alpha_upsampling.py and alpha_fit.py (the output layers),
 stage.py (the stage: train, render, write)."""
 
 from omnimatte.train.loop import build_model, train_model
