@@ -33,14 +33,11 @@ def fit_alphas_to_frame(frame: torch.Tensor, background: torch.Tensor, rgb: torc
     keeps min(alpha, max(fit, floor)).
     """
     fitted = alpha.clone()
-    num_layers = len(rgb)
     below = background
-    for i in range(num_layers):
-        front = torch.zeros_like(background)
-        through = torch.ones_like(alpha[:1])
-        for j in range(i + 1, num_layers):
-            front = alpha[j:j + 1] * rgb[j:j + 1] + (1.0 - alpha[j:j + 1]) * front
-            through = through * (1.0 - alpha[j:j + 1])
+    for i in range(len(rgb)):
+        # The layers in front, composited over nothing: their premultiplied colour and what they let through.
+        front = composite_over(torch.zeros_like(background), list(rgb[i + 1:]), list(alpha[i + 1:]))
+        through = (1.0 - alpha[i + 1:]).prod(0, keepdim=True)
         residual = frame - front - through * below
         direction = through * (rgb[i:i + 1] - below)
         fit = ((NETWORK_ALPHA_WEIGHT * alpha[i:i + 1] + (residual * direction).sum(1, keepdim=True))
