@@ -74,7 +74,8 @@ def main() -> None:
                                             "reconstruction_psnr", "mask_soft_iou", "mask_effect_recall",
                                             "median_background_psnr")},
         # The last scoring (the network's layers before detail transfer) and the same model scored with each
-        # rendering step switched off in turn (plate matte, alpha fit, guided alpha upsampling), where it was on.
+        # rendering step switched off in turn (plate matte, alpha fit, guided alpha upsampling, effect claim),
+        # where it was on.
         "render_ablations": {
             "as_trained": {key: value for key, value in result["curve"][-1].items()
                            if key not in ("step", "seconds", "steps_per_second", "peak_gpu_mib")},

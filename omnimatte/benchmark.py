@@ -15,7 +15,7 @@ import os
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -33,6 +33,7 @@ from omnimatte.logs import get_logger
 from omnimatte.synthetic import PRESETS, Clip, render_clip, write_clip
 from omnimatte.train import (
     CPU_SETTINGS,
+    RenderSettings,
     TrainConfig,
     VideoTensors,
     load_video,
@@ -48,6 +49,10 @@ log = get_logger(STAGE)
 RESULTS = Path("results/benchmark")  # each suite's (and train_speed.py's) own folder under it, beside the samples'
 
 RECALL_TARGET = 0.5  # time-to-quality: until the layers hold half of their effects
+# The rendering steps the benchmark switches off in turn on each trained model (RenderSettings
+# field -> the ablation's name in table.csv and benchmark.json: without_<name>_<score>).
+RENDER_STEPS = {"plate_matte_threshold": "plate_matte", "fit_alpha": "fit_alpha", "refine_alpha": "refine_alpha",
+                "claim_effects": "claim_effects"}
 CURVE_METRICS = ("soft_iou", "effect_recall", "alpha_leak", "background_psnr", "reconstruction_psnr")
 # Table columns: (title, key in a result row, format).
 COLUMNS = (
@@ -123,8 +128,7 @@ def _round(value: float | None) -> float | None:
 
 
 @torch.no_grad()
-def score_model(model, video: VideoTensors, clip: Clip, refine_alpha: bool, plate_matte_threshold: float,
-                fit_alpha: bool) -> dict[str, float | None]:
+def score_model(model, video: VideoTensors, clip: Clip, settings: RenderSettings) -> dict[str, float | None]:
     """The model's layers now, without detail transfer, scored against the clip: the
     per-object means of soft IoU, effect recall and alpha leak, and the background and
     reconstruction PSNR."""
@@ -133,8 +137,7 @@ def score_model(model, video: VideoTensors, clip: Clip, refine_alpha: bool, plat
     canvas = model.render_background(full_size=True)
     alphas, backgrounds, composites = [], [], []
     for t in range(video.num_frames):
-        frame = render_frame(model, video, t, canvas, detail_transfer=False, refine_alpha=refine_alpha,
-                             plate_matte_threshold=plate_matte_threshold, fit_alpha=fit_alpha)
+        frame = render_frame(model, video, t, canvas, replace(settings, detail_transfer=False))
         alphas.append(frame.alpha[:, 0].cpu().numpy())
         backgrounds.append(tensor_to_uint8(frame.background[0] * 0.5 + 0.5))
         composites.append(tensor_to_uint8(frame.model_composite[0] * 0.5 + 0.5))
@@ -260,6 +263,7 @@ def run_preset(preset: str, suite: Suite, config: TrainConfig, work: Path, devic
     write_clip(clip, work / "clip")
     curve: list[dict] = []
     clock = {"train": 0.0, "since": time.perf_counter()}
+    settings = RenderSettings.from_config(config)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
@@ -273,26 +277,18 @@ def run_preset(preset: str, suite: Suite, config: TrainConfig, work: Path, devic
                  "steps_per_second": round(step / max(clock["train"], 1e-9), 3)}
         if device.type == "cuda":
             point["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20)
-        point.update(score_model(model, video, clip, config.refine_alpha, config.plate_matte_threshold,
-                                 config.fit_alpha))
+        point.update(score_model(model, video, clip, settings))
         curve.append(point)
         log.info("%s: %s", preset, " ".join(f"{key}={value}" for key, value in point.items()))
         clock["since"] = time.perf_counter()
 
     model, _ = train_model(preset, video, config, work / "checkpoint.pt", device, on_step=on_step)
     # What the rendering steps buy, from the same trained model: each switched off in turn.
-    render_ablations = {}
-    if config.plate_matte_threshold > 0:
-        render_ablations["without_plate_matte"] = score_model(model, video, clip, config.refine_alpha, 0.0,
-                                                              config.fit_alpha)
-    if config.fit_alpha:
-        render_ablations["without_fit_alpha"] = score_model(model, video, clip, config.refine_alpha,
-                                                            config.plate_matte_threshold, False)
-    if config.refine_alpha and config.scale < 1:
-        render_ablations["without_refine_alpha"] = score_model(model, video, clip, False, config.plate_matte_threshold,
-                                                               config.fit_alpha)
-    render_layers(model, video, config.detail_transfer, work / "omnimatte", preset, config.refine_alpha,
-                  config.plate_matte_threshold, config.fit_alpha)
+    # (refine_alpha does nothing at full size.)
+    switched = [step for step in RENDER_STEPS if getattr(settings, step) and (step != "refine_alpha" or config.scale < 1)]
+    render_ablations = {f"without_{RENDER_STEPS[step]}": score_model(model, video, clip, settings.without(step))
+                        for step in switched}
+    render_layers(model, video, settings, work / "omnimatte", preset)
     metrics = run_evaluate(preset, work / "omnimatte", work / "frames", work / "clip" / "gt", clip.object_names,
                            work / "metrics.json", masks_dir=work / "masks", homography_dir=work / "homography",
                            sheet_path=work / "evaluation.png")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +18,39 @@ from omnimatte.model import Omnimatte, colour_difference, composite_over, identi
 from omnimatte.train.alpha_fit import fit_alphas_to_frame
 from omnimatte.train.alpha_upsampling import guided_upsample
 from omnimatte.train.batch import layer_inputs
+from omnimatte.train.effect_claim import claim_effects
+from omnimatte.train.settings import TrainConfig
 from omnimatte.train.video import VideoTensors
 
 log = get_logger("train")
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    """How a trained model becomes layers: each step after the network's forward, on or off.
+
+    refine_alpha: upsample alpha guided by the full-size frame (when trained below it);
+    plate_matte_threshold: cut alpha where the frame equals the background (0: off);
+    fit_alpha: lower each alpha to what the frame shows of its layer (alpha_fit);
+    claim_effects: give what the frame shows beyond the background, away from every layer,
+    to the nearest object's layer (effect_claim); detail_transfer: put the remaining residual
+    into the layers' colour.
+    """
+
+    refine_alpha: bool
+    plate_matte_threshold: float
+    fit_alpha: bool
+    claim_effects: bool
+    detail_transfer: bool
+
+    @classmethod
+    def from_config(cls, config: TrainConfig) -> "RenderSettings":
+        return cls(config.refine_alpha, config.plate_matte_threshold, config.fit_alpha, config.claim_effects,
+                   config.detail_transfer)
+
+    def without(self, step: str) -> "RenderSettings":
+        """These settings with one step switched off (its field's name)."""
+        return replace(self, **{step: 0.0 if step == "plate_matte_threshold" else False})
 
 
 @dataclass
@@ -51,18 +81,19 @@ def plate_matte(frame: torch.Tensor, background: torch.Tensor, alpha: torch.Tens
 
 @torch.no_grad()
 def render_frame(model: Omnimatte, video: VideoTensors, t: int, background_canvas: torch.Tensor,
-                 detail_transfer: bool, refine_alpha: bool, plate_matte_threshold: float,
-                 fit_alpha: bool) -> RenderedFrame:
+                 settings: RenderSettings) -> RenderedFrame:
     """Render frame t at the working resolution, without jitter.
 
     `background_canvas` is model.render_background(full_size=True), rendered once for
     all frames. Trained below the working resolution, the layers' colour is upsampled
-    bilinearly and their alpha, with refine_alpha, by guided upsampling. With detail
-    transfer, each foreground layer's colour gets the residual between the frame and the
-    model's composite, attenuated by the layers in front of it, so fine texture the
-    network could not reproduce still ends up in some layer. A positive
+    bilinearly and their alpha, with refine_alpha, by guided upsampling. A positive
     `plate_matte_threshold` cuts the alphas where the frame equals the background (plate_matte);
-    with fit_alpha, each alpha is then lowered to what the frame shows of its layer (alpha_fit).
+    with fit_alpha, each alpha is then lowered to what the frame shows of its layer (alpha_fit);
+    with claim_effects, what the frame shows beyond the background away from every layer goes
+    to the nearest object's layer (effect_claim). With detail transfer, each foreground layer's
+    colour gets the residual between the frame and the model's composite, attenuated by the
+    layers in front of it, so fine texture the network could not reproduce still ends up in
+    some layer.
     """
     grid = video.background_grid[t:t + 1]
     inputs = layer_inputs(model, video.masks[t:t + 1], video.flow[t:t + 1], grid)
@@ -72,7 +103,7 @@ def render_frame(model: Omnimatte, video: VideoTensors, t: int, background_canva
     output_size = tuple(video.output_frames.shape[-2:])
     if tuple(rgba.shape[-2:]) != output_size:  # trained below the working resolution
         rgb = F.interpolate(rgb, size=output_size, mode="bilinear", align_corners=False)
-        if refine_alpha:
+        if settings.refine_alpha:
             alpha = guided_upsample(alpha, video.frames[t:t + 1] * 0.5 + 0.5, video.output_frames[t:t + 1] * 0.5 + 0.5)
         else:
             alpha = F.interpolate(alpha, size=output_size, mode="bilinear", align_corners=False)
@@ -83,14 +114,17 @@ def render_frame(model: Omnimatte, video: VideoTensors, t: int, background_canva
     background = model.view_background(background_canvas.float(), video.output_grid[t:t + 1], offset)
     if brightness is not None:
         background, rgb = relight(background, brightness), relight(rgb, brightness)
-    if plate_matte_threshold > 0:
-        alpha = alpha * plate_matte(video.output_frames[t:t + 1], background, alpha, plate_matte_threshold)
-    if fit_alpha:
-        alpha = fit_alphas_to_frame(video.output_frames[t:t + 1], background, rgb, alpha)
+    target = video.output_frames[t:t + 1]
+    if settings.plate_matte_threshold > 0:
+        alpha = alpha * plate_matte(target, background, alpha, settings.plate_matte_threshold)
+    if settings.fit_alpha:
+        alpha = fit_alphas_to_frame(target, background, rgb, alpha)
+    if settings.claim_effects:
+        rgb, alpha = claim_effects(target, background, rgb, alpha)
     model_composite = composite_over(background, list(rgb.split(1)), list(alpha.split(1)))
     composite = model_composite
-    if detail_transfer:
-        residual = video.output_frames[t:t + 1] - model_composite
+    if settings.detail_transfer:
+        residual = target - model_composite
         covered = torch.zeros_like(alpha[:1])
         adjusted = []
         for i in reversed(range(len(rgb))):
@@ -102,8 +136,8 @@ def render_frame(model: Omnimatte, video: VideoTensors, t: int, background_canva
 
 
 @torch.no_grad()
-def render_layers(model: Omnimatte, video: VideoTensors, detail_transfer: bool, out_dir: Path, sample: str,
-                  refine_alpha: bool, plate_matte_threshold: float, fit_alpha: bool) -> dict[str, float]:
+def render_layers(model: Omnimatte, video: VideoTensors, settings: RenderSettings, out_dir: Path,
+                  sample: str) -> dict[str, float]:
     """Render every frame and write the contract's layers, background and reconstruction."""
     model.eval()
     background_canvas = model.render_background(full_size=True)
@@ -116,8 +150,7 @@ def render_layers(model: Omnimatte, video: VideoTensors, detail_transfer: bool, 
         for folder in [*folders.values(), files.background, files.reconstruction]:
             folder.mkdir(parents=True)
         for t in tqdm(range(video.num_frames), desc=f"{sample}: render", unit="frame"):
-            frame = render_frame(model, video, t, background_canvas, detail_transfer, refine_alpha,
-                                 plate_matte_threshold, fit_alpha)
+            frame = render_frame(model, video, t, background_canvas, settings)
             target = video.output_frames[t:t + 1]
             psnr_model.append(_psnr(frame.model_composite, target))
             psnr_output.append(_psnr(frame.composite, target))

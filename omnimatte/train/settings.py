@@ -52,6 +52,9 @@ class TrainConfig:
     # ... and then lowers each alpha to what the frame shows of its layer, given the layer's own
     # colour (the compositing equation; see train/alpha_fit.py).
     fit_alpha: bool = True
+    # ... and gives what the frame shows beyond the background, away from every layer, to the
+    # nearest object's layer: the effects the network left at zero alpha (see train/effect_claim.py).
+    claim_effects: bool = True
     lambda_mask: float = 50.0
     mask_threshold: float = 0.02  # the mask term drops 10x once below threshold * lambda_mask ...
     # ... and is off at twice that step; from then on each layer's mean alpha inside its mask, frame

@@ -22,7 +22,7 @@ from omnimatte.logs import get_logger
 from omnimatte.train.checkpoint import catch_sigterm
 from omnimatte.train.curves import write_loss_curves
 from omnimatte.train.loop import train_model
-from omnimatte.train.render import render_layers
+from omnimatte.train.render import RenderSettings, render_layers
 from omnimatte.train.settings import TrainConfig
 from omnimatte.train.video import load_video
 
@@ -55,8 +55,7 @@ def run_train(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pat
         model, history = train_model(sample, video, config, files.checkpoint, device, stop=stop,
                                      inputs=inputs_digest(frames_dir, flow_dir, homography_dir, masks_dir, object_names))
     train_seconds = time.perf_counter() - began
-    quality = render_layers(model, video, config.detail_transfer, out_dir, sample, config.refine_alpha,
-                            config.plate_matte_threshold, config.fit_alpha)
+    quality = render_layers(model, video, RenderSettings.from_config(config), out_dir, sample)
     with atomic_path(files.model) as tmp:
         torch.save({"model": model.state_dict(), "config": dataclasses.asdict(config),
                     "canvas_size": list(video.canvas_size), "object_names": object_names}, tmp)

@@ -1,0 +1,77 @@
+"""The effect claim: what the frame shows beyond the background, away from every layer, goes to the nearest object."""
+
+import torch
+
+from omnimatte.model import composite_over
+from omnimatte.train.effect_claim import claim_effects
+
+H, W = 64, 96
+
+
+def textured_background() -> torch.Tensor:
+    generator = torch.Generator().manual_seed(0)
+    return (torch.rand(1, 3, H, W, generator=generator) * 1.2 - 0.6)
+
+
+def square(top: int, left: int, size: int) -> torch.Tensor:
+    mask = torch.zeros(1, 1, H, W)
+    mask[..., top:top + size, left:left + size] = 1.0
+    return mask
+
+
+def layer_of(mask: torch.Tensor, colour: float = 0.8) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.full((1, 3, H, W), colour), mask.clone()
+
+
+def test_a_shadow_beside_the_object_goes_to_its_layer_at_its_alpha():
+    background = textured_background()
+    rgb, alpha = layer_of(square(10, 10, 12))
+    shadow = 0.4 * square(24, 8, 10)  # black, 40 % strong, just below the object
+    frame = composite_over(background, [torch.full_like(background, -1.0), rgb], [shadow, alpha])
+    claimed_rgb, claimed = claim_effects(frame, background, rgb, alpha)
+    inside = shadow[0, 0] > 0
+    assert claimed[0, 0][inside].mean() > 0.35
+    assert (claimed[0, 0][inside] - 0.4).abs().max() < 0.06
+    # in the colour that gives the frame back, and the object untouched
+    composite = composite_over(background, [claimed_rgb], [claimed])
+    assert (composite - frame)[..., inside].abs().max() < 1e-3
+    assert torch.equal(claimed[alpha > 0], alpha[alpha > 0])
+
+
+def test_texture_noise_of_the_background_is_not_claimed():
+    background = textured_background()
+    rgb, alpha = layer_of(square(10, 10, 12))
+    noise = torch.randn(1, 3, H, W, generator=torch.Generator().manual_seed(1)) * 0.05  # a canvas's pixel errors
+    frame = composite_over((background + noise).clamp(-1, 1), [rgb], [alpha])
+    _, claimed = claim_effects(frame, background, rgb, alpha)
+    assert torch.equal(claimed, alpha)
+
+
+def test_each_region_goes_to_the_nearest_object_and_a_far_change_to_none():
+    background = textured_background()
+    left, right = square(20, 6, 10), square(20, 60, 10)
+    rgb = torch.stack([torch.full((3, H, W), 0.8), torch.full((3, H, W), -0.8)])
+    alpha = torch.cat([left, right])
+    near_left, near_right = 0.5 * square(32, 4, 8), 0.5 * square(32, 62, 8)
+    far = 0.5 * square(2, 88, 6)
+    frame = composite_over(background, [torch.full_like(background, -1.0)] * 2 + list(rgb.split(1)),
+                           [near_left, near_right] + list(alpha.split(1)))
+    _, claimed = claim_effects(frame, background, rgb, alpha)
+    assert claimed[0, 0][near_left[0, 0] > 0].min() > 0.4 and claimed[1, 0][near_left[0, 0] > 0].max() == 0
+    assert claimed[1, 0][near_right[0, 0] > 0].min() > 0.4 and claimed[0, 0][near_right[0, 0] > 0].max() == 0
+    # a change that far from a small object (more than REACH times its size) is no effect of it
+    small_rgb, small = layer_of(square(50, 4, 3))
+    frame = composite_over(background, [torch.full_like(background, -1.0), small_rgb], [far, small])
+    _, claimed = claim_effects(frame, background, small_rgb, small)
+    assert torch.equal(claimed, small)
+
+
+def test_nothing_is_claimed_where_a_layer_already_holds_the_pixel_or_no_object_shows():
+    background = textured_background()
+    rgb, alpha = layer_of(square(10, 10, 12))
+    soft = alpha + 0.3 * square(24, 8, 10)  # the layer already holds the shadow region at 0.3 ...
+    frame = composite_over(background, [torch.full_like(background, -1.0), rgb], [0.6 * square(24, 8, 10), alpha])
+    _, claimed = claim_effects(frame, background, rgb, soft)
+    assert torch.equal(claimed, soft)  # ... so it is not free: the alpha fit and the network decide there
+    _, claimed = claim_effects(frame, background, rgb, torch.zeros_like(alpha))  # no object in this frame
+    assert claimed.max() == 0
