@@ -15,7 +15,7 @@ import os
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -137,7 +137,7 @@ def score_model(model, video: VideoTensors, clip: Clip, settings: RenderSettings
     canvas = model.render_background(full_size=True)
     alphas, backgrounds, composites = [], [], []
     for t in range(video.num_frames):
-        frame = render_frame(model, video, t, canvas, replace(settings, detail_transfer=False))
+        frame = render_frame(model, video, t, canvas, settings.without("detail_transfer"))
         alphas.append(frame.alpha[:, 0].cpu().numpy())
         backgrounds.append(tensor_to_uint8(frame.background[0] * 0.5 + 0.5))
         composites.append(tensor_to_uint8(frame.model_composite[0] * 0.5 + 0.5))
@@ -284,8 +284,8 @@ def run_preset(preset: str, suite: Suite, config: TrainConfig, work: Path, devic
 
     model, _ = train_model(preset, video, config, work / "checkpoint.pt", device, on_step=on_step)
     # What the rendering steps buy, from the same trained model: each switched off in turn.
-    # (refine_alpha does nothing at full size.)
-    switched = [step for step in RENDER_STEPS if getattr(settings, step) and (step != "refine_alpha" or config.scale < 1)]
+    switched = [step for step in RENDER_STEPS if getattr(settings, step)
+                and (step != "refine_alpha" or config.scale < 1)]  # refine_alpha does nothing at full size
     render_ablations = {f"without_{RENDER_STEPS[step]}": score_model(model, video, clip, settings.without(step))
                         for step in switched}
     render_layers(model, video, settings, work / "omnimatte", preset)

@@ -12,6 +12,6 @@ from omnimatte.train.settings import CPU_SETTINGS, TrainConfig
 from omnimatte.train.stage import run_train
 from omnimatte.train.video import VideoTensors, load_video
 
-__all__ = ["CPU_SETTINGS", "LossWeights", "RenderSettings", "RenderedFrame", "TrainConfig", "VideoTensors", "alpha_l1_off_step",
-           "build_model", "load_video", "render_frame", "render_layers", "run_train", "steps_per_epoch",
-           "tensor_to_uint8", "train_model"]
+__all__ = ["CPU_SETTINGS", "LossWeights", "RenderSettings", "RenderedFrame", "TrainConfig", "VideoTensors",
+           "alpha_l1_off_step", "build_model", "load_video", "render_frame", "render_layers", "run_train",
+           "steps_per_epoch", "tensor_to_uint8", "train_model"]

@@ -21,6 +21,13 @@ from omnimatte.model import composite_over
 NETWORK_ALPHA_WEIGHT = 0.003
 
 
+def least_alpha(residual: torch.Tensor, below: torch.Tensor, through: torch.Tensor | float = 1.0) -> torch.Tensor:
+    """The least alpha (N, 1, H, W) with which some colour in [-1, 1] over `below`, seen through
+    `through` (what the layers in front let pass), adds `residual` (N, 3, H, W) to the frame."""
+    reach = torch.where(residual > 0, 1.0 - below, 1.0 + below) * through
+    return (residual.abs() / reach.clamp_min(1e-3)).amax(1, keepdim=True).clamp(0, 1)
+
+
 def fit_alphas_to_frame(frame: torch.Tensor, background: torch.Tensor, rgb: torch.Tensor,
                         alpha: torch.Tensor) -> torch.Tensor:
     """Alphas (L, 1, H, W), back to front, lowered to what the frame (1, 3, H, W) shows of each layer.
@@ -42,8 +49,7 @@ def fit_alphas_to_frame(frame: torch.Tensor, background: torch.Tensor, rgb: torc
         direction = through * (rgb[i:i + 1] - below)
         fit = ((NETWORK_ALPHA_WEIGHT * alpha[i:i + 1] + (residual * direction).sum(1, keepdim=True))
                / (NETWORK_ALPHA_WEIGHT + direction.pow(2).sum(1, keepdim=True))).clamp(0, 1)
-        reach = torch.where(residual > 0, 1.0 - below, -1.0 - below).abs() * through
-        floor = (residual.abs() / reach.clamp_min(1e-3)).amax(1, keepdim=True).clamp(0, 1)
+        floor = least_alpha(residual, below, through)
         fitted[i:i + 1] = torch.minimum(alpha[i:i + 1], torch.maximum(fit, floor))
         below = composite_over(below, [rgb[i:i + 1]], [fitted[i:i + 1]])
     return fitted

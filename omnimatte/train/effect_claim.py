@@ -19,6 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from omnimatte.train.alpha_fit import least_alpha
+
 # A pixel is free for a claim where every layer's alpha is below this.
 FREE_ALPHA = 0.1
 # An object is where its layer's alpha is above this; reach and distances are measured from it.
@@ -33,13 +35,6 @@ MIN_REGION_SHARE = 7e-4
 # (the square root of its area in the frame) of the object: a ball's shadow on the ground is a few
 # ball sizes away at the top of a bounce.
 REACH = 4.0
-
-
-def least_alpha(frame: torch.Tensor, below: torch.Tensor) -> torch.Tensor:
-    """The least alpha (N, 1, H, W) with which some colour in [-1, 1] over `below` gives `frame`."""
-    difference = frame - below
-    reach = torch.where(difference > 0, 1.0 - below, 1.0 + below).clamp_min(1e-3)
-    return (difference.abs() / reach).amax(1, keepdim=True).clamp(0, 1)
 
 
 def _masked_blur(image: torch.Tensor, weight: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -64,7 +59,8 @@ def effect_regions(frame: torch.Tensor, background: torch.Tensor, free: torch.Te
     height, width = frame.shape[-2:]
     sigma = max(1.0, min(height, width) / 64)
     weight = free.float()
-    need = least_alpha(_masked_blur(frame, weight, sigma), _masked_blur(background, weight, sigma)) * weight
+    smooth_background = _masked_blur(background, weight, sigma)
+    need = least_alpha(_masked_blur(frame, weight, sigma) - smooth_background, smooth_background) * weight
     noise = float(need[free].median()) if bool(free.any()) else 0.0
     significant = (need[0, 0] > max(NEED_THRESHOLD, NOISE_FACTOR * noise)).cpu().numpy().astype(np.uint8)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(significant, connectivity=8)
@@ -99,7 +95,7 @@ def claim_effects(frame: torch.Tensor, background: torch.Tensor, rgb: torch.Tens
         closer = (nearest < owner_distance) & (nearest <= REACH * np.sqrt(solid.sum()))
         owner_distance[closer], owner[closer] = nearest[closer], i
     owner[0] = -1
-    need = least_alpha(frame, background)
+    need = least_alpha(frame - background, background)
     colour = (background + (frame - background) / need.clamp_min(1e-3)).clamp(-1, 1)
     owners = torch.from_numpy(owner[labels]).to(alpha.device)
     rgb, alpha = rgb.clone(), alpha.clone()
