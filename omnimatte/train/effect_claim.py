@@ -83,6 +83,7 @@ def claim_effects(frame: torch.Tensor, background: torch.Tensor, rgb: torch.Tens
     if count == 1:
         return rgb, alpha
     flat = labels.ravel()
+    labelled = np.flatnonzero(flat)
     owner_distance = np.full(count, np.inf)
     owner = np.full(count, -1)
     for i, layer_alpha in enumerate(alpha[:, 0].cpu().numpy()):
@@ -91,7 +92,7 @@ def claim_effects(frame: torch.Tensor, background: torch.Tensor, rgb: torch.Tens
             continue
         distance = cv2.distanceTransform(1 - solid, cv2.DIST_L2, 3).ravel()
         nearest = np.full(count, np.inf)
-        np.minimum.at(nearest, flat, distance)
+        np.minimum.at(nearest, flat[labelled], distance[labelled])
         closer = (nearest < owner_distance) & (nearest <= REACH * np.sqrt(solid.sum()))
         owner_distance[closer], owner[closer] = nearest[closer], i
     owner[0] = -1
