@@ -1,5 +1,6 @@
 """The effect claim: what the frame shows beyond the background, away from every layer, goes to the nearest object."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -82,6 +83,66 @@ def test_each_region_goes_to_the_nearest_object_and_a_far_change_to_none():
     frame = composite_over(background, [torch.full_like(background, -1.0), small_rgb], [far, small])
     _, claimed = claim_effects(frame, background, small_rgb, small)
     assert torch.equal(claimed, small)
+
+
+def test_the_nearer_of_two_objects_in_reach_takes_a_region():
+    background = textured_background()
+    left, right = square(20, 20, 10), square(20, 50, 10)  # both reach 40 px
+    rgb = torch.stack([torch.full((3, H, W), 0.8), torch.full((3, H, W), -0.8)])
+    alpha = torch.cat([left, right])
+    by_left, by_right = 0.5 * square(22, 32, 4), 0.5 * square(22, 44, 4)  # 2 px from one object, 14 from the other
+    black = torch.full_like(background, -1.0)
+    frame = composite_over(background, [black, black, *rgb.split(1)], [by_left, by_right, *alpha.split(1)])
+    _, claimed = claim_effects(frame, background, rgb, alpha)
+    assert claimed[0, 0][by_left[0, 0] > 0].min() > 0.4 and claimed[1, 0][by_left[0, 0] > 0].max() == 0
+    assert claimed[1, 0][by_right[0, 0] > 0].min() > 0.4 and claimed[0, 0][by_right[0, 0] > 0].max() == 0
+
+
+def test_reach_is_four_object_sizes():
+    background = textured_background()
+    rgb, alpha = layer_of(square(30, 10, 4))  # 4 px: reach 16 px
+    within, beyond = 0.5 * square(28, 26, 6), 0.5 * square(54, 8, 6)  # 13 and 21 px away
+    black = torch.full_like(background, -1.0)
+    frame = composite_over(background, [black, black, rgb], [within, beyond, alpha])
+    _, claimed = claim_effects(frame, background, rgb, alpha)
+    assert claimed[0, 0][within[0, 0] > 0].min() > 0.4
+    assert claimed[0, 0][beyond[0, 0] > 0].max() == 0
+
+
+def test_a_faint_shadow_is_claimed_and_a_fainter_one_or_a_small_error_over_white_is_not():
+    background = textured_background()
+    rgb, alpha = layer_of(square(10, 40, 12))
+    faint, fainter = 0.06 * square(24, 38, 10), 0.025 * square(10, 54, 10)
+    black = torch.full_like(background, -1.0)
+    frame = composite_over(background, [black, black, rgb], [faint, fainter, alpha])
+    _, claimed = claim_effects(frame, background, rgb, alpha)
+    assert claimed[0, 0][faint[0, 0] > 0].mean() > 0.045
+    assert claimed[0, 0][fainter[0, 0] > 0].max() == 0
+    # Over a near-white wall a tiny change needs a large alpha (2.5 levels of 255 need 0.67 of white): not an
+    # effect; a real shadow on the same wall is.
+    white = torch.full((1, 3, H, W), 0.97)
+    error = torch.zeros(1, 3, H, W)
+    error[..., 24:34, 38:52] = 0.02
+    _, claimed = claim_effects(composite_over(white + error, [rgb], [alpha]), white, rgb, alpha)
+    assert torch.equal(claimed, alpha)
+    frame = composite_over(white, [black, rgb], [0.3 * square(24, 38, 10), alpha])
+    _, claimed = claim_effects(frame, white, rgb, alpha)
+    assert claimed[0, 0][square(24, 38, 10)[0, 0] > 0].min() > 0.25
+
+
+def test_the_claimed_layer_gives_the_frame_back_under_a_faint_layer_in_front():
+    background = textured_background()
+    shadow = 0.4 * square(24, 8, 10)
+    haze = 0.08 * square(24, 8, 10)  # the front layer's faint alpha over the back layer's missed shadow
+    rgb = torch.stack([torch.full((3, H, W), 0.8), torch.full((3, H, W), 1.0)])
+    alpha = torch.cat([square(10, 10, 12), square(10, 70, 12) + haze])
+    frame = composite_over(background, [torch.full_like(background, -1.0), *rgb.split(1)], [shadow, *alpha.split(1)])
+    claimed_rgb, claimed = claim_effects(frame, background, rgb, alpha)
+    inside = shadow[0, 0] > 0
+    assert claimed[0, 0][inside] == pytest.approx(torch.full((int(inside.sum()),), 0.4), abs=1e-4)
+    composite = composite_over(background, list(claimed_rgb.split(1)), list(claimed.split(1)))
+    assert (composite - frame)[..., inside].abs().max() < 1e-4
+    assert bool((claimed >= alpha).all())  # raised, never lowered
 
 
 def test_nothing_is_claimed_where_a_layer_already_holds_the_pixel_or_no_object_shows():

@@ -353,11 +353,11 @@ def test_bf16_autocast_on_the_cpu_trains_and_keeps_the_alpha_head_in_float32(sce
 
 def test_the_authors_options_train_and_render(scene: dict):
     """The authors' choices the defaults leave, all at once: the network background, BatchNorm, the tanh alpha,
-    coverage sparsity, no camera adjustment, plate matte, alpha fit, object floor or learning-rate decay, and plain
-    bilinear alpha upsampling below the working resolution."""
+    coverage sparsity, no camera adjustment, plate matte, alpha fit, effect claim, object floor or learning-rate decay,
+    and plain bilinear alpha upsampling below the working resolution."""
     summary = run_train("tiny", **scene, config=tiny_config(
         background="network", norm="batch", alpha_activation="tanh", alpha_reg_target="coverage",
-        camera_adjustment=False, plate_matte_threshold=0.0, fit_alpha=False, object_alpha_floor=0.0,
+        camera_adjustment=False, plate_matte_threshold=0.0, fit_alpha=False, claim_effects=False, object_alpha_floor=0.0,
         final_learning_rate_fraction=1.0,
         share_after_alpha_l1=0.2, refine_alpha=False, scale=0.5))
     assert read_frames(scene["out_dir"] / "layers" / "square" / "rgba", mode="rgba").shape == (T, H, W, 4)

@@ -6,30 +6,39 @@ it raises. The network often leaves such an effect at zero alpha: its layer's co
 only where its alpha is above zero, and over a faint cast shadow that colour is at right
 angles to the darkening, so the reconstruction gives the alpha no gradient to rise. The
 frame itself says where the effects are: regions where it differs from the background by
-more than noise, found on a smoothed residual so that the canvas's texture errors (zero
-mean, a pixel or two wide) cancel. Each such region goes whole to the layer whose object is
-nearest, within a reach proportional to the object's size, at the least alpha with which any
-colour explains the frame there, and in that colour.
+more than noise, judged on a smoothed residual so that the canvas's texture errors (signed,
+a pixel or two wide) cancel. Each such region goes whole to the layer whose object is
+nearest, within a reach proportional to the object's size; there the layer's alpha is
+raised to the least alpha with which any colour explains the frame, in that colour.
 """
 
 from __future__ import annotations
+
+import math
 
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from omnimatte.model import colour_difference, composite_over
 from omnimatte.train.alpha_fit import least_alpha
 
 # A pixel is free for a claim where every layer's alpha is below this.
 FREE_ALPHA = 0.1
 # An object is where its layer's alpha is above this; reach and distances are measured from it.
 OBJECT_ALPHA = 0.5
-# The least alpha a region must need (on the smoothed residual) to be an effect, or three times the
-# frame's median need over the free pixels where noise is higher (real footage).
+# A pixel belongs to an effect where, on the smoothed images, some layer would need an alpha of
+# at least NEED_THRESHOLD to explain the frame, or NOISE_FACTOR times the median need over the free
+# pixels if that is larger (noisy footage, a canvas a little off everywhere: only what stands out
+# counts, and a change over most of the frame, such as a lighting change, is no object's effect),
+# and where the frame differs from the background by more than DIFFERENCE_THRESHOLD (largest
+# channel, 0..1; about 4 levels of 255), so that a small error over a near-white or near-black
+# background, where a tiny change needs a large alpha, is not one.
 NEED_THRESHOLD = 0.04
 NOISE_FACTOR = 3.0
-# Regions smaller than this share of the frame are noise.
+DIFFERENCE_THRESHOLD = 0.015
+# Regions smaller than this share of the frame (or than the smoothing's own footprint) are noise.
 MIN_REGION_SHARE = 7e-4
 # A region is claimed by a layer only if it comes within this many times the object's size
 # (the square root of its area in the frame) of the object: a ball's shadow on the ground is a few
@@ -58,50 +67,66 @@ def effect_regions(frame: torch.Tensor, background: torch.Tensor, free: torch.Te
     """Connected regions (H, W) int labels, 0 = none, where the free pixels' smoothed residual needs a layer."""
     height, width = frame.shape[-2:]
     sigma = max(1.0, min(height, width) / 64)
-    weight = free.float()
-    smooth_background = _masked_blur(background, weight, sigma)
-    need = least_alpha(_masked_blur(frame, weight, sigma) - smooth_background, smooth_background) * weight
+    weight = free.to(frame.dtype)
+    smooth_frame, smooth_background = _masked_blur(frame, weight, sigma), _masked_blur(background, weight, sigma)
+    need = least_alpha(smooth_frame - smooth_background, smooth_background)
     noise = float(need[free].median()) if bool(free.any()) else 0.0
-    significant = (need[0, 0] > max(NEED_THRESHOLD, NOISE_FACTOR * noise)).cpu().numpy().astype(np.uint8)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(significant, connectivity=8)
-    small = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] < MIN_REGION_SHARE * height * width)
+    significant = (free & (need > max(NEED_THRESHOLD, NOISE_FACTOR * noise))
+                   & (colour_difference(smooth_frame, smooth_background) > DIFFERENCE_THRESHOLD))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(significant[0, 0].cpu().numpy().astype(np.uint8),
+                                                               connectivity=8)
+    small = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] < max(MIN_REGION_SHARE * height * width, math.pi * sigma ** 2))
     labels[np.isin(labels, small)] = 0
     return labels
 
 
-def claim_effects(frame: torch.Tensor, background: torch.Tensor, rgb: torch.Tensor,
-                  alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Layers' colour (L, 3, H, W) and alpha (L, 1, H, W) with the frame's (1, 3, H, W) unexplained regions added.
-
-    A region goes to the layer whose object (alpha > OBJECT_ALPHA) is nearest, if within
-    REACH object sizes; there the layer's alpha becomes at least the least alpha that explains
-    the frame over the background, in the colour that then gives the frame exactly.
-    """
-    free = alpha.amax(0, keepdim=True) < FREE_ALPHA
-    labels = effect_regions(frame, background, free)
+def region_owners(labels: np.ndarray, alpha: torch.Tensor) -> np.ndarray:
+    """Per region label, the index of the layer (L, 1, H, W) whose object is nearest within reach, or -1."""
     count = int(labels.max()) + 1
-    if count == 1:
-        return rgb, alpha
     flat = labels.ravel()
     labelled = np.flatnonzero(flat)
     owner_distance = np.full(count, np.inf)
     owner = np.full(count, -1)
-    for i, layer_alpha in enumerate(alpha[:, 0].cpu().numpy()):
+    for i, layer_alpha in enumerate(alpha[:, 0].float().cpu().numpy()):
         solid = (layer_alpha > OBJECT_ALPHA).astype(np.uint8)
         if not solid.any():
             continue
-        distance = cv2.distanceTransform(1 - solid, cv2.DIST_L2, 3).ravel()
+        distance = cv2.distanceTransform(1 - solid, cv2.DIST_L2, cv2.DIST_MASK_PRECISE).ravel()
         nearest = np.full(count, np.inf)
         np.minimum.at(nearest, flat[labelled], distance[labelled])
         closer = (nearest < owner_distance) & (nearest <= REACH * np.sqrt(solid.sum()))
         owner_distance[closer], owner[closer] = nearest[closer], i
     owner[0] = -1
-    need = least_alpha(frame - background, background)
-    colour = (background + (frame - background) / need.clamp_min(1e-3)).clamp(-1, 1)
-    owners = torch.from_numpy(owner[labels]).to(alpha.device)
+    return owner
+
+
+def claim_effects(frame: torch.Tensor, background: torch.Tensor, rgb: torch.Tensor,
+                  alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Layers' colour (L, 3, H, W) and alpha (L, 1, H, W), back to front, with the frame's (1, 3, H, W) effects.
+
+    In a region a layer owns, its alpha is raised (never lowered) to the least alpha with which
+    some colour, over the layers behind it and seen through the faint alpha of those in front,
+    gives the frame; its colour there becomes that colour, so the composite shows the frame.
+    """
+    if len(alpha) == 0:
+        return rgb, alpha
+    free = alpha.amax(0, keepdim=True) < FREE_ALPHA
+    labels = effect_regions(frame, background, free)
+    if labels.max() == 0:
+        return rgb, alpha
+    owners = torch.from_numpy(region_owners(labels, alpha)[labels]).to(alpha.device)
     rgb, alpha = rgb.clone(), alpha.clone()
     for i in range(len(alpha)):
-        raise_to = (owners == i) & free[0, 0] & (need[0, 0] > alpha[i, 0])
+        owned = owners == i
+        if not bool(owned.any()):
+            continue
+        below = composite_over(background, list(rgb[:i]), list(alpha[:i]))
+        front = composite_over(torch.zeros_like(background), list(rgb[i + 1:]), list(alpha[i + 1:]))
+        through = (1.0 - alpha[i + 1:]).prod(0, keepdim=True)
+        residual = frame - front - through * below  # what layer i must add over what lies below it
+        need = least_alpha(residual, below, through)
+        colour = (below + residual / (through * need).clamp_min(1e-3)).clamp(-1, 1)
+        raise_to = owned & (need[0, 0] > alpha[i, 0])
         alpha[i, 0] = torch.where(raise_to, need[0, 0], alpha[i, 0])
         rgb[i] = torch.where(raise_to, colour[0], rgb[i])
     return rgb, alpha
