@@ -60,7 +60,7 @@ class RenderedFrame:
     rgb: torch.Tensor
     alpha: torch.Tensor
     background: torch.Tensor
-    model_composite: torch.Tensor  # what the network alone reproduces
+    model_composite: torch.Tensor  # the layers before detail transfer (the claimed effects give the frame back)
     composite: torch.Tensor  # the composite of the layers as written (after detail transfer)
 
 
