@@ -28,6 +28,16 @@ def least_alpha(residual: torch.Tensor, below: torch.Tensor, through: torch.Tens
     return (residual.abs() / reach.clamp_min(1e-3)).amax(1, keepdim=True).clamp(0, 1)
 
 
+def layer_residual(frame: torch.Tensor, below: torch.Tensor, rgb: torch.Tensor, alpha: torch.Tensor,
+                   i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """What layer i must add to the frame over `below` (what lies behind it), and what the layers in
+    front of it let through: frame = front + through * (below + alpha_i * (rgb_i - below))."""
+    # The layers in front, composited over nothing: their premultiplied colour.
+    front = composite_over(torch.zeros_like(below), list(rgb[i + 1:]), list(alpha[i + 1:]))
+    through = (1.0 - alpha[i + 1:]).prod(0, keepdim=True)
+    return frame - front - through * below, through
+
+
 def fit_alphas_to_frame(frame: torch.Tensor, background: torch.Tensor, rgb: torch.Tensor,
                         alpha: torch.Tensor) -> torch.Tensor:
     """Alphas (L, 1, H, W), back to front, lowered to what the frame (1, 3, H, W) shows of each layer.
@@ -42,10 +52,7 @@ def fit_alphas_to_frame(frame: torch.Tensor, background: torch.Tensor, rgb: torc
     fitted = alpha.clone()
     below = background
     for i in range(len(rgb)):
-        # The layers in front, composited over nothing: their premultiplied colour and what they let through.
-        front = composite_over(torch.zeros_like(background), list(rgb[i + 1:]), list(alpha[i + 1:]))
-        through = (1.0 - alpha[i + 1:]).prod(0, keepdim=True)
-        residual = frame - front - through * below
+        residual, through = layer_residual(frame, below, rgb, alpha, i)
         direction = through * (rgb[i:i + 1] - below)
         fit = ((NETWORK_ALPHA_WEIGHT * alpha[i:i + 1] + (residual * direction).sum(1, keepdim=True))
                / (NETWORK_ALPHA_WEIGHT + direction.pow(2).sum(1, keepdim=True))).clamp(0, 1)

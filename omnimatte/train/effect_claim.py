@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from omnimatte.model import colour_difference, composite_over
-from omnimatte.train.alpha_fit import least_alpha
+from omnimatte.train.alpha_fit import layer_residual, least_alpha
 
 # A pixel is free for a claim where every layer's alpha is below this.
 FREE_ALPHA = 0.1
@@ -96,8 +96,7 @@ def region_owners(labels: np.ndarray, alpha: torch.Tensor) -> np.ndarray:
         np.minimum.at(nearest, flat[labelled], distance[labelled])
         closer = (nearest < owner_distance) & (nearest <= REACH * np.sqrt(solid.sum()))
         owner_distance[closer], owner[closer] = nearest[closer], i
-    owner[0] = -1
-    return owner
+    return owner  # label 0 (no region) has no labelled pixel, so no distance and no owner
 
 
 def claim_effects(frame: torch.Tensor, background: torch.Tensor, rgb: torch.Tensor,
@@ -116,17 +115,15 @@ def claim_effects(frame: torch.Tensor, background: torch.Tensor, rgb: torch.Tens
         return rgb, alpha
     owners = torch.from_numpy(region_owners(labels, alpha)[labels]).to(alpha.device)
     rgb, alpha = rgb.clone(), alpha.clone()
+    below = background
     for i in range(len(alpha)):
         owned = owners == i
-        if not bool(owned.any()):
-            continue
-        below = composite_over(background, list(rgb[:i]), list(alpha[:i]))
-        front = composite_over(torch.zeros_like(background), list(rgb[i + 1:]), list(alpha[i + 1:]))
-        through = (1.0 - alpha[i + 1:]).prod(0, keepdim=True)
-        residual = frame - front - through * below  # what layer i must add over what lies below it
-        need = least_alpha(residual, below, through)
-        colour = (below + residual / (through * need).clamp_min(1e-3)).clamp(-1, 1)
-        raise_to = owned & (need[0, 0] > alpha[i, 0])
-        alpha[i, 0] = torch.where(raise_to, need[0, 0], alpha[i, 0])
-        rgb[i] = torch.where(raise_to, colour[0], rgb[i])
+        if bool(owned.any()):
+            residual, through = layer_residual(frame, below, rgb, alpha, i)
+            need = least_alpha(residual, below, through)
+            colour = (below + residual / (through * need).clamp_min(1e-3)).clamp(-1, 1)
+            raise_to = owned & (need[0, 0] > alpha[i, 0])
+            alpha[i, 0] = torch.where(raise_to, need[0, 0], alpha[i, 0])
+            rgb[i] = torch.where(raise_to, colour[0], rgb[i])
+        below = composite_over(below, [rgb[i:i + 1]], [alpha[i:i + 1]])
     return rgb, alpha
