@@ -36,6 +36,7 @@ from omnimatte.train import (
     RenderSettings,
     TrainConfig,
     VideoTensors,
+    effect_motion,
     load_video,
     render_frame,
     render_layers,
@@ -135,9 +136,10 @@ def score_model(model, video: VideoTensors, clip: Clip, settings: RenderSettings
     was_training = model.training
     model.eval()
     canvas = model.render_background(full_size=True)
+    motion = effect_motion(model, video, canvas) if settings.claim_effects else None
     alphas, backgrounds, composites = [], [], []
     for t in range(video.num_frames):
-        frame = render_frame(model, video, t, canvas, settings.without("detail_transfer"))
+        frame = render_frame(model, video, t, canvas, settings.without("detail_transfer"), motion)
         alphas.append(frame.alpha[:, 0].cpu().numpy())
         backgrounds.append(tensor_to_uint8(frame.background[0] * 0.5 + 0.5))
         composites.append(tensor_to_uint8(frame.model_composite[0] * 0.5 + 0.5))

@@ -182,6 +182,15 @@ def test_checkpoint_of_other_settings_starts_over_saying_so(scene: dict, monkeyp
     assert "resuming" not in package_log.text
 
 
+def test_checkpoint_resumes_when_only_a_rendering_switch_changed(scene: dict, monkeypatch, package_log):
+    kill_after_first_checkpoint(scene, monkeypatch)
+    package_log.clear()
+    run_train("tiny", **scene, config=tiny_config(claim_effects=False, fit_alpha=False, detail_transfer=False,
+                                                  refine_alpha=False))
+    assert "resuming" in package_log.text
+    assert "starting over" not in package_log.text
+
+
 def test_checkpoint_from_other_settings_is_not_resumed(scene: dict, monkeypatch):
     real_batch = train_loop.Batch
 

@@ -19,11 +19,18 @@ from omnimatte.train.settings import TrainConfig
 from omnimatte.train.video import VideoTensors
 
 
+# TrainConfig's fields that training never reads (render.py's RenderSettings; plate_matte_threshold is
+# also the object floor's release threshold in training, so it stays).
+RENDER_ONLY = ("refine_alpha", "fit_alpha", "claim_effects", "detail_transfer")
+
+
 def config_fingerprint(config: TrainConfig, video: VideoTensors, inputs: str = "") -> dict[str, str]:
     """What a checkpoint must match to be resumed: the settings that shape training and the data's size,
-    and apart from them the inputs' digest (`fingerprint.inputs_digest`), so the log can say which changed."""
+    and apart from them the inputs' digest (`fingerprint.inputs_digest`), so the log can say which changed.
+    Switches that only change how the trained model is rendered (RENDER_ONLY) are left out, so that
+    changing one does not throw away an unfinished run."""
     settings = dataclasses.asdict(config)
-    for key in ("checkpoint_every", "device", "compile"):
+    for key in ("checkpoint_every", "device", "compile", *RENDER_ONLY):
         settings.pop(key)
     settings["data"] = [list(video.frames.shape), list(video.masks.shape), list(video.canvas_size)]
     return {"settings": hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16], "inputs": inputs}

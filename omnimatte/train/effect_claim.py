@@ -1,4 +1,4 @@
-"""Claiming for the nearest layer what the frame shows beyond the background: the effects the network missed.
+"""Claiming for the layer that caused it what the frame shows beyond the background: the effects the network missed.
 
 The background is static and sharp, so whatever a frame shows beyond it, away from every
 layer, was put there by something that moves: an object's shadow, its reflection, the dust
@@ -8,13 +8,15 @@ angles to the darkening, so the reconstruction gives the alpha no gradient to ri
 frame itself says where the effects are: regions where it differs from the background by
 more than noise, judged on a smoothed residual so that the canvas's texture errors (signed,
 a pixel or two wide) cancel. Each such region goes whole to the layer whose object is
-nearest, within a reach proportional to the object's size; there the layer's alpha is
-raised to the least alpha with which any colour explains the frame, in that colour.
+nearest, within a reach proportional to the object's size, or, where several objects reach
+it, to the one it moves with over the frames around (effect_motion); there the layer's alpha
+is raised to the least alpha with which any colour explains the frame, in that colour.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -44,6 +46,9 @@ MIN_REGION_SHARE = 7e-4
 # (the square root of its area in the frame) of the object: a ball's shadow on the ground is a few
 # ball sizes away at the top of a bounce.
 REACH = 4.0
+# Among objects that reach a region, the one it moves with wins over the nearest only by more than
+# this share of the region (effect_motion): a near tie keeps the nearest.
+MOTION_MARGIN = 0.05
 
 
 def _masked_blur(image: torch.Tensor, weight: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -80,28 +85,46 @@ def effect_regions(frame: torch.Tensor, background: torch.Tensor, free: torch.Te
     return labels
 
 
-def region_owners(labels: np.ndarray, alpha: torch.Tensor) -> np.ndarray:
-    """Per region label, the index of the layer (L, 1, H, W) whose object is nearest within reach, or -1."""
+def region_owners(labels: np.ndarray, alpha: torch.Tensor,
+                  moves_with: Callable[[np.ndarray, int], float] | None = None) -> np.ndarray:
+    """Per region label, the index of the layer (L, 1, H, W) that owns it, or -1.
+
+    The owner is the layer whose object is nearest, within reach. Where several objects reach
+    a region and `moves_with(region, layer)` (how well the region moves with the layer, 0..1;
+    effect_motion) is given, the one it moves with best owns it instead, if it does so by
+    more than MOTION_MARGIN better than the nearest.
+    """
     count = int(labels.max()) + 1
     flat = labels.ravel()
     labelled = np.flatnonzero(flat)
-    owner_distance = np.full(count, np.inf)
-    owner = np.full(count, -1)
+    nearest = np.full((len(alpha), count), np.inf)
     for i, layer_alpha in enumerate(alpha[:, 0].float().cpu().numpy()):
         solid = (layer_alpha > OBJECT_ALPHA).astype(np.uint8)
         if not solid.any():
             continue
         distance = cv2.distanceTransform(1 - solid, cv2.DIST_L2, cv2.DIST_MASK_PRECISE).ravel()
-        nearest = np.full(count, np.inf)
-        np.minimum.at(nearest, flat[labelled], distance[labelled])
-        closer = (nearest < owner_distance) & (nearest <= REACH * np.sqrt(solid.sum()))
-        owner_distance[closer], owner[closer] = nearest[closer], i
-    return owner  # label 0 (no region) has no labelled pixel, so no distance and no owner
+        np.minimum.at(nearest[i], flat[labelled], distance[labelled])
+        nearest[i, nearest[i] > REACH * np.sqrt(solid.sum())] = np.inf
+    owner = np.where(np.isfinite(nearest).any(0), nearest.argmin(0), -1)
+    if moves_with is None:
+        return owner  # label 0 (no region) has no labelled pixel, so no distance and no owner
+    for label in np.flatnonzero(np.isfinite(nearest).sum(0) > 1):
+        region = labels == label
+        scores = {int(i): moves_with(region, int(i)) for i in np.flatnonzero(np.isfinite(nearest[:, label]))}
+        known = {i: score for i, score in scores.items() if not math.isnan(score)}
+        if not known:
+            continue
+        best = max(known, key=known.get)
+        if known[best] > known.get(int(owner[label]), 0.0) + MOTION_MARGIN:
+            owner[label] = best
+    return owner
 
 
-def claim_effects(frame: torch.Tensor, background: torch.Tensor, rgb: torch.Tensor,
-                  alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def claim_effects(frame: torch.Tensor, background: torch.Tensor, rgb: torch.Tensor, alpha: torch.Tensor,
+                  moves_with: Callable[[np.ndarray, int], float] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Layers' colour (L, 3, H, W) and alpha (L, 1, H, W), back to front, with the frame's (1, 3, H, W) effects.
+
+    Each region goes to its owner (region_owners; `moves_with` settles regions several objects reach).
 
     In a region a layer owns, its alpha is raised (never lowered) to the least alpha with which
     some colour, over the layers behind it and seen through the faint alpha of those in front,
@@ -113,7 +136,7 @@ def claim_effects(frame: torch.Tensor, background: torch.Tensor, rgb: torch.Tens
     labels = effect_regions(frame, background, free)
     if labels.max() == 0:
         return rgb, alpha
-    owners = torch.from_numpy(region_owners(labels, alpha)[labels]).to(alpha.device)
+    owners = torch.from_numpy(region_owners(labels, alpha, moves_with)[labels]).to(alpha.device)
     rgb, alpha = rgb.clone(), alpha.clone()
     below = background
     for i in range(len(alpha)):

@@ -19,6 +19,7 @@ from omnimatte.train.alpha_fit import fit_alphas_to_frame
 from omnimatte.train.alpha_upsampling import guided_upsample
 from omnimatte.train.batch import layer_inputs
 from omnimatte.train.effect_claim import claim_effects
+from omnimatte.train.effect_motion import EffectMotion
 from omnimatte.train.settings import TrainConfig
 from omnimatte.train.video import VideoTensors
 
@@ -79,9 +80,30 @@ def plate_matte(frame: torch.Tensor, background: torch.Tensor, alpha: torch.Tens
     return (difference / max(threshold, 3.0 * noise)).clamp(0, 1)
 
 
+def frame_background(model: Omnimatte, video: VideoTensors, t: int,
+                     background_canvas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Frame t's background (1, 3, H, W) at the working resolution, relit, and the camera
+    adjustment's brightness for the layers (None without it)."""
+    output_size = tuple(video.output_frames.shape[-2:])
+    offset = brightness = None
+    if model.camera is not None:
+        frame = torch.tensor([t], device=background_canvas.device)
+        brightness, offset = model.camera.fields(frame, identity_grid(1, *output_size, background_canvas.device))
+    background = model.view_background(background_canvas.float(), video.output_grid[t:t + 1], offset)
+    if brightness is not None:
+        background = relight(background, brightness)
+    return background, brightness
+
+
+def effect_motion(model: Omnimatte, video: VideoTensors, background_canvas: torch.Tensor) -> EffectMotion:
+    """What the effect claim follows over the frames of one rendering pass of the model."""
+    return EffectMotion(video.output_frames, video.masks,
+                        lambda s: frame_background(model, video, s, background_canvas)[0])
+
+
 @torch.no_grad()
 def render_frame(model: Omnimatte, video: VideoTensors, t: int, background_canvas: torch.Tensor,
-                 settings: RenderSettings) -> RenderedFrame:
+                 settings: RenderSettings, motion: EffectMotion | None) -> RenderedFrame:
     """Render frame t at the working resolution, without jitter.
 
     `background_canvas` is model.render_background(full_size=True), rendered once for
@@ -90,7 +112,9 @@ def render_frame(model: Omnimatte, video: VideoTensors, t: int, background_canva
     `plate_matte_threshold` cuts the alphas where the frame equals the background (plate_matte);
     with fit_alpha, each alpha is then lowered to what the frame shows of its layer (alpha_fit);
     with claim_effects, what the frame shows beyond the background away from every layer goes
-    to the nearest object's layer (effect_claim). With detail transfer, each foreground layer's
+    to the nearest object's layer (effect_claim), or, where several objects reach it, to the one
+    it moves with as `motion` (effect_motion(...), for every frame of one pass) follows it; None
+    leaves the nearest. With detail transfer, each foreground layer's
     colour gets the residual between the frame and the model's composite, attenuated by the
     layers in front of it, so fine texture the network could not reproduce still ends up in
     some layer.
@@ -107,20 +131,16 @@ def render_frame(model: Omnimatte, video: VideoTensors, t: int, background_canva
             alpha = guided_upsample(alpha, video.frames[t:t + 1] * 0.5 + 0.5, video.output_frames[t:t + 1] * 0.5 + 0.5)
         else:
             alpha = F.interpolate(alpha, size=output_size, mode="bilinear", align_corners=False)
-    offset = brightness = None
-    if model.camera is not None:
-        frame = torch.tensor([t], device=rgb.device)
-        brightness, offset = model.camera.fields(frame, identity_grid(1, *output_size, rgb.device))
-    background = model.view_background(background_canvas.float(), video.output_grid[t:t + 1], offset)
+    background, brightness = frame_background(model, video, t, background_canvas)
     if brightness is not None:
-        background, rgb = relight(background, brightness), relight(rgb, brightness)
+        rgb = relight(rgb, brightness)
     target = video.output_frames[t:t + 1]
     if settings.plate_matte_threshold > 0:
         alpha = alpha * plate_matte(target, background, alpha, settings.plate_matte_threshold)
     if settings.fit_alpha:
         alpha = fit_alphas_to_frame(target, background, rgb, alpha)
     if settings.claim_effects:
-        rgb, alpha = claim_effects(target, background, rgb, alpha)
+        rgb, alpha = claim_effects(target, background, rgb, alpha, None if motion is None else motion.scorer(t))
     model_composite = composite_over(background, list(rgb.split(1)), list(alpha.split(1)))
     composite = model_composite
     if settings.detail_transfer:
@@ -141,6 +161,7 @@ def render_layers(model: Omnimatte, video: VideoTensors, settings: RenderSetting
     """Render every frame and write the contract's layers, background and reconstruction."""
     model.eval()
     background_canvas = model.render_background(full_size=True)
+    motion = effect_motion(model, video, background_canvas) if settings.claim_effects else None
     num_layers = len(video.object_names)
     alpha_sums = np.zeros(num_layers)
     psnr_model, psnr_output = [], []
@@ -150,7 +171,7 @@ def render_layers(model: Omnimatte, video: VideoTensors, settings: RenderSetting
         for folder in [*folders.values(), files.background, files.reconstruction]:
             folder.mkdir(parents=True)
         for t in tqdm(range(video.num_frames), desc=f"{sample}: render", unit="frame"):
-            frame = render_frame(model, video, t, background_canvas, settings)
+            frame = render_frame(model, video, t, background_canvas, settings, motion)
             target = video.output_frames[t:t + 1]
             psnr_model.append(_psnr(frame.model_composite, target))
             psnr_output.append(_psnr(frame.composite, target))

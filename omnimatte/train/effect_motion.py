@@ -1,0 +1,96 @@
+"""Which object an effect moves with: the test that settles an effect region two objects could own.
+
+Nearness alone misleads where objects crowd: a walker's shadow that runs under a dog's head
+touches the dog, not the walker's feet. But an effect moves with what causes it. Following
+the region a few frames forward and back, each candidate's own motion (the shift of its
+coarse mask's centre) should carry it onto the effect as those frames show it; the candidate
+whose motion does so best owns it. The frames' effects are judged as the claim judges them,
+on pixels away from the coarse masks, so no network output from other frames is needed.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from omnimatte.train.effect_claim import effect_regions
+
+# Frames away (both ways) at which a region is followed: far enough that objects moving a pixel a
+# frame apart have parted, near enough that an effect still keeps its shape.
+OFFSETS = (4, 8, 12)
+# A frame counts only where at least this share of the moved region lands in it, away from every mask.
+MIN_SEEN = 0.3
+
+
+class EffectMotion:
+    """Where each frame shows effects away from the coarse masks, and where each object's mask is.
+
+    frames: (T, 3, H, W) at the working resolution; masks: (T, L, 1, h, w) coarse masks at any
+    resolution; background_at(s): frame s's background (1, 3, H, W). A frame's effects are computed
+    when first asked for and kept while frames near it are asked about (frames go in order).
+    """
+
+    def __init__(self, frames: torch.Tensor, masks: torch.Tensor, background_at: Callable[[int], torch.Tensor]):
+        self.frames = frames
+        self.background_at = background_at
+        height, width = frames.shape[-2:]
+        self.masks = masks.flatten(0, 1).float()
+        self.num_frames, self.num_layers = masks.shape[:2]
+        self.size = (height, width)
+        self.centres = _mask_centres(masks, height, width)
+        self._effects: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def _effects_at(self, s: int) -> tuple[np.ndarray, np.ndarray]:
+        """Frame s's effect pixels and the pixels away from every coarse mask, (H, W) bool each."""
+        if s not in self._effects:
+            masks = self.masks[s * self.num_layers:(s + 1) * self.num_layers]
+            covered = F.interpolate(masks, size=self.size, mode="bilinear", align_corners=False).amax(0, keepdim=True)
+            free = covered < 0.01
+            labels = effect_regions(self.frames[s:s + 1], self.background_at(s), free)
+            self._effects[s] = (labels > 0, free[0, 0].cpu().numpy())
+        return self._effects[s]
+
+    def scorer(self, t: int) -> Callable[[np.ndarray, int], float]:
+        """For frame t: how well a region (H, W) bool moves with layer i, 0..1 (NaN where no frame tells)."""
+        for s in [s for s in self._effects if abs(s - t) > max(OFFSETS)]:
+            del self._effects[s]
+        return lambda region, layer: self.score(t, region, layer)
+
+    def score(self, t: int, region: np.ndarray, layer: int) -> float:
+        """The share of the region, moved as layer `layer` moves from frame t, that lands on effects,
+        averaged over the frames OFFSETS away (NaN where none shows enough of it)."""
+        height, width = self.size
+        ys, xs = np.nonzero(region)
+        shares = []
+        for offset in OFFSETS:
+            for s in (t - offset, t + offset):
+                if not 0 <= s < self.num_frames:
+                    continue
+                shift = self.centres[s, layer] - self.centres[t, layer]
+                if np.isnan(shift).any():
+                    continue
+                moved_y, moved_x = np.rint(ys + shift[0]).astype(int), np.rint(xs + shift[1]).astype(int)
+                inside = (moved_y >= 0) & (moved_y < height) & (moved_x >= 0) & (moved_x < width)
+                effects, free = self._effects_at(s)
+                seen = np.zeros_like(inside)
+                seen[inside] = free[moved_y[inside], moved_x[inside]]
+                if seen.sum() < MIN_SEEN * len(ys):
+                    continue
+                shares.append(float(effects[moved_y[seen], moved_x[seen]].mean()))
+        return float(np.mean(shares)) if shares else float("nan")
+
+
+def _mask_centres(masks: torch.Tensor, height: int, width: int) -> np.ndarray:
+    """(T, L, 2) each coarse mask's centre (y, x) in working-resolution pixels; NaN where a mask is empty."""
+    weights = (masks[:, :, 0] > 0.5).float()
+    h, w = weights.shape[-2:]
+    ys = (torch.arange(h, dtype=torch.float32, device=masks.device) + 0.5) * height / h - 0.5
+    xs = (torch.arange(w, dtype=torch.float32, device=masks.device) + 0.5) * width / w - 0.5
+    area = weights.sum((-2, -1))
+    centre_y = (weights * ys[:, None]).sum((-2, -1)) / area
+    centre_x = (weights * xs[None, :]).sum((-2, -1)) / area
+    centres = torch.stack((centre_y, centre_x), -1)
+    return torch.where(area[..., None] > 0, centres, torch.nan).cpu().numpy()
