@@ -1,6 +1,6 @@
 """Co-motion: an effect region that two objects reach goes to the one it moves with, not the nearest."""
 
-import math
+import warnings
 
 import numpy as np
 import pytest
@@ -8,7 +8,7 @@ import torch
 
 from omnimatte.model import composite_over
 from omnimatte.train.effect_claim import claim_effects, region_owners
-from omnimatte.train.effect_motion import EffectMotion
+from omnimatte.train.effect_motion import OFFSETS, EffectMotion
 
 H, W, T = 64, 96, 17
 SIZE = 10
@@ -52,18 +52,29 @@ def dilated(mask: torch.Tensor, px: int = 2) -> torch.Tensor:
     return torch.nn.functional.max_pool2d(mask, 2 * px + 1, stride=1, padding=px)
 
 
-def motion(background: torch.Tensor) -> EffectMotion:
-    frames = torch.cat([scene(t, background)[0] for t in range(T)])
-    masks = torch.stack([torch.cat([dilated(caster(t)), dilated(bystander(t))]) for t in range(T)])
-    return EffectMotion(frames, masks, lambda s: background)
+def motion(background: torch.Tensor, mask_scale: int = 1, frames: int = T) -> EffectMotion:
+    """The clip's EffectMotion, its coarse masks (dilated 2 px) area-shrunk by `mask_scale` as training's are."""
+    clip = torch.cat([scene(t, background)[0] for t in range(frames)])
+    masks = torch.stack([torch.cat([dilated(caster(t)), dilated(bystander(t))]) for t in range(frames)])
+    if mask_scale > 1:
+        masks = torch.nn.functional.avg_pool2d(masks.flatten(0, 1), mask_scale).view(frames, 2, 1, H // mask_scale, -1)
+    return EffectMotion(clip, masks, lambda s: background)
 
 
-def test_a_region_scores_high_with_the_object_it_moves_with_and_low_with_another():
-    background = textured_background()
-    follow = motion(background)
+def mean_share(shares: dict[int, float]) -> float:
+    return float(np.mean(list(shares.values())))
+
+
+@pytest.mark.parametrize("mask_scale", [1, 2])  # masks at the working resolution, and at half (scale 0.5)
+def test_a_region_scores_high_with_the_object_it_moves_with_and_low_with_another(mask_scale):
+    follow = motion(textured_background(), mask_scale)
     region = (shadow(8)[0, 0] > 0).numpy()
-    assert follow.score(8, region, 0) > 0.9
-    assert follow.score(8, region, 1) < 0.3
+    caster_shares, bystander_shares = follow.score(8, region, 0), follow.score(8, region, 1)
+    assert sorted(caster_shares) == [0, 4, 12, 16] and sorted(bystander_shares) == [0, 4, 12, 16]
+    assert mean_share(caster_shares) > 0.9
+    assert mean_share(bystander_shares) < 0.3
+    # the centres in working-resolution pixels, whatever the masks' resolution
+    assert np.abs(follow.centres - motion(textured_background()).centres).max() < 0.6
 
 
 def test_the_shadow_goes_to_its_caster_though_the_bystander_touches_it():
@@ -77,32 +88,69 @@ def test_the_shadow_goes_to_its_caster_though_the_bystander_touches_it():
     assert torch.equal(claimed[1], alpha[1])
 
 
+def test_a_clip_too_short_to_follow_the_region_keeps_the_nearest():
+    background = textured_background()
+    frame, rgb, alpha = scene(3, background)
+    _, claimed = claim_effects(frame, background, rgb, alpha, motion(background, frames=4).scorer(3))
+    _, nearest = claim_effects(frame, background, rgb, alpha)
+    assert torch.equal(claimed, nearest)
+
+
+def test_what_a_frame_shows_is_kept_only_for_the_frames_near_the_one_rendered():
+    background = textured_background()
+    follow, fresh = motion(background), motion(background)
+    region = (shadow(8)[0, 0] > 0).numpy()
+    for t in range(T):
+        scores = follow.scorer(t)
+        if t % 3 == 0:
+            scores(region, 0)
+        assert len(follow._effects) <= 2 * max(OFFSETS) + 1
+        assert all(abs(s - t) <= max(OFFSETS) for s in follow._effects)
+    assert follow.scorer(8)(region, 0) == fresh.score(8, region, 0)  # asked again, out of order: the same
+
+
+def test_frames_where_the_moved_region_lands_on_a_mask_do_not_count():
+    follow = motion(textured_background())
+    region = (bystander(8)[0, 0] > 0).numpy()  # the bystander itself, moved with the bystander: always masked
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert follow.score(8, region, 1) == {}
+
+
+def test_a_mask_gone_or_at_the_picture_edge_gives_no_motion():
+    masks = torch.zeros(3, 1, 1, H, W)
+    masks[1, 0, 0, 10:20, 10:20] = 1
+    masks[2, 0, 0, 0:10, 10:20] = 1  # touches the top edge
+    follow = EffectMotion(torch.zeros(3, 3, H, W), masks, lambda s: torch.zeros(1, 3, H, W))
+    assert np.isnan(follow.centres[0, 0]).all() and np.isnan(follow.centres[2, 0]).all()
+    assert follow.centres[1, 0].tolist() == [14.5, 14.5]
+
+
+def owners_with(scores: dict[int, dict[int, float]]) -> int:
+    labels = np.zeros((H, W), np.int32)
+    labels[24:32, 26:40] = 1
+    alpha = torch.cat([caster(8), bystander(8)])  # layer 1, the bystander, is the nearest
+    return int(region_owners(labels, alpha, lambda region, layer: scores[layer])[1])
+
+
+def test_the_nearest_keeps_a_region_unless_another_moves_with_it_clearly_better():
+    assert owners_with({0: {0: 0.9, 16: 0.9}, 1: {0: 0.2, 16: 0.3}}) == 0
+    assert owners_with({0: {0: 0.9, 16: 0.9}, 1: {0: 0.9, 16: 0.8}}) == 1  # a near tie
+    assert owners_with({0: {}, 1: {}}) == 1  # nothing known
+    assert owners_with({0: {0: 0.9}, 1: {0: 0.1}}) == 1  # one frame is not enough
+    # compared on the frames both were followed to: the caster's lucky frame 4 does not count
+    assert owners_with({0: {0: 0.5, 4: 1.0, 16: 0.5}, 1: {0: 0.5, 16: 0.55}}) == 1
+    # the nearest could not be followed: another must carry more than half the region onto effects
+    assert owners_with({0: {0: 0.3, 16: 0.4}, 1: {}}) == 1
+    assert owners_with({0: {0: 0.9, 16: 0.8}, 1: {}}) == 0
+
+
 def test_a_region_only_one_object_reaches_is_not_followed():
     labels = np.zeros((H, W), np.int32)
     labels[24:32, 26:40] = 1
-    alpha = torch.cat([caster(8), box(0, 0, 0, 0)])
+    alpha = torch.cat([caster(8), box(0, 0, 0, 0), box(60, 90, 4, 4)])  # an empty layer; one out of reach
 
     def never(region, layer):
         raise AssertionError("followed a region with one candidate")
 
     assert list(region_owners(labels, alpha, never)) == [-1, 0]
-
-
-@pytest.mark.parametrize("scores, owner", [({0: 0.9, 1: 0.87}, 1),  # a near tie keeps the nearest
-                                           ({0: math.nan, 1: math.nan}, 1),  # nothing known keeps the nearest
-                                           ({0: 0.9, 1: math.nan}, 0)])
-def test_the_nearest_keeps_a_region_unless_another_moves_with_it_clearly_better(scores, owner):
-    labels = np.zeros((H, W), np.int32)
-    labels[24:32, 26:40] = 1
-    alpha = torch.cat([caster(8), bystander(8)])
-    assert region_owners(labels, alpha, lambda region, layer: scores[layer])[1] == owner
-
-
-def test_frames_where_an_object_is_gone_or_the_region_leaves_the_picture_do_not_count():
-    background = textured_background()
-    follow = motion(background)
-    follow.centres[:, 0] = np.nan
-    assert math.isnan(follow.score(8, (shadow(8)[0, 0] > 0).numpy(), 0))
-    follow = motion(background)
-    follow.centres[:, 1, 1] += 1000.0 * (np.arange(T) != 8)  # every other frame moves it off the picture
-    assert math.isnan(follow.score(8, (shadow(8)[0, 0] > 0).numpy(), 1))

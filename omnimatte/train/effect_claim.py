@@ -47,8 +47,12 @@ MIN_REGION_SHARE = 7e-4
 # ball sizes away at the top of a bounce.
 REACH = 4.0
 # Among objects that reach a region, the one it moves with wins over the nearest only by more than
-# this share of the region (effect_motion): a near tie keeps the nearest.
+# this share of the region (effect_motion), judged on at least MOTION_FRAMES frames: a near tie keeps
+# the nearest. A nearest that could not be followed counts as MOTION_UNKNOWN_NEAREST (half the region
+# carried onto effects), so weak evidence for another object does not take the region from it.
 MOTION_MARGIN = 0.05
+MOTION_FRAMES = 2
+MOTION_UNKNOWN_NEAREST = 0.5
 
 
 def _masked_blur(image: torch.Tensor, weight: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -86,13 +90,16 @@ def effect_regions(frame: torch.Tensor, background: torch.Tensor, free: torch.Te
 
 
 def region_owners(labels: np.ndarray, alpha: torch.Tensor,
-                  moves_with: Callable[[np.ndarray, int], float] | None = None) -> np.ndarray:
+                  moves_with: Callable[[np.ndarray, int], dict[int, float]] | None = None) -> np.ndarray:
     """Per region label, the index of the layer (L, 1, H, W) that owns it, or -1.
 
     The owner is the layer whose object is nearest, within reach. Where several objects reach
-    a region and `moves_with(region, layer)` (how well the region moves with the layer, 0..1;
-    effect_motion) is given, the one it moves with best owns it instead, if it does so by
-    more than MOTION_MARGIN better than the nearest.
+    a region and `moves_with(region, layer)` is given (per frame it was followed to, the share
+    of the region that moving with the layer carries onto effects; effect_motion), the
+    candidates followed to at least MOTION_FRAMES frames are compared on the frames they share:
+    the one the region moves with best owns it if it beats the nearest by more than
+    MOTION_MARGIN (or, where the nearest could not be followed, scores above
+    MOTION_UNKNOWN_NEAREST + MOTION_MARGIN).
     """
     count = int(labels.max()) + 1
     flat = labels.ravel()
@@ -110,18 +117,23 @@ def region_owners(labels: np.ndarray, alpha: torch.Tensor,
         return owner  # label 0 (no region) has no labelled pixel, so no distance and no owner
     for label in np.flatnonzero(np.isfinite(nearest).sum(0) > 1):
         region = labels == label
-        scores = {int(i): moves_with(region, int(i)) for i in np.flatnonzero(np.isfinite(nearest[:, label]))}
-        known = {i: score for i, score in scores.items() if not math.isnan(score)}
-        if not known:
+        followed = {int(i): shares for i in np.flatnonzero(np.isfinite(nearest[:, label]))
+                    if len(shares := moves_with(region, int(i))) >= MOTION_FRAMES}
+        if not followed:
             continue
-        best = max(known, key=known.get)
-        if known[best] > known.get(int(owner[label]), 0.0) + MOTION_MARGIN:
+        common = set.intersection(*(set(shares) for shares in followed.values()))
+        if len(common) < MOTION_FRAMES:
+            continue
+        scores = {i: float(np.mean([shares[s] for s in common])) for i, shares in followed.items()}
+        best = max(scores, key=scores.get)
+        if scores[best] > scores.get(int(owner[label]), MOTION_UNKNOWN_NEAREST) + MOTION_MARGIN:
             owner[label] = best
     return owner
 
 
 def claim_effects(frame: torch.Tensor, background: torch.Tensor, rgb: torch.Tensor, alpha: torch.Tensor,
-                  moves_with: Callable[[np.ndarray, int], float] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                  moves_with: Callable[[np.ndarray, int], dict[int, float]] | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """Layers' colour (L, 3, H, W) and alpha (L, 1, H, W), back to front, with the frame's (1, 3, H, W) effects.
 
     Each region goes to its owner (region_owners; `moves_with` settles regions several objects reach).

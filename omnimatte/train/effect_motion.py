@@ -43,6 +43,7 @@ class EffectMotion:
         self.centres = _mask_centres(masks, height, width)
         self._effects: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
+    @torch.no_grad()
     def _effects_at(self, s: int) -> tuple[np.ndarray, np.ndarray]:
         """Frame s's effect pixels and the pixels away from every coarse mask, (H, W) bool each."""
         if s not in self._effects:
@@ -53,18 +54,20 @@ class EffectMotion:
             self._effects[s] = (labels > 0, free[0, 0].cpu().numpy())
         return self._effects[s]
 
-    def scorer(self, t: int) -> Callable[[np.ndarray, int], float]:
-        """For frame t: how well a region (H, W) bool moves with layer i, 0..1 (NaN where no frame tells)."""
+    def scorer(self, t: int) -> Callable[[np.ndarray, int], dict[int, float]]:
+        """For frame t: how well a region (H, W) bool moves with layer i (`score`)."""
         for s in [s for s in self._effects if abs(s - t) > max(OFFSETS)]:
             del self._effects[s]
         return lambda region, layer: self.score(t, region, layer)
 
-    def score(self, t: int, region: np.ndarray, layer: int) -> float:
-        """The share of the region, moved as layer `layer` moves from frame t, that lands on effects,
-        averaged over the frames OFFSETS away (NaN where none shows enough of it)."""
+    def score(self, t: int, region: np.ndarray, layer: int) -> dict[int, float]:
+        """Per frame s OFFSETS away from t: the share of the region, moved as layer `layer` moves from
+        frame t to s, that lands on s's effects. Frames where the layer's mask is missing or touches
+        the picture's edge (its centre no longer moves with it) or that show too little of the moved
+        region are left out."""
         height, width = self.size
         ys, xs = np.nonzero(region)
-        shares = []
+        shares = {}
         for offset in OFFSETS:
             for s in (t - offset, t + offset):
                 if not 0 <= s < self.num_frames:
@@ -72,25 +75,30 @@ class EffectMotion:
                 shift = self.centres[s, layer] - self.centres[t, layer]
                 if np.isnan(shift).any():
                     continue
-                moved_y, moved_x = np.rint(ys + shift[0]).astype(int), np.rint(xs + shift[1]).astype(int)
+                move_y, move_x = np.rint(shift).astype(int)  # the region moves whole
+                moved_y, moved_x = ys + move_y, xs + move_x
                 inside = (moved_y >= 0) & (moved_y < height) & (moved_x >= 0) & (moved_x < width)
                 effects, free = self._effects_at(s)
                 seen = np.zeros_like(inside)
                 seen[inside] = free[moved_y[inside], moved_x[inside]]
-                if seen.sum() < MIN_SEEN * len(ys):
+                if seen.sum() < max(1, MIN_SEEN * len(ys)):
                     continue
-                shares.append(float(effects[moved_y[seen], moved_x[seen]].mean()))
-        return float(np.mean(shares)) if shares else float("nan")
+                shares[s] = float(effects[moved_y[seen], moved_x[seen]].mean())
+        return shares
 
 
 def _mask_centres(masks: torch.Tensor, height: int, width: int) -> np.ndarray:
-    """(T, L, 2) each coarse mask's centre (y, x) in working-resolution pixels; NaN where a mask is empty."""
+    """(T, L, 2) each coarse mask's centre (y, x) in working-resolution pixels; NaN where a mask is
+    empty or touches the picture's edge (part of the object is outside, so the centre lags it)."""
     weights = (masks[:, :, 0] > 0.5).float()
     h, w = weights.shape[-2:]
     ys = (torch.arange(h, dtype=torch.float32, device=masks.device) + 0.5) * height / h - 0.5
     xs = (torch.arange(w, dtype=torch.float32, device=masks.device) + 0.5) * width / w - 0.5
     area = weights.sum((-2, -1))
-    centre_y = (weights * ys[:, None]).sum((-2, -1)) / area
-    centre_x = (weights * xs[None, :]).sum((-2, -1)) / area
+    edge = torch.stack([weights[..., 0, :].amax(-1), weights[..., -1, :].amax(-1),
+                        weights[..., :, 0].amax(-1), weights[..., :, -1].amax(-1)]).amax(0)
+    centre_y = (weights * ys[:, None]).sum((-2, -1)) / area.clamp_min(1)
+    centre_x = (weights * xs[None, :]).sum((-2, -1)) / area.clamp_min(1)
     centres = torch.stack((centre_y, centre_x), -1)
-    return torch.where(area[..., None] > 0, centres, torch.nan).cpu().numpy()
+    known = ((area > 0) & (edge == 0))[..., None]
+    return torch.where(known, centres, torch.full_like(centres, float("nan"))).cpu().numpy()
