@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from omnimatte.model import composite_over
-from omnimatte.train.alpha_fit import fit_alphas_to_frame
+from omnimatte.train.alpha_fit import fit_alphas_to_frame, mask_cores
 
 
 def flat(value: float, channels: int = 3, size: int = 4) -> torch.Tensor:
@@ -55,3 +55,28 @@ def test_each_layer_is_judged_against_what_lies_below_and_in_front_of_it():
     fitted = fit_alphas_to_frame(frame, background, torch.cat([back, front]), torch.cat([flat(0.5, 1), flat(0.3, 1)]))
     assert fitted[1].max().item() < 0.01
     assert fitted[0] == pytest.approx(flat(0.5, 1)[0], abs=1e-5)
+
+
+def test_a_sure_alpha_well_inside_the_coarse_mask_stands_and_the_ring_of_slack_is_still_cut():
+    """An opaque ball whose smooth network colour is stronger than the frame shows: the fit alone would
+    make it half transparent. Inside the mask's core (the mask shrunk by 3 px at 144 px) the sure
+    alpha stands; in the mask's ring, where the network holds the ground opaque, the fit still cuts."""
+    size = 144
+    background = torch.zeros(1, 3, size, size)
+    ball = torch.zeros(1, 1, size, size)
+    ball[..., 50:94, 50:94] = 1.0
+    mask = torch.zeros(1, 1, size, size)
+    mask[..., 48:96, 48:96] = 1.0  # the object dilated 2 px, as coarse masks are
+    frame = composite_over(background, [torch.full_like(background, 0.4)], [ball])
+    layer = torch.full_like(background, 0.8)  # twice as far from the ground as the frame
+    alpha = mask.clone()  # the network: opaque over the whole mask, ring included
+    cores = mask_cores(mask, (size, size))
+    assert cores.sum() == (48 - 2 * 3) ** 2
+    plain = fit_alphas_to_frame(frame, background, layer, alpha)
+    fitted = fit_alphas_to_frame(frame, background, layer, alpha, cores)
+    assert plain[..., 60:84, 60:84].max() < 0.6  # without the core: half transparent
+    assert torch.equal(fitted[cores], alpha[cores])
+    ring = (mask > 0) & (ball == 0)
+    assert fitted[ring].max() < 0.01
+    unsure = fit_alphas_to_frame(frame, background, layer, alpha * 0.85, cores)
+    assert unsure[..., 60:84, 60:84].max() < 0.6  # below CORE_ALPHA the fit acts inside too

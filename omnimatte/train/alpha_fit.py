@@ -6,12 +6,15 @@ background to within its threshold. With each layer's own colour, the compositin
 equation says how much of it the frame actually shows, pixel by pixel; this module lowers
 each alpha to that amount, never below what any colour would need to explain the frame
 there (so a faint shadow whose colour the network has not learned keeps its alpha), and
-never raises it.
+never raises it. Well inside an object's coarse mask, where the network is sure of it, its
+alpha stands: there the frame cannot tell "opaque, in the frame's colour" from "partly
+transparent, in a stronger colour", and the network's smooth colour would make it the second.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from omnimatte.model import composite_over
 
@@ -19,6 +22,18 @@ from omnimatte.model import composite_over
 # units, summed over channels): where the layer's colour is this close to what lies below it,
 # the frame cannot tell how much of the layer shows and the network's alpha stands.
 NETWORK_ALPHA_WEIGHT = 0.003
+# The core of an object: its coarse mask shrunk by this share of the frame's short side (3 px at
+# 128, 5 at 256), past the slack a coarse mask has around the object (the ground the network can
+# hold opaque in that ring is the fit's to cut); there an alpha of at least CORE_ALPHA stands.
+CORE_EROSION = 1 / 48
+CORE_ALPHA = 0.9
+
+
+def mask_cores(masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The cores (L, 1, H, W) bool of coarse masks (L, 1, h, w) at the working size `size`."""
+    inside = F.interpolate(masks.float(), size=size, mode="bilinear", align_corners=False) > 0.5
+    radius = max(1, round(min(size) * CORE_EROSION))
+    return -F.max_pool2d(-inside.float(), 2 * radius + 1, stride=1, padding=radius) > 0.5
 
 
 def least_alpha(residual: torch.Tensor, below: torch.Tensor, through: torch.Tensor | float = 1.0) -> torch.Tensor:
@@ -39,8 +54,9 @@ def layer_residual(frame: torch.Tensor, below: torch.Tensor, rgb: torch.Tensor, 
 
 
 def fit_alphas_to_frame(frame: torch.Tensor, background: torch.Tensor, rgb: torch.Tensor,
-                        alpha: torch.Tensor) -> torch.Tensor:
-    """Alphas (L, 1, H, W), back to front, lowered to what the frame (1, 3, H, W) shows of each layer.
+                        alpha: torch.Tensor, cores: torch.Tensor | None = None) -> torch.Tensor:
+    """Alphas (L, 1, H, W), back to front, lowered to what the frame (1, 3, H, W) shows of each layer,
+    except where a layer's alpha is at least CORE_ALPHA inside its core (`cores`, mask_cores).
 
     Holding the others fixed, the composite is linear in layer i's alpha a:
     C = front + T * (below + a * (F_i - below)), with T what the layers in front let
@@ -58,5 +74,8 @@ def fit_alphas_to_frame(frame: torch.Tensor, background: torch.Tensor, rgb: torc
                / (NETWORK_ALPHA_WEIGHT + direction.pow(2).sum(1, keepdim=True))).clamp(0, 1)
         floor = least_alpha(residual, below, through)
         fitted[i:i + 1] = torch.minimum(alpha[i:i + 1], torch.maximum(fit, floor))
+        if cores is not None:
+            sure = cores[i:i + 1] & (alpha[i:i + 1] >= CORE_ALPHA)
+            fitted[i:i + 1] = torch.where(sure, alpha[i:i + 1], fitted[i:i + 1])
         below = composite_over(below, [rgb[i:i + 1]], [fitted[i:i + 1]])
     return fitted

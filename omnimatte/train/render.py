@@ -15,7 +15,7 @@ from omnimatte.contract import OmnimatteFiles
 from omnimatte.io import _imwrite, atomic_dir, frame_name
 from omnimatte.logs import get_logger
 from omnimatte.model import Omnimatte, colour_difference, composite_over, identity_grid, relight
-from omnimatte.train.alpha_fit import fit_alphas_to_frame
+from omnimatte.train.alpha_fit import fit_alphas_to_frame, mask_cores
 from omnimatte.train.alpha_upsampling import guided_upsample
 from omnimatte.train.batch import layer_inputs
 from omnimatte.train.effect_claim import claim_effects
@@ -110,7 +110,8 @@ def render_frame(model: Omnimatte, video: VideoTensors, t: int, background_canva
     all frames. Trained below the working resolution, the layers' colour is upsampled
     bilinearly and their alpha, with refine_alpha, by guided upsampling. A positive
     `plate_matte_threshold` cuts the alphas where the frame equals the background (plate_matte);
-    with fit_alpha, each alpha is then lowered to what the frame shows of its layer (alpha_fit);
+    with fit_alpha, each alpha is then lowered to what the frame shows of its layer, but where the
+    network is sure of its object well inside the coarse mask (alpha_fit);
     with claim_effects, what the frame shows beyond the background away from every layer goes
     to the nearest object's layer (effect_claim), or, where several objects reach it, to the one
     it moves with as `motion` (effect_motion(...), for every frame of one pass) follows it; None
@@ -138,7 +139,7 @@ def render_frame(model: Omnimatte, video: VideoTensors, t: int, background_canva
     if settings.plate_matte_threshold > 0:
         alpha = alpha * plate_matte(target, background, alpha, settings.plate_matte_threshold)
     if settings.fit_alpha:
-        alpha = fit_alphas_to_frame(target, background, rgb, alpha)
+        alpha = fit_alphas_to_frame(target, background, rgb, alpha, mask_cores(video.masks[t], output_size))
     if settings.claim_effects:
         rgb, alpha = claim_effects(target, background, rgb, alpha, None if motion is None else motion.scorer(t))
     model_composite = composite_over(background, list(rgb.split(1)), list(alpha.split(1)))
