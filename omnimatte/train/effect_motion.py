@@ -37,8 +37,8 @@ class EffectMotion:
         self.frames = frames
         self.background_at = background_at
         height, width = frames.shape[-2:]
-        self.masks = masks.flatten(0, 1).float()
-        self.num_frames, self.num_layers = masks.shape[:2]
+        self.masks = masks
+        self.num_frames = masks.shape[0]
         self.size = (height, width)
         self.centres = _mask_centres(masks, height, width)
         self._effects: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -47,8 +47,8 @@ class EffectMotion:
     def _effects_at(self, s: int) -> tuple[np.ndarray, np.ndarray]:
         """Frame s's effect pixels and the pixels away from every coarse mask, (H, W) bool each."""
         if s not in self._effects:
-            masks = self.masks[s * self.num_layers:(s + 1) * self.num_layers]
-            covered = F.interpolate(masks, size=self.size, mode="bilinear", align_corners=False).amax(0, keepdim=True)
+            covered = F.interpolate(self.masks[s].float(), size=self.size, mode="bilinear",
+                                    align_corners=False).amax(0, keepdim=True)
             free = covered < 0.01
             labels = effect_regions(self.frames[s:s + 1], self.background_at(s), free)
             self._effects[s] = (labels > 0, free[0, 0].cpu().numpy())
