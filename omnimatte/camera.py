@@ -84,19 +84,25 @@ def registered_median(frames: np.ndarray, homographies: np.ndarray, canvas_size:
                       exclude: np.ndarray | None = None) -> np.ndarray:
     """The per-pixel median of the frames warped into the canvas (canvas_size: height, width), float32 (Hc,Wc,3).
 
-    Only frames that cover a canvas pixel vote on it. With `exclude` (T,H,W bool, e.g.
-    the objects' coarse masks), those frame pixels do not vote either, so a canvas pixel
-    that some frame shows free of objects gets the median of those frames only; a pixel
-    every frame excludes falls back to the median of all frames covering it. Pixels no
-    frame covers stay black.
+    Only frames that cover a canvas pixel vote on it: those whose pixel area it lies in,
+    out to the outer half of their edge pixels (which take the edge pixel's colour), so
+    that a canvas pixel seen only by some frame's outermost pixels, as at the canvas's
+    rim when the camera moves by fractions of a pixel, still gets a value. With
+    `exclude` (T,H,W bool, e.g. the objects' coarse masks), those frame pixels do not
+    vote either, so a canvas pixel that some frame shows free of objects gets the median
+    of those frames only; a pixel every frame excludes falls back to the median of all
+    frames covering it. Pixels no frame covers take the nearest covered pixel's value,
+    so that sampling the canvas between them and a covered one never blends in black.
     """
     height, width = canvas_size
     stack = np.full((len(frames), height, width, 3), np.nan, np.float32)
     kept = np.full((len(frames), height, width), False)
     for t, (frame, matrix) in enumerate(zip(frames, homographies)):
-        warped = cv2.warpPerspective(frame.astype(np.float32), matrix, (width, height), flags=cv2.INTER_LINEAR)
+        warped = cv2.warpPerspective(frame.astype(np.float32), matrix, (width, height), flags=cv2.INTER_LINEAR,
+                                     borderMode=cv2.BORDER_REPLICATE)
+        # Bilinear weight of the frame's own pixels: 1 between pixel centres, 0.5 half a pixel past the edge ones.
         inside = cv2.warpPerspective(np.ones(frame.shape[:2], np.float32), matrix, (width, height),
-                                     flags=cv2.INTER_LINEAR) > 0.999
+                                     flags=cv2.INTER_LINEAR) >= 0.5 - 1e-4
         stack[t][inside] = warped[inside]
         if exclude is not None:
             excluded = cv2.warpPerspective(exclude[t].astype(np.float32), matrix, (width, height),
@@ -110,6 +116,11 @@ def registered_median(frames: np.ndarray, homographies: np.ndarray, canvas_size:
         free = stack[:, clean]
         free[~kept[:, clean]] = np.nan
         plate[clean] = np.nanmedian(free, axis=0)
+    if covered.any() and not covered.all():
+        # Each pixel's nearest covered pixel: the labels number the covered (zero) pixels in raster order.
+        _, nearest = cv2.distanceTransformWithLabels((~covered).astype(np.uint8), cv2.DIST_L2, 5,
+                                                     labelType=cv2.DIST_LABEL_PIXEL)
+        plate[~covered] = plate[covered][nearest[~covered] - 1]
     return plate
 
 

@@ -1,11 +1,12 @@
 """Camera geometry: the masked registered median that the canvas background starts from, and guided alpha upsampling."""
 
+import cv2
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from omnimatte.camera import registered_median
+from omnimatte.camera import frame_view, registered_median
 from omnimatte.train.alpha_upsampling import guided_upsample
 
 
@@ -34,6 +35,30 @@ def test_masked_median_falls_back_where_every_frame_is_masked():
     frames[:, 2:4, 2:4] = 200
     median = registered_median(frames, np.repeat(np.eye(3)[None], 3, axis=0), (8, 8), exclude=masks)
     assert (median[2:4, 2:4] == 200).all() and (median[5:, 5:] == 50).all()
+
+
+def test_median_holds_the_rim_that_only_frame_edges_see_under_a_sub_pixel_pan():
+    """A camera that moves by fractions of a pixel: the canvas's outer rows and columns lie within only the
+    frames' outermost pixels. They still get the ground's colour (not black), so every frame's view of the
+    median shows its own background out to its edge pixels."""
+    rng = np.random.default_rng(3)
+    ground = cv2.GaussianBlur(rng.uniform(0, 255, (48, 72, 3)).astype(np.float32), (0, 0), 3)
+    ground = 40 + (ground - ground.min()) / np.ptp(ground) * 175  # smooth texture in 40..215
+    offsets = [(0.3 + 1.7 * t, 0.6 + 0.45 * t) for t in range(6)]  # canvas position of each frame's pixel (0, 0)
+    height, width = 32, 48
+    frames, homographies = [], []
+    for x, y in offsets:
+        to_canvas = np.array([[1.0, 0, x], [0, 1.0, y], [0, 0, 1]])
+        frames.append(cv2.warpPerspective(ground, np.linalg.inv(to_canvas), (width, height), flags=cv2.INTER_LINEAR))
+        homographies.append(to_canvas)
+    frames, homographies = np.stack(frames).round().clip(0, 255).astype(np.uint8), np.stack(homographies)
+    canvas_size = (int(np.ceil(offsets[-1][1])) + height, int(np.ceil(offsets[-1][0])) + width)
+    plate = registered_median(frames, homographies, canvas_size)
+    assert plate.min() > 30  # no black anywhere, the rim included
+    for t in range(len(frames)):
+        view = frame_view(plate, homographies[t], height, width).astype(np.float64)
+        error = np.abs(view - frames[t]).max(-1)
+        assert max(error[[0, -1]].mean(), error[:, [0, -1]].mean()) < 2 * error[2:-2, 2:-2].mean() + 1, t
 
 
 def test_guided_upsampling_follows_the_frame_edge_that_bilinear_blurs():

@@ -113,7 +113,9 @@ def test_median_background_through_a_panning_camera():
     # Every pixel the frames see at least five times has the plate's value.
     seen = sum(np.pad(np.ones((16, 48)), ((y, 4 - y), (x, 16 - x))) for x, y in offsets)
     assert np.array_equal(canvas[seen >= 5], plate[seen >= 5])
-    assert (canvas[~covered] == 0).all()
+    # Pixels no frame covers copy a covered one (the nearest), so no view blends in black.
+    covered_colours = {tuple(colour) for colour in canvas[covered]}
+    assert all(tuple(colour) in covered_colours for colour in canvas[~covered])
     views = view_canvas(canvas, homographies, 16, 48)
     clean = np.stack([plate[y:y + 16, x:x + 48] for x, y in offsets])
     assert psnr(views, clean) > psnr(frames, clean) + 10
