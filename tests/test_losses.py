@@ -188,6 +188,31 @@ def test_camera_adjustment_starts_as_no_adjustment_and_interpolates_between_keys
 
 
 
+def test_camera_brightness_per_frame_is_one_scale_over_the_frame_the_field_is_not():
+    """A shadow darkens part of the frame: a brightness field can follow it, one scale per frame cannot."""
+    grid = identity_grid(1, 8, 14, torch.device("cpu"))
+    frames = torch.tensor([0])
+    field, per_frame = CameraAdjustment(11, "field"), CameraAdjustment(11, "frame")
+    assert field.brightness.shape[1:] == (1, 4, 7) and per_frame.brightness.shape[1:] == (1, 1, 1)
+    shadow = torch.ones(1, 1, 8, 14)
+    shadow[..., 4:, 7:] = 0.6
+    for adjustment in (field, per_frame):
+        optimizer = torch.optim.Adam([adjustment.brightness], lr=0.05)
+        for _ in range(200):
+            optimizer.zero_grad()
+            brightness, _ = adjustment.fields(frames, grid)
+            (brightness - shadow).abs().mean().backward()
+            optimizer.step()
+    brightness_field, offset = field.fields(frames, grid)
+    brightness_frame, _ = per_frame.fields(frames, grid)
+    assert brightness_frame.shape == brightness_field.shape == (1, 1, 8, 14) and offset.shape == (1, 2, 8, 14)
+    assert brightness_frame.std().item() < 1e-6  # the same everywhere
+    assert brightness_field[..., 6, 12].item() < 0.75 < brightness_field[..., 1, 1].item()  # follows the shadow
+    with pytest.raises(ValueError, match="unknown camera brightness"):
+        CameraAdjustment(11, "pixel")
+
+
+
 @pytest.mark.parametrize("activation", ["tanh", "clamp"])
 def test_a_zero_alpha_grows_back_under_clamp_but_stays_saturated_under_tanh(activation: str):
     """Adam pulls an alpha to zero for 500 steps (the mask term outside the trimap), then the frame asks for

@@ -38,7 +38,7 @@ class Omnimatte(nn.Module):
     def __init__(self, canvas_size: tuple[int, int], nf: int = 64, latent_channels: int = LATENT_CHANNELS,
                  latent_scale: float = 16, seed: int = 0, norm: str = "group", background: str = "network",
                  plate: torch.Tensor | None = None, num_frames: int | None = None,
-                 camera_adjustment: bool = False, alpha_activation: str = "tanh",
+                 camera_adjustment: bool = False, camera_brightness: str = "field", alpha_activation: str = "tanh",
                  release_threshold: float = 0.0) -> None:
         super().__init__()
         if background not in BACKGROUNDS:
@@ -59,7 +59,7 @@ class Omnimatte(nn.Module):
         if camera_adjustment:
             if num_frames is None:
                 raise ValueError("the camera adjustment needs the number of frames")
-            self.camera = CameraAdjustment(num_frames)
+            self.camera = CameraAdjustment(num_frames, camera_brightness)
 
     def frame_latent(self, grid: torch.Tensor) -> torch.Tensor:
         """The latent as seen by frames whose pixels map to canvas positions `grid`."""

@@ -34,6 +34,7 @@ def build_model(video: VideoTensors, config: TrainConfig, device: torch.device) 
                       seed=config.seed, norm=config.norm, background=config.background,
                       plate=None if video.plate is None else video.plate.cpu(),
                       num_frames=video.num_frames, camera_adjustment=config.camera_adjustment,
+                      camera_brightness=config.camera_brightness,
                       alpha_activation=config.alpha_activation,
                       release_threshold=config.plate_matte_threshold).to(device)
     if config.channels_last:  # faster on GPUs, and by about a quarter with the CPU's oneDNN convolutions too

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from omnimatte.model import ALPHA_ACTIVATIONS, BACKGROUNDS, NORMS
+from omnimatte.model import ALPHA_ACTIVATIONS, BACKGROUNDS, BRIGHTNESS_KINDS, NORMS
 
 ALPHA_REG_TARGETS = ("composited", "coverage")
 
@@ -40,6 +40,9 @@ class TrainConfig:
     # "network": the paper's U-Net over a noise canvas.
     background: str = "canvas"
     camera_adjustment: bool = True  # the authors' per-frame brightness and background offset
+    # The adjustment's brightness: "frame", one scale per frame, or "field", the authors' coarse
+    # 4x7 field, which also darkens where a shadow lies (model/camera_adjustment.py).
+    camera_brightness: str = "field"
     lambda_camera_adjustment: float = 0.001
     # The network trains and renders at this fraction of the working resolution; its layers
     # are upsampled to the working resolution (alpha guided by the frame, see refine_alpha)
@@ -86,7 +89,8 @@ class TrainConfig:
     cpu: dict = dataclasses.field(default_factory=lambda: dict(CPU_SETTINGS))
 
     def __post_init__(self) -> None:
-        choices = {"norm": NORMS, "alpha_activation": ALPHA_ACTIVATIONS, "background": BACKGROUNDS, "alpha_reg_target": ALPHA_REG_TARGETS}
+        choices = {"norm": NORMS, "alpha_activation": ALPHA_ACTIVATIONS, "background": BACKGROUNDS,
+                   "alpha_reg_target": ALPHA_REG_TARGETS, "camera_brightness": BRIGHTNESS_KINDS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"train.{name} is {getattr(self, name)!r}; choose from {', '.join(allowed)}")
