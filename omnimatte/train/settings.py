@@ -41,8 +41,8 @@ class TrainConfig:
     background: str = "canvas"
     camera_adjustment: bool = True  # the authors' per-frame brightness and background offset
     # The adjustment's brightness: "frame", one scale per frame, or "field", the authors' coarse
-    # 4x7 field, which also darkens where a shadow lies (model/camera_adjustment.py).
-    camera_brightness: str = "field"
+    # 4x7 field, which also darkens where a shadow lies (model/camera_adjustment.py; README: Training).
+    camera_brightness: str = "frame"
     lambda_camera_adjustment: float = 0.001
     # The network trains and renders at this fraction of the working resolution; its layers
     # are upsampled to the working resolution (alpha guided by the frame, see refine_alpha)
