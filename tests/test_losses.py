@@ -187,7 +187,6 @@ def test_camera_adjustment_starts_as_no_adjustment_and_interpolates_between_keys
     assert view[0, 0, 4, 3:10].tolist() == pytest.approx([4, 5, 6, 7, 8, 9, 10])
 
 
-
 def test_camera_brightness_per_frame_is_one_scale_over_the_frame_the_field_is_not():
     """A shadow darkens part of the frame: a brightness field can follow it, one scale per frame cannot."""
     grid = identity_grid(1, 8, 14, torch.device("cpu"))
@@ -210,7 +209,6 @@ def test_camera_brightness_per_frame_is_one_scale_over_the_frame_the_field_is_no
     assert brightness_field[..., 6, 12].item() < 0.75 < brightness_field[..., 1, 1].item()  # follows the shadow
     with pytest.raises(ValueError, match="unknown camera brightness"):
         CameraAdjustment(11, "pixel")
-
 
 
 @pytest.mark.parametrize("activation", ["tanh", "clamp"])
