@@ -45,4 +45,4 @@ def why_not_resumed(saved: object, current: dict[str, str]) -> str:
         return "the checkpoint does not record which inputs it was made from"
     if saved.get("inputs") != current["inputs"]:
         return "the inputs changed since the checkpoint (frames, masks, flow or homographies)"
-    return "the settings changed since the checkpoint"
+    return "the settings or the model's parameters changed since the checkpoint"

@@ -5,9 +5,12 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from omnimatte import losses
-from omnimatte.model import CameraAdjustment, Omnimatte, composite_over, identity_grid, sample_canvas, warp_by_flow
+from omnimatte.model import (CameraAdjustment, Omnimatte, OmnimatteUNet, composite_over, identity_grid, sample_canvas,
+                             warp_by_flow)
+from omnimatte.model.alpha_activation import signed_alpha
 from omnimatte.camera import camera_flow, homography_grid
 
 
@@ -136,6 +139,25 @@ def test_model_outputs_and_static_background():
     assert torch.allclose(out["background"][0], out["background"][2])
 
 
+@pytest.mark.parametrize("activation", ["tanh", "clamp"])
+def test_the_one_output_convolution_is_the_authors_two_padded_heads(activation: str):
+    """The RGBA and flow heads as the authors write them (each a 4x4 convolution over the last features padded
+    by one pixel before and two after), computed from the merged head's weights, on the U-Net's own features."""
+    torch.manual_seed(0)
+    net = OmnimatteUNet(nf=8, alpha_activation=activation)
+    captured = {}
+    net.decoder[-1].register_forward_hook(lambda module, args, output: captured.update(features=output))
+    rgba, flow = net(torch.randn(2, 16, 64, 96))
+    padded = F.pad(captured["features"], (1, 2, 1, 2))
+    weight, bias = net.to_output.weight, net.to_output.bias
+    authors_rgba = F.conv2d(padded, weight[:4], bias[:4])
+    authors_flow = F.conv2d(padded, weight[4:], bias[4:])
+    assert rgba.shape == (2, 4, 64, 96) and flow.shape == (2, 2, 64, 96)
+    assert torch.allclose(rgba[:, :3], torch.tanh(authors_rgba[:, :3]), atol=1e-6)
+    assert torch.allclose(rgba[:, 3:], signed_alpha(authors_rgba[:, 3:], activation), atol=1e-6)
+    assert torch.allclose(flow, authors_flow, atol=1e-6)
+
+
 def test_self_composited_alpha_is_the_authors_sparsity_input():
     """One layer: a^2. Two layers: a0^2 (1 - a1) + a1^2. Flat at zero, unlike the coverage 1 - prod(1 - a)."""
     a0, a1 = 0.3, 0.6
@@ -215,7 +237,6 @@ def test_camera_brightness_per_frame_is_one_scale_over_the_frame_the_field_is_no
 def test_a_zero_alpha_grows_back_under_clamp_but_stays_saturated_under_tanh(activation: str):
     """Adam pulls an alpha to zero for 500 steps (the mask term outside the trimap), then the frame asks for
     alpha 0.5 there (a shadow away from the mask): only the clamp's alpha follows within 50 steps."""
-    from omnimatte.model.alpha_activation import signed_alpha
 
     x = torch.zeros(1, requires_grad=True)
     optimizer = torch.optim.Adam([x], lr=0.01)
@@ -233,7 +254,6 @@ def test_a_zero_alpha_grows_back_under_clamp_but_stays_saturated_under_tanh(acti
 
 
 def test_clamp_alpha_is_linear_down_to_a_floor_left_only_upward_and_tanh_above_one_half():
-    from omnimatte.model.alpha_activation import signed_alpha
 
     x = torch.tensor([-3.0, -3.0, -0.5, 2.0], requires_grad=True)
     value = signed_alpha(x, "clamp")
@@ -245,7 +265,6 @@ def test_clamp_alpha_is_linear_down_to_a_floor_left_only_upward_and_tanh_above_o
 
 
 def test_clamp_alpha_grows_only_where_released():
-    from omnimatte.model.alpha_activation import signed_alpha
 
     x = torch.tensor([-3.0, -3.0], requires_grad=True)
     signed_alpha(x, "clamp", torch.tensor([True, False])).backward(torch.tensor([-1.0, -1.0]))
@@ -258,7 +277,7 @@ def test_model_releases_zero_alpha_where_the_frame_differs_from_the_background()
     model = Omnimatte((32, 32), nf=8, background="canvas", plate=torch.zeros(1, 3, 32, 32), alpha_activation="clamp",
                       release_threshold=0.04)
     with torch.no_grad():
-        model.net.to_rgba[1].bias[3] = -5.0  # every alpha a clamped zero
+        model.net.to_output.bias[3] = -5.0  # every alpha a clamped zero
     inputs = torch.randn(1, 1, 16, 32, 32)
     grid = identity_grid(1, 32, 32, torch.device("cpu"))
     image = torch.zeros(1, 3, 32, 32)
@@ -266,9 +285,9 @@ def test_model_releases_zero_alpha_where_the_frame_differs_from_the_background()
     out = model(inputs, grid, torch.zeros(1, 2, 32, 32), image=image)
     assert float(out["layer_alpha"].max()) == 0.0
     out["layer_alpha"].sum().neg().backward()  # ask for alpha everywhere
-    assert model.net.to_rgba[1].bias.grad[3] < 0  # released on the right half...
+    assert model.net.to_output.bias.grad[3] < 0  # released on the right half...
     with torch.no_grad():
         model.net.zero_grad()
     out = model(inputs, grid, torch.zeros(1, 2, 32, 32), image=torch.zeros(1, 3, 32, 32))
     out["layer_alpha"].sum().neg().backward()
-    assert float(model.net.to_rgba[1].bias.grad[3]) == 0.0  # ...and nowhere where the frame equals the background
+    assert float(model.net.to_output.bias.grad[3]) == 0.0  # ...and nowhere where the frame equals the background

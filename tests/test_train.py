@@ -177,8 +177,27 @@ def test_checkpoint_of_other_settings_starts_over_saying_so(scene: dict, monkeyp
     kill_after_first_checkpoint(scene, monkeypatch)
     package_log.clear()
     run_train("tiny", **scene, config=tiny_config(learning_rate=0.002))
-    # "tiny: starting over: the settings changed since the checkpoint; ignoring .../checkpoint.pt"
-    assert "starting over: the settings changed since the checkpoint" in package_log.text
+    # "tiny: starting over: the settings or the model's parameters changed since the checkpoint; ignoring ..."
+    assert "starting over: the settings or the model's parameters changed since the checkpoint" in package_log.text
+    assert "resuming" not in package_log.text
+
+
+def test_checkpoint_of_another_model_layout_starts_over_instead_of_failing_to_load(scene: dict, monkeypatch,
+                                                                                   package_log):
+    """Same settings, same inputs, but the code's model has other parameters than the checkpoint's (a release
+    that reshapes the network): the run starts over, it does not die in load_state_dict."""
+    kill_after_first_checkpoint(scene, monkeypatch)
+    real_build = train_loop.build_model
+
+    def reshaped_model(*args, **kwargs):
+        model = real_build(*args, **kwargs)
+        model.net.extra_head = torch.nn.Conv2d(8, 1, 1)
+        return model
+
+    monkeypatch.setattr(train_loop, "build_model", reshaped_model)
+    package_log.clear()
+    run_train("tiny", **scene, config=tiny_config())
+    assert "starting over: the settings or the model's parameters changed since the checkpoint" in package_log.text
     assert "resuming" not in package_log.text
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 
 
-def composite_over(background: torch.Tensor, layers: list[torch.Tensor], alphas: list[torch.Tensor]) -> torch.Tensor:
+def composite_over(background: torch.Tensor, layers: Sequence[torch.Tensor], alphas: Sequence[torch.Tensor]) -> torch.Tensor:
     """Back-to-front 'over': each layer (first = nearest the background) covers what lies below by its alpha."""
     result = background
     for value, alpha in zip(layers, alphas):

@@ -113,16 +113,17 @@ class Omnimatte(nn.Module):
         rgba, flow = self.net(layer_inputs.reshape(n * num_layers, channels, height, width), release)
         rgba = rgba.reshape(n, num_layers, 4, height, width)
         flow = flow.reshape(n, num_layers, 2, height, width)
-        alpha = rgba[:, :, 3:4] * 0.5 + 0.5
-        layer_rgb = [rgba[:, i, :3] for i in range(num_layers)]
-        layer_alpha = [alpha[:, i] for i in range(num_layers)]
-        rgb = composite_over(background, layer_rgb, layer_alpha)
+        layer_colour, signed = rgba.split((3, 1), 2)
+        alpha = signed * 0.5 + 0.5
+        # unbind, not one index per layer: its backward is one stack, not a zero-filled tensor per layer.
+        layer_alpha = alpha.unbind(1)
+        rgb = composite_over(background, layer_colour.unbind(1), layer_alpha)
         if brightness is not None:
             rgb = relight(rgb, brightness)
         return {
             "rgb": rgb,
-            "flow": composite_over(background_flow, [flow[:, i] for i in range(num_layers)], layer_alpha),
-            "layer_rgb": rgba[:, :, :3],
+            "flow": composite_over(background_flow, flow.unbind(1), layer_alpha),
+            "layer_rgb": layer_colour,
             "layer_alpha": alpha,
             "layer_flow": flow,
             "background": background,

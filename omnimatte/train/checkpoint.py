@@ -24,15 +24,17 @@ from omnimatte.train.video import VideoTensors
 RENDER_ONLY = ("refine_alpha", "fit_alpha", "claim_effects", "detail_transfer")
 
 
-def config_fingerprint(config: TrainConfig, video: VideoTensors, inputs: str = "") -> dict[str, str]:
-    """What a checkpoint must match to be resumed: the settings that shape training and the data's size,
-    and apart from them the inputs' digest (`fingerprint.inputs_digest`), so the log can say which changed.
-    Switches that only change how the trained model is rendered (RENDER_ONLY) are left out, so that
+def config_fingerprint(config: TrainConfig, video: VideoTensors, model: Omnimatte, inputs: str = "") -> dict[str, str]:
+    """What a checkpoint must match to be resumed: the settings that shape training, the data's size and the
+    model's parameters (names and shapes, so a checkpoint of an earlier layout starts over instead of failing
+    to load), and apart from them the inputs' digest (`fingerprint.inputs_digest`), so the log can say which
+    changed. Switches that only change how the trained model is rendered (RENDER_ONLY) are left out, so that
     changing one does not throw away an unfinished run."""
     settings = dataclasses.asdict(config)
     for key in ("checkpoint_every", "device", "compile", *RENDER_ONLY):
         settings.pop(key)
     settings["data"] = [list(video.frames.shape), list(video.masks.shape), list(video.canvas_size)]
+    settings["parameters"] = [[name, list(value.shape)] for name, value in model.state_dict().items()]
     return {"settings": hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16], "inputs": inputs}
 
 

@@ -91,7 +91,7 @@ def train_model(sample: str, video: VideoTensors, config: TrainConfig, checkpoin
     """
     fresh = start_training(video, config, device)
     model, optimizer, generator, weights = fresh.model, fresh.optimizer, fresh.generator, fresh.weights
-    fingerprint = config_fingerprint(config, video, inputs)
+    fingerprint = config_fingerprint(config, video, model, inputs)
     history: list[dict] = []
     start = 0
     if checkpoint_path.exists():
