@@ -79,7 +79,7 @@ class OmnimatteUNet(nn.Module):
             _Up(nf * 4, nf, norm),
             _Up(nf * 2, nf, norm),
         ])
-        # The authors' two heads (RGBA and flow, each a 4x4 convolution over the frame padded by one pixel
+        # The authors' two heads (RGBA and flow, each a 4x4 convolution over the last features padded by one pixel
         # before and two after) as one convolution with six outputs, padded by two on every side and
         # cropped by one before: the same function, but the full-resolution features are neither copied
         # into a padded tensor nor read by two backward passes (on the CPU those were a third of a step).
