@@ -237,7 +237,6 @@ def test_camera_brightness_per_frame_is_one_scale_over_the_frame_the_field_is_no
 def test_a_zero_alpha_grows_back_under_clamp_but_stays_saturated_under_tanh(activation: str):
     """Adam pulls an alpha to zero for 500 steps (the mask term outside the trimap), then the frame asks for
     alpha 0.5 there (a shadow away from the mask): only the clamp's alpha follows within 50 steps."""
-
     x = torch.zeros(1, requires_grad=True)
     optimizer = torch.optim.Adam([x], lr=0.01)
     for target in [0.0] * 500 + [0.5] * 50:
@@ -254,7 +253,6 @@ def test_a_zero_alpha_grows_back_under_clamp_but_stays_saturated_under_tanh(acti
 
 
 def test_clamp_alpha_is_linear_down_to_a_floor_left_only_upward_and_tanh_above_one_half():
-
     x = torch.tensor([-3.0, -3.0, -0.5, 2.0], requires_grad=True)
     value = signed_alpha(x, "clamp")
     value.backward(torch.tensor([1.0, -1.0, 1.0, 1.0]))
@@ -265,7 +263,6 @@ def test_clamp_alpha_is_linear_down_to_a_floor_left_only_upward_and_tanh_above_o
 
 
 def test_clamp_alpha_grows_only_where_released():
-
     x = torch.tensor([-3.0, -3.0], requires_grad=True)
     signed_alpha(x, "clamp", torch.tensor([True, False])).backward(torch.tensor([-1.0, -1.0]))
     assert x.grad.tolist() == [-1.0, 0.0]
