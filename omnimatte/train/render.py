@@ -20,6 +20,7 @@ from omnimatte.train.alpha_upsampling import guided_upsample
 from omnimatte.train.batch import layer_inputs
 from omnimatte.train.effect_claim import claim_effects
 from omnimatte.train.effect_motion import EffectMotion
+from omnimatte.train.shadow_fit import fit_shadows
 from omnimatte.train.settings import TrainConfig
 from omnimatte.train.video import VideoTensors
 
@@ -34,20 +35,22 @@ class RenderSettings:
     plate_matte_threshold: cut alpha where the frame equals the background (0: off);
     fit_alpha: lower each alpha to what the frame shows of its layer (alpha_fit);
     claim_effects: give what the frame shows beyond the background, away from every layer,
-    to the nearest object's layer (effect_claim); detail_transfer: put the remaining residual
-    into the layers' colour.
+    to the nearest object's layer (effect_claim); fit_shadows: lower a layer's alpha where it darkens
+    the ground evenly, outside the coarse masks, to the shadow's own (shadow_fit); detail_transfer:
+    put the remaining residual into the layers' colour.
     """
 
     refine_alpha: bool
     plate_matte_threshold: float
     fit_alpha: bool
     claim_effects: bool
+    fit_shadows: bool
     detail_transfer: bool
 
     @classmethod
     def from_config(cls, config: TrainConfig) -> "RenderSettings":
         return cls(config.refine_alpha, config.plate_matte_threshold, config.fit_alpha, config.claim_effects,
-                   config.detail_transfer)
+                   config.fit_shadows, config.detail_transfer)
 
     def without(self, step: str) -> "RenderSettings":
         """These settings with one step switched off (its field's name)."""
@@ -115,7 +118,8 @@ def render_frame(model: Omnimatte, video: VideoTensors, t: int, background_canva
     with claim_effects, what the frame shows beyond the background away from every layer goes
     to the nearest object's layer (effect_claim), or, where several objects reach it, to the one
     it moves with as `motion` (effect_motion(...), for every frame of one pass) follows it; None
-    leaves the nearest. With detail transfer, each foreground layer's
+    leaves the nearest. With fit_shadows, where a layer darkens what lies below it evenly, outside
+    every coarse mask, its alpha is lowered to the darkening's, in black (shadow_fit). With detail transfer, each foreground layer's
     colour gets the residual between the frame and the model's composite, attenuated by the
     layers in front of it, so fine texture the network could not reproduce still ends up in
     some layer.
@@ -142,6 +146,8 @@ def render_frame(model: Omnimatte, video: VideoTensors, t: int, background_canva
         alpha = fit_alphas_to_frame(target, background, rgb, alpha, mask_cores(video.masks[t], output_size))
     if settings.claim_effects:
         rgb, alpha = claim_effects(target, background, rgb, alpha, None if motion is None else motion.scorer(t))
+    if settings.fit_shadows:
+        rgb, alpha = fit_shadows(target, background, rgb, alpha, video.masks[t])
     model_composite = composite_over(background, list(rgb.split(1)), list(alpha.split(1)))
     composite = model_composite
     if settings.detail_transfer:

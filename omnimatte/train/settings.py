@@ -58,6 +58,9 @@ class TrainConfig:
     # ... and gives what the frame shows beyond the background, away from every layer, to the
     # nearest object's layer: the effects the network left at zero alpha (see train/effect_claim.py).
     claim_effects: bool = True
+    # ... and, outside every coarse mask, lowers a layer's alpha where it darkens the ground evenly
+    # to the share of light it takes, in black: a shadow at its own alpha (see train/shadow_fit.py).
+    fit_shadows: bool = True
     lambda_mask: float = 50.0
     mask_threshold: float = 0.02  # the mask term drops 10x once below threshold * lambda_mask ...
     # ... and is off at twice that step; from then on each layer's mean alpha inside its mask, frame

@@ -1,0 +1,60 @@
+"""Shadows at the alpha by which they darken: black in the layer, not a grey drawn too opaque.
+
+A shadow takes light away: the ground under it keeps its colour, only darker, by the same
+fraction in every channel. In the compositing equation that is black over the ground at
+an alpha equal to that fraction, which is how the layer should hold it (and how it moves
+with the layer onto another background). The network draws shadows in a smooth colour
+that is lighter than black (near its object the colour follows the object's), so to
+darken the ground enough its alpha rises above the shadow's: on the demo the shadow is
+grey 0.17 over ground 0.36 at 1.5 times the true alpha. Where what a layer adds to the
+frame is such an even darkening of what lies below it, outside every object's coarse mask
+(inside it, a dark object over lighter ground would look the same), the layer's alpha is
+lowered to the least alpha that explains the frame, in the colour that then does so
+exactly, which for an even darkening is black or near it. It is never raised.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from omnimatte.model import composite_over
+from omnimatte.train.alpha_fit import layer_residual, least_alpha
+
+# A darkening counts where every channel loses at least half of MIN_DARKENING of its light and
+# they lose MIN_DARKENING on average (a share: 0.02, about 3 levels of 255 on mid-grey ground) ...
+MIN_DARKENING = 0.02
+# ... by shares that differ by less than this fraction of their mean (an even darkening: a
+# shadow's; the reflection of a coloured thing darkens the channels unevenly) ...
+EVENNESS = 0.2
+# ... over ground that is not nearly black in any channel (levels of 0..1), where a share is noise.
+MIN_LIGHT = 0.04
+
+
+def even_darkening(residual: torch.Tensor, below: torch.Tensor, through: torch.Tensor) -> torch.Tensor:
+    """Where adding `residual` (N, 3, H, W) to the frame darkens `below` (seen through `through`) by about the same
+    share in every channel: (N, 1, H, W) bool."""
+    light = (below + 1.0) * through  # what black over `below` could take away, per channel
+    share = -residual / light.clamp_min(1e-3)
+    lowest, highest, mean = share.amin(1, keepdim=True), share.amax(1, keepdim=True), share.mean(1, keepdim=True)
+    bright_enough = ((below + 1.0) * 0.5).amin(1, keepdim=True) > MIN_LIGHT
+    return (lowest > 0.5 * MIN_DARKENING) & (mean > MIN_DARKENING) & (highest - lowest < EVENNESS * mean) & bright_enough
+
+
+def fit_shadows(frame: torch.Tensor, background: torch.Tensor, rgb: torch.Tensor, alpha: torch.Tensor,
+                masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Layers (rgb (L, 3, H, W) in [-1, 1], alpha (L, 1, H, W), back to front) with their shadows at the alpha by
+    which they darken what lies below, outside every coarse mask (`masks` (L, 1, h, w), any size)."""
+    outside = ~(F.interpolate(masks.float(), size=frame.shape[-2:], mode="bilinear", align_corners=False) > 0.5
+                ).any(0, keepdim=True)
+    rgb, alpha = rgb.clone(), alpha.clone()
+    below = background
+    for i in range(len(rgb)):
+        residual, through = layer_residual(frame, below, rgb, alpha, i)
+        least = least_alpha(residual, below, through)
+        lower = outside & even_darkening(residual, below, through) & (alpha[i:i + 1] > least)
+        exact = (below + residual / (through * least).clamp_min(1e-3)).clamp(-1, 1)
+        alpha[i:i + 1] = torch.where(lower, least, alpha[i:i + 1])
+        rgb[i:i + 1] = torch.where(lower, exact, rgb[i:i + 1])
+        below = composite_over(below, [rgb[i:i + 1]], [alpha[i:i + 1]])
+    return rgb, alpha

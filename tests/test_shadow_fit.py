@@ -1,0 +1,97 @@
+"""The shadow fit: an even darkening outside the coarse masks gets the shadow's own alpha, in black."""
+
+import torch
+
+from omnimatte.model import composite_over
+from omnimatte.train.shadow_fit import fit_shadows
+
+H, W = 48, 64
+
+
+def coloured_ground() -> torch.Tensor:
+    """Textured ground in [-1, 1], no channel near black (levels 0.25..0.85)."""
+    generator = torch.Generator().manual_seed(0)
+    return torch.rand(1, 3, H, W, generator=generator) * 1.2 - 0.5
+
+
+def box(top: int, left: int, height: int, width: int) -> torch.Tensor:
+    mask = torch.zeros(1, 1, H, W, dtype=torch.bool)
+    mask[..., top:top + height, left:left + width] = True
+    return mask
+
+
+def darkened(ground: torch.Tensor, share: torch.Tensor) -> torch.Tensor:
+    """The ground with `share` of its light taken away (in 0..1 levels), back in [-1, 1]."""
+    return ((ground + 1.0) * 0.5 * (1.0 - share)) * 2.0 - 1.0
+
+
+def drawn_too_opaque(ground: torch.Tensor, frame: torch.Tensor, where: torch.Tensor, alpha_value: float):
+    """A layer that explains `frame` exactly at `alpha_value` where `where` holds: a colour lighter than black."""
+    alpha = torch.where(where, alpha_value, 0.0).float()
+    rgb = torch.where(where, ground + (frame - ground) / alpha_value, torch.zeros_like(ground))
+    return rgb, alpha
+
+
+def test_a_shadow_drawn_too_opaque_gets_its_own_alpha_in_black_and_the_frame_back():
+    ground = coloured_ground()
+    shade = box(30, 10, 10, 40)
+    frame = darkened(ground, 0.4 * shade.float())
+    rgb, alpha = drawn_too_opaque(ground, frame, shade, 0.8)
+    object_mask = box(5, 10, 20, 20).float()  # the coarse mask of the object, away from the shadow
+    fitted_rgb, fitted = fit_shadows(frame, ground, rgb, alpha, object_mask)
+    inside = shade[0, 0]
+    assert (fitted[0, 0][inside] - 0.4).abs().max() < 1e-3
+    assert (fitted_rgb[0][:, inside] + 1.0).abs().max() < 1e-3  # black
+    composite = composite_over(ground, [fitted_rgb], [fitted])
+    assert (composite - frame).abs().max() < 1e-4
+    assert torch.equal(fitted[0, 0][~inside], alpha[0, 0][~inside])
+
+
+def test_inside_a_coarse_mask_a_dark_grey_object_keeps_its_alpha():
+    ground = torch.full((1, 3, H, W), 0.2)  # grey ground: a grey object darkens it evenly
+    body = box(10, 20, 20, 16)
+    frame = torch.where(body, torch.tensor(-0.5), ground)
+    rgb = torch.where(body, torch.tensor(-0.5), torch.zeros_like(ground))
+    alpha = body.float()
+    coarse_mask = box(8, 18, 24, 20).float()
+    fitted_rgb, fitted = fit_shadows(frame, ground, rgb, alpha, coarse_mask)
+    assert torch.equal(fitted, alpha) and torch.equal(fitted_rgb, rgb)
+
+
+def test_an_uneven_darkening_such_as_a_coloured_reflection_is_left_alone():
+    ground = coloured_ground()
+    where = box(30, 10, 10, 40)
+    blue = torch.tensor([-0.9, -0.9, 0.0]).view(1, 3, 1, 1)
+    frame = torch.where(where, 0.5 * ground + 0.5 * blue, ground)  # darkens red and green far more than blue
+    rgb, alpha = drawn_too_opaque(ground, frame, where, 0.8)
+    fitted_rgb, fitted = fit_shadows(frame, ground, rgb, alpha, box(0, 0, 5, 5).float())
+    changed = fitted != alpha
+    assert changed.float().mean() < 0.05  # at most the few pixels whose random ground darkens evenly too
+
+
+def test_an_alpha_below_the_shadows_is_never_raised():
+    ground = coloured_ground()
+    shade = box(30, 10, 10, 40)
+    frame = darkened(ground, 0.4 * shade.float())
+    rgb = torch.full_like(ground, -1.0)
+    alpha = torch.where(shade, 0.1, 0.0).float()  # too faint: the fit must not raise it
+    _, fitted = fit_shadows(frame, ground, rgb, alpha, box(0, 0, 5, 5).float())
+    assert torch.equal(fitted, alpha)
+
+
+def test_a_shadow_behind_a_layer_in_front_is_fitted_through_it():
+    ground = coloured_ground()
+    shade = box(30, 10, 10, 40)
+    shadow_frame = darkened(ground, 0.4 * shade.float())
+    rgb_back, alpha_back = drawn_too_opaque(ground, shadow_frame, shade, 0.8)
+    # a faint light veil in front over the whole frame (another layer's soft edge; it brightens, so it stays)
+    rgb_front, alpha_front = torch.full_like(ground, 0.9), torch.full((1, 1, H, W), 0.2)
+    rgb, alpha = torch.cat([rgb_back, rgb_front]), torch.cat([alpha_back, alpha_front])
+    frame = composite_over(ground, list(rgb.split(1)), list(alpha.split(1)))
+    masks = torch.cat([box(0, 0, 5, 5), box(0, 50, 5, 5)]).float()
+    fitted_rgb, fitted = fit_shadows(frame, ground, rgb, alpha, masks)
+    inside = shade[0, 0]
+    assert (fitted[0, 0][inside] - 0.4).abs().max() < 1e-3
+    assert torch.equal(fitted[1], alpha[1])
+    composite = composite_over(ground, list(fitted_rgb.split(1)), list(fitted.split(1)))
+    assert (composite - frame).abs().max() < 1e-4
