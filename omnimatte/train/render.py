@@ -119,10 +119,10 @@ def render_frame(model: Omnimatte, video: VideoTensors, t: int, background_canva
     to the nearest object's layer (effect_claim), or, where several objects reach it, to the one
     it moves with as `motion` (effect_motion(...), for every frame of one pass) follows it; None
     leaves the nearest. With fit_shadows, where a layer darkens what lies below it evenly, outside
-    every coarse mask, its alpha is lowered to the darkening's, in black (shadow_fit). With detail transfer, each foreground layer's
-    colour gets the residual between the frame and the model's composite, attenuated by the
-    layers in front of it, so fine texture the network could not reproduce still ends up in
-    some layer.
+    every coarse mask, its alpha is lowered to the darkening's, in black (shadow_fit). With detail
+    transfer, each foreground layer's colour gets the residual between the frame and the model's
+    composite, attenuated by the layers in front of it, so fine texture the network could not
+    reproduce still ends up in some layer.
     """
     grid = video.background_grid[t:t + 1]
     inputs = layer_inputs(model, video.masks[t:t + 1], video.flow[t:t + 1], grid)
