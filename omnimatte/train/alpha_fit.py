@@ -29,9 +29,14 @@ CORE_EROSION = 1 / 48
 CORE_ALPHA = 0.9
 
 
+def masks_at(masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Coarse masks (L, 1, h, w) at the working size `size`: (L, 1, H, W) bool."""
+    return F.interpolate(masks.float(), size=size, mode="bilinear", align_corners=False) > 0.5
+
+
 def mask_cores(masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """The cores (L, 1, H, W) bool of coarse masks (L, 1, h, w) at the working size `size`."""
-    inside = F.interpolate(masks.float(), size=size, mode="bilinear", align_corners=False) > 0.5
+    inside = masks_at(masks, size)
     radius = max(1, round(min(size) * CORE_EROSION))
     return -F.max_pool2d(-inside.float(), 2 * radius + 1, stride=1, padding=radius) > 0.5
 
@@ -41,6 +46,14 @@ def least_alpha(residual: torch.Tensor, below: torch.Tensor, through: torch.Tens
     `through` (what the layers in front let pass), adds `residual` (N, 3, H, W) to the frame."""
     reach = torch.where(residual > 0, 1.0 - below, 1.0 + below) * through
     return (residual.abs() / reach.clamp_min(1e-3)).amax(1, keepdim=True).clamp(0, 1)
+
+
+def least_alpha_colour(residual: torch.Tensor, below: torch.Tensor,
+                       through: torch.Tensor | float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The least alpha (least_alpha) and the colour (N, 3, H, W) in [-1, 1] with which a layer at that alpha
+    adds `residual` exactly: below + residual / (through * alpha)."""
+    alpha = least_alpha(residual, below, through)
+    return alpha, (below + residual / (through * alpha).clamp_min(1e-3)).clamp(-1, 1)
 
 
 def layer_residual(frame: torch.Tensor, below: torch.Tensor, rgb: torch.Tensor, alpha: torch.Tensor,

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from omnimatte.model import colour_difference, composite_over
-from omnimatte.train.alpha_fit import layer_residual, least_alpha
+from omnimatte.train.alpha_fit import layer_residual, least_alpha, least_alpha_colour
 
 # A pixel is free for a claim where every layer's alpha is below this.
 FREE_ALPHA = 0.1
@@ -155,8 +155,7 @@ def claim_effects(frame: torch.Tensor, background: torch.Tensor, rgb: torch.Tens
         owned = owners == i
         if bool(owned.any()):
             residual, through = layer_residual(frame, below, rgb, alpha, i)
-            need = least_alpha(residual, below, through)
-            colour = (below + residual / (through * need).clamp_min(1e-3)).clamp(-1, 1)
+            need, colour = least_alpha_colour(residual, below, through)
             raise_to = owned & (need[0, 0] > alpha[i, 0])
             alpha[i, 0] = torch.where(raise_to, need[0, 0], alpha[i, 0])
             rgb[i] = torch.where(raise_to, colour[0], rgb[i])

@@ -16,10 +16,9 @@ exactly, which for an even darkening is black or near it. It is never raised.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from omnimatte.model import composite_over
-from omnimatte.train.alpha_fit import layer_residual, least_alpha
+from omnimatte.train.alpha_fit import layer_residual, least_alpha_colour, masks_at
 
 # A darkening counts where every channel loses at least half of MIN_DARKENING of its light and
 # they lose MIN_DARKENING on average (a share: 0.02, about 3 levels of 255 on mid-grey ground) ...
@@ -45,15 +44,13 @@ def fit_shadows(frame: torch.Tensor, background: torch.Tensor, rgb: torch.Tensor
                 masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Layers (rgb (L, 3, H, W) in [-1, 1], alpha (L, 1, H, W), back to front) with their shadows at the alpha by
     which they darken what lies below, outside every coarse mask (`masks` (L, 1, h, w), any size)."""
-    outside = ~(F.interpolate(masks.float(), size=frame.shape[-2:], mode="bilinear", align_corners=False) > 0.5
-                ).any(0, keepdim=True)
+    outside = ~masks_at(masks, tuple(frame.shape[-2:])).any(0, keepdim=True)
     rgb, alpha = rgb.clone(), alpha.clone()
     below = background
     for i in range(len(rgb)):
         residual, through = layer_residual(frame, below, rgb, alpha, i)
-        least = least_alpha(residual, below, through)
+        least, exact = least_alpha_colour(residual, below, through)
         lower = outside & even_darkening(residual, below, through) & (alpha[i:i + 1] > least)
-        exact = (below + residual / (through * least).clamp_min(1e-3)).clamp(-1, 1)
         alpha[i:i + 1] = torch.where(lower, least, alpha[i:i + 1])
         rgb[i:i + 1] = torch.where(lower, exact, rgb[i:i + 1])
         below = composite_over(below, [rgb[i:i + 1]], [alpha[i:i + 1]])
