@@ -19,6 +19,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 
 from omnimatte.io import save_json, save_npy, write_frames
 
@@ -133,3 +134,16 @@ def write_scene(scene: Scene, root: Path, fps: float = 24.0) -> Path:
     write_frames(root / "omnimatte" / "background", scene.background)
     write_frames(root / "omnimatte" / "reconstruction", frames)
     return root
+
+
+def textured_ground(height: int, width: int) -> torch.Tensor:
+    """Random ground (1, 3, H, W) in [-1, 1], no channel near black (levels 0.25..0.85), for the render-step tests."""
+    generator = torch.Generator().manual_seed(0)
+    return torch.rand(1, 3, height, width, generator=generator) * 1.2 - 0.5
+
+
+def box_mask(height: int, width: int, top: int, left: int, box_height: int, box_width: int) -> torch.Tensor:
+    """A (1, 1, H, W) bool mask that is True on one rectangle."""
+    mask = torch.zeros(1, 1, height, width, dtype=torch.bool)
+    mask[..., top:top + box_height, left:left + box_width] = True
+    return mask

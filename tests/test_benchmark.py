@@ -134,8 +134,8 @@ def test_train_speed_records_every_setting_and_what_each_rendering_step_buys(tmp
     assert summary["train"]["steps"] == 2 and summary["train"]["scale"] == CPU_SETTINGS["scale"]
     assert set(summary["train"]) == {field.name for field in dataclasses.fields(TrainConfig)} - {"cpu"}
     ablations = summary["render_ablations"]
-    assert set(ablations) == {"as_trained", "without_plate_matte", "without_fit_alpha", "without_refine_alpha",
-                              "without_claim_effects", "without_fit_shadows"}
+    assert set(ablations) == {"as_trained", "without_plate_matte", "without_fit_alpha", "without_fill_cores",
+                              "without_refine_alpha", "without_claim_effects", "without_fit_shadows"}
     assert ablations["without_plate_matte"]["soft_iou"] != ablations["as_trained"]["soft_iou"]
 
 

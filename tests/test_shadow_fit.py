@@ -4,20 +4,17 @@ import torch
 
 from omnimatte.model import composite_over
 from omnimatte.train.shadow_fit import fit_shadows
+from tests.helpers import box_mask, textured_ground
 
 H, W = 48, 64
 
 
 def coloured_ground() -> torch.Tensor:
-    """Textured ground in [-1, 1], no channel near black (levels 0.25..0.85)."""
-    generator = torch.Generator().manual_seed(0)
-    return torch.rand(1, 3, H, W, generator=generator) * 1.2 - 0.5
+    return textured_ground(H, W)
 
 
 def box(top: int, left: int, height: int, width: int) -> torch.Tensor:
-    mask = torch.zeros(1, 1, H, W, dtype=torch.bool)
-    mask[..., top:top + height, left:left + width] = True
-    return mask
+    return box_mask(H, W, top, left, height, width)
 
 
 def darkened(ground: torch.Tensor, share: torch.Tensor) -> torch.Tensor:
@@ -69,14 +66,19 @@ def test_an_uneven_darkening_such_as_a_coloured_reflection_is_left_alone():
     assert changed.float().mean() < 0.05  # at most the few pixels whose random ground darkens evenly too
 
 
-def test_an_alpha_below_the_shadows_is_never_raised():
+def test_a_shadow_held_too_faint_is_raised_to_its_own_alpha_and_one_the_layer_barely_holds_is_left_alone():
     ground = coloured_ground()
     shade = box(30, 10, 10, 40)
     frame = darkened(ground, 0.4 * shade.float())
     rgb = torch.full_like(ground, -1.0)
-    alpha = torch.where(shade, 0.1, 0.0).float()  # too faint: the fit must not raise it
-    _, fitted = fit_shadows(frame, ground, rgb, alpha, box(0, 0, 5, 5).float())
-    assert torch.equal(fitted, alpha)
+    faint = torch.where(shade, 0.15, 0.0).float()  # more than RAISE_FROM of the shadow's 0.4: the layer's shadow
+    fitted_rgb, fitted = fit_shadows(frame, ground, rgb, faint, box(0, 0, 5, 5).float())
+    inside = shade[0, 0]
+    assert (fitted[0, 0][inside] - 0.4).abs().max() < 1e-3
+    assert (composite_over(ground, [fitted_rgb], [fitted]) - frame).abs().max() < 1e-4
+    barely = torch.where(shade, 0.05, 0.0).float()  # less than RAISE_FROM of it: not taken as the layer's
+    _, kept = fit_shadows(frame, ground, rgb, barely, box(0, 0, 5, 5).float())
+    assert torch.equal(kept, barely)
 
 
 def test_a_shadow_behind_a_layer_in_front_is_fitted_through_it():

@@ -21,7 +21,7 @@ from omnimatte.train.video import VideoTensors
 
 # TrainConfig's fields that training never reads (render.py's RenderSettings; plate_matte_threshold is
 # also the object floor's release threshold in training, so it stays).
-RENDER_ONLY = ("refine_alpha", "fit_alpha", "claim_effects", "fit_shadows", "detail_transfer")
+RENDER_ONLY = ("refine_alpha", "fit_alpha", "fill_cores", "claim_effects", "fit_shadows", "detail_transfer")
 
 
 def config_fingerprint(config: TrainConfig, video: VideoTensors, model: Omnimatte, inputs: str = "") -> dict[str, str]:

@@ -18,6 +18,7 @@ from omnimatte.model import Omnimatte, colour_difference, composite_over, identi
 from omnimatte.train.alpha_fit import fit_alphas_to_frame, mask_cores
 from omnimatte.train.alpha_upsampling import guided_upsample
 from omnimatte.train.batch import layer_inputs
+from omnimatte.train.core_fill import fill_cores
 from omnimatte.train.effect_claim import claim_effects
 from omnimatte.train.effect_motion import EffectMotion
 from omnimatte.train.shadow_fit import fit_shadows
@@ -33,9 +34,10 @@ class RenderSettings:
 
     refine_alpha: upsample alpha guided by the full-size frame (when trained below it);
     plate_matte_threshold: cut alpha where the frame equals the background (0: off);
-    fit_alpha: lower each alpha to what the frame shows of its layer (alpha_fit);
+    fit_alpha: lower each alpha to what the frame shows of its layer (alpha_fit); fill_cores: raise each
+    alpha well inside its coarse mask to what the frame shows there, by the plate matte's measure (core_fill);
     claim_effects: give what the frame shows beyond the background, away from every layer,
-    to the nearest object's layer (effect_claim); fit_shadows: lower a layer's alpha where it darkens
+    to the nearest object's layer (effect_claim); fit_shadows: set a layer's alpha where it darkens
     the ground evenly, outside the coarse masks, to the shadow's own (shadow_fit); detail_transfer:
     put the remaining residual into the layers' colour.
     """
@@ -43,14 +45,15 @@ class RenderSettings:
     refine_alpha: bool
     plate_matte_threshold: float
     fit_alpha: bool
+    fill_cores: bool
     claim_effects: bool
     fit_shadows: bool
     detail_transfer: bool
 
     @classmethod
     def from_config(cls, config: TrainConfig) -> "RenderSettings":
-        return cls(config.refine_alpha, config.plate_matte_threshold, config.fit_alpha, config.claim_effects,
-                   config.fit_shadows, config.detail_transfer)
+        return cls(config.refine_alpha, config.plate_matte_threshold, config.fit_alpha, config.fill_cores,
+                   config.claim_effects, config.fit_shadows, config.detail_transfer)
 
     def without(self, step: str) -> "RenderSettings":
         """These settings with one step switched off (its field's name)."""
@@ -77,10 +80,16 @@ def plate_matte(frame: torch.Tensor, background: torch.Tensor, alpha: torch.Tens
     threshold gives clamp(d / t, 0, 1), where t is `threshold` or, on noisy footage,
     three times the frame's median d over the pixels no layer holds, if that is larger.
     """
+    return (colour_difference(frame, background) / plate_threshold(frame, background, alpha, threshold)).clamp(0, 1)
+
+
+def plate_threshold(frame: torch.Tensor, background: torch.Tensor, alpha: torch.Tensor, threshold: float) -> float:
+    """The colour difference past which a pixel surely shows more than the background: `threshold`, or three
+    times the frame's median difference over the pixels no layer holds (its noise), if that is larger."""
     difference = colour_difference(frame, background)
     empty = (alpha.amax(0, keepdim=True) < 0.01)
     noise = float(difference[empty].median()) if bool(empty.any()) else 0.0
-    return (difference / max(threshold, 3.0 * noise)).clamp(0, 1)
+    return max(threshold, 3.0 * noise)
 
 
 def frame_background(model: Omnimatte, video: VideoTensors, t: int,
@@ -114,12 +123,14 @@ def render_frame(model: Omnimatte, video: VideoTensors, t: int, background_canva
     bilinearly and their alpha, with refine_alpha, by guided upsampling. A positive
     `plate_matte_threshold` cuts the alphas where the frame equals the background (plate_matte);
     with fit_alpha, each alpha is then lowered to what the frame shows of its layer, but where the
-    network is sure of its object well inside the coarse mask (alpha_fit);
+    network is sure of its object well inside the coarse mask (alpha_fit); with fill_cores (and a positive
+    threshold, its measure), well inside each coarse mask the alpha is raised to how far the frame is from
+    what lies behind the layer, opaque past the threshold, except where that is an even darkening (core_fill);
     with claim_effects, what the frame shows beyond the background away from every layer goes
     to the nearest object's layer (effect_claim), or, where several objects reach it, to the one
     it moves with as `motion` (effect_motion(...), for every frame of one pass) follows it; None
-    leaves the nearest. With fit_shadows, where a layer darkens what lies below it evenly, outside
-    every coarse mask, its alpha is lowered to the darkening's, in black (shadow_fit). With detail
+    leaves the nearest. With fit_shadows, where a layer holds a darkening of what lies below it that is
+    even, outside every coarse mask, its alpha is set to the darkening's, in black (shadow_fit). With detail
     transfer, each foreground layer's colour gets the residual between the frame and the model's
     composite, attenuated by the layers in front of it, so fine texture the network could not
     reproduce still ends up in some layer.
@@ -144,6 +155,9 @@ def render_frame(model: Omnimatte, video: VideoTensors, t: int, background_canva
         alpha = alpha * plate_matte(target, background, alpha, settings.plate_matte_threshold)
     if settings.fit_alpha:
         alpha = fit_alphas_to_frame(target, background, rgb, alpha, mask_cores(video.masks[t], output_size))
+    if settings.fill_cores and settings.plate_matte_threshold > 0:
+        rgb, alpha = fill_cores(target, background, rgb, alpha, mask_cores(video.masks[t], output_size),
+                                plate_threshold(target, background, alpha, settings.plate_matte_threshold))
     if settings.claim_effects:
         rgb, alpha = claim_effects(target, background, rgb, alpha, None if motion is None else motion.scorer(t))
     if settings.fit_shadows:

@@ -55,6 +55,10 @@ class TrainConfig:
     # ... and then lowers each alpha to what the frame shows of its layer, given the layer's own
     # colour (the compositing equation; see train/alpha_fit.py).
     fit_alpha: bool = True
+    # ... and raises each alpha inside its coarse mask's core to what the frame shows beyond what lies
+    # behind it, by the plate matte's measure (so only with a positive plate_matte_threshold): objects
+    # opaque where the mask is sure (see train/core_fill.py).
+    fill_cores: bool = True
     # ... and gives what the frame shows beyond the background, away from every layer, to the
     # nearest object's layer: the effects the network left at zero alpha (see train/effect_claim.py).
     claim_effects: bool = True

@@ -1,4 +1,4 @@
-"""Shadows at the alpha by which they darken: black in the layer, not a grey drawn too opaque.
+"""Shadows at the alpha by which they darken: black in the layer, not a grey drawn too opaque or too faint.
 
 A shadow takes light away: the ground under it keeps its colour, only darker, by the same
 fraction in every channel. In the compositing equation that is black over the ground at
@@ -6,11 +6,15 @@ an alpha equal to that fraction, which is how the layer should hold it (and how 
 with the layer onto another background). The network draws shadows in a smooth colour
 that is lighter than black (near its object the colour follows the object's), so to
 darken the ground enough its alpha rises above the shadow's: on the demo the shadow is
-grey 0.17 over ground 0.36 at 1.5 times the true alpha. Where what a layer adds to the
-frame is such an even darkening of what lies below it, outside every object's coarse mask
-(inside it, a dark object over lighter ground would look the same), the layer's alpha is
-lowered to the least alpha that explains the frame, in the colour that then does so
-exactly, which for an even darkening is black or near it. It is never raised.
+grey 0.17 over ground 0.36 at 1.5 times the true alpha. Early in training, and while the
+alpha L1 term still pulls, it also holds the dense middle of a shadow too faint (on the
+demo at step 600, alpha 0.35 where the shadow takes 0.41 of the light), so the composite
+is lighter than the frame there. Where what a layer adds to the frame is such an even
+darkening of what lies below it, outside every object's coarse mask (inside it, a dark
+object over lighter ground would look the same), and the layer holds at least RAISE_FROM
+of it, the layer's alpha is set to the least alpha that explains the frame, in the colour
+that then does so exactly, which for an even darkening is black or near it. A darkening
+the layer holds less of than that is not taken as its shadow and is left alone.
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ MIN_DARKENING = 0.02
 EVENNESS = 0.2
 # ... over ground that is not nearly black in any channel (levels of 0..1), where a share is noise.
 MIN_LIGHT = 0.04
+# A layer holds a darkening as its shadow where its alpha is at least this share of the shadow's:
+# there the alpha is set to the shadow's, up or down; below it, the darkening is not the layer's.
+RAISE_FROM = 0.2
 
 
 def even_darkening(residual: torch.Tensor, below: torch.Tensor, through: torch.Tensor) -> torch.Tensor:
@@ -42,16 +49,17 @@ def even_darkening(residual: torch.Tensor, below: torch.Tensor, through: torch.T
 
 def fit_shadows(frame: torch.Tensor, background: torch.Tensor, rgb: torch.Tensor, alpha: torch.Tensor,
                 masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Layers (rgb (L, 3, H, W) in [-1, 1], alpha (L, 1, H, W), back to front) with their shadows at the alpha by
-    which they darken what lies below, outside every coarse mask (`masks` (L, 1, h, w), any size)."""
+    """Layers (rgb (L, 3, H, W) in [-1, 1], alpha (L, 1, H, W), back to front) with the shadows they hold at the
+    alpha by which they darken what lies below, outside every coarse mask (`masks` (L, 1, h, w), any size)."""
     outside = ~masks_at(masks, tuple(frame.shape[-2:])).any(0, keepdim=True)
     rgb, alpha = rgb.clone(), alpha.clone()
     below = background
     for i in range(len(rgb)):
         residual, through = layer_residual(frame, below, rgb, alpha, i)
         least, exact = least_alpha_colour(residual, below, through)
-        lower = outside & even_darkening(residual, below, through) & (alpha[i:i + 1] > least)
-        alpha[i:i + 1] = torch.where(lower, least, alpha[i:i + 1])
-        rgb[i:i + 1] = torch.where(lower, exact, rgb[i:i + 1])
+        held = alpha[i:i + 1] >= RAISE_FROM * least
+        fit = outside & even_darkening(residual, below, through) & held
+        alpha[i:i + 1] = torch.where(fit, least, alpha[i:i + 1])
+        rgb[i:i + 1] = torch.where(fit, exact, rgb[i:i + 1])
         below = composite_over(below, [rgb[i:i + 1]], [alpha[i:i + 1]])
     return rgb, alpha
