@@ -53,7 +53,14 @@ def least_alpha_colour(residual: torch.Tensor, below: torch.Tensor,
     """The least alpha (least_alpha) and the colour (N, 3, H, W) in [-1, 1] with which a layer at that alpha
     adds `residual` exactly: below + residual / (through * alpha)."""
     alpha = least_alpha(residual, below, through)
-    return alpha, (below + residual / (through * alpha).clamp_min(1e-3)).clamp(-1, 1)
+    return alpha, colour_at(residual, below, through, alpha)
+
+
+def colour_at(residual: torch.Tensor, below: torch.Tensor, through: torch.Tensor | float,
+              alpha: torch.Tensor) -> torch.Tensor:
+    """The colour (N, 3, H, W) in [-1, 1] with which a layer at `alpha` over `below`, seen through `through`,
+    adds `residual` to the frame (exactly, where some colour in range can)."""
+    return (below + residual / (through * alpha).clamp_min(1e-3)).clamp(-1, 1)
 
 
 def layer_residual(frame: torch.Tensor, below: torch.Tensor, rgb: torch.Tensor, alpha: torch.Tensor,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from omnimatte.model import composite_over
-from omnimatte.train.alpha_fit import layer_residual, least_alpha_colour
+from omnimatte.train.alpha_fit import colour_at, layer_residual, least_alpha
 from omnimatte.train.shadow_fit import even_darkening
 
 # The object must be seen through what lies in front of it at least this much for its core to be filled.
@@ -37,10 +37,8 @@ def fill_cores(frame: torch.Tensor, background: torch.Tensor, rgb: torch.Tensor,
         shown = (residual.abs().amax(1, keepdim=True) * 0.5 / (threshold * through.clamp_min(1e-3))).clamp(0, 1)
         sagging = (cores[i:i + 1] & (through >= MIN_THROUGH) & (shown > alpha[i:i + 1])
                   & ~even_darkening(residual, below, through))
-        least, _ = least_alpha_colour(residual, below, through)
-        target = torch.maximum(shown, least)
-        colour = (below + residual / (through * target).clamp_min(1e-3)).clamp(-1, 1)
+        target = torch.maximum(shown, least_alpha(residual, below, through))
         alpha[i:i + 1] = torch.where(sagging, target, alpha[i:i + 1])
-        rgb[i:i + 1] = torch.where(sagging, colour, rgb[i:i + 1])
+        rgb[i:i + 1] = torch.where(sagging, colour_at(residual, below, through, target), rgb[i:i + 1])
         below = composite_over(below, [rgb[i:i + 1]], [alpha[i:i + 1]])
     return rgb, alpha

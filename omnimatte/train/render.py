@@ -80,13 +80,14 @@ def plate_matte(frame: torch.Tensor, background: torch.Tensor, alpha: torch.Tens
     threshold gives clamp(d / t, 0, 1), where t is `threshold` or, on noisy footage,
     three times the frame's median d over the pixels no layer holds, if that is larger.
     """
-    return (colour_difference(frame, background) / plate_threshold(frame, background, alpha, threshold)).clamp(0, 1)
-
-
-def plate_threshold(frame: torch.Tensor, background: torch.Tensor, alpha: torch.Tensor, threshold: float) -> float:
-    """The colour difference past which a pixel surely shows more than the background: `threshold`, or three
-    times the frame's median difference over the pixels no layer holds (its noise), if that is larger."""
     difference = colour_difference(frame, background)
+    return (difference / plate_threshold(difference, alpha, threshold)).clamp(0, 1)
+
+
+def plate_threshold(difference: torch.Tensor, alpha: torch.Tensor, threshold: float) -> float:
+    """The colour difference past which a pixel surely shows more than the background, given the frame's
+    `difference` from it (colour_difference): `threshold`, or three times the median difference over the
+    pixels no layer holds (the frame's noise), if that is larger."""
     empty = (alpha.amax(0, keepdim=True) < 0.01)
     noise = float(difference[empty].median()) if bool(empty.any()) else 0.0
     return max(threshold, 3.0 * noise)
@@ -153,11 +154,13 @@ def render_frame(model: Omnimatte, video: VideoTensors, t: int, background_canva
     target = video.output_frames[t:t + 1]
     if settings.plate_matte_threshold > 0:
         alpha = alpha * plate_matte(target, background, alpha, settings.plate_matte_threshold)
+    fill = settings.fill_cores and settings.plate_matte_threshold > 0
+    cores = mask_cores(video.masks[t], output_size) if settings.fit_alpha or fill else None
     if settings.fit_alpha:
-        alpha = fit_alphas_to_frame(target, background, rgb, alpha, mask_cores(video.masks[t], output_size))
-    if settings.fill_cores and settings.plate_matte_threshold > 0:
-        rgb, alpha = fill_cores(target, background, rgb, alpha, mask_cores(video.masks[t], output_size),
-                                plate_threshold(target, background, alpha, settings.plate_matte_threshold))
+        alpha = fit_alphas_to_frame(target, background, rgb, alpha, cores)
+    if fill:
+        threshold = plate_threshold(colour_difference(target, background), alpha, settings.plate_matte_threshold)
+        rgb, alpha = fill_cores(target, background, rgb, alpha, cores, threshold)
     if settings.claim_effects:
         rgb, alpha = claim_effects(target, background, rgb, alpha, None if motion is None else motion.scorer(t))
     if settings.fit_shadows:
