@@ -81,7 +81,8 @@ def camera_flow(homographies: np.ndarray, height: int, width: int) -> np.ndarray
 
 
 def registered_median(frames: np.ndarray, homographies: np.ndarray, canvas_size: tuple[int, int],
-                      exclude: np.ndarray | None = None) -> np.ndarray:
+                      exclude: np.ndarray | None = None, before_first_exclusion: bool = False,
+                      min_votes: int = 2) -> np.ndarray:
     """The per-pixel median of the frames warped into the canvas (canvas_size: height, width), float32 (Hc,Wc,3).
 
     Only frames that cover a canvas pixel vote on it: those whose pixel area it lies in,
@@ -91,12 +92,17 @@ def registered_median(frames: np.ndarray, homographies: np.ndarray, canvas_size:
     `exclude` (T,H,W bool, e.g. the objects' coarse masks), those frame pixels do not
     vote either, so a canvas pixel that some frame shows free of objects gets the median
     of those frames only; a pixel every frame excludes falls back to the median of all
-    frames covering it. Pixels no frame covers take the nearest covered pixel's value,
-    so that sampling the canvas between them and a covered one never blends in black.
+    frames covering it. With `before_first_exclusion`, only the frames before the first
+    one that excludes a canvas pixel vote on it, where at least `min_votes` do: the
+    effects an object leaves (dust, a wake, tracks) trail it, so a pixel shows the
+    background before the object first reaches it, and after that, for as long as the
+    effect lingers, maybe not. Pixels no frame covers take the nearest covered pixel's
+    value, so that sampling the canvas between them and a covered one never blends in black.
     """
     height, width = canvas_size
     stack = np.full((len(frames), height, width, 3), np.nan, np.float32)
     kept = np.full((len(frames), height, width), False)
+    first_excluded = np.full((height, width), len(frames))
     for t, (frame, matrix) in enumerate(zip(frames, homographies)):
         warped = cv2.warpPerspective(frame.astype(np.float32), matrix, (width, height), flags=cv2.INTER_LINEAR,
                                      borderMode=cv2.BORDER_REPLICATE)
@@ -108,11 +114,16 @@ def registered_median(frames: np.ndarray, homographies: np.ndarray, canvas_size:
             excluded = cv2.warpPerspective(exclude[t].astype(np.float32), matrix, (width, height),
                                            flags=cv2.INTER_LINEAR) > 0.0
             kept[t] = inside & ~excluded
+            first_excluded[(first_excluded == len(frames)) & excluded] = t
     covered = ~np.isnan(stack[..., 0]).all(axis=0)
     plate = np.zeros((height, width, 3), np.float32)
     clean = kept.any(axis=0)  # all False without `exclude`
     plate[covered & ~clean] = np.nanmedian(stack[:, covered & ~clean], axis=0)
     if clean.any():
+        if before_first_exclusion:
+            early = kept & (np.arange(len(frames))[:, None, None] < first_excluded)
+            enough = early.sum(axis=0) >= min_votes
+            kept[:, enough] = early[:, enough]
         free = stack[:, clean]
         free[~kept[:, clean]] = np.nan
         plate[clean] = np.nanmedian(free, axis=0)

@@ -37,6 +37,29 @@ def test_masked_median_falls_back_where_every_frame_is_masked():
     assert (median[2:4, 2:4] == 200).all() and (median[5:, 5:] == 50).all()
 
 
+def test_median_before_first_exclusion_leaves_out_what_an_object_leaves_behind():
+    """A car crosses a patch in frame 2 and leaves dust there for the four frames after: of the five frames
+    its mask leaves free, the dusty four win the masked median; only the two frames before the car reached
+    the patch vote with before_first_exclusion. Where fewer than min_votes frames came first (the patch the
+    car stands on in frame 0), the masked median stays."""
+    ground, dust = (90, 120, 60), (200, 180, 140)
+    frames = np.zeros((7, 8, 16, 3), np.uint8)
+    frames[:] = ground
+    masks = np.zeros((7, 8, 16), bool)
+    masks[2, :, 4:8] = True  # the car over the patch
+    frames[3:, :, 4:8] = dust  # the dust it leaves
+    masks[0, :, 10:14] = True  # the car's start: no frame before it
+    frames[1:, :, 10:14] = dust
+    identity = np.repeat(np.eye(3)[None], 7, axis=0)
+    masked = registered_median(frames, identity, (8, 16), exclude=masks)
+    assert (masked[:, 4:8] == dust).all()
+    first = registered_median(frames, identity, (8, 16), exclude=masks, before_first_exclusion=True)
+    assert (first[:, 4:8] == ground).all()
+    assert (first[:, 10:14] == dust).all() and (first[:, :4] == ground).all()
+    assert (registered_median(frames, identity, (8, 16), exclude=masks, before_first_exclusion=True,
+                              min_votes=3)[:, 4:8] == dust).all()
+
+
 def test_median_holds_the_rim_that_only_frame_edges_see_under_a_sub_pixel_pan():
     """A camera that moves by fractions of a pixel: the canvas's outer rows and columns lie within only the
     frames' outermost pixels. They still get the ground's colour (not black), so every frame's view of the

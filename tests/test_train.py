@@ -394,6 +394,28 @@ def test_the_authors_options_train_and_render(scene: dict):
         TrainConfig(background="median")
 
 
+def test_the_canvas_learns_at_its_fraction_of_the_learning_rate(scene: dict, tmp_path: Path):
+    """The canvas background takes train.canvas_learning_rate_fraction of the rate: at 0 it stays the plate it
+    started from (a pyramid of four grids too) while the network learns; at the default it moves, less than
+    at the full rate."""
+    video = train_module.load_video("tiny", scene["frames_dir"], scene["flow_dir"], scene["homography_dir"],
+                                    scene["masks_dir"], ["square"], 4, torch.device("cpu"), canvas_plate=True)
+    moved = {}
+    for fraction, levels in ((0.0, 4), (0.1, 1), (1.0, 1)):
+        config = tiny_config(canvas_learning_rate_fraction=fraction, canvas_levels=levels, checkpoint_every=100)
+        state = train_loop.start_training(video, config, torch.device("cpu"))
+        assert [group["lr"] for group in state.optimizer.param_groups] == [1e-3, 1e-3 * fraction]
+        first_weight = state.model.net.encoder[0][0].weight.detach().clone()
+        model, _ = train_loop.train_model("tiny", video, config, tmp_path / f"{fraction}.pt", torch.device("cpu"))
+        assert len(model.canvas.grids) == levels
+        assert not torch.equal(model.net.encoder[0][0].weight, first_weight)
+        moved[fraction] = (model.render_background(full_size=True) - video.plate).abs().max().item()
+    assert moved[0.0] == 0.0
+    assert 0.0 < moved[0.1] < moved[1.0]
+    with pytest.raises(ValueError, match="train.canvas_levels is 0; it must be at least 1"):
+        TrainConfig(canvas_levels=0)
+
+
 def test_training_below_the_working_resolution_renders_at_it(scene: dict):
     """At scale 0.5 the network sees half-size tensors, flow in half-size pixels, and the output keeps the size."""
     video = train_module.load_video("tiny", scene["frames_dir"], scene["flow_dir"], scene["homography_dir"],

@@ -29,7 +29,7 @@ class Omnimatte(nn.Module):
     texture over the canvas at 1/latent_scale of its resolution (the authors use 1/16);
     it is a buffer, not a parameter, so it never changes. With background="canvas",
     `plate` (1, 3, H, W) in [-1, 1] is the canvas's starting image at any resolution
-    (the working one, so that rendering at the working resolution stays sharp).
+    (the working one, so that rendering at the working resolution stays sharp), held as `canvas_levels` grids.
     With the clamped alpha and `release_threshold` > 0, training (given the frames)
     lets a zero alpha grow only where the frame differs from the background by more
     than that (0..1, the largest channel difference; see alpha_activation.py).
@@ -39,7 +39,7 @@ class Omnimatte(nn.Module):
                  latent_scale: float = 16, seed: int = 0, norm: str = "group", background: str = "network",
                  plate: torch.Tensor | None = None, num_frames: int | None = None,
                  camera_adjustment: bool = False, camera_brightness: str = "field", alpha_activation: str = "tanh",
-                 release_threshold: float = 0.0) -> None:
+                 release_threshold: float = 0.0, canvas_levels: int = 1) -> None:
         super().__init__()
         if background not in BACKGROUNDS:
             raise ValueError(f"unknown background {background!r}: choose from {', '.join(BACKGROUNDS)}")
@@ -54,7 +54,7 @@ class Omnimatte(nn.Module):
         if background == "canvas":
             if plate is None:
                 raise ValueError("a canvas background needs its starting plate")
-            self.canvas = CanvasBackground(plate)
+            self.canvas = CanvasBackground(plate, canvas_levels)
         self.camera: CameraAdjustment | None = None
         if camera_adjustment:
             if num_frames is None:

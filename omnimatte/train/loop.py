@@ -18,6 +18,7 @@ from omnimatte.logs import get_logger
 from omnimatte.model import Omnimatte
 from omnimatte.train.batch import Batch
 from omnimatte.train.checkpoint import StopSignal, config_fingerprint, save_checkpoint
+from omnimatte.train.host_memory import keep_freed_memory
 from omnimatte.train.objective import LOSS_NAMES, compute_losses
 from omnimatte.train.schedule import LossWeights, alpha_l1_off_step, learning_rate_factor, steps_per_epoch
 from omnimatte.train.settings import TrainConfig
@@ -36,7 +37,8 @@ def build_model(video: VideoTensors, config: TrainConfig, device: torch.device) 
                       num_frames=video.num_frames, camera_adjustment=config.camera_adjustment,
                       camera_brightness=config.camera_brightness,
                       alpha_activation=config.alpha_activation,
-                      release_threshold=config.plate_matte_threshold).to(device)
+                      release_threshold=config.plate_matte_threshold,
+                      canvas_levels=config.canvas_levels).to(device)
     if config.channels_last:  # faster on GPUs, and by about a quarter with the CPU's oneDNN convolutions too
         model = model.to(memory_format=torch.channels_last)
     return model
@@ -53,11 +55,25 @@ class TrainingState:
     weights: LossWeights
 
 
+def parameter_groups(model: Omnimatte, config: TrainConfig) -> list[dict]:
+    """The optimiser's groups, each with the fraction of the learning rate it takes: the network (and the
+    camera adjustment) at the full rate, a canvas background at train.canvas_learning_rate_fraction of it."""
+    canvas = list(model.canvas.parameters()) if model.canvas is not None else []
+    in_canvas = {id(parameter) for parameter in canvas}
+    groups = [([p for p in model.parameters() if id(p) not in in_canvas], 1.0)]
+    if canvas:
+        groups.append((canvas, config.canvas_learning_rate_fraction))
+    return [{"params": params, "rate_fraction": fraction, "lr": config.learning_rate * fraction}
+            for params, fraction in groups]
+
+
 def start_training(video: VideoTensors, config: TrainConfig, device: torch.device) -> TrainingState:
     """A fresh run of the settings on this video: seeded model, Adam, generator and the schedule's first weights."""
+    if device.type == "cpu":
+        keep_freed_memory()  # a quarter to a third of a CPU step was page faults (host_memory.py)
     torch.manual_seed(config.seed)
     model = build_model(video, config, device)
-    return TrainingState(model, torch.optim.Adam(model.parameters(), lr=config.learning_rate),
+    return TrainingState(model, torch.optim.Adam(parameter_groups(model, config), lr=config.learning_rate),
                          torch.Generator(device=device).manual_seed(config.seed),
                          LossWeights(mask=config.lambda_mask, alpha_l1=config.lambda_alpha_l1))
 
@@ -125,7 +141,7 @@ def train_model(sample: str, video: VideoTensors, config: TrainConfig, checkpoin
     for step in progress:
         rate = config.learning_rate * learning_rate_factor(step, l1_off, config)
         for group in optimizer.param_groups:
-            group["lr"] = rate
+            group["lr"] = rate * group["rate_fraction"]
         terms = optimisation_step(model, step_fn, optimizer, video, config, weights, generator)
         done = step + 1
         # Reading a loss back waits for the device, so it happens only to log and, in the

@@ -36,9 +36,16 @@ class TrainConfig:
     # "clamp", whose zero alpha can grow back (model/alpha_activation.py), or the authors' "tanh".
     alpha_activation: str = "clamp"
     latent_scale: int = 16  # canvas pixels per cell of the background noise latent
-    # "canvas": a learnable image that starts as the masked median of the registered frames;
+    # "canvas": a learnable image that starts as a median of the registered frames (train/video.py);
     # "network": the paper's U-Net over a noise canvas.
     background: str = "canvas"
+    # The canvas background learns at this fraction of the learning rate: slowly enough that the layers
+    # take what their objects leave behind (a lingering dust cloud) before the static canvas can absorb
+    # it; fast enough to sharpen the plate (README: Training).
+    canvas_learning_rate_fraction: float = 0.1
+    # The canvas as this many summed pixel grids, each half the size of the last (1: one full-resolution
+    # grid; coarser ones let wide, smooth effects into the canvas fast; model/background.py).
+    canvas_levels: int = 1
     camera_adjustment: bool = True  # the authors' per-frame brightness and background offset
     # The adjustment's brightness: "frame", one scale per frame, or "field", the authors' coarse
     # 4x7 field, which also darkens where a shadow lies (model/camera_adjustment.py; README: Training).
@@ -105,6 +112,11 @@ class TrainConfig:
             raise ValueError(f"train.share_after_alpha_l1 is {self.share_after_alpha_l1}; it must be in [0, 1)")
         if not 0.0 <= self.object_alpha_floor <= 1.0:
             raise ValueError(f"train.object_alpha_floor is {self.object_alpha_floor}; it must be in [0, 1]")
+        if self.canvas_levels < 1:
+            raise ValueError(f"train.canvas_levels is {self.canvas_levels}; it must be at least 1")
+        if not 0.0 <= self.canvas_learning_rate_fraction <= 1.0:
+            raise ValueError(f"train.canvas_learning_rate_fraction is {self.canvas_learning_rate_fraction}; "
+                             "it must be in [0, 1]")
         if not 0.0 < self.final_learning_rate_fraction <= 1.0:
             raise ValueError(f"train.final_learning_rate_fraction is {self.final_learning_rate_fraction}; "
                              "it must be in (0, 1]")

@@ -37,7 +37,7 @@ class VideoTensors:
     background_grid: torch.Tensor  # (T, h, w, 2) frame pixel -> canvas, in [-1, 1]
     background_flow: torch.Tensor  # (T, 2, h, w) camera flow t -> t+1
     canvas_size: tuple[int, int]  # the background canvas at the training scale
-    plate: torch.Tensor | None  # (1, 3, Hc, Wc) in [-1, 1]: the canvas background's start (masked median), or None
+    plate: torch.Tensor | None  # (1, 3, Hc, Wc) in [-1, 1]: the canvas background's start (starting_plate), or None
     object_names: list[str]
     output_frames: torch.Tensor  # (T, 3, H, W) the working-resolution frames
     output_grid: torch.Tensor  # (T, H, W, 2) their canvas positions
@@ -84,12 +84,14 @@ def _read_masks(sample: str, masks_dir: Path, object_names: list[str], num_frame
 def starting_plate(frames: np.ndarray, masks: np.ndarray, homographies: np.ndarray, canvas_size: tuple[int, int],
                    margin: int) -> np.ndarray:
     """The canvas background's first image: the registered median with every object's mask, grown by `margin` px,
-    left out, so that objects that pass by do not smear into it. (Hc, Wc, 3) float32 in [0, 255]."""
+    left out, so that objects that pass by do not smear into it, and of each pixel's frames only those before an
+    object first reaches it, so that what the objects leave behind does not either. (Hc, Wc, 3) float32 in [0, 255]."""
     objects = masks.any(axis=1).astype(np.uint8)
     if margin > 0:
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1))
         objects = np.stack([cv2.dilate(mask, kernel) for mask in objects])
-    return registered_median(frames, homographies, canvas_size, exclude=objects.astype(bool))
+    return registered_median(frames, homographies, canvas_size, exclude=objects.astype(bool),
+                             before_first_exclusion=True)
 
 
 def load_video(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Path, masks_dir: Path,
