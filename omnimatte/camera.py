@@ -99,6 +99,8 @@ def registered_median(frames: np.ndarray, homographies: np.ndarray, canvas_size:
     effect lingers, maybe not. Pixels no frame covers take the nearest covered pixel's
     value, so that sampling the canvas between them and a covered one never blends in black.
     """
+    if min_votes < 1:
+        raise ValueError(f"min_votes must be at least 1, got {min_votes}")
     height, width = canvas_size
     stack = np.full((len(frames), height, width, 3), np.nan, np.float32)
     kept = np.full((len(frames), height, width), False)

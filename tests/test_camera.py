@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from omnimatte.camera import frame_view, registered_median
 from omnimatte.train.alpha_upsampling import guided_upsample
+from omnimatte.train.video import starting_plate
 
 
 def test_masked_median_leaves_out_an_object_that_stands_still_most_of_the_time():
@@ -58,6 +59,7 @@ def test_median_before_first_exclusion_leaves_out_what_an_object_leaves_behind()
     assert (first[:, 10:14] == dust).all() and (first[:, :4] == ground).all()
     assert (registered_median(frames, identity, (8, 16), exclude=masks, before_first_exclusion=True,
                               min_votes=3)[:, 4:8] == dust).all()
+    assert np.array_equal(starting_plate(frames, masks[:, None], identity, (8, 16), margin=0), first)  # the canvas's
 
 
 def test_median_holds_the_rim_that_only_frame_edges_see_under_a_sub_pixel_pan():

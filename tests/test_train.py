@@ -210,6 +210,20 @@ def test_checkpoint_resumes_when_only_a_rendering_switch_changed(scene: dict, mo
     assert "starting over" not in package_log.text
 
 
+def test_the_canvas_settings_count_in_the_fingerprint_only_with_a_canvas(scene: dict):
+    """A network-background run is resumed whatever the canvas's settings say; a canvas run is not."""
+    from omnimatte.train.checkpoint import config_fingerprint
+
+    video = train_module.load_video("tiny", scene["frames_dir"], scene["flow_dir"], scene["homography_dir"],
+                                    scene["masks_dir"], ["square"], 4, torch.device("cpu"), canvas_plate=True)
+    for background, same in (("network", True), ("canvas", False)):
+        prints = []
+        for fraction in (0.1, 0.5):
+            config = tiny_config(background=background, canvas_learning_rate_fraction=fraction)
+            prints.append(config_fingerprint(config, video, train_loop.build_model(video, config, torch.device("cpu"))))
+        assert (prints[0] == prints[1]) == same
+
+
 def test_checkpoint_from_other_settings_is_not_resumed(scene: dict, monkeypatch):
     real_batch = train_loop.Batch
 

@@ -22,17 +22,22 @@ from omnimatte.train.video import VideoTensors
 # TrainConfig's fields that training never reads (render.py's RenderSettings; plate_matte_threshold is
 # also the object floor's release threshold in training, so it stays).
 RENDER_ONLY = ("refine_alpha", "fit_alpha", "fill_cores", "claim_effects", "fit_shadows", "detail_transfer")
+CANVAS_ONLY = ("canvas_learning_rate_fraction", "canvas_levels")  # nothing the network background reads
 
 
 def config_fingerprint(config: TrainConfig, video: VideoTensors, model: Omnimatte, inputs: str = "") -> dict[str, str]:
     """What a checkpoint must match to be resumed: the settings that shape training, the data's size and the
     model's parameters (names and shapes, so a checkpoint of an earlier layout starts over instead of failing
     to load), and apart from them the inputs' digest (`fingerprint.inputs_digest`), so the log can say which
-    changed. Switches that only change how the trained model is rendered (RENDER_ONLY) are left out, so that
-    changing one does not throw away an unfinished run."""
+    changed. Switches that only change how the trained model is rendered (RENDER_ONLY), and the canvas's
+    settings under the network background, are left out, so that changing one does not throw away an
+    unfinished run."""
     settings = dataclasses.asdict(config)
     for key in ("checkpoint_every", "device", "compile", *RENDER_ONLY):
         settings.pop(key)
+    if config.background != "canvas":
+        for key in CANVAS_ONLY:
+            settings.pop(key)
     settings["data"] = [list(video.frames.shape), list(video.masks.shape), list(video.canvas_size)]
     settings["parameters"] = [[name, list(value.shape)] for name, value in model.state_dict().items()]
     return {"settings": hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16], "inputs": inputs}
