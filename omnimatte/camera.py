@@ -80,6 +80,48 @@ def camera_flow(homographies: np.ndarray, height: int, width: int) -> np.ndarray
     return flows
 
 
+def _frame_area(frame_size: tuple[int, int], homography: np.ndarray, canvas_size: tuple[int, int]) -> np.ndarray:
+    """The canvas pixels (Hc, Wc) bool that a frame's pixel area covers, out to the outer half of its edge
+    pixels (bilinear weight 0.5 half a pixel past the edge ones, 1 between pixel centres)."""
+    height, width = canvas_size
+    return cv2.warpPerspective(np.ones(frame_size, np.float32), homography, (width, height),
+                               flags=cv2.INTER_LINEAR) >= 0.5 - 1e-4
+
+
+def _excluded_area(exclude: np.ndarray, homography: np.ndarray, canvas_size: tuple[int, int]) -> np.ndarray:
+    """The canvas pixels (Hc, Wc) bool that any excluded pixel of a frame (H, W bool) touches."""
+    height, width = canvas_size
+    return cv2.warpPerspective(exclude.astype(np.float32), homography, (width, height), flags=cv2.INTER_LINEAR) > 0.0
+
+
+def _reach_from_areas(inside: np.ndarray, excluded: np.ndarray, min_votes: int) -> np.ndarray:
+    """first_reached from each frame's canvas area and excluded area, (T, Hc, Wc) bool each."""
+    num_frames = len(inside)
+    ever = excluded.any(axis=0)
+    first = np.where(ever, excluded.argmax(axis=0), num_frames)
+    before = np.arange(num_frames)[:, None, None] < first
+    enough = (inside & ~excluded & before).sum(axis=0) >= min_votes
+    return np.where(enough, first, num_frames)
+
+
+def first_reached(homographies: np.ndarray, exclude: np.ndarray, canvas_size: tuple[int, int],
+                  min_votes: int = 2) -> np.ndarray:
+    """For each canvas pixel (canvas_size: height, width), the first frame whose `exclude` (T,H,W bool, e.g. the
+    objects' grown masks) touches it, where at least `min_votes` frames show it free before then; elsewhere
+    (no object reaches it, or too few frames show it before one does) the number of frames. (Hc, Wc) int.
+
+    What an object leaves behind (dust, a wake, tracks) trails it, so a pixel shows the
+    background before the object first reaches it, and after that, for as long as the
+    effect lingers, maybe not.
+    """
+    if min_votes < 1:
+        raise ValueError(f"min_votes must be at least 1, got {min_votes}")
+    frame_size = exclude.shape[1:3]
+    inside = np.stack([_frame_area(frame_size, matrix, canvas_size) for matrix in homographies])
+    excluded = np.stack([_excluded_area(mask, matrix, canvas_size) for mask, matrix in zip(exclude, homographies)])
+    return _reach_from_areas(inside, excluded, min_votes)
+
+
 def registered_median(frames: np.ndarray, homographies: np.ndarray, canvas_size: tuple[int, int],
                       exclude: np.ndarray | None = None, before_first_exclusion: bool = False,
                       min_votes: int = 2) -> np.ndarray:
@@ -92,40 +134,31 @@ def registered_median(frames: np.ndarray, homographies: np.ndarray, canvas_size:
     `exclude` (T,H,W bool, e.g. the objects' coarse masks), those frame pixels do not
     vote either, so a canvas pixel that some frame shows free of objects gets the median
     of those frames only; a pixel every frame excludes falls back to the median of all
-    frames covering it. With `before_first_exclusion`, only the frames before the first
-    one that excludes a canvas pixel vote on it, where at least `min_votes` do: the
-    effects an object leaves (dust, a wake, tracks) trail it, so a pixel shows the
-    background before the object first reaches it, and after that, for as long as the
-    effect lingers, maybe not. Pixels no frame covers take the nearest covered pixel's
+    frames covering it. With `before_first_exclusion`, only the frames before the one
+    first_reached gives vote on it. Pixels no frame covers take the nearest covered pixel's
     value, so that sampling the canvas between them and a covered one never blends in black.
     """
     if min_votes < 1:
         raise ValueError(f"min_votes must be at least 1, got {min_votes}")
     height, width = canvas_size
     stack = np.full((len(frames), height, width, 3), np.nan, np.float32)
-    kept = np.full((len(frames), height, width), False)
-    first_excluded = np.full((height, width), len(frames))
+    inside = np.zeros((len(frames), height, width), bool)
+    excluded = np.zeros((len(frames), height, width), bool)
     for t, (frame, matrix) in enumerate(zip(frames, homographies)):
         warped = cv2.warpPerspective(frame.astype(np.float32), matrix, (width, height), flags=cv2.INTER_LINEAR,
                                      borderMode=cv2.BORDER_REPLICATE)
-        # Bilinear weight of the frame's own pixels: 1 between pixel centres, 0.5 half a pixel past the edge ones.
-        inside = cv2.warpPerspective(np.ones(frame.shape[:2], np.float32), matrix, (width, height),
-                                     flags=cv2.INTER_LINEAR) >= 0.5 - 1e-4
-        stack[t][inside] = warped[inside]
+        inside[t] = _frame_area(frame.shape[:2], matrix, canvas_size)
+        stack[t][inside[t]] = warped[inside[t]]
         if exclude is not None:
-            excluded = cv2.warpPerspective(exclude[t].astype(np.float32), matrix, (width, height),
-                                           flags=cv2.INTER_LINEAR) > 0.0
-            kept[t] = inside & ~excluded
-            first_excluded[(first_excluded == len(frames)) & excluded] = t
-    covered = ~np.isnan(stack[..., 0]).all(axis=0)
+            excluded[t] = _excluded_area(exclude[t], matrix, canvas_size)
+    kept = inside & ~excluded if exclude is not None else np.zeros_like(inside)
+    covered = inside.any(axis=0)
     plate = np.zeros((height, width, 3), np.float32)
     clean = kept.any(axis=0)  # all False without `exclude`
     plate[covered & ~clean] = np.nanmedian(stack[:, covered & ~clean], axis=0)
     if clean.any():
         if before_first_exclusion:
-            early = kept & (np.arange(len(frames))[:, None, None] < first_excluded)
-            enough = early.sum(axis=0) >= min_votes
-            kept[:, enough] = early[:, enough]
+            kept &= np.arange(len(frames))[:, None, None] < _reach_from_areas(inside, excluded, min_votes)
         free = stack[:, clean]
         free[~kept[:, clean]] = np.nan
         plate[clean] = np.nanmedian(free, axis=0)

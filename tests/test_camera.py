@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from omnimatte.camera import frame_view, registered_median
+from omnimatte.camera import first_reached, frame_view, registered_median
 from omnimatte.train.alpha_upsampling import guided_upsample
-from omnimatte.train.video import starting_plate
+from omnimatte.train.video import grown_objects, starting_plate
 
 
 def test_masked_median_leaves_out_an_object_that_stands_still_most_of_the_time():
@@ -59,7 +59,25 @@ def test_median_before_first_exclusion_leaves_out_what_an_object_leaves_behind()
     assert (first[:, 10:14] == dust).all() and (first[:, :4] == ground).all()
     assert (registered_median(frames, identity, (8, 16), exclude=masks, before_first_exclusion=True,
                               min_votes=3)[:, 4:8] == dust).all()
-    assert np.array_equal(starting_plate(frames, masks[:, None], identity, (8, 16), margin=0), first)  # the canvas's
+    assert np.array_equal(starting_plate(frames, grown_objects(masks[:, None], margin=0), identity, (8, 16)),
+                          first)  # the canvas's
+    reached = first_reached(identity, masks, (8, 16))
+    assert (reached[:, 4:8] == 2).all()  # the frame the car reached the patch in
+    assert (reached[:, 10:14] == 7).all() and (reached[:, :4] == 7).all()  # too few frames before; never reached
+    assert (first_reached(identity, masks, (8, 16), min_votes=3)[:, 4:8] == 7).all()
+    with pytest.raises(ValueError, match="min_votes"):
+        first_reached(identity, masks, (8, 16), min_votes=0)
+
+
+def test_first_reached_follows_the_camera():
+    """A camera panning 2 px a frame over a still ground while an object stands at frame column 10: canvas
+    column 10 + 2t is reached in frame t, so the map runs along the canvas in steps of the pan."""
+    masks = np.zeros((5, 4, 16), bool)
+    masks[:, :, 10] = True
+    homographies = np.stack([np.array([[1.0, 0, 2 * t], [0, 1.0, 0], [0, 0, 1]]) for t in range(5)])
+    reached = first_reached(homographies, masks, (4, 26))
+    assert [int(reached[0, 10 + 2 * t]) for t in range(2, 5)] == [2, 3, 4]
+    assert (reached[:, :9] == 5).all()  # the object never gets there
 
 
 def test_median_holds_the_rim_that_only_frame_edges_see_under_a_sub_pixel_pan():

@@ -269,10 +269,10 @@ def test_clamp_alpha_grows_only_where_released():
 
 
 def test_model_releases_zero_alpha_where_the_frame_differs_from_the_background():
-    """With release_threshold, the frame passed in decides where a clamped zero alpha gets a gradient."""
+    """With background_match_threshold, the frame passed in decides where a clamped zero alpha gets a gradient."""
     torch.manual_seed(0)
     model = Omnimatte((32, 32), nf=8, background="canvas", plate=torch.zeros(1, 3, 32, 32), alpha_activation="clamp",
-                      release_threshold=0.04)
+                      background_match_threshold=0.04)
     with torch.no_grad():
         model.net.to_output.bias[3] = -5.0  # every alpha a clamped zero
     inputs = torch.randn(1, 1, 16, 32, 32)
@@ -288,3 +288,32 @@ def test_model_releases_zero_alpha_where_the_frame_differs_from_the_background()
     out = model(inputs, grid, torch.zeros(1, 2, 32, 32), image=torch.zeros(1, 3, 32, 32))
     out["layer_alpha"].sum().neg().backward()
     assert float(model.net.to_output.bias.grad[3]) == 0.0  # ...and nowhere where the frame equals the background
+
+
+@pytest.mark.parametrize("activation", ["tanh", "clamp"])
+def test_canvas_weight_scales_what_a_pixel_teaches_the_canvas_unless_it_shows_the_background(activation: str):
+    """A canvas_weight of 0 stops a pixel's error reaching the canvas, but not where the frame matches the
+    background to within background_match_threshold; the rendered background and what the camera offset
+    learns are the same either way."""
+    plate = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    model = Omnimatte((8, 8), nf=8, background="canvas", plate=plate, alpha_activation=activation,
+                      background_match_threshold=0.04, num_frames=1, camera_adjustment=True,
+                      camera_brightness="frame")
+    inputs = torch.zeros(1, 1, 16, 8, 8)
+    grid = identity_grid(1, 8, 8, torch.device("cpu"))
+    image = plate.clone()
+    image[..., :, 4:] += 0.5  # the right half differs from the canvas; the left shows it
+    target = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    runs = []
+    for canvas_weight in (None, torch.zeros(1, 1, 8, 8)):
+        model.zero_grad()
+        out = model(inputs, grid, torch.zeros(1, 2, 8, 8), frames=torch.zeros(1, dtype=torch.long), view_grid=grid,
+                    image=image, canvas_weight=canvas_weight)
+        (out["background"] * target).sum().backward()
+        runs.append((out["background"].detach(), model.canvas.grids[0].grad.clone(), model.camera.offset.grad.clone()))
+    (background, canvas_grad, offset_grad), (weighted_background, weighted_canvas_grad, weighted_offset_grad) = runs
+    assert torch.equal(weighted_background, background)
+    assert torch.equal(weighted_offset_grad, offset_grad) and (offset_grad != 0).any()
+    assert (canvas_grad != 0).all()
+    assert torch.equal(weighted_canvas_grad[..., :4], canvas_grad[..., :4])  # shows the background: teaches fully
+    assert (weighted_canvas_grad[..., 4:] == 0).all()  # differs from it: not at all

@@ -218,10 +218,11 @@ def test_the_canvas_settings_count_in_the_fingerprint_only_with_a_canvas(scene: 
                                     scene["masks_dir"], ["square"], 4, torch.device("cpu"), canvas_plate=True)
     for background, same in (("network", True), ("canvas", False)):
         prints = []
-        for fraction in (0.1, 0.5):
-            config = tiny_config(background=background, canvas_learning_rate_fraction=fraction)
+        for fraction, weight in ((0.1, 0.25), (0.5, 0.25), (0.1, 1.0)):
+            config = tiny_config(background=background, canvas_learning_rate_fraction=fraction,
+                                 canvas_weight_once_reached=weight)
             prints.append(config_fingerprint(config, video, train_loop.build_model(video, config, torch.device("cpu"))))
-        assert (prints[0] == prints[1]) == same
+        assert (prints[0] == prints[1]) == same and (prints[0] == prints[2]) == same
 
 
 def test_checkpoint_from_other_settings_is_not_resumed(scene: dict, monkeypatch):
@@ -428,6 +429,50 @@ def test_the_canvas_learns_at_its_fraction_of_the_learning_rate(scene: dict, tmp
     assert 0.0 < moved[0.1] < moved[1.0]
     with pytest.raises(ValueError, match="train.canvas_levels is 0; it must be at least 1"):
         TrainConfig(canvas_levels=0)
+
+
+def test_the_canvas_learns_each_pixel_from_the_frames_before_an_object_reaches_it(scene: dict, tmp_path: Path):
+    """The square reaches the canvas pixels ahead of it in later frames (camera.first_reached); a batch's pixels
+    teach the canvas fully before then and at train.canvas_weight_once_reached after. Where every pixel is
+    reached from the first frame and none counts as showing the background, a weight of 0 leaves the canvas
+    the plate it started from, even at the full rate, while the network learns; at 1 the canvas moves."""
+    import dataclasses
+
+    from omnimatte.train.batch import Batch
+
+    video = train_module.load_video("tiny", scene["frames_dir"], scene["flow_dir"], scene["homography_dir"],
+                                    scene["masks_dir"], ["square"], 4, torch.device("cpu"), canvas_plate=True)
+    assert video.canvas_first_reached.shape == (1, 1, *video.canvas_size)
+    assert set(video.canvas_first_reached.unique().tolist()) == {2.0, 3.0, 4.0, 5.0, float(T)}
+    config = tiny_config(canvas_weight_once_reached=0.25, batch_size=4, jitter_rate=0.0)
+    model = train_loop.build_model(video, config, torch.device("cpu"))
+    batch = Batch(video, model, torch.arange(4), config, torch.Generator().manual_seed(0))
+    weight = batch.canvas_weight[:, 0]
+    assert set(weight.unique().tolist()) == {0.25, 1.0}
+    assert (weight[batch.frame_indices < 2] == 1.0).all()  # no pixel is reached before frame 2
+    # Without the jitter each pixel sees the canvas where its homography puts it: the map's pixel there.
+    height, width = video.canvas_first_reached.shape[2:]
+    column = (((batch.background_grid[..., 0] + 1) * width - 1) / 2).round().long().clamp(0, width - 1)
+    row = (((batch.background_grid[..., 1] + 1) * height - 1) / 2).round().long().clamp(0, height - 1)
+    reached = video.canvas_first_reached[0, 0][row, column]
+    expected = torch.where(batch.frame_indices.view(-1, 1, 1) < reached, 1.0, 0.25)
+    assert (weight == expected).float().mean() > 0.99  # all but where a position rounds either way
+    every_frame = tiny_config(canvas_weight_once_reached=1.0)
+    assert Batch(video, model, torch.arange(4), every_frame, torch.Generator()).canvas_weight is None
+
+    reached_at_once = dataclasses.replace(video, canvas_first_reached=torch.zeros_like(video.canvas_first_reached))
+    moved = {}
+    for weight in (0.0, 1.0):
+        config = tiny_config(canvas_learning_rate_fraction=1.0, canvas_weight_once_reached=weight, checkpoint_every=100,
+                             plate_matte_threshold=0.0)  # no frame pixel counts as showing the background
+        first_weight = train_loop.start_training(video, config, torch.device("cpu")).model.net.encoder[0][0].weight
+        model, _ = train_loop.train_model("tiny", reached_at_once, config, tmp_path / f"{weight}.pt",
+                                          torch.device("cpu"))
+        assert not torch.equal(model.net.encoder[0][0].weight, first_weight.detach())
+        moved[weight] = (model.render_background(full_size=True) - video.plate).abs().max().item()
+    assert moved[0.0] == 0.0 < moved[1.0]
+    with pytest.raises(ValueError, match="train.canvas_weight_once_reached is 1.5; it must be in"):
+        TrainConfig(canvas_weight_once_reached=1.5)
 
 
 def test_training_below_the_working_resolution_renders_at_it(scene: dict):

@@ -30,22 +30,24 @@ class Omnimatte(nn.Module):
     it is a buffer, not a parameter, so it never changes. With background="canvas",
     `plate` (1, 3, H, W) in [-1, 1] is the canvas's starting image at any resolution
     (the working one, so that rendering at the working resolution stays sharp), held as `canvas_levels` grids.
-    With the clamped alpha and `release_threshold` > 0, training (given the frames)
-    lets a zero alpha grow only where the frame differs from the background by more
-    than that (0..1, the largest channel difference; see alpha_activation.py).
+    With `background_match_threshold` > 0, training (given the frames) takes a frame pixel
+    within it of the background (0..1, the largest channel difference) as showing the
+    background: with the clamped alpha a zero alpha grows only where the frame differs
+    by more (see alpha_activation.py), and a pixel that shows it teaches the canvas fully
+    whatever its `canvas_weight`.
     """
 
     def __init__(self, canvas_size: tuple[int, int], nf: int = 64, latent_channels: int = LATENT_CHANNELS,
                  latent_scale: float = 16, seed: int = 0, norm: str = "group", background: str = "network",
                  plate: torch.Tensor | None = None, num_frames: int | None = None,
                  camera_adjustment: bool = False, camera_brightness: str = "field", alpha_activation: str = "tanh",
-                 release_threshold: float = 0.0, canvas_levels: int = 1) -> None:
+                 background_match_threshold: float = 0.0, canvas_levels: int = 1) -> None:
         super().__init__()
         if background not in BACKGROUNDS:
             raise ValueError(f"unknown background {background!r}: choose from {', '.join(BACKGROUNDS)}")
         self.canvas_height, self.canvas_width = canvas_size
         self.net = OmnimatteUNet(3 + latent_channels, nf, norm, alpha_activation)
-        self.release_threshold = release_threshold
+        self.background_match_threshold = background_match_threshold
         generator = torch.Generator().manual_seed(seed)
         latent_size = (math.ceil(self.canvas_height / latent_scale), math.ceil(self.canvas_width / latent_scale))
         latent = torch.randn(1, latent_channels, *latent_size, generator=generator)
@@ -90,14 +92,18 @@ class Omnimatte(nn.Module):
 
     def forward(self, layer_inputs: torch.Tensor, background_grid: torch.Tensor, background_flow: torch.Tensor,
                 frames: torch.Tensor | None = None, view_grid: torch.Tensor | None = None,
-                image: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                image: torch.Tensor | None = None,
+                canvas_weight: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Render N frames with L foreground layers.
 
         layer_inputs: (N, L, 3 + latent_channels, H, W); background_grid: (N, H, W, 2);
         background_flow: (N, 2, H, W), the camera's flow to the next frame. With the
         camera adjustment, `frames` (N,) are the frame indices and `view_grid` (N, H, W, 2)
         where each pixel lies in its frame (the jitter crop). `image` (N, 3, H, W): the
-        frames being fitted, for the release of zero alpha (training only).
+        frames being fitted (training only), for the release of zero alpha and to tell where a frame shows the
+        background. `canvas_weight` (N, 1, H, W): how much each pixel teaches the canvas (the scale of its
+        gradient to the canvas; the rendered values and the camera offset's gradient are unchanged), where the
+        frame does not show the background.
         Returns rgb (N,3,H,W) and flow composites, the per-layer rgba (N,L,4,H,W) with
         alpha in [0, 1] and rgb in [-1, 1], per-layer flow (N,L,2,H,W) and the background view.
         """
@@ -105,11 +111,21 @@ class Omnimatte(nn.Module):
         brightness = offset = None
         if self.camera is not None:
             brightness, offset = self.camera.fields(frames, view_grid)
-        background = self.view_background(self.render_background(), background_grid, offset)
+        canvas = self.render_background()
+        background = self.view_background(canvas, background_grid, offset)
+        matches = None  # where each frame shows the background, to within background_match_threshold
+        if image is not None and self.background_match_threshold > 0 and (
+                canvas_weight is not None or self.net.alpha_activation == "clamp"):
+            matches = colour_difference(image.detach(), background.detach()) <= self.background_match_threshold
+        if canvas_weight is not None:
+            if matches is not None:  # a frame that shows the background still teaches it, wherever it does
+                canvas_weight = torch.where(matches, torch.ones_like(canvas_weight), canvas_weight)
+            # Only the canvas's gradient is scaled: the camera offset learns from every pixel alike.
+            canvas_only = self.view_background(canvas, background_grid, None if offset is None else offset.detach())
+            background = background + (canvas_weight.to(canvas_only.dtype) - 1) * (canvas_only - canvas_only.detach())
         release = None
-        if image is not None and self.release_threshold > 0 and self.net.alpha_activation == "clamp":
-            difference = colour_difference(image.detach(), background.detach())
-            release = (difference > self.release_threshold).repeat_interleave(num_layers, 0)
+        if matches is not None and self.net.alpha_activation == "clamp":
+            release = (~matches).repeat_interleave(num_layers, 0)
         rgba, flow = self.net(layer_inputs.reshape(n * num_layers, channels, height, width), release)
         rgba = rgba.reshape(n, num_layers, 4, height, width)
         flow = flow.reshape(n, num_layers, 2, height, width)

@@ -42,6 +42,20 @@ def resample(tensor: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(tensor, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
+def canvas_weight(video: VideoTensors, frames: torch.Tensor, background_grid: torch.Tensor,
+                  config: TrainConfig) -> torch.Tensor | None:
+    """How much each pixel of frames `frames` teaches the canvas (N, 1, H, W): 1 before an object first reaches
+    its canvas pixel, train.canvas_weight_once_reached from then on; None where every pixel teaches fully."""
+    if video.canvas_first_reached is None or config.canvas_weight_once_reached >= 1.0:
+        return None
+    # Looked up where the frame sees the canvas before the camera offset (a fraction of a pixel; the map's
+    # objects are grown by half the trimap band).
+    reached = F.grid_sample(video.canvas_first_reached.expand(len(frames), -1, -1, -1), background_grid,
+                            mode="nearest", padding_mode="border", align_corners=False)
+    before = frames.view(-1, 1, 1, 1).to(reached.dtype) < reached
+    return torch.where(before, 1.0, config.canvas_weight_once_reached).to(reached.dtype)
+
+
 class Batch:
     """One training batch: frames t (first half) and t+1 (second half), all jittered alike per pair."""
 
@@ -70,3 +84,5 @@ class Batch:
         self.pairs = pairs
         self.frame_indices = frames
         self.view_grid = grid  # where each pixel lies in its frame, for the camera adjustment's fields
+        self.canvas_weight = (canvas_weight(video, frames, self.background_grid, config)
+                              if model.canvas is not None else None)

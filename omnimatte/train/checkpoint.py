@@ -20,9 +20,10 @@ from omnimatte.train.video import VideoTensors
 
 
 # TrainConfig's fields that training never reads (render.py's RenderSettings; plate_matte_threshold is
-# also the object floor's release threshold in training, so it stays).
+# also what shows the background in training, for the zero alpha's release and the canvas, so it stays).
 RENDER_ONLY = ("refine_alpha", "fit_alpha", "fill_cores", "claim_effects", "fit_shadows", "detail_transfer")
-CANVAS_ONLY = ("canvas_learning_rate_fraction", "canvas_levels")  # nothing the network background reads
+# Nothing the network background reads.
+CANVAS_ONLY = ("canvas_learning_rate_fraction", "canvas_levels", "canvas_weight_once_reached")
 
 
 def config_fingerprint(config: TrainConfig, video: VideoTensors, model: Omnimatte, inputs: str = "") -> dict[str, str]:

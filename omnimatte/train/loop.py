@@ -37,7 +37,7 @@ def build_model(video: VideoTensors, config: TrainConfig, device: torch.device) 
                       num_frames=video.num_frames, camera_adjustment=config.camera_adjustment,
                       camera_brightness=config.camera_brightness,
                       alpha_activation=config.alpha_activation,
-                      release_threshold=config.plate_matte_threshold,
+                      background_match_threshold=config.plate_matte_threshold,
                       canvas_levels=config.canvas_levels).to(device)
     if config.channels_last:  # faster on GPUs, and by about a quarter with the CPU's oneDNN convolutions too
         model = model.to(memory_format=torch.channels_last)
@@ -87,7 +87,7 @@ def optimisation_step(model: Omnimatte, step_fn: Callable, optimizer: torch.opti
     batch = Batch(video, model, indices, config, generator)
     with torch.autocast(generator.device.type, dtype=torch.bfloat16, enabled=config.bf16):
         out = step_fn(batch.inputs, batch.background_grid, batch.background_flow, batch.frame_indices,
-                      batch.view_grid, batch.image)
+                      batch.view_grid, batch.image, batch.canvas_weight)
     out = {k: v.float() for k, v in out.items()}
     terms = compute_losses(out, batch, weights, config, model)
     optimizer.zero_grad(set_to_none=True)

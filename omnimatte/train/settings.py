@@ -46,6 +46,12 @@ class TrainConfig:
     # The canvas as this many summed pixel grids, each half the size of the last (1: one full-resolution
     # grid; coarser ones let wide, smooth effects into the canvas fast; model/background.py).
     canvas_levels: int = 1
+    # How much a frame teaches the canvas at a pixel an object has already reached, against 1 before
+    # (camera.first_reached), where the frame does not show the canvas to within plate_matte_threshold:
+    # what an object leaves behind trails it, so the frames before it arrives show the ground and those
+    # after may show its dust; 0 lets only the earlier frames and those that agree with the canvas shape
+    # it there, 1 every frame alike, as the paper's background (README: Training).
+    canvas_weight_once_reached: float = 0.25
     camera_adjustment: bool = True  # the authors' per-frame brightness and background offset
     # The adjustment's brightness: "frame", one scale per frame, or "field", the authors' coarse
     # 4x7 field, which also darkens where a shadow lies (model/camera_adjustment.py; README: Training).
@@ -57,7 +63,9 @@ class TrainConfig:
     scale: float = 1.0
     refine_alpha: bool = True  # below the working resolution: upsample alpha guided by the full-size frame
     # Rendering cuts each layer's alpha where the frame equals the (canvas) background to within
-    # this colour difference (0..1; 0: off); see render.plate_matte.
+    # this colour difference (0..1; 0: off); see render.plate_matte. In training, a frame pixel within it
+    # shows the background: with the clamped alpha a zero alpha stays zero there, and it teaches the canvas
+    # fully even where an object has been (canvas_weight_once_reached).
     plate_matte_threshold: float = 0.04
     # ... and then lowers each alpha to what the frame shows of its layer, given the layer's own
     # colour (the compositing equation; see train/alpha_fit.py).
@@ -116,6 +124,9 @@ class TrainConfig:
             raise ValueError(f"train.canvas_levels is {self.canvas_levels}; it must be at least 1")
         if not 0.0 <= self.canvas_learning_rate_fraction <= 1.0:
             raise ValueError(f"train.canvas_learning_rate_fraction is {self.canvas_learning_rate_fraction}; "
+                             "it must be in [0, 1]")
+        if not 0.0 <= self.canvas_weight_once_reached <= 1.0:
+            raise ValueError(f"train.canvas_weight_once_reached is {self.canvas_weight_once_reached}; "
                              "it must be in [0, 1]")
         if not 0.0 < self.final_learning_rate_fraction <= 1.0:
             raise ValueError(f"train.final_learning_rate_fraction is {self.final_learning_rate_fraction}; "

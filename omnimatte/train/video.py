@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from omnimatte import losses
-from omnimatte.camera import camera_flow, homography_grid, registered_median
+from omnimatte.camera import camera_flow, first_reached, homography_grid, registered_median
 from omnimatte.contract import FlowFiles, HomographyFiles, load_camera, load_flow
 from omnimatte.errors import StageError
 from omnimatte.io import list_frames, read_frames
@@ -38,6 +38,10 @@ class VideoTensors:
     background_flow: torch.Tensor  # (T, 2, h, w) camera flow t -> t+1
     canvas_size: tuple[int, int]  # the background canvas at the training scale
     plate: torch.Tensor | None  # (1, 3, Hc, Wc) in [-1, 1]: the canvas background's start (starting_plate), or None
+    # (1, 1, Hc, Wc) at the working resolution, like the plate: the frame from which an object has reached each
+    # canvas pixel (camera.first_reached; the number of frames where none does or too few frames show it
+    # before), or None without a canvas background.
+    canvas_first_reached: torch.Tensor | None
     object_names: list[str]
     output_frames: torch.Tensor  # (T, 3, H, W) the working-resolution frames
     output_grid: torch.Tensor  # (T, H, W, 2) their canvas positions
@@ -81,17 +85,21 @@ def _read_masks(sample: str, masks_dir: Path, object_names: list[str], num_frame
     return np.stack(masks, 1)
 
 
-def starting_plate(frames: np.ndarray, masks: np.ndarray, homographies: np.ndarray, canvas_size: tuple[int, int],
-                   margin: int) -> np.ndarray:
-    """The canvas background's first image: the registered median with every object's mask, grown by `margin` px,
-    left out, so that objects that pass by do not smear into it, and of each pixel's frames only those before an
-    object first reaches it, so that what the objects leave behind does not either. (Hc, Wc, 3) float32 in [0, 255]."""
+def grown_objects(masks: np.ndarray, margin: int) -> np.ndarray:
+    """Where any object's mask (T, L, H, W bool), grown by `margin` px, lies: (T, H, W) bool."""
     objects = masks.any(axis=1).astype(np.uint8)
     if margin > 0:
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1))
         objects = np.stack([cv2.dilate(mask, kernel) for mask in objects])
-    return registered_median(frames, homographies, canvas_size, exclude=objects.astype(bool),
-                             before_first_exclusion=True)
+    return objects.astype(bool)
+
+
+def starting_plate(frames: np.ndarray, objects: np.ndarray, homographies: np.ndarray,
+                   canvas_size: tuple[int, int]) -> np.ndarray:
+    """The canvas background's first image: the registered median with the objects (grown_objects) left out, so
+    that objects that pass by do not smear into it, and of each pixel's frames only those before an object first
+    reaches it, so that what the objects leave behind does not either. (Hc, Wc, 3) float32 in [0, 255]."""
+    return registered_median(frames, homographies, canvas_size, exclude=objects, before_first_exclusion=True)
 
 
 def load_video(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Path, masks_dir: Path,
@@ -100,7 +108,9 @@ def load_video(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pa
     """Read the upstream stages' outputs, check that they agree, and resample them to the training scale.
 
     With canvas_plate, also the canvas background's starting plate (the masked registered
-    median: every frame warped into the canvas, so it is only made when it is used).
+    median) and the frame at which an object first reaches each of its pixels: both warp
+    every frame's masks into the canvas (the plate the frames too), so they are only made
+    when the canvas is used.
     """
     frames = read_frames(frames_dir)
     num_frames, height, width = frames.shape[:3]
@@ -118,9 +128,11 @@ def load_video(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pa
 
     camera = load_camera(STAGE, sample, HomographyFiles(Path(homography_dir)), num_frames)
     homographies, canvas_size = camera.homographies, camera.canvas_size
-    plate = None
+    plate = reached = None
     if canvas_plate:
-        plate = starting_plate(frames, mask_array, homographies, canvas_size, margin=max(1, trimap_band // 2))
+        objects = grown_objects(mask_array, margin=max(1, trimap_band // 2))
+        plate = starting_plate(frames, objects, homographies, canvas_size)
+        reached = first_reached(homographies, objects, canvas_size)
 
     def tensor(array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(array)).to(device)
@@ -143,6 +155,7 @@ def load_video(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pa
         background_flow=shrink(tensor(camera_flow(homographies, height, width)), size) * pixel_scale,
         canvas_size=(max(1, round(canvas_size[0] * scale)), max(1, round(canvas_size[1] * scale))),
         plate=None if plate is None else tensor(plate.transpose(2, 0, 1)[None] / 127.5 - 1.0),
+        canvas_first_reached=None if reached is None else tensor(reached[None, None].astype(np.float32)),
         object_names=list(object_names),
         output_frames=output_frames,
         output_grid=output_grid,
