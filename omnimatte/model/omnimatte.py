@@ -119,7 +119,7 @@ class Omnimatte(nn.Module):
             matches = colour_difference(image.detach(), background.detach()) <= self.background_match_threshold
         if canvas_weight is not None:
             if matches is not None:  # a frame that shows the background still teaches it, wherever it does
-                canvas_weight = torch.where(matches, torch.ones_like(canvas_weight), canvas_weight)
+                canvas_weight = canvas_weight.masked_fill(matches, 1.0)
             # Only the canvas's gradient is scaled: the camera offset learns from every pixel alike.
             canvas_only = self.view_background(canvas, background_grid, None if offset is None else offset.detach())
             background = background + (canvas_weight.to(canvas_only.dtype) - 1) * (canvas_only - canvas_only.detach())
