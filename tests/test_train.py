@@ -264,7 +264,7 @@ def test_mask_count_mismatch_is_refused(scene: dict):
 
 def test_config_file_defaults_are_the_training_defaults():
     """config/config.yaml's train section (train.cpu too) and TrainConfig() agree, so the CLI by hand trains as the
-    workflow does; CPU_SETTINGS is the one source of the CPU's settings, which the README's Training section quotes."""
+    workflow does; CPU_SETTINGS is the one source of the CPU's settings."""
     repo = Path(__file__).resolve().parents[1]
     settings = yaml.safe_load((repo / "config" / "config.yaml").read_text())["train"]
     assert TrainConfig.from_dict(settings) == TrainConfig()
@@ -273,12 +273,6 @@ def test_config_file_defaults_are_the_training_defaults():
     on_cpu = TrainConfig().for_device(torch.device("cpu"))
     assert {key: getattr(on_cpu, key) for key in cpu} == cpu
     assert TrainConfig().for_device(torch.device("cuda")).nf == 64
-    readme = " ".join((repo / "README.md").read_text().split())
-    assert (f"**On the CPU** `train.cpu` replaces some settings: `nf` {cpu['nf']}, {cpu['batch_size']} pairs a step, "
-            f"`scale` {cpu['scale']} (half-size frames") in readme
-    switch = train_module.alpha_l1_off_step(on_cpu, num_frames=48)
-    assert f"{cpu['steps']} steps (the alpha L1 term off after step {switch})" in readme
-    assert ("and no bf16 autocast" in readme) == (not cpu["bf16"])
 
 
 def test_mask_schedule_drops_then_switches_off():
