@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from omnimatte.contract import OmnimatteFiles
-from omnimatte.io import _imwrite, atomic_dir, frame_name
+from omnimatte.io import atomic_dir, frame_name, write_png
 from omnimatte.logs import get_logger
 from omnimatte.model import Omnimatte, colour_difference, composite_over, identity_grid, relight
 from omnimatte.train.alpha_fit import fit_alphas_to_frame, mask_cores
@@ -201,10 +201,10 @@ def render_layers(model: Omnimatte, video: VideoTensors, settings: RenderSetting
             psnr_output.append(_psnr(frame.composite, target))
             for i, name in enumerate(video.object_names):
                 rgba = torch.cat((frame.rgb[i] * 0.5 + 0.5, frame.alpha[i]))
-                _imwrite(folders[name] / frame_name(t), tensor_to_uint8(rgba))
+                write_png(folders[name] / frame_name(t), tensor_to_uint8(rgba), atomic=False)
                 alpha_sums[i] += float(frame.alpha[i].mean())
-            _imwrite(files.background / frame_name(t), tensor_to_uint8(frame.background[0] * 0.5 + 0.5))
-            _imwrite(files.reconstruction / frame_name(t), tensor_to_uint8(frame.composite[0] * 0.5 + 0.5))
+            write_png(files.background / frame_name(t), tensor_to_uint8(frame.background[0] * 0.5 + 0.5), atomic=False)
+            write_png(files.reconstruction / frame_name(t), tensor_to_uint8(frame.composite[0] * 0.5 + 0.5), atomic=False)
     for i, name in enumerate(video.object_names):
         mean_alpha = alpha_sums[i] / video.num_frames
         if mean_alpha < 1e-3:
