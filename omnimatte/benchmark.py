@@ -31,18 +31,8 @@ from omnimatte.imaging import psnr
 from omnimatte.io import atomic_path, save_json, write_frames
 from omnimatte.logs import get_logger
 from omnimatte.synthetic import PRESETS, Clip, render_clip, write_clip
-from omnimatte.train import (
-    CPU_SETTINGS,
-    RenderSettings,
-    TrainConfig,
-    VideoTensors,
-    effect_motion,
-    load_video,
-    render_frame,
-    render_layers,
-    tensor_to_uint8,
-    train_model,
-)
+from omnimatte.render import RenderSettings, effect_motion_for, render_frame, render_layers, tensor_to_uint8
+from omnimatte.train import CPU_SETTINGS, TrainConfig, VideoTensors, load_video, train_model
 
 STAGE = "benchmark"
 log = get_logger(STAGE)
@@ -136,7 +126,7 @@ def score_model(model, video: VideoTensors, clip: Clip, settings: RenderSettings
     was_training = model.training
     model.eval()
     canvas = model.render_background(full_size=True)
-    motion = effect_motion(model, video, canvas) if settings.claim_effects else None
+    motion = effect_motion_for(model, video, canvas) if settings.claim_effects else None
     alphas, backgrounds, composites = [], [], []
     for t in range(video.num_frames):
         frame = render_frame(model, video, t, canvas, settings.without("detail_transfer"), motion)

@@ -67,6 +67,15 @@ class Omnimatte(nn.Module):
         """The latent as seen by frames whose pixels map to canvas positions `grid`."""
         return sample_canvas(self.latent, grid)
 
+    def layer_inputs(self, masks: torch.Tensor, flow: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+        """The network's input per layer (N, L, 3 + latent_channels, H, W) for frames with coarse masks (N, L, 1, H, W),
+        flow (N, 2, H, W) and canvas positions `grid` (N, H, W, 2): the layer's index inside its mask, the flow inside
+        the mask, and the latent."""
+        n, num_layers = masks.shape[:2]
+        layer_ids = torch.arange(1, num_layers + 1, device=masks.device, dtype=masks.dtype).view(1, -1, 1, 1, 1)
+        latent = self.frame_latent(grid).unsqueeze(1).expand(-1, num_layers, -1, -1, -1)
+        return torch.cat((masks * layer_ids, flow.unsqueeze(1) * masks, latent), 2)
+
     def render_background(self, full_size: bool = False) -> torch.Tensor:
         """The whole background canvas (1, 3, Hc, Wc) in [-1, 1]; the same for every frame.
 

@@ -68,17 +68,17 @@ class TrainConfig:
     # fully even where an object has been (canvas_weight_once_reached).
     plate_matte_threshold: float = 0.04
     # ... and then lowers each alpha to what the frame shows of its layer, given the layer's own
-    # colour (the compositing equation; see train/alpha_fit.py).
+    # colour (the compositing equation; see render/alpha_fit.py).
     fit_alpha: bool = True
     # ... and raises each alpha inside its coarse mask's core to what the frame shows beyond what lies
     # behind it, by the plate matte's measure (so only with a positive plate_matte_threshold): objects
-    # opaque where the mask is sure (see train/core_fill.py).
+    # opaque where the mask is sure (see render/core_fill.py).
     fill_cores: bool = True
     # ... and gives what the frame shows beyond the background, away from every layer, to the
-    # nearest object's layer: the effects the network left at zero alpha (see train/effect_claim.py).
+    # nearest object's layer: the effects the network left at zero alpha (see render/effect_claim.py).
     claim_effects: bool = True
     # ... and, outside every coarse mask, lowers a layer's alpha where it darkens the ground evenly
-    # to the share of light it takes, in black: a shadow at its own alpha (see train/shadow_fit.py).
+    # to the share of light it takes, in black: a shadow at its own alpha (see render/shadow_fit.py).
     fit_shadows: bool = True
     lambda_mask: float = 50.0
     mask_threshold: float = 0.02  # the mask term drops 10x once below threshold * lambda_mask ...

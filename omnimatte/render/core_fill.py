@@ -18,8 +18,8 @@ from __future__ import annotations
 import torch
 
 from omnimatte.model import composite_over
-from omnimatte.train.alpha_fit import colour_at, layer_residual, least_alpha
-from omnimatte.train.shadow_fit import even_darkening
+from omnimatte.render.alpha_fit import colour_at, layer_residual, least_alpha
+from omnimatte.render.shadow_fit import even_darkening
 
 # The object must be seen through what lies in front of it at least this much for its core to be filled.
 MIN_THROUGH = 0.5

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 
 from omnimatte.model import composite_over
-from omnimatte.train.alpha_fit import layer_residual, least_alpha_colour, masks_at
+from omnimatte.render.alpha_fit import layer_residual, least_alpha_colour, masks_at
 
 # A darkening counts where every channel loses at least half of MIN_DARKENING of its light and
 # they lose MIN_DARKENING on average (a share: 0.02, about 3 levels of 255 on mid-grey ground) ...
