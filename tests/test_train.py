@@ -440,7 +440,7 @@ def test_the_canvas_learns_each_pixel_from_the_frames_before_an_object_reaches_i
     assert set(video.canvas_first_reached.unique().tolist()) == {2.0, 3.0, 4.0, 5.0, float(T)}
     config = tiny_config(canvas_weight_once_reached=0.25, batch_size=4, jitter_rate=0.0)
     model = train_loop.build_model(video, config, torch.device("cpu"))
-    batch = Batch(video, model, torch.arange(4), config, torch.Generator().manual_seed(0))
+    batch = Batch(video=video, model=model, indices=torch.arange(4), config=config, generator=torch.Generator().manual_seed(0))
     weight = batch.canvas_weight[:, 0]
     assert set(weight.unique().tolist()) == {0.25, 1.0}
     assert (weight[batch.frame_indices < 2] == 1.0).all()  # no pixel is reached before frame 2
@@ -452,7 +452,8 @@ def test_the_canvas_learns_each_pixel_from_the_frames_before_an_object_reaches_i
     expected = torch.where(batch.frame_indices.view(-1, 1, 1) < reached, 1.0, 0.25)
     assert (weight == expected).float().mean() > 0.99  # all but where a position rounds either way
     every_frame = tiny_config(canvas_weight_once_reached=1.0)
-    assert Batch(video, model, torch.arange(4), every_frame, torch.Generator()).canvas_weight is None
+    assert Batch(video=video, model=model, indices=torch.arange(4), config=every_frame,
+                 generator=torch.Generator()).canvas_weight is None
 
     reached_at_once = dataclasses.replace(video, canvas_first_reached=torch.zeros_like(video.canvas_first_reached))
     moved = {}

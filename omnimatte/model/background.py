@@ -28,7 +28,7 @@ BACKGROUNDS = ("canvas", "network")
 class CanvasBackground(nn.Module):
     """A learnable canvas image (1, 3, Hc, Wc) in [-1, 1]: the sum of `levels` grids, each half the size of the last."""
 
-    def __init__(self, plate: torch.Tensor, levels: int = 1) -> None:
+    def __init__(self, plate: torch.Tensor, *, levels: int = 1) -> None:
         super().__init__()
         if levels < 1:
             raise ValueError(f"the canvas needs at least one level, got {levels}")

@@ -24,7 +24,7 @@ BRIGHTNESS_KINDS = ("frame", "field")
 
 
 class CameraAdjustment(nn.Module):
-    def __init__(self, num_frames: int, brightness: str = "field", frames_per_key: int = 10) -> None:
+    def __init__(self, *, num_frames: int, brightness: str = "frame", frames_per_key: int = 10) -> None:
         super().__init__()
         if brightness not in BRIGHTNESS_KINDS:
             raise ValueError(f"unknown camera brightness {brightness!r}: choose from {', '.join(BRIGHTNESS_KINDS)}")

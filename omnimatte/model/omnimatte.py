@@ -25,7 +25,8 @@ from omnimatte.model.unet import LATENT_CHANNELS, OmnimatteUNet
 class Omnimatte(nn.Module):
     """Renders the background and the foreground layers of a batch of frames and composites them.
 
-    `canvas_size` is the canvas at the training scale. `latent` is the fixed noise
+    Keyword arguments only; the defaults are those of the config's train section. `canvas_size` is the canvas
+    at the training scale. `latent` is the fixed noise
     texture over the canvas at 1/latent_scale of its resolution (the authors use 1/16);
     it is a buffer, not a parameter, so it never changes. With background="canvas",
     `plate` (1, 3, H, W) in [-1, 1] is the canvas's starting image at any resolution
@@ -37,16 +38,16 @@ class Omnimatte(nn.Module):
     whatever its `canvas_weight`.
     """
 
-    def __init__(self, canvas_size: tuple[int, int], nf: int = 64, latent_channels: int = LATENT_CHANNELS,
-                 latent_scale: float = 16, seed: int = 0, norm: str = "group", background: str = "network",
+    def __init__(self, *, canvas_size: tuple[int, int], nf: int = 64, latent_channels: int = LATENT_CHANNELS,
+                 latent_scale: float = 16, seed: int = 0, norm: str = "group", background: str = "canvas",
                  plate: torch.Tensor | None = None, num_frames: int | None = None,
-                 camera_adjustment: bool = False, camera_brightness: str = "field", alpha_activation: str = "tanh",
-                 background_match_threshold: float = 0.0, canvas_levels: int = 1) -> None:
+                 camera_adjustment: bool = True, camera_brightness: str = "frame", alpha_activation: str = "clamp",
+                 background_match_threshold: float = 0.04, canvas_levels: int = 1) -> None:
         super().__init__()
         if background not in BACKGROUNDS:
             raise ValueError(f"unknown background {background!r}: choose from {', '.join(BACKGROUNDS)}")
         self.canvas_height, self.canvas_width = canvas_size
-        self.net = OmnimatteUNet(3 + latent_channels, nf, norm, alpha_activation)
+        self.net = OmnimatteUNet(in_channels=3 + latent_channels, nf=nf, norm=norm, alpha_activation=alpha_activation)
         self.background_match_threshold = background_match_threshold
         generator = torch.Generator().manual_seed(seed)
         latent_size = (math.ceil(self.canvas_height / latent_scale), math.ceil(self.canvas_width / latent_scale))
@@ -56,12 +57,12 @@ class Omnimatte(nn.Module):
         if background == "canvas":
             if plate is None:
                 raise ValueError("a canvas background needs its starting plate")
-            self.canvas = CanvasBackground(plate, canvas_levels)
+            self.canvas = CanvasBackground(plate, levels=canvas_levels)
         self.camera: CameraAdjustment | None = None
         if camera_adjustment:
             if num_frames is None:
                 raise ValueError("the camera adjustment needs the number of frames")
-            self.camera = CameraAdjustment(num_frames, camera_brightness)
+            self.camera = CameraAdjustment(num_frames=num_frames, brightness=camera_brightness)
 
     def frame_latent(self, grid: torch.Tensor) -> torch.Tensor:
         """The latent as seen by frames whose pixels map to canvas positions `grid`."""

@@ -59,8 +59,8 @@ class OmnimatteUNet(nn.Module):
     to nothing, so faint alpha (a soft shadow) could never grow back.
     """
 
-    def __init__(self, in_channels: int = INPUT_CHANNELS, nf: int = 64, norm: str = "group",
-                 alpha_activation: str = "tanh") -> None:
+    def __init__(self, *, in_channels: int = INPUT_CHANNELS, nf: int = 64, norm: str = "group",
+                 alpha_activation: str = "clamp") -> None:
         super().__init__()
         signed_alpha(torch.zeros(()), alpha_activation)  # refuse an unknown activation now, not at the first step
         self.alpha_activation = alpha_activation

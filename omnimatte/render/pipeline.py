@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # the train package imports this one
     from omnimatte.train.video import VideoTensors
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RenderedFrame:
     """One frame's layers: colour in [-1, 1] (L,3,H,W), alpha in [0, 1] (L,1,H,W), background and composites."""
 
@@ -128,4 +128,4 @@ def render_frame(model: Omnimatte, video: VideoTensors, t: int, background_canva
     if settings.detail_transfer:
         rgb = transfer_detail(target, model_composite, rgb, alpha)
         composite = composite_over(background, list(rgb.split(1)), list(alpha.split(1)))
-    return RenderedFrame(rgb, alpha, background, model_composite, composite)
+    return RenderedFrame(rgb=rgb, alpha=alpha, background=background, model_composite=model_composite, composite=composite)

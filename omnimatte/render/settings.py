@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -9,7 +10,7 @@ if TYPE_CHECKING:  # the train package imports this one
     from omnimatte.train.settings import TrainConfig
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RenderSettings:
     """How a trained model becomes layers: each step after the network's forward, on or off.
 
@@ -33,8 +34,7 @@ class RenderSettings:
 
     @classmethod
     def from_config(cls, config: TrainConfig) -> "RenderSettings":
-        return cls(config.refine_alpha, config.plate_matte_threshold, config.fit_alpha, config.fill_cores,
-                   config.claim_effects, config.fit_shadows, config.detail_transfer)
+        return cls(**{field.name: getattr(config, field.name) for field in dataclasses.fields(cls)})
 
     def without(self, step: str) -> "RenderSettings":
         """These settings with one step switched off (its field's name)."""

@@ -51,7 +51,7 @@ def canvas_weight(video: VideoTensors, frames: torch.Tensor, background_grid: to
 class Batch:
     """One training batch: frames t (first half) and t+1 (second half), all jittered alike per pair."""
 
-    def __init__(self, video: VideoTensors, model: Omnimatte, indices: torch.Tensor, config: TrainConfig,
+    def __init__(self, *, video: VideoTensors, model: Omnimatte, indices: torch.Tensor, config: TrainConfig,
                  generator: torch.Generator) -> None:
         pairs = len(indices)
         frames = torch.cat((indices, indices + 1))

@@ -18,7 +18,7 @@ ALPHA_REG_TARGETS = ("composited", "coverage")
 CPU_SETTINGS = {"nf": 16, "batch_size": 4, "scale": 0.5, "steps": 3000, "bf16": False}
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TrainConfig:
     """Training settings. The defaults go past the authors' method (a sharp canvas background, the clamped alpha,
     the plate matte, the held mask); each of their choices is a setting (README:
