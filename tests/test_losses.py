@@ -186,9 +186,8 @@ def test_the_models_parts_take_keywords_whose_defaults_are_the_configs():
     model = keywords(Omnimatte)
     assert set(model) == set(inspect.signature(Omnimatte).parameters)
     settings = ("nf", "latent_scale", "seed", "norm", "background", "camera_adjustment", "camera_brightness",
-                "alpha_activation", "canvas_levels")
+                "alpha_activation", "background_match_threshold", "canvas_levels")
     assert {name: model[name] for name in settings} == {name: getattr(config, name) for name in settings}
-    assert model["background_match_threshold"] == config.plate_matte_threshold
     unet = keywords(OmnimatteUNet)
     assert (unet["nf"], unet["norm"], unet["alpha_activation"]) == (config.nf, config.norm, config.alpha_activation)
     assert keywords(CameraAdjustment)["brightness"] == config.camera_brightness

@@ -394,7 +394,7 @@ def test_the_authors_options_train_and_render(scene: dict):
     and plain bilinear alpha upsampling below the working resolution."""
     summary = run_train("tiny", **scene, config=tiny_config(
         background="network", norm="batch", alpha_activation="tanh", alpha_reg_target="coverage",
-        camera_adjustment=False, plate_matte_threshold=0.0, fit_alpha=False, claim_effects=False, object_alpha_floor=0.0,
+        camera_adjustment=False, background_match_threshold=0.0, fit_alpha=False, claim_effects=False, object_alpha_floor=0.0,
         final_learning_rate_fraction=1.0,
         share_after_alpha_l1=0.2, refine_alpha=False, scale=0.5))
     assert read_frames(scene["out_dir"] / "layers" / "square" / "rgba", mode="rgba").shape == (T, H, W, 4)
@@ -459,7 +459,7 @@ def test_the_canvas_learns_each_pixel_from_the_frames_before_an_object_reaches_i
     moved = {}
     for weight in (0.0, 1.0):
         config = tiny_config(canvas_learning_rate_fraction=1.0, canvas_weight_once_reached=weight, checkpoint_every=100,
-                             plate_matte_threshold=0.0)  # no frame pixel counts as showing the background
+                             background_match_threshold=0.0)  # no frame pixel counts as showing the background
         first_weight = train_loop.start_training(video, config, torch.device("cpu")).model.net.encoder[0][0].weight
         model, _ = train_loop.train_model("tiny", reached_at_once, config, tmp_path / f"{weight}.pt",
                                           torch.device("cpu"))

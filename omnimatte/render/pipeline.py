@@ -89,7 +89,7 @@ def render_frame(model: Omnimatte, video: VideoTensors, t: int, background_canva
     `background_canvas` is model.render_background(full_size=True), rendered once for all frames. Each step
     runs when its setting is on:
     1. guided upsampling (refine_alpha), below the working resolution (network_layers);
-    2. the plate matte (a positive plate_matte_threshold): alpha cut where the frame equals the background;
+    2. the plate matte (a positive background_match_threshold): alpha cut where the frame equals the background;
     3. the alpha fit (fit_alpha): each alpha lowered to what the frame shows of its layer, but where the
        network is sure of its object well inside the coarse mask;
     4. the core fill (fill_cores, with the plate matte's threshold as its measure): well inside each coarse
@@ -110,14 +110,14 @@ def render_frame(model: Omnimatte, video: VideoTensors, t: int, background_canva
     if brightness is not None:
         rgb = relight(rgb, brightness)
     target = video.output_frames[t:t + 1]
-    if settings.plate_matte_threshold > 0:
-        alpha = alpha * plate_matte(target, background, alpha, settings.plate_matte_threshold)
-    fill = settings.fill_cores and settings.plate_matte_threshold > 0
+    if settings.background_match_threshold > 0:
+        alpha = alpha * plate_matte(target, background, alpha, settings.background_match_threshold)
+    fill = settings.fill_cores and settings.background_match_threshold > 0
     cores = mask_cores(video.masks[t], output_size) if settings.fit_alpha or fill else None
     if settings.fit_alpha:
         alpha = fit_alphas_to_frame(target, background, rgb, alpha, cores)
     if fill:
-        threshold = plate_threshold(colour_difference(target, background), alpha, settings.plate_matte_threshold)
+        threshold = plate_threshold(colour_difference(target, background), alpha, settings.background_match_threshold)
         rgb, alpha = fill_cores(target, background, rgb, alpha, cores, threshold)
     if settings.claim_effects:
         rgb, alpha = claim_effects(target, background, rgb, alpha, None if motion is None else motion.scorer(t))

@@ -15,7 +15,7 @@ class RenderSettings:
     """How a trained model becomes layers: each step after the network's forward, on or off.
 
     refine_alpha: upsample alpha guided by the full-size frame (when trained below it);
-    plate_matte_threshold: cut alpha where the frame equals the background (0: off);
+    background_match_threshold: cut alpha where the frame equals the background (0: off);
     fit_alpha: lower each alpha to what the frame shows of its layer (alpha_fit); fill_cores: raise each
     alpha well inside its coarse mask to what the frame shows there, by the plate matte's measure (core_fill);
     claim_effects: give what the frame shows beyond the background, away from every layer,
@@ -25,7 +25,7 @@ class RenderSettings:
     """
 
     refine_alpha: bool
-    plate_matte_threshold: float
+    background_match_threshold: float
     fit_alpha: bool
     fill_cores: bool
     claim_effects: bool
@@ -38,4 +38,4 @@ class RenderSettings:
 
     def without(self, step: str) -> "RenderSettings":
         """These settings with one step switched off (its field's name)."""
-        return replace(self, **{step: 0.0 if step == "plate_matte_threshold" else False})
+        return replace(self, **{step: 0.0 if step == "background_match_threshold" else False})

@@ -37,7 +37,7 @@ def build_model(video: VideoTensors, config: TrainConfig, device: torch.device) 
                       num_frames=video.num_frames, camera_adjustment=config.camera_adjustment,
                       camera_brightness=config.camera_brightness,
                       alpha_activation=config.alpha_activation,
-                      background_match_threshold=config.plate_matte_threshold,
+                      background_match_threshold=config.background_match_threshold,
                       canvas_levels=config.canvas_levels).to(device)
     if config.channels_last:  # faster on GPUs, and by about a quarter with the CPU's oneDNN convolutions too
         model = model.to(memory_format=torch.channels_last)

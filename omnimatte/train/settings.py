@@ -47,7 +47,7 @@ class TrainConfig:
     # grid; coarser ones let wide, smooth effects into the canvas fast; model/background.py).
     canvas_levels: int = 1
     # How much a frame teaches the canvas at a pixel an object has already reached, against 1 before
-    # (camera.first_reached), where the frame does not show the canvas to within plate_matte_threshold:
+    # (camera.first_reached), where the frame does not show the canvas to within background_match_threshold:
     # what an object leaves behind trails it, so the frames before it arrives show the ground and those
     # after may show its dust; 0 lets only the earlier frames and those that agree with the canvas shape
     # it there, 1 every frame alike, as the paper's background (README: Training).
@@ -63,15 +63,15 @@ class TrainConfig:
     scale: float = 1.0
     refine_alpha: bool = True  # below the working resolution: upsample alpha guided by the full-size frame
     # Rendering cuts each layer's alpha where the frame equals the (canvas) background to within
-    # this colour difference (0..1; 0: off); see render.plate_matte. In training, a frame pixel within it
+    # this colour difference (0..1; 0: off; render/plate_matte.py). In training, a frame pixel within it
     # shows the background: with the clamped alpha a zero alpha stays zero there, and it teaches the canvas
     # fully even where an object has been (canvas_weight_once_reached).
-    plate_matte_threshold: float = 0.04
+    background_match_threshold: float = 0.04
     # ... and then lowers each alpha to what the frame shows of its layer, given the layer's own
     # colour (the compositing equation; see render/alpha_fit.py).
     fit_alpha: bool = True
     # ... and raises each alpha inside its coarse mask's core to what the frame shows beyond what lies
-    # behind it, by the plate matte's measure (so only with a positive plate_matte_threshold): objects
+    # behind it, by the plate matte's measure (so only with a positive background_match_threshold): objects
     # opaque where the mask is sure (see render/core_fill.py).
     fill_cores: bool = True
     # ... and gives what the frame shows beyond the background, away from every layer, to the
