@@ -368,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = stage("runtimes", _runtimes, "per-stage runtimes of a sample from its benchmark files: a plot and a table",
               settings=False)
-    p.add_argument("--benchmarks", required=True, nargs="+", help="benchmarks/{rule}/{video}.tsv files, in stage order")
+    p.add_argument("--benchmarks", required=True, nargs="+", help="benchmarks/{rule}/{sample}.tsv files, in stage order")
     p.add_argument("--out-plot", required=True)
     p.add_argument("--out-table", required=True)
 

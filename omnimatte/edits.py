@@ -35,7 +35,7 @@ LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
 class Layers:
-    """A finished sample's layers on disk (results/{video}/omnimatte/), read one frame at a time.
+    """A finished sample's layers on disk (results/{sample}/omnimatte/), read one frame at a time.
 
     Checks on opening that every named layer exists with one image per frame, and
     says which layers there are when one is missing.

@@ -135,7 +135,7 @@ def ball_and_box() -> Scene:
 
 
 def write_scene(scene: Scene, root: Path, fps: float = 24.0) -> Path:
-    """Write the scene as results/{video}/ would hold it; returns `root`."""
+    """Write the scene as results/{sample}/ would hold it; returns `root`."""
     frames = scene.frames
     write_frames(root / "frames", frames)
     count, height, width = frames.shape[:3]

@@ -20,6 +20,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from omnimatte.folders import MASK_SUFFIXES, folder_files
+
 
 def _process_umask() -> int:
     mask = os.umask(0)
@@ -142,7 +144,7 @@ def name_list(names: list[str], limit: int = 8) -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
-def numbered_pngs(folder: str | os.PathLike, suffixes: tuple[str, ...] = (".png",)) -> list[tuple[int, Path]]:
+def numbered_pngs(folder: str | os.PathLike, suffixes: tuple[str, ...] = MASK_SUFFIXES) -> list[tuple[int, Path]]:
     """A user's PNG (or `suffixes`) sequence as (number, path) ordered by the number in the names, not as text.
 
     `mask_2.png` comes before `mask_10.png`. The number is the last run of digits in
@@ -151,7 +153,7 @@ def numbered_pngs(folder: str | os.PathLike, suffixes: tuple[str, ...] = (".png"
     shift frames silently. Hidden files (`.name.png`, e.g. macOS `._` copies) are
     skipped. Raises ValueError listing the offending names.
     """
-    paths = [p for p in Path(folder).iterdir() if p.suffix.lower() in suffixes and not p.name.startswith(".")]
+    paths = folder_files(folder, suffixes)
     unnumbered = sorted(p.name for p in paths if not _NUMBERED.match(p.stem))
     if unnumbered:
         raise ValueError(f"file name(s) without a frame number: {name_list(unnumbered)}")

@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from omnimatte.folders import IMAGE_SUFFIXES
 from omnimatte.io.audio import SourceAudio, audio_args
 from omnimatte.io.files import atomic_path, numbered_pngs
 
@@ -71,10 +72,6 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: floa
         if code != 0:
             raise RuntimeError(f"ffmpeg failed (exit {code}) writing {path}: {stderr.strip()[-500:]}")
     return count
-
-
-#: The still-image files an image sequence (a `video` given as a folder) may hold.
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
 
 def sequence_images(folder: Path) -> list[Path]:
