@@ -290,7 +290,7 @@ def run_retime(layers: Layers, camera: Camera, moved: str, out_path: Path, fps: 
     """Shift the layer by `shift` frames, or freeze it on frame `freeze`; exactly one of them."""
     if (shift is None) == (freeze is None):
         raise StageError(STAGE, layers.sample, "retiming needs exactly one of `shift` and `freeze`",
-                         "pass --options '{\"shift\": 12}' or --options '{\"freeze\": 0}'")
+                         "pass --settings '{\"shift\": 12}' or --settings '{\"freeze\": 0}'")
     if freeze is not None:
         layers.check_frame(freeze, "edits.freeze")
         source, what = frozen(freeze), f"freeze {moved} on frame {freeze}"

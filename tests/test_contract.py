@@ -71,16 +71,16 @@ def test_env_files_name_the_rules_that_use_them():
         assert set(re.findall(r"`(\w+)`", comment)) == rules, env
 
 
-def test_only_commands_with_settings_take_options(capsys):
+def test_only_commands_with_settings_take_them(capsys):
     commands = build_parser()._subparsers._group_actions[0].choices
-    with_settings = {name for name, parser in commands.items() if parser.get_default("settings")}
+    with_settings = {name for name, parser in commands.items() if parser.get_default("takes_settings")}
     assert with_settings == {"demo", "frames", "flow", "masks", "homography", "train", "stroboscope",
                              "replace-background", "retime", "export", "contact-sheet", "stills", "benchmark"}
     with pytest.raises(SystemExit) as refused:
         main(["remove", "--sample", "toy", "--omnimatte", "o", "--objects", "a", "--frames-info", "f.json",
-              "--object", "a", "--out", "x.mp4", "--options", '{"shift": 3}'])
+              "--object", "a", "--out", "x.mp4", "--settings", '{"shift": 3}'])
     assert refused.value.code == 2
-    assert "`omnimatte remove` has no settings, so --options would be ignored" in capsys.readouterr().err
+    assert "`omnimatte remove` has no settings, so --settings would be ignored" in capsys.readouterr().err
 
 
 def test_homographies_that_do_not_fit_say_which_file_and_what_to_rerun(tmp_path: Path):

@@ -100,8 +100,8 @@ def uses_sam(wildcards):
     return any("masks" not in spec for spec in sample_of(wildcards)["objects"].values())
 
 
-def options(section, **overrides):
-    """A config section as one shell-quoted JSON argument for `omnimatte <stage> --options`."""
+def settings(section, **overrides):
+    """A config section as one shell-quoted JSON argument for `omnimatte <stage> --settings`."""
     values = dict(config.get(section, {}))
     values.update(overrides)
     return shlex.quote(json.dumps(values))
@@ -114,10 +114,10 @@ def frames_inputs(wildcards):
     return {"video": video, "images": [str(path) for path in folder_files(video, IMAGE_SUFFIXES)]}
 
 
-def frames_options(wildcards):
+def frames_settings(wildcards):
     sample = sample_of(wildcards)
     extra = {key: sample[key] for key in ("start", "end", "stride") if key in sample}
-    return options("frames", **extra)
+    return settings("frames", **extra)
 
 
 def objects_json(wildcards):
@@ -216,12 +216,12 @@ def edit_inputs(camera, sound):
     return inputs
 
 
-def edit_options(name):
+def edit_settings(name):
     """One entry of the config's `edits` section as the JSON argument of an edit command."""
     return shlex.quote(json.dumps(config["edits"][name]))
 
 
-def background_options(wildcards):
+def background_settings(wildcards):
     """A named replacement background from edits.backgrounds; an unknown name lists the configured ones."""
     backgrounds = config["edits"]["backgrounds"]
     if wildcards.background not in backgrounds:

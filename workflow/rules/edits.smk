@@ -55,7 +55,7 @@ rule stroboscope:
     params:
         objects=object_names,
         homography=lambda wildcards: f"results/{wildcards.sample}/homography",
-        options=edit_options("stroboscope"),
+        settings=edit_settings("stroboscope"),
     log:
         "logs/stroboscope/{sample}/{object}.log",
     benchmark:
@@ -65,7 +65,7 @@ rule stroboscope:
     shell:
         "$OMNIMATTE_PYTHON -m omnimatte stroboscope --sample {wildcards.sample} --omnimatte {input.omnimatte:q} --objects {params.objects:q}"
         " --frames-info {input.info:q} --homography {params.homography:q} --object {wildcards.object}"
-        " --options {params.options} --out-image {output.image:q} --out {output.video:q} --log {log:q}"
+        " --settings {params.settings} --out-image {output.image:q} --out {output.video:q} --log {log:q}"
 
 
 rule replace_background:
@@ -78,7 +78,7 @@ rule replace_background:
     params:
         objects=object_names,
         homography=lambda wildcards: f"results/{wildcards.sample}/homography",
-        options=background_options,
+        settings=background_settings,
     log:
         "logs/replace_background/{sample}/{background}.log",
     benchmark:
@@ -88,7 +88,7 @@ rule replace_background:
     shell:
         "$OMNIMATTE_PYTHON -m omnimatte replace-background --sample {wildcards.sample} --omnimatte {input.omnimatte:q}"
         " --objects {params.objects:q} --frames-info {input.info:q} --homography {params.homography:q}"
-        " --options {params.options} --out {output.video:q} --log {log:q}"
+        " --settings {params.settings} --out {output.video:q} --log {log:q}"
 
 
 rule retime:
@@ -100,7 +100,7 @@ rule retime:
     params:
         objects=object_names,
         homography=lambda wildcards: f"results/{wildcards.sample}/homography",
-        options=lambda wildcards: shlex.quote(json.dumps({wildcards.retiming: config["edits"][wildcards.retiming]})),
+        settings=lambda wildcards: shlex.quote(json.dumps({wildcards.retiming: config["edits"][wildcards.retiming]})),
     log:
         "logs/retime/{sample}/{retiming}_{object}.log",
     benchmark:
@@ -110,7 +110,7 @@ rule retime:
     shell:
         "$OMNIMATTE_PYTHON -m omnimatte retime --sample {wildcards.sample} --omnimatte {input.omnimatte:q} --objects {params.objects:q}"
         " --frames-info {input.info:q} --homography {params.homography:q} --object {wildcards.object}"
-        " --options {params.options} --out {output.video:q} --log {log:q}"
+        " --settings {params.settings} --out {output.video:q} --log {log:q}"
 
 
 rule edits:

@@ -12,7 +12,7 @@ rule export:
         export=directory("results/{sample}/export"),
     params:
         objects=object_names,
-        options=options("export"),
+        settings=settings("export"),
     resources:
         mem_mb=4000,
     log:
@@ -23,7 +23,7 @@ rule export:
         "../../envs/video.yaml"
     shell:
         "$OMNIMATTE_PYTHON -m omnimatte export --sample {wildcards.sample} --video {input.video:q} --frames-info {input.info:q}"
-        " --omnimatte {input.omnimatte:q} --objects {params.objects:q} --options {params.options}"
+        " --omnimatte {input.omnimatte:q} --objects {params.objects:q} --settings {params.settings}"
         " --out {output.export:q} --log {log:q}"
 
 

@@ -15,7 +15,7 @@ rule flow:
         preview="results/{sample}/previews/flow.mp4",
     params:
         out=lambda wildcards: f"results/{wildcards.sample}/flow",
-        options=options("flow"),
+        settings=settings("flow"),
     threads: threads_for("flow", 4)
     resources:
         mem_mb=8000,
@@ -27,5 +27,5 @@ rule flow:
         "../../envs/torch.yaml"
     shell:
         "$OMNIMATTE_PYTHON -m omnimatte flow --sample {wildcards.sample} --frames {input.frames:q} --frames-info {input.info:q}"
-        " --out {params.out:q} --preview {output.preview:q} --options {params.options}"
+        " --out {params.out:q} --preview {output.preview:q} --settings {params.settings}"
         " --threads {threads} --log {log:q}"

@@ -8,7 +8,7 @@ rule frames:
         frames=directory("results/{sample}/frames"),
         info="results/{sample}/frames_info.json",
     params:
-        options=frames_options,
+        settings=frames_settings,
     log:
         "logs/frames/{sample}.log",
     benchmark:
@@ -17,4 +17,4 @@ rule frames:
         "../../envs/video.yaml"
     shell:
         "$OMNIMATTE_PYTHON -m omnimatte frames --sample {wildcards.sample} --video {input.video:q} --out {output.frames:q}"
-        " --info {output.info:q} --options {params.options} --log {log:q}"
+        " --info {output.info:q} --settings {params.settings} --log {log:q}"

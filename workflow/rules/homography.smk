@@ -13,7 +13,7 @@ rule homography:
         preview="results/{sample}/previews/stabilised.mp4",
     params:
         out=lambda wildcards: f"results/{wildcards.sample}/homography",
-        options=options("homography"),
+        settings=settings("homography"),
     log:
         "logs/homography/{sample}.log",
     benchmark:
@@ -23,4 +23,4 @@ rule homography:
     shell:
         "$OMNIMATTE_PYTHON -m omnimatte homography --sample {wildcards.sample} --frames {input.frames:q} --frames-info {input.info:q}"
         " --masks {input.masks:q} --out {params.out:q} --preview {output.preview:q}"
-        " --options {params.options} --log {log:q}"
+        " --settings {params.settings} --log {log:q}"

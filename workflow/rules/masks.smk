@@ -23,7 +23,7 @@ rule masks:
     params:
         objects=objects_json,
         flow=lambda wildcards: f"--flow {shlex.quote(f'results/{wildcards.sample}/flow')}" if uses_sam(wildcards) else "",
-        options=options("masks"),
+        settings=settings("masks"),
     threads: threads_for("masks", 4)
     resources:
         mem_mb=8000,
@@ -36,4 +36,4 @@ rule masks:
     shell:
         "$OMNIMATTE_PYTHON -m omnimatte masks --sample {wildcards.sample} --frames {input.frames:q} --frames-info {input.info:q}"
         " --objects {params.objects} {params.flow} --out {output.masks:q} --preview {output.preview:q}"
-        " --options {params.options} --threads {threads} --log {log:q}"
+        " --settings {params.settings} --threads {threads} --log {log:q}"

@@ -9,7 +9,7 @@ rule contact_sheet:
         sheet=report("results/{sample}/report/{sheet}.jpg", caption="../report/sheet.rst",
                      category="{sample}", subcategory="Overview"),
     params:
-        options=options("contact_sheet"),
+        settings=settings("contact_sheet"),
     log:
         "logs/contact_sheet/{sample}/{sheet}.log",
     benchmark:
@@ -17,7 +17,7 @@ rule contact_sheet:
     conda:
         "../../envs/video.yaml"
     shell:
-        "$OMNIMATTE_PYTHON -m omnimatte contact-sheet --video {input.video:q} --out {output.sheet:q} --options {params.options}"
+        "$OMNIMATTE_PYTHON -m omnimatte contact-sheet --video {input.video:q} --out {output.sheet:q} --settings {params.settings}"
         " --log {log:q}"
 
 

@@ -24,7 +24,7 @@ rule train:
         flow=lambda wildcards: f"results/{wildcards.sample}/flow",
         homography=lambda wildcards: f"results/{wildcards.sample}/homography",
         train_dir=lambda wildcards: f"results/{wildcards.sample}/train",
-        options=options("train"),
+        settings=settings("train"),
     threads: threads_for("train", 8)
     resources:
         mem_mb=16000,
@@ -38,5 +38,5 @@ rule train:
     shell:
         "$OMNIMATTE_PYTHON -m omnimatte train --sample {wildcards.sample} --frames {input.frames:q} --flow {params.flow:q}"
         " --homography {params.homography:q} --masks {input.masks:q} --objects {params.objects:q}"
-        " --out {output.omnimatte:q} --train-dir {params.train_dir:q} --options {params.options}"
+        " --out {output.omnimatte:q} --train-dir {params.train_dir:q} --settings {params.settings}"
         " --threads {threads} --log {log:q}"
