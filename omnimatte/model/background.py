@@ -4,14 +4,14 @@
 so the background starts as noise and must be learnt before the layers can be judged
 against it; at the end it is still smoother than the frames.
 
-`canvas`: this project's default. The canvas is a learnable image at the working
+`canvas`: the default. The canvas is a learnable image at the working
 resolution that starts as the registered median of the frames with the objects' coarse
 masks left out (and, of each pixel's frames, only those before an object first reached
 it). It is sharp from the first step and stays static, so whatever moves must still be
 explained by some layer. It may be held as a small pyramid of pixel grids, summed:
 coarse levels let a correction reach wide areas quickly, which is also how a lingering,
 smooth effect (a dust cloud) gets into the canvas before a layer can take it, so the
-default is the one full-resolution grid (README: Training).
+default is the one full-resolution grid.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ frame samples the background, so small homography errors do not leak into the la
 as edges. The offset is a coarse field, 4x7 over the frame. The brightness is one
 scale per key ("frame"), or the authors' 4x7 field ("field"); a field also darkens
 where a shadow lies while the layer has not yet taken it, so the background the
-effect claim compares against holds part of the shadow (README: Training). An L1
+effect claim compares against holds part of the shadow. An L1
 pull toward no adjustment (brightness 1, offset 0) keeps both small.
 """
 

@@ -19,8 +19,7 @@ def _norm(channels: int, kind: str) -> nn.Module:
     """GroupNorm (the default) or the authors' BatchNorm.
 
     With GroupNorm a layer's output does not depend on what else is in the batch, so
-    rendering one frame sees exactly what training saw in a batch of frames; the
-    README's ablation table compares the two.
+    rendering one frame sees exactly what training saw in a batch of frames.
     """
     if kind == "batch":
         return nn.BatchNorm2d(channels)
