@@ -3,14 +3,18 @@ coarse masks; the cache's key; a tiny clip of the suite rendered through the sam
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from omnimatte.io import read_frames, read_video
+from omnimatte.io import read_frames, read_png, read_video
 from omnimatte.rendered import SCENES, Body, CameraPath, Filming, Floor, Lighting, Scene, load_rendered_clip
 from omnimatte.rendered import cache as cache_module
 from omnimatte.rendered.cache import cache_key, clip_folder, ensure_clips, is_cached
@@ -18,7 +22,9 @@ from omnimatte.rendered.clip import check_layer_order
 from omnimatte.rendered.coarse_masks import coarse_masks, signed_distance
 from omnimatte.rendered.film import develop, quantize
 from omnimatte.rendered.ground_truth import least_alpha, object_layer
+from omnimatte.rendered.removal import remove_layer, removal_scores
 from omnimatte.rendered.renderer import SceneRenderer, renderer_version
+from tests.helpers import REPO
 
 SMALL_FLOOR = Floor(texture="tiles", extent=8.0, texels=256)
 TINY = Filming(width=64, height=48, n_frames=3, spp=16, max_depth=2)
@@ -148,6 +154,7 @@ def test_the_cache_key_follows_the_scene_and_the_renderer():
     key = cache_key(scene)
     assert key == cache_key(SCENES["pan_shadow"]) and len(key) == 16
     assert cache_key(scene.filmed(spp=8)) != key
+    assert cache_key(dataclasses.replace(scene, stresses="reworded")) == key
     assert cache_key(dataclasses.replace(scene, lighting=Lighting(elevation=20.0))) != key
     assert cache_key(scene, renderer="mitsuba 0.0.0 scalar_rgb") != key
     assert renderer_version().startswith("mitsuba 3.")
@@ -193,3 +200,57 @@ def test_a_tiny_clip_renders_through_the_suites_code_and_is_reused(tmp_path: Pat
 
     monkeypatch.setattr(cache_module, "render_scene", render_again)
     assert ensure_clips([scene], tmp_path, progress=False) == folders
+
+
+def test_removal_scores_the_layers_against_the_render_without_the_object():
+    """A shadowed plate: the true layer removes the shadow exactly; a mask-only removal keeps it; the median
+    removal (the median plate with the other objects' masks cut from the frame) removes it too."""
+    plate = np.full((2, 16, 16, 3), 120, np.uint8)
+    frames = plate.copy()
+    frames[:, 4:8, 4:8] = 200  # the object
+    frames[:, 8:12, 4:12] = 60  # its shadow
+    layer = np.zeros((2, 16, 16, 4), np.uint8)
+    layer[:, 4:8, 4:8] = (200, 200, 200, 255)
+    layer[:, 8:12, 4:12, 3] = 128  # half the light taken, in black
+    masks = {"thing": np.zeros((2, 16, 16), np.uint8)}
+    masks["thing"][:, 3:9, 3:9] = 255
+    scores = removal_scores(plate, {"thing": layer}, ["thing"], {"thing": plate}, frames, masks, plate)
+    thing = scores["objects"]["thing"]
+    assert thing["removal_psnr"] > 90 and thing["median_removal_psnr"] > 90
+    assert thing["mask_removal_psnr"] < 25  # the shadow stays
+    assert np.array_equal(remove_layer(plate, {"thing": layer}, ["thing"], "thing"), plate)
+    assert scores["summary"]["removal_psnr"] == thing["removal_psnr"]
+
+
+def test_the_rendered_suite_command_on_a_tiny_setting(tmp_path: Path):
+    out, cache = tmp_path / "bench", tmp_path / "cache"
+    command = [sys.executable, "-m", "omnimatte", "benchmark", "--suite", "rendered", "--presets", "pan_shadow",
+               "--frames", "6", "--width", "224", "--height", "128", "--steps", "2", "--eval-every", "1",
+               "--options", json.dumps({"nf": 8, "batch_size": 2}), "--flow-weights", "none", "--threads", "2",
+               "--render-cache", str(cache), "--out", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| pan_shadow | 1 |" in result.stdout
+    assert "render pan_shadow" in result.stderr  # the progress bar
+    summary = json.loads((out / "benchmark.json").read_text())
+    row = summary["results"]["pan_shadow"]["row"]
+    for key in ("soft_iou", "effect_recall", "alpha_leak", "background_psnr", "removal_psnr", "reconstruction_psnr",
+                "mask_soft_iou", "mask_removal_psnr", "median_background_psnr", "median_removal_psnr"):
+        assert row[key] is not None, key
+    assert row["median_removal_psnr"] == row["median_background_psnr"]  # one object: removing it leaves the plate
+    ablations = summary["results"]["pan_shadow"]["render_ablations"]
+    assert set(ablations) == {"as_trained", "without_plate_matte", "without_fit_alpha", "without_fill_cores",
+                              "without_refine_alpha", "without_claim_effects", "without_fit_shadows",
+                              "without_detail_transfer"}
+    assert ablations["without_detail_transfer"]["reconstruction_psnr"] < ablations["as_trained"]["reconstruction_psnr"]
+    metrics = json.loads((out / "pan_shadow" / "metrics.json").read_text())
+    assert metrics["removal"]["summary"]["removal_psnr"] == row["removal_psnr"]
+    assert read_png(out / "pan_shadow" / "evaluation.png").shape[1] == 4 * 224
+    assert read_png(out / "clips.png").shape[:2] == (128, 224)
+    with open(out / "ablation.csv") as f:
+        assert len(list(csv.DictReader(f))) == len(ablations)
+    again = subprocess.run(command + ["--render-only"], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert again.returncode == 0 and "from the cache" in again.stderr
+    refused = subprocess.run([sys.executable, "-m", "omnimatte", "benchmark", "--suite", "fast", "--render-only"],
+                             capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert refused.returncode != 0 and "rendered suite's" in refused.stderr

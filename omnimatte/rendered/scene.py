@@ -154,7 +154,7 @@ class Filming:
     height: int = 256
     n_frames: int = 32
     fps: float = 24.0
-    spp: int = 16
+    spp: int = 32
     max_depth: int = 4
     exposure: float = 1.0
     flicker: float = 0.0

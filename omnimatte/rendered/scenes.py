@@ -1,7 +1,8 @@
 """The rendered suite's scenes, each stressing one thing real footage does to the method (SCENES, in order).
 
-All are filmed at 448x256 with 16 samples per pixel (visible Monte Carlo noise), handed to the pipeline
-through H.264 (crf 20), with coarse masks grown about 3 px, wobbling and a pixel off (coarse_masks.py).
+All are filmed at 448x256 with 32 samples per pixel (Monte Carlo noise of about 5.4 levels of 255 in the
+frame and the clean plate alike), handed to the pipeline through H.264 (crf 20), with coarse masks grown
+about 3 px, wobbling and a pixel off (coarse_masks.py).
 The camera looks down at the floor from 3 m, so that where it only turns (pans), one homography a
 frame explains the whole background; the horizon stays out of view.
 """
@@ -28,7 +29,7 @@ SCENES: dict[str, Scene] = {scene.name: scene for scene in (
           CameraPath(EYE, TARGET, yaw_degrees=22.0),
           (_walker(),),
           floor=FLOOR, lighting=Lighting(elevation=38.0, azimuth=-60.0, angular_diameter=4.0)),
-    Scene("tripod", "a still camera (registered as exactly still?) with two objects and their soft shadows",
+    Scene("tripod", "a still (tripod) camera with two objects and their soft shadows",
           CameraPath(EYE, TARGET),
           (_walker(start=(-1.5, -0.6), end=(1.4, -0.9)),
            Body("ball", "ball", BLUE, (1.3, 0.9), (-1.2, 0.8), 0.35, bounces=3, bounce_height=0.5)),
