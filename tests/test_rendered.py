@@ -254,3 +254,17 @@ def test_the_rendered_suite_command_on_a_tiny_setting(tmp_path: Path):
     refused = subprocess.run([sys.executable, "-m", "omnimatte", "benchmark", "--suite", "fast", "--render-only"],
                              capture_output=True, text=True, timeout=60, cwd=REPO)
     assert refused.returncode != 0 and "rendered suite's" in refused.stderr
+
+
+def test_a_clip_a_stage_refuses_is_reported_and_the_suite_goes_on(tmp_path: Path):
+    """At 64x36 the floor has too few features for the homography stage: the clip's row says why, the table
+    is written all the same."""
+    from omnimatte.rendered.suite import RENDERED, run_rendered_suite
+
+    suite = RENDERED.with_overrides(frames=3, width=64, height=36, steps=1, device="cpu", train={"nf": 8})
+    result = run_rendered_suite(suite, tmp_path / "bench", ["dark_floor"], flow_weights="none",
+                                cache=tmp_path / "cache")
+    row = result["results"]["dark_floor"]["row"]
+    assert "too few features" in row["error"]
+    assert "dark_floor failed" in (tmp_path / "bench" / "table.md").read_text()
+    assert read_png(tmp_path / "bench" / "clips.png").shape[:2] == (36, 64)

@@ -25,7 +25,7 @@ from functools import cached_property
 
 import numpy as np
 
-from omnimatte.rendered.geometry import Box, Cylinder, Primitive, Sphere, body_primitives, prop_primitives
+from omnimatte.rendered.geometry import Box, Primitive, Sphere, body_primitives, prop_primitives
 from omnimatte.rendered.materials import floor_texture, pond_texture
 from omnimatte.rendered.scene import Scene
 
@@ -165,7 +165,7 @@ class SceneRenderer:
                     @ T().scale([pond.size[0] / 2, pond.size[1] / 2, 1]))
         return {"type": "rectangle", "to_world": to_world, "bsdf": bsdf}
 
-    def _sensor(self, t: int, max_depth: int) -> dict:
+    def _sensor(self, t: int) -> dict:
         f = self.scene.filming
         eye, target = self.scene.camera.pose(t, f.n_frames)
         return {"type": "perspective", "fov": self.scene.camera.fov, "fov_axis": "x",
@@ -186,7 +186,7 @@ class SceneRenderer:
 
     def _render(self, t: int, shapes: dict, max_depth: int) -> np.ndarray:
         description = {"type": "scene", "integrator": {"type": "path", "max_depth": max_depth},
-                       "sensor": self._sensor(t, max_depth), **shapes}
+                       "sensor": self._sensor(t), **shapes}
         image = self.mi.render(self.mi.load_dict(description), seed=frame_seed(self.scene, t))
         return np.array(image, dtype=np.float32)[..., :3]
 

@@ -182,16 +182,25 @@ def run_rendered_suite(suite: Suite, out_dir: Path, names: list[str] | None = No
     header = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
               "device": device_name(device), "torch": torch.__version__, "commit": commit_id(), "settings": settings}
     log.info("benchmark %s on %s: clips %s, %d steps", suite.name, header["device"], ", ".join(folders), config.steps)
-    results = {}
+    results, failures = {}, {}
     for name, folder in folders.items():
         log.info("benchmark: %s", name)
-        results[name] = run_rendered_clip(load_rendered_clip(folder), suite, config, out_dir / name, device,
-                                          flow_weights)
+        rendered = load_rendered_clip(folder)
+        try:
+            results[name] = run_rendered_clip(rendered, suite, config, out_dir / name, device, flow_weights)
+        except StageError as err:  # a stage refused the clip: that is the clip's result, and the others still run
+            log.error("benchmark: %s failed: %s", name, err)
+            failures[name] = str(err)
+            results[name] = {"row": {"clip": name, "objects": len(rendered.clip.object_names), "error": str(err)},
+                             "curve": [], "render_ablations": {}}
     rows = [result["row"] for result in results.values()]
+    flows = ", ".join(sorted({row["flow"] for row in rows if "flow" in row})) or "none"
     title = (f"omnimatte benchmark, suite {suite.name}: {header['device']}; {header['date']}; commit "
              f"{header['commit'] or 'unknown'}; {config.steps} steps, nf {config.nf}, batch {config.batch_size}, "
-             f"scale {config.scale}; flow {', '.join(sorted({row['flow'] for row in rows}))}")
+             f"scale {config.scale}; flow {flows}")
     table = markdown_table(rows, COLUMNS)
+    if failures:
+        table += "\n\n" + "\n".join(f"- {name} failed: {message}" for name, message in failures.items())
     ablation = ablation_rows(results)
     with atomic_path(out_dir / "table.md") as tmp:
         tmp.write_text(f"{title}\n\n{table}\n")
