@@ -1,5 +1,6 @@
 """The rendered suite: ground truth from renders that share a seed, on tiny scenes with known answers; the
-coarse masks; the cache's key; a tiny clip of the suite rendered through the same code as the suite's."""
+coarse masks; the cache's key; a tiny clip of the suite rendered through the same code as the suite's;
+removal PSNR; the benchmark command on a tiny setting, and a clip a stage refuses."""
 
 from __future__ import annotations
 
@@ -24,14 +25,11 @@ from omnimatte.rendered.film import develop, quantize
 from omnimatte.rendered.ground_truth import least_alpha, object_layer
 from omnimatte.rendered.removal import remove_layer, removal_scores
 from omnimatte.rendered.renderer import SceneRenderer, renderer_version
+from omnimatte.rendered.suite import RENDERED, run_rendered_suite
 from tests.helpers import REPO
 
 SMALL_FLOOR = Floor(texture="tiles", extent=8.0, texels=256)
 TINY = Filming(width=64, height=48, n_frames=3, spp=16, max_depth=2)
-
-
-def _render(scene: Scene, t: int, bodies: list[str]) -> np.ndarray:
-    return quantize(develop(SceneRenderer(scene).render(t, bodies), 1.0)) / 255.0
 
 
 def test_least_alpha_over_black_and_white_and_the_effect_of_lone_pixels():
@@ -259,8 +257,6 @@ def test_the_rendered_suite_command_on_a_tiny_setting(tmp_path: Path):
 def test_a_clip_a_stage_refuses_is_reported_and_the_suite_goes_on(tmp_path: Path):
     """At 64x36 the floor has too few features for the homography stage: the clip's row says why, the table
     is written all the same."""
-    from omnimatte.rendered.suite import RENDERED, run_rendered_suite
-
     suite = RENDERED.with_overrides(frames=3, width=64, height=36, steps=1, device="cpu", train={"nf": 8})
     result = run_rendered_suite(suite, tmp_path / "bench", ["dark_floor"], flow_weights="none",
                                 cache=tmp_path / "cache")
