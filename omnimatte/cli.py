@@ -106,8 +106,21 @@ def _evaluate(args: argparse.Namespace, settings: dict) -> None:
 def _benchmark(args: argparse.Namespace, settings: dict) -> None:
     from omnimatte.benchmark import RESULTS, SUITES, run_suite
 
+    if args.suite == "rendered":
+        from omnimatte.rendered.suite import RENDERED, run_rendered_suite
+
+        suite = RENDERED.with_overrides(frames=args.frames, width=args.width, height=args.height, steps=args.steps,
+                                        eval_every=args.eval_every, device=args.device, train=settings)
+        run_rendered_suite(suite, Path(args.out) if args.out else RESULTS / args.suite,
+                           args.presets.split(",") if args.presets else None, flow_weights=args.flow_weights,
+                           cache=args.render_cache, render_only=args.render_only)
+        return
     if args.suite not in SUITES:
-        raise StageError("benchmark", args.suite, f"there is no suite '{args.suite}'", f"choose one of {', '.join(SUITES)}")
+        raise StageError("benchmark", args.suite, f"there is no suite '{args.suite}'",
+                         f"choose one of {', '.join([*SUITES, 'rendered'])}")
+    if args.render_cache or args.render_only:
+        raise StageError("benchmark", args.suite, "--render-cache and --render-only are the rendered suite's",
+                         "add --suite rendered, or leave them out")
     suite = SUITES[args.suite].with_overrides(frames=args.frames, width=args.width, height=args.height,
                                               steps=args.steps, eval_every=args.eval_every, device=args.device,
                                               train=settings)
@@ -392,8 +405,12 @@ def _add_tools(sub: argparse._SubParsersAction) -> None:
     p = _subcommand(sub, "benchmark", _benchmark, "train and score every synthetic preset; print and write a results "
                     "table", sample=False)
     p.add_argument("--suite", default="fast", help="one of omnimatte/benchmark.py's SUITES (default: fast, the small "
-                   "clips on the CPU)")
-    p.add_argument("--presets", help="comma-separated presets to run (default: all)")
+                   "clips on the CPU), or rendered: path-traced clips (the render extra, omnimatte/rendered/)")
+    p.add_argument("--presets", help="comma-separated presets (the rendered suite: scenes) to run (default: all)")
+    p.add_argument("--render-cache", help="the rendered suite's clip cache (default: $OMNIMATTE_RENDER_CACHE or "
+                   "resources/rendered)")
+    p.add_argument("--render-only", action="store_true", help="the rendered suite: render the missing clips and "
+                   "draw the contact sheet, then stop")
     p.add_argument("--out", help="output folder (default: results/benchmark/SUITE)")
     p.add_argument("--frames", type=int, help="override the suite's frames per clip")
     p.add_argument("--width", type=int, help="override the suite's frame width")
