@@ -246,6 +246,38 @@ def test_the_check_finds_a_missing_a_stray_and_a_wrong_setting():
         "train.steps: 'on the cpu' says '`3000`'; config/config.yaml has 2000"]
 
 
+def config_example_problems(text: str) -> list[str]:
+    """The YAML examples of a Markdown text that are config fragments (every top-level key a setting's section),
+    merged over config/config.yaml as Snakemake merges a --configfile: what the config check refuses in them."""
+    from omnimatte.config_check import config_problems
+
+    schema = yaml.safe_load(SCHEMA.read_text())
+    _, blocks = split_code(text)
+    problems = []
+    for info, body in blocks:
+        fragment = yaml.safe_load(body) if info == "yaml" else None
+        if not isinstance(fragment, dict) or not set(fragment) <= set(schema["properties"]):
+            continue
+        config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+        for section, values in fragment.items():
+            if isinstance(values, dict) and isinstance(config.get(section), dict):
+                config[section] = {**config[section], **values}
+            else:
+                config[section] = values
+        problems += config_problems(config, schema)
+    return problems
+
+
+@pytest.mark.parametrize("path", markdown_files(), ids=lambda p: p.name)
+def test_the_config_examples_are_valid(path: Path):
+    assert config_example_problems(path.read_text()) == []
+
+
+def test_the_example_check_finds_a_mistyped_key():
+    problems = config_example_problems("```yaml\ntrain:\n  stepz: 10\n```\n```yaml\nnot: [a, config]\n```\n")
+    assert len(problems) == 1 and problems[0].startswith("train: unknown key 'stepz'")
+
+
 # ----------------------------------------------------------------- links and pictures
 
 LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
