@@ -359,8 +359,8 @@ def cli_problem(arguments: list[str]) -> str | None:
             args = parser.parse_args(arguments)
     except SystemExit as exit_:
         return None if exit_.code == 0 else output.getvalue().strip().splitlines()[-1]
-    if not args.settings and args.options is not None:
-        return f"`omnimatte {args.command}` takes no --options"
+    if not args.takes_settings and args.settings is not None:
+        return f"`omnimatte {args.command}` takes no --settings"
     return None
 
 
@@ -417,14 +417,14 @@ def test_every_omnimatte_command_parses_and_every_named_file_exists(path: Path):
 
 def test_the_command_check_finds_unknown_subcommands_flags_and_files():
     text = "```bash\npython -m omnimatte benchmark --suite fast --threads 2\nomnimatte pick clip.mp4 --sample a\n" \
-           "omnimatte benchmark --suite slow\nomnimatte pick clip.mp4 --options '{}'\n" \
+           "omnimatte benchmark --suitx slow\nomnimatte pick clip.mp4 --settings '{}'\n" \
            "for c in *.mp4; do omnimatte pik \"$c\"; done\npython benchmarks/no_such.py\n" \
            "snakemake --configfile config/none.yaml all\n```\n"
     assert inline_command_problems("Run `omnimatte retime`, `python -m omnimatte\nstillz --out x` or "
                                    "`omnimatte COMMAND --help`.") == ["python -m omnimatte\nstillz --out x: no subcommand 'stillz'"]
     problems = command_problems(text)
     assert [p.split(":")[0] for p in problems] == [
-        "omnimatte benchmark --suite slow", "omnimatte pick clip.mp4 --options {}", "omnimatte pik $c",
+        "omnimatte benchmark --suitx slow", "omnimatte pick clip.mp4 --settings {}", "omnimatte pik $c",
         "python benchmarks/no_such.py", "snakemake --configfile config/none.yaml all"]
 
 
