@@ -224,7 +224,7 @@ def test_the_rendered_suite_command_on_a_tiny_setting(tmp_path: Path):
     out, cache = tmp_path / "bench", tmp_path / "cache"
     command = [sys.executable, "-m", "omnimatte", "benchmark", "--suite", "rendered", "--presets", "pan_shadow",
                "--frames", "6", "--width", "224", "--height", "128", "--steps", "2", "--eval-every", "1",
-               "--options", json.dumps({"nf": 8, "batch_size": 2}), "--flow-weights", "none", "--threads", "2",
+               "--settings", json.dumps({"nf": 8, "batch_size": 2}), "--flow-weights", "none", "--threads", "2",
                "--render-cache", str(cache), "--out", str(out)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=REPO)
     assert result.returncode == 0, result.stderr[-3000:]
