@@ -9,6 +9,7 @@
 * Snakemake's benchmark TSVs for the runtime report.
 * `over`: straight-alpha compositing written out once, apart from the package's, for the
   tests to check the package's layers against.
+* A small untrained SAM for the tests of the real SAM loading path (conftest's `tiny_sam` registers it).
 """
 
 from __future__ import annotations
@@ -46,6 +47,20 @@ def write_config(workdir: Path, text: str, name: str = "extra.yaml") -> str:
     path = workdir / "config" / name
     path.write_text(textwrap.dedent(text))
     return str(path)
+
+
+# ----------------------------------------------------------------- a small SAM
+
+TINY_SAM = "vit_tiny"
+
+
+def build_sam_vit_tiny(checkpoint: str | None = None):
+    """A small SAM made of segment_anything's own modules: the official prompt encoder, mask decoder and
+    1024-pixel input, only the image encoder shrunk, so everything downstream of it runs the real code."""
+    from segment_anything.build_sam import _build_sam
+
+    return _build_sam(encoder_embed_dim=64, encoder_depth=2, encoder_num_heads=2,
+                      encoder_global_attn_indexes=[1], checkpoint=checkpoint)
 
 
 # ----------------------------------------------------------------- Snakemake's timings and scores
@@ -134,7 +149,7 @@ def ball_and_box() -> Scene:
 
 
 def write_scene(scene: Scene, root: Path, fps: float = 24.0) -> Path:
-    """Write the scene as results/{video}/ would hold it; returns `root`."""
+    """Write the scene as results/{sample}/ would hold it; returns `root`."""
     frames = scene.frames
     write_frames(root / "frames", frames)
     count, height, width = frames.shape[:3]

@@ -16,7 +16,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from omnimatte.benchmark import prepare_synthetic
-from omnimatte.train import RenderSettings, TrainConfig, effect_motion, render_frame
+from omnimatte.render import RenderSettings, effect_motion_for, render_frame
+from omnimatte.train import TrainConfig
 from omnimatte.train.loop import optimisation_step, start_training
 from tests.helpers import REPO
 
@@ -105,7 +106,7 @@ def test_every_tensor_training_and_rendering_make_follows_the_models_device_and_
                 terms = optimisation_step(*step)
             state.model.eval()
             canvas = state.model.render_background(full_size=True)
-            motion = effect_motion(state.model, video, canvas)
+            motion = effect_motion_for(state.model, video, canvas)
             frame = render_frame(state.model, video, 3, canvas, RenderSettings.from_config(config), motion)
     finally:
         torch.set_default_dtype(previous_dtype)

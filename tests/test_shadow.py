@@ -18,12 +18,13 @@ import torch
 
 from omnimatte.benchmark import far_leak, prepare_synthetic
 from omnimatte.evaluate import effect_recall, soft_iou
-from omnimatte.train import CPU_SETTINGS, RenderSettings, TrainConfig, effect_motion, render_frame, train_model
+from omnimatte.render import RenderSettings, effect_motion_for, render_frame
+from omnimatte.train import CPU_SETTINGS, TrainConfig, train_model
 from omnimatte.train.loop import start_training
 
 # The network's layer as it comes out of the network: every rendering step off (trained at full size, so
 # there is no upsampling to refine either).
-NETWORK_ONLY = RenderSettings(refine_alpha=False, plate_matte_threshold=0.0, fit_alpha=False, fill_cores=False,
+NETWORK_ONLY = RenderSettings(refine_alpha=False, background_match_threshold=0.0, fit_alpha=False, fill_cores=False,
                               claim_effects=False, fit_shadows=False, detail_transfer=False)
 
 
@@ -31,7 +32,7 @@ def render(model, video, settings: RenderSettings) -> tuple[np.ndarray, np.ndarr
     """The dog layer's alpha (T, H, W) and the background (T, H, W, 3) in [0, 1] of every frame."""
     model.eval()
     canvas = model.render_background(full_size=True)
-    motion = effect_motion(model, video, canvas) if settings.claim_effects else None
+    motion = effect_motion_for(model, video, canvas) if settings.claim_effects else None
     frames = [render_frame(model, video, t, canvas, settings, motion) for t in range(video.num_frames)]
     alpha = np.stack([f.alpha[0, 0].numpy() for f in frames]).astype(np.float64)
     background = np.stack([(f.background[0].permute(1, 2, 0).numpy() * 0.5 + 0.5) for f in frames])
