@@ -276,6 +276,7 @@ document.getElementById("save").addEventListener("click", async () => {
     name: object.name, frame: object.frame, masks: object.masks, box: object.box,
     points: object.points.length ? object.points : null, labels: object.points.length ? object.labels : null,
   }));
+  say(`Saving ${objects.length} object(s)\u2026`);  // also clears an earlier error, which the answer replaces
   const response = await api("/api/save", { objects });
   const answer = await answerOf(response);
   if (!response.ok) { say(answer.message, true); return; }
