@@ -7,6 +7,8 @@
   answers. A scene is written in the output contract's layout (frames/, frames_info.json,
   homography/, omnimatte/), so the edits read it exactly as they read a trained sample.
 * Snakemake's benchmark TSVs for the runtime report.
+* `over`: straight-alpha compositing written out once, apart from the package's, for the
+  tests to check the package's layers against.
 * A small untrained SAM for the tests of the real SAM loading path (conftest's `tiny_sam` registers it).
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,6 +75,21 @@ def write_benchmark(path: Path, seconds: float, rss: str = "512.5") -> Path:
     return path
 
 
+# ----------------------------------------------------------------- compositing, independently of the package
+
+
+def over(background: np.ndarray, layers: Sequence[np.ndarray]) -> np.ndarray:
+    """Straight-alpha RGBA layers (..., 4) stacked back to front over an opaque `background` (..., 3), in float64:
+    each pixel becomes alpha * colour + (1 - alpha) * what lies below. Colours keep their units (0..255 for uint8
+    images); alpha is a fraction, read from uint8 layers as value / 255."""
+    image = np.asarray(background, np.float64)
+    for layer in layers:
+        layer = np.asarray(layer)
+        alpha = layer[..., 3:].astype(np.float64) / (255.0 if layer.dtype == np.uint8 else 1.0)
+        image = alpha * layer[..., :3].astype(np.float64) + (1.0 - alpha) * image
+    return image
+
+
 # ----------------------------------------------------------------- hand-made layered scenes
 
 T, H, W = 12, 48, 64
@@ -93,11 +111,7 @@ class Scene:
 
     @property
     def frames(self) -> np.ndarray:
-        image = self.background.astype(np.float64)
-        for layer in self.layers.values():
-            alpha = layer[..., 3:] / 255.0
-            image = alpha * layer[..., :3] + (1 - alpha) * image
-        return np.rint(image).astype(np.uint8)
+        return np.rint(over(self.background, list(self.layers.values()))).astype(np.uint8)
 
 
 def colourful_ground(height: int, width: int, seed: int = 0) -> np.ndarray:

@@ -10,8 +10,9 @@ import pytest
 import yaml
 
 from omnimatte.config_check import MASKS_OR_PROMPT
+from omnimatte.imaging import psnr
 from omnimatte.io import list_frames, read_frames, read_png, read_video, write_video
-from tests.helpers import REPO, RULES, TINY, run_snakemake, write_config
+from tests.helpers import REPO, RULES, TINY, over, run_snakemake, write_config
 
 
 def test_lint_is_clean(workdir: Path):
@@ -164,6 +165,32 @@ samples:
     assert (read_png(workdir / "results/walk/masks/pup/00002.png", "gray") == 255).all()
 
 
+def assert_metrics_score_the_written_files(sample: Path, truth: Path, metrics: dict) -> None:
+    """metrics.json holds the scores of the files the workflow wrote, as the tests compute them from those files
+    and the clip's ground truth; and the written reconstruction is the written layer over the written background
+    (each rounded to 8 bits apart: the colour and the reconstruction by half a level, the alpha by half a step,
+    which moves the composite by half a level at most)."""
+    frames = read_frames(sample / "frames").astype(np.float64)
+    background = read_frames(sample / "omnimatte/background")
+    layer = read_frames(sample / "omnimatte/layers/dog/rgba", mode="rgba")
+    reconstruction = read_frames(sample / "omnimatte/reconstruction")
+    assert np.abs(over(background, [layer]) - reconstruction).max() <= 1.5
+    assert metrics["reconstruction_psnr"] == pytest.approx(psnr(reconstruction, frames), abs=1e-6)
+    assert metrics["background_psnr"] == pytest.approx(psnr(background, read_frames(truth / "background")), abs=1e-6)
+    alpha = layer[..., 3] / 255.0
+    true_alpha = read_frames(truth / "layers/dog/rgba", mode="rgba")[..., 3] / 255.0
+    effect = read_frames(truth / "effects/dog", mode="gray") / 255.0
+    mask = read_frames(sample / "masks/dog", mode="gray") / 255.0
+    scores = metrics["objects"]["dog"]  # one object: every pixel of it shows
+    for name, matte in (("layer", alpha), ("mask", mask)):
+        got = scores if name == "layer" else scores["mask_baseline"]
+        assert got["soft_iou"] == pytest.approx(np.minimum(matte, true_alpha).sum() / np.maximum(matte, true_alpha).sum())
+        assert got["effect_recall"] == pytest.approx(np.minimum(matte, effect).sum() / effect.sum())
+        assert got["alpha_leak"] == pytest.approx(np.clip(matte - true_alpha, 0, None).sum() / true_alpha.sum())
+    assert scores["mask_baseline"]["effect_recall"] < 0.1  # the demo's shadow lies (over 90 %) outside its mask
+    assert metrics["summary"]["soft_iou"] == scores["soft_iou"]
+
+
 @pytest.mark.slow
 def test_tiny_demo_end_to_end_then_a_user_video(workdir: Path):
     config = write_config(workdir, TINY)
@@ -190,6 +217,7 @@ def test_tiny_demo_end_to_end_then_a_user_video(workdir: Path):
     metrics = json.loads((dog / "metrics.json").read_text())
     assert set(metrics["objects"]["dog"]) >= {"soft_iou", "effect_recall", "alpha_leak", "mask_baseline"}
     assert {"summary", "median_baseline"} <= set(metrics) and (dog / "evaluation.png").is_file()
+    assert_metrics_score_the_written_files(dog, workdir / "resources/demo/dog/gt", metrics)
     for rule in RULES:
         assert (workdir / "logs" / rule / "dog.log").is_file(), rule
         if rule != "demo_clip":

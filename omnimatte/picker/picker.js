@@ -9,6 +9,21 @@ const context = canvas.getContext("2d");
 const slider = document.getElementById("frame-slider");
 const statusLine = document.getElementById("status");
 const state = { info: null, frame: 0, objects: [], active: 0, images: new Map(), drag: null };
+// The run's secret token, which the server put into this page: every API call carries it.
+const TOKEN = document.querySelector("meta[name=omnimatte-token]").content;
+
+function api(path, body = undefined) {  // GET without a body, POST (JSON) with one
+  const headers = { "X-Omnimatte-Token": TOKEN };
+  if (body === undefined) return fetch(path, { headers });
+  headers["Content-Type"] = "application/json";
+  return fetch(path, { method: "POST", headers, body: JSON.stringify(body) });
+}
+
+async function answerOf(response) {  // the JSON answer; an error's message when the server refused
+  let answer;
+  try { answer = await response.json(); } catch (error) { answer = { message: `${response.status} ${response.statusText}` }; }
+  return answer;
+}
 
 function colour(index, alpha = 1) {
   const [r, g, b] = PALETTE[index % PALETTE.length];
@@ -37,8 +52,11 @@ function frameImage(index) {
   if (!state.images.has(index)) {
     const image = new Image();
     image.onload = draw;
-    image.src = `/api/frames/${index}.jpg`;
     state.images.set(index, image);
+    api(`/api/frames/${index}.jpg`).then(async (response) => {
+      if (!response.ok) { say((await answerOf(response)).message, true); return; }
+      image.src = URL.createObjectURL(await response.blob());
+    });
   }
   return state.images.get(index);
 }
@@ -171,13 +189,12 @@ function promptChanged(object) {
 async function previewMask(object) {
   const index = state.objects.indexOf(object);
   say(`SAM: segmenting ${object.name}\u2026`);
-  const response = await fetch("/api/mask", {
-    method: "POST", headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ frame: object.frame, box: object.box, points: object.points, labels: object.labels,
-                           colour: index }),
+  const response = await api("/api/mask", {
+    frame: object.frame, box: object.box, points: object.points.length ? object.points : null,
+    labels: object.points.length ? object.labels : null, colour: index,
   });
-  const answer = await response.json();
-  if (!response.ok) { say(answer.error, true); return; }
+  const answer = await answerOf(response);
+  if (!response.ok) { say(answer.message, true); return; }
   const mask = new Image();
   mask.onload = draw;
   mask.src = `data:image/png;base64,${answer.png}`;
@@ -259,22 +276,24 @@ document.getElementById("save").addEventListener("click", async () => {
     name: object.name, frame: object.frame, masks: object.masks, box: object.box,
     points: object.points.length ? object.points : null, labels: object.points.length ? object.labels : null,
   }));
-  const response = await fetch("/api/save", {
-    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ objects }),
-  });
-  const answer = await response.json();
-  if (!response.ok) { say(answer.error, true); return; }
+  say(`Saving ${objects.length} object(s)\u2026`);  // also clears an earlier error, which the answer replaces
+  const response = await api("/api/save", { objects });
+  const answer = await answerOf(response);
+  if (!response.ok) { say(answer.message, true); return; }
   say(`Saved ${answer.rows.length} object(s) of ${state.info.sample} to ${answer.objects_sheet}`);
 });
 
 document.getElementById("done").addEventListener("click", async () => {
-  await fetch("/api/done", { method: "POST" });
+  const response = await api("/api/done", {});
+  if (!response.ok) { say((await answerOf(response)).message, true); return; }
   say("Done: omnimatte pick has stopped (running it on the next clip, reload this page)");
 });
 
 async function start() {
-  const response = await fetch("/api/info");
-  state.info = await response.json();
+  const response = await api("/api/info");
+  const answer = await answerOf(response);
+  if (!response.ok) { say(answer.message, true); return; }
+  state.info = answer;
   canvas.width = state.info.display_width;
   canvas.height = state.info.display_height;
   slider.max = String(state.info.count - 1);

@@ -17,12 +17,13 @@ def jitter_grids(n: int, height: int, width: int, rate: float, max_scale: float,
     Everything is drawn and built on the generator's device, so a training step on the
     GPU never waits for the host.
     """
-    device = generator.device
-    zoom = 1 + (max_scale - 1) * torch.rand(n, generator=generator, device=device)
-    scale = torch.where(torch.rand(n, generator=generator, device=device) < rate, zoom, torch.ones_like(zoom))
+    device, dtype = generator.device, torch.float32
+    zoom = 1 + (max_scale - 1) * torch.rand(n, generator=generator, device=device, dtype=dtype)
+    scale = torch.where(torch.rand(n, generator=generator, device=device, dtype=dtype) < rate, zoom,
+                        torch.ones_like(zoom))
     # Output pixel p shows source position (p + offset) / scale; the offset keeps the crop inside the frame.
-    offset_x = torch.rand(n, generator=generator, device=device) * (scale - 1) * width
-    offset_y = torch.rand(n, generator=generator, device=device) * (scale - 1) * height
+    offset_x = torch.rand(n, generator=generator, device=device, dtype=dtype) * (scale - 1) * width
+    offset_y = torch.rand(n, generator=generator, device=device, dtype=dtype) * (scale - 1) * height
     ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float32, device=device),
                             torch.arange(width, dtype=torch.float32, device=device), indexing="ij")
     src_x = (xs[None] + 0.5 + offset_x[:, None, None]) / scale[:, None, None]
@@ -45,7 +46,7 @@ def canvas_weight(video: VideoTensors, frames: torch.Tensor, background_grid: to
     reached = F.grid_sample(video.canvas_first_reached.expand(len(frames), -1, -1, -1), background_grid,
                             mode="nearest", padding_mode="border", align_corners=False)
     before = frames.view(-1, 1, 1, 1).to(reached.dtype) < reached
-    return torch.where(before, 1.0, config.canvas_weight_once_reached).to(reached.dtype)
+    return torch.full_like(reached, config.canvas_weight_once_reached).masked_fill(before, 1.0)
 
 
 class Batch:
