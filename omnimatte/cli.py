@@ -16,6 +16,7 @@ from pathlib import Path
 from omnimatte.contract import FlowFiles, HomographyFiles, load_frames_info
 from omnimatte.errors import StageError
 from omnimatte.logs import setup_logging
+from omnimatte.threads import fit_threads
 
 DEFAULT_CONFIG = "config/config.yaml"
 
@@ -253,7 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--options", default="{}" if settings else None,
                        help="JSON object of the stage's settings (see config/config.yaml)" if settings else argparse.SUPPRESS)
         p.add_argument("--log", help="append the log to this file as well as stderr")
-        p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
+        p.add_argument("--threads", type=int, default=0,
+                       help="at most this many CPU threads (0: as many as the CPUs this process may use)")
         p.set_defaults(handler=handler, settings=settings)
         return p
 
@@ -403,10 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.settings and args.options is not None:
         parser.error(f"`omnimatte {args.command}` has no settings, so --options would be ignored: leave it out")
     log = setup_logging(args.log)
-    if args.threads > 0:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    fit_threads(args.threads, args.command)  # before any stage loads a library that starts threads
     try:
         options = json.loads(args.options) if args.settings else {}
         if not isinstance(options, dict):

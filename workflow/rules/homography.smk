@@ -14,6 +14,7 @@ rule homography:
     params:
         out=lambda wildcards: f"results/{wildcards.video}/homography",
         options=options("homography"),
+    threads: threads_for("homography", 2)
     log:
         "logs/homography/{video}.log",
     benchmark:
@@ -23,4 +24,4 @@ rule homography:
     shell:
         "$OMNIMATTE_PYTHON -m omnimatte homography --sample {wildcards.video} --frames {input.frames:q} --frames-info {input.info:q}"
         " --masks {input.masks:q} --out {params.out:q} --preview {output.preview:q}"
-        " --options {params.options} --log {log:q}"
+        " --options {params.options} --threads {threads} --log {log:q}"
