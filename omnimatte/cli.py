@@ -388,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int, help="override the suite's frames per clip")
     p.add_argument("--width", type=int, help="override the suite's frame width")
     p.add_argument("--height", type=int, help="override the suite's frame height")
-    p.add_argument("--steps", type=int, help="override the suite's training steps")
+    p.add_argument("--steps", type=int, help="train exactly this many steps (no stopping rule)")
     p.add_argument("--eval-every", type=int, help="score the layers every this many steps")
     p.add_argument("--device", help="override the suite's device (cpu, cuda, auto)")
     p.add_argument("--flow-weights", default="DEFAULT", help="RAFT weights (the DIS fallback when unavailable)")
