@@ -28,6 +28,6 @@ include: "workflow/rules/report.smk"
 
 rule all:
     input:
-        expand("results/{video}/omnimatte.mp4", video=SAMPLES),
-        expand("results/{video}/metrics.json", video=[name for name, s in SAMPLES.items() if "demo" in s]),
+        expand("results/{sample}/omnimatte.mp4", sample=SAMPLES),
+        expand("results/{sample}/metrics.json", sample=[name for name, s in SAMPLES.items() if "demo" in s]),
         rules.report_figures.input,

@@ -6,7 +6,7 @@ cpusets), the CPUs its cgroup's quota pays for (a container's or a cluster job's
 `threads`, passed as `--threads`) and OMP_NUM_THREADS where the environment sets it (as
 Snakemake does for every job). torch and OpenCV would otherwise start one thread per
 CPU the machine has, or as many as asked: eight threads on two cores run a training step
-at well under half the speed of two (README: Speed on the CPU). Every command applies it
+at well under half the speed of two. Every command applies it
 once at its start (`fit_threads`), before any stage starts a thread, and logs it once.
 """
 

@@ -92,7 +92,7 @@ def test_a_command_caps_torch_and_opencv_and_logs_it(tmp_path, monkeypatch):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     env.pop("OMP_NUM_THREADS", None)
     out = tmp_path / "demo"
-    command = [sys.executable, "-c", script, "demo", "--out", str(out), "--threads", "64", "--options",
+    command = [sys.executable, "-c", script, "demo", "--out", str(out), "--threads", "64", "--settings",
                json.dumps({"preset": "bounce", "n_frames": 3, "width": 64, "height": 32})]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -127,3 +127,14 @@ def test_the_opencv_pool_has_a_worker_per_thread_and_opencv_one_thread_inside():
         assert cv2.getNumThreads() == 2
     finally:
         cv2.setNumThreads(before)
+
+
+def test_the_path_tracer_renders_on_the_capped_threads():
+    """drjit's pool, which Mitsuba renders on, reads no environment variable: the renderer caps it itself,
+    at what the command's cap left in OMP_NUM_THREADS."""
+    pytest.importorskip("mitsuba")
+    script = "from omnimatte.rendered.renderer import _mitsuba; import drjit; _mitsuba(); print(drjit.thread_count())"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["1"]

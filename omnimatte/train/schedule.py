@@ -54,7 +54,7 @@ def learning_rate_factor(step: int, config: TrainConfig) -> float:
     return final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-@dataclass
+@dataclass(kw_only=True)
 class LossWeights:
     """The loss weights that change during training, kept in checkpoints."""
 

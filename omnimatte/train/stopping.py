@@ -16,7 +16,6 @@ import torch
 
 from omnimatte.model import Omnimatte
 from omnimatte.model.compositing import identity_grid
-from omnimatte.train.batch import layer_inputs
 from omnimatte.train.settings import TrainConfig
 from omnimatte.train.video import VideoTensors
 
@@ -47,7 +46,7 @@ class CheckFrames:
         """The layers' alphas (K, L, 1, h, w) in [0, 1] and the reconstruction (K, 3, h, w) in [-1, 1], in float32."""
         was_training = model.training
         model.eval()
-        inputs = layer_inputs(model, self.masks, self.flow, self.background_grid)
+        inputs = model.layer_inputs(self.masks, self.flow, self.background_grid)
         out = model(inputs, self.background_grid, self.background_flow, self.indices, self.view_grid)
         model.train(was_training)
         return out["layer_alpha"].float(), out["rgb"].float()
