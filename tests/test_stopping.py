@@ -93,9 +93,14 @@ def test_training_stops_once_the_layers_stop_changing_and_not_before_every_phase
     assert floor.stop_step == 45  # the first check from min_steps
 
 
-def test_layers_that_never_settle_stop_at_the_ceiling(clip, tmp_path):
-    run = train(clip, config(stop_alpha_tolerance=0.0, stop_reconstruction_tolerance=0.0, max_steps=42), tmp_path / "a.pt")
+def test_layers_still_moving_train_on_to_the_ceiling(clip, tmp_path):
+    """At a constant learning rate (no decay) every phase has run by the L1 switch at step 15, but the layers go on
+    moving by hundredths of their alpha between checks: training goes past the expected length, to max_steps."""
+    run = train(clip, config(final_learning_rate_fraction=1.0, max_steps=42), tmp_path / "a.pt")
     assert run.stop_step == 42 and run.stop_reason.startswith("the ceiling: train.max_steps (42)")
+    after_the_phases = [check for check in run.checks if check["phases_done"]]
+    assert after_the_phases[0]["step"] == 15 and after_the_phases[-1]["step"] == 40
+    assert all(check["alpha_change"] > 1e-3 and not check["within"] for check in after_the_phases)
 
 
 class Killed(Exception):
