@@ -94,8 +94,11 @@ def peak_memory_mib(device: torch.device) -> tuple[float, str]:
 
 
 def paper_settings(device: torch.device, sizes: dict, **changes) -> TrainConfig:
-    """The paper's settings (TrainConfig's defaults; on the CPU without train.cpu's, with the tiny run's changes)."""
+    """The paper's settings (TrainConfig's defaults; on the CPU without train.cpu's, with the tiny run's changes).
+    A run given `steps` trains exactly that many: the stopping rule's floor and ceiling are set to it."""
     config = TrainConfig(**{**sizes["train"], "device": str(device), "cpu": {}}).for_device(device)
+    if "steps" in changes:
+        changes.update(min_steps=changes["steps"], max_steps=changes["steps"])
     return dataclasses.replace(config, **changes)
 
 
@@ -109,10 +112,10 @@ def train(video: VideoTensors, config: TrainConfig, checkpoint: Path, device: to
             raise Killed()
 
     began = time.perf_counter()
-    model, history = train_model("gpu_check", video, config, checkpoint, device, on_step=die)
+    run = train_model("gpu_check", video, config, checkpoint, device, on_step=die)
     synchronize(device)
     seconds = time.perf_counter() - began
-    return {key: value.detach().clone() for key, value in model.state_dict().items()}, history, seconds
+    return {key: value.detach().clone() for key, value in run.model.state_dict().items()}, run.history, seconds
 
 
 def largest_difference(first: dict[str, torch.Tensor], second: dict[str, torch.Tensor]) -> float:

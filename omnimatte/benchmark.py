@@ -32,7 +32,7 @@ from omnimatte.io import atomic_path, save_json, write_frames
 from omnimatte.logs import get_logger
 from omnimatte.synthetic import PRESETS, Clip, render_clip, write_clip
 from omnimatte.render import RenderSettings, effect_motion_for, render_frame, render_layers, tensor_to_uint8
-from omnimatte.train import CPU_SETTINGS, TrainConfig, VideoTensors, load_video, train_model
+from omnimatte.train import CPU_SETTINGS, TrainConfig, TrainingRun, VideoTensors, load_video, train_model
 
 STAGE = "benchmark"
 log = get_logger(STAGE)
@@ -58,6 +58,7 @@ COLUMNS = (
     ("mask-only recall", "mask_effect_recall", "{:.3f}"),
     ("mask-only leak", "mask_alpha_leak", "{:.3f}"),
     ("median bg PSNR", "median_background_psnr", "{:.2f}"),
+    ("steps", "stop_step", "{}"),
     ("train s", "train_seconds", "{:.0f}"),
     ("steps/s", "steps_per_second", "{:.2f}"),
     (f"s to recall {RECALL_TARGET}", "recall_seconds", "{:.0f}"),
@@ -180,23 +181,21 @@ class Suite:
                                                   "eval_every": eval_every, "device": device}.items()
                    if value is not None}
         overrides = {**self.overrides, **(train or {})}
-        if steps is not None:
-            overrides["steps"] = steps
+        if steps is not None:  # exactly this many steps: the stopping rule can neither end them early nor extend them
+            overrides.update(steps=steps, min_steps=steps, max_steps=steps)
         return dataclasses.replace(self, overrides=overrides, **changes)
 
     def train_config(self, device: torch.device) -> TrainConfig:
         """The training settings on `device`; checkpoints are never written (every run starts fresh)."""
         on_device = TrainConfig.from_dict({**self.train, "device": str(device)}).for_device(device)
         config = TrainConfig.from_dict({**dataclasses.asdict(on_device), **self.overrides, "cpu": {}})
-        return dataclasses.replace(config, checkpoint_every=config.steps + 1)
+        return dataclasses.replace(config, checkpoint_every=config.max_steps + 1)
 
 
 SUITES = {
-    # Every preset, small and on the CPU (train.cpu's settings at full size): 200 epochs of
-    # 23 frame pairs; the alpha L1 term switches off at step 960, leaving its share (20 %)
-    # of the steps for the layers to take the effects.
+    # Every preset, small and on the CPU: train.cpu's settings (its schedule and stopping rule too) at full size.
     "fast": Suite("fast", device="cpu", frames=24, width=224, height=128, eval_every=300,
-                  train={**CPU_SETTINGS, "scale": 1.0, "steps": 1200, "cpu": {}}),
+                  train={**CPU_SETTINGS, "scale": 1.0, "cpu": {}}),
     # The paper's network and batch on the demo's size (TrainConfig's defaults).
     "full": Suite("full", device="cuda", frames=48, width=448, height=256, eval_every=250, train={"cpu": {}}),
     # The demo as the pipeline trains it by default on this machine: the paper's settings
@@ -247,18 +246,17 @@ def time_to_quality(curve: list[dict], recall_target: float, iou_target: float |
 
 
 def train_scored(name: str, clip: Clip, video: VideoTensors, suite: Suite, config: TrainConfig, work: Path,
-                 device: torch.device) -> tuple[torch.nn.Module, list[dict], float]:
-    """Train on a prepared clip, scoring the layers (score_model) every suite.eval_every steps and at the last;
-    returns the model, the curve and the training seconds (the scoring left out)."""
+                 device: torch.device) -> tuple[TrainingRun, list[dict], float]:
+    """Train on a prepared clip, scoring the layers (score_model) every suite.eval_every steps and at the step
+    where the stopping rule ended the run; returns the run (model, checks, where and why it stopped), the curve
+    and the training seconds (the scoring left out)."""
     curve: list[dict] = []
     clock = {"train": 0.0, "since": time.perf_counter()}
     settings = RenderSettings.from_config(config)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
-    def on_step(step: int, model) -> None:
-        if step % suite.eval_every and step != config.steps:
-            return
+    def score_point(step: int, model) -> None:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         clock["train"] += time.perf_counter() - clock["since"]
@@ -271,17 +269,25 @@ def train_scored(name: str, clip: Clip, video: VideoTensors, suite: Suite, confi
         log.info("%s: %s", name, " ".join(f"{key}={value}" for key, value in point.items()))
         clock["since"] = time.perf_counter()
 
-    model, _ = train_model(name, video, config, work / "checkpoint.pt", device, on_step=on_step)
-    return model, curve, clock["train"]
+    def on_step(step: int, model) -> None:
+        if step % suite.eval_every == 0:
+            score_point(step, model)
+
+    run = train_model(name, video, config, work / "checkpoint.pt", device, on_step=on_step)
+    if not curve or curve[-1]["step"] != run.stop_step:  # the last step, wherever the stopping rule put it
+        clock["since"] = time.perf_counter()
+        score_point(run.stop_step, run.model)
+    return run, curve, clock["train"]
 
 
 def run_preset(preset: str, suite: Suite, config: TrainConfig, work: Path, device: torch.device, flow_weights: str,
                recall_target: float = RECALL_TARGET, iou_target: float | None = None) -> dict:
     """Train one preset, scoring it every suite.eval_every steps; then render, evaluate and return its result row,
-    its curve and the trained model's scores with each rendering step switched off in turn (render_ablations).
+    its curve, the stopping rule's checks and the trained model's scores with each rendering step switched off in
+    turn (render_ablations).
 
     Training seconds leave the scoring out. The row also says how fast training ran
-    (steps a second, peak GPU memory) and how soon it got good: the step and seconds
+    (steps a second, peak GPU memory), where and why it stopped, and how soon it got good: the step and seconds
     from which the mean effect recall stays at or above `recall_target` (and the soft
     IoU at or above `iou_target`, when given) to the end (time_to_quality).
     """
@@ -293,7 +299,8 @@ def run_preset(preset: str, suite: Suite, config: TrainConfig, work: Path, devic
                                                canvas_plate=config.background == "canvas")
     write_clip(clip, work / "clip")
     settings = RenderSettings.from_config(config)
-    model, curve, train_seconds = train_scored(preset, clip, video, suite, config, work, device)
+    run, curve, train_seconds = train_scored(preset, clip, video, suite, config, work, device)
+    model = run.model
     # What the rendering steps buy, from the same trained model: each switched off in turn.
     switched = [step for step in RENDER_STEPS if getattr(settings, step)
                 and (step != "refine_alpha" or config.scale < 1)]  # refine_alpha does nothing at full size
@@ -307,11 +314,12 @@ def run_preset(preset: str, suite: Suite, config: TrainConfig, work: Path, devic
     reached = time_to_quality(curve, recall_target, iou_target)
     row = {"preset": preset, "objects": len(clip.object_names), **metrics["summary"],
            "train_seconds": round(train_seconds, 1), "total_seconds": round(time.perf_counter() - began, 1),
+           "stop_step": run.stop_step, "stop_reason": run.stop_reason,
            "steps_per_second": curve[-1]["steps_per_second"], "peak_gpu_mib": curve[-1].get("peak_gpu_mib"),
            "recall_target": recall_target, "iou_target": iou_target, "recall_step": reached["step"] if reached else None,
            "recall_seconds": reached["seconds"] if reached else None, "flow": flow_info["method"],
            **{f"{name}_{key}": value for name, scores in render_ablations.items() for key, value in scores.items()}}
-    return {"row": row, "curve": curve, "render_ablations": render_ablations}
+    return {"row": row, "curve": curve, "checks": run.checks, "render_ablations": render_ablations}
 
 
 def markdown_table(rows: list[dict], columns: tuple[tuple[str, str, str], ...] = COLUMNS) -> str:
@@ -390,8 +398,9 @@ def run_suite(suite: Suite, out_dir: Path, presets: list[str] | None = None, flo
                 "train": {k: v for k, v in dataclasses.asdict(config).items() if k not in ("cpu", "checkpoint_every")}}
     header = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
               "device": device_name(device), "torch": torch.__version__, "commit": commit_id(), "settings": settings}
-    log.info("benchmark %s on %s: presets %s, %d frames %dx%d, %d steps", suite.name, header["device"],
-             ", ".join(presets), suite.frames, suite.width, suite.height, config.steps)
+    log.info("benchmark %s on %s: presets %s, %d frames %dx%d, about %d steps expected (%d to %d)", suite.name,
+             header["device"], ", ".join(presets), suite.frames, suite.width, suite.height, config.steps,
+             config.min_steps, config.max_steps)
     results = {}
     for preset in presets:
         log.info("benchmark: %s", preset)
@@ -399,8 +408,9 @@ def run_suite(suite: Suite, out_dir: Path, presets: list[str] | None = None, flo
     rows = [result["row"] for result in results.values()]
     flows = sorted({row["flow"] for row in rows})
     title = (f"omnimatte benchmark, suite {suite.name}: {header['device']}; {header['date']}; commit "
-             f"{header['commit'] or 'unknown'}; {suite.frames} frames {suite.width}x{suite.height}, {config.steps} "
-             f"steps, nf {config.nf}, batch {config.batch_size}, scale {config.scale}; flow {', '.join(flows)}")
+             f"{header['commit'] or 'unknown'}; {suite.frames} frames {suite.width}x{suite.height}, until the layers "
+             f"settle (about {config.steps} steps expected, {config.min_steps} to {config.max_steps}), nf {config.nf}, "
+             f"batch {config.batch_size}, scale {config.scale}; flow {', '.join(flows)}")
     table = markdown_table(rows)
     with atomic_path(out_dir / "table.md") as tmp:
         tmp.write_text(f"{title}\n\n{table}\n")

@@ -16,6 +16,7 @@ from pathlib import Path
 from omnimatte.contract import FlowFiles, HomographyFiles, load_frames_info
 from omnimatte.errors import StageError
 from omnimatte.logs import setup_logging
+from omnimatte.threads import fit_threads
 
 DEFAULT_CONFIG = "config/config.yaml"
 
@@ -264,7 +265,8 @@ def _subcommand(sub: argparse._SubParsersAction, name: str, handler: Callable, h
     p.add_argument("--settings", default="{}" if settings else None,
                    help="JSON object of the stage's settings (see config/config.yaml)" if settings else argparse.SUPPRESS)
     p.add_argument("--log", help="append the log to this file as well as stderr")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="at most this many CPU threads (0: as many as the CPUs this process may use)")
     p.set_defaults(handler=handler, takes_settings=settings)
     return p
 
@@ -415,7 +417,7 @@ def _add_tools(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", type=int, help="override the suite's frames per clip")
     p.add_argument("--width", type=int, help="override the suite's frame width")
     p.add_argument("--height", type=int, help="override the suite's frame height")
-    p.add_argument("--steps", type=int, help="override the suite's training steps")
+    p.add_argument("--steps", type=int, help="train exactly this many steps (no stopping rule)")
     p.add_argument("--eval-every", type=int, help="score the layers every this many steps")
     p.add_argument("--device", help="override the suite's device (cpu, cuda, auto)")
     p.add_argument("--flow-weights", default="DEFAULT", help="RAFT weights (the DIS fallback when unavailable)")
@@ -440,10 +442,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.takes_settings and args.settings is not None:
         parser.error(f"`omnimatte {args.command}` has no settings, so --settings would be ignored: leave it out")
     log = setup_logging(args.log)
-    if args.threads > 0:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    fit_threads(args.threads, args.command)  # before any stage loads a library that starts threads
     try:
         settings = json.loads(args.settings) if args.takes_settings else {}
         if not isinstance(settings, dict):

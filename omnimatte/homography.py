@@ -38,6 +38,7 @@ from omnimatte.io import (
     write_video,
 )
 from omnimatte.logs import get_logger
+from omnimatte.threads import opencv_pool
 
 STAGE = "homography"
 log = get_logger(STAGE)
@@ -411,7 +412,9 @@ def estimate_homographies(
     num_frames, height, width = frames.shape[:3]
     regions = _usable_regions(object_masks, frames.shape[:3], mask_dilation)
     features = _detect(frames, regions, n_features)
-    results = [_register(features[t], features[t + 1], ransac_threshold, min_inliers, refine) for t in range(num_frames - 1)]
+    with opencv_pool() as pool:  # the pairs are independent: one each at a time on every CPU the stage may use
+        results = list(pool.map(lambda t: _register(features[t], features[t + 1], ransac_threshold, min_inliers, refine),
+                                range(num_frames - 1)))
     for t, r in enumerate(results):
         log.debug("%s: pair %d->%d: %d inliers, ECC %.3f %s", sample, t, t + 1, r.inliers, r.correlation, r.reason)
 

@@ -29,14 +29,16 @@ def test_suite_overrides_replace_only_what_is_given():
     tiny = fast.with_overrides(frames=8, steps=5, train={"nf": 8})
     config = tiny.train_config(cpu)
     assert (tiny.frames, tiny.width, tiny.height, tiny.device) == (8, fast.width, fast.height, "cpu")
-    assert (config.steps, config.nf, config.batch_size) == (5, 8, fast.train["batch_size"])
-    assert config.checkpoint_every > config.steps  # a benchmark run never resumes or writes checkpoints
-    assert fast.train["steps"] != 5  # the suite itself is unchanged
+    # --steps trains exactly that many steps, the stopping rule neither ending them early nor extending them
+    assert (config.steps, config.min_steps, config.max_steps) == (5, 5, 5)
+    assert (config.nf, config.batch_size) == (8, fast.train["batch_size"])
+    assert config.checkpoint_every > config.max_steps  # a benchmark run never resumes or writes checkpoints
+    assert fast.train_config(cpu).steps == CPU_SETTINGS["steps"]  # the suite itself is unchanged: train.cpu's
     # The full suite keeps the paper's settings even on the CPU; the demo suite trains as the pipeline does.
     assert SUITES["full"].device == "cuda" and SUITES["full"].train_config(cpu).nf == 64
     assert SUITES["demo"].train_config(cpu) == dataclasses.replace(TrainConfig().for_device(cpu),
                                                                   device="cpu",
-                                                                  checkpoint_every=CPU_SETTINGS["steps"] + 1)
+                                                                  checkpoint_every=CPU_SETTINGS["max_steps"] + 1)
 
 
 def test_settings_given_for_a_run_win_over_the_devices_own():
@@ -64,8 +66,9 @@ def test_markdown_table_marks_missing_scores():
            "recall_seconds": None}
     lines = markdown_table([row]).splitlines()
     assert lines[0].startswith("| preset | objects | soft IoU | effect recall |")
-    assert lines[0].endswith("| train s | steps/s | s to recall 0.5 |")
-    assert lines[2] == "| dog | 1 | 0.512 | n/a | 0.200 | 23.46 | 30.00 | 0.500 | 0.020 | 0.600 | 27.00 | 12 | 4.50 | n/a |"
+    assert lines[0].endswith("| steps | train s | steps/s | s to recall 0.5 |")
+    assert lines[2] == ("| dog | 1 | 0.512 | n/a | 0.200 | 23.46 | 30.00 | 0.500 | 0.020 | 0.600 | 27.00 | n/a | 12 | 4.50 "
+                        "| n/a |")
 
 
 def test_benchmark_config_has_one_sample_per_preset(workdir: Path):
@@ -157,10 +160,11 @@ def test_train_speed_records_every_setting_and_what_each_rendering_step_buys(tmp
     """benchmarks/train_speed.py on a tiny demo: the summary holds all the train settings and, trained below the
     working resolution with the plate matte and the alpha fit, the same model's scores without each rendering step."""
     subprocess.run([sys.executable, "benchmarks/train_speed.py", "--device", "cpu", "--flow-weights", "none",
-                    "--frames", "8", "--width", "192", "--height", "112", "--eval-every", "2", "--set", "steps=2",
+                    "--frames", "8", "--width", "192", "--height", "112", "--eval-every", "2", "--steps", "2",
                     "--out", str(tmp_path)], cwd=REPO, check=True, capture_output=True, text=True)
     summary = json.loads((tmp_path / "dog" / "summary.json").read_text())
     assert summary["train"]["steps"] == 2 and summary["train"]["scale"] == CPU_SETTINGS["scale"]
+    assert summary["stopped"]["step"] == 2 and summary["stopped"]["reason"].startswith("the ceiling")
     assert set(summary["train"]) == {field.name for field in dataclasses.fields(TrainConfig)} - {"cpu"}
     ablations = summary["render_ablations"]
     assert set(ablations) == {"as_trained", "without_plate_matte", "without_fit_alpha", "without_fill_cores",

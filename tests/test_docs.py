@@ -243,7 +243,7 @@ def test_the_check_finds_a_missing_a_stray_and_a_wrong_setting():
     config["train"]["cpu"]["steps"] = 2000
     assert default_problems(config, text) == [
         "train.steps: 'default' says '`4000`'; config/config.yaml has 5000",
-        "train.steps: 'on the cpu' says '`3000`'; config/config.yaml has 2000"]
+        "train.steps: 'on the cpu' says '`800`'; config/config.yaml has 2000"]
 
 
 def config_example_problems(text: str) -> list[str]:

@@ -2,6 +2,7 @@
 
 import itertools
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -60,8 +61,11 @@ def scene(tmp_path: Path) -> dict:
 
 
 def tiny_config(**changes) -> TrainConfig:
+    """A tiny network trained for exactly `steps` steps (min_steps = max_steps = steps), unless told otherwise."""
     settings = dict(steps=12, batch_size=2, nf=8, checkpoint_every=4, device="cpu", cpu={})
     settings.update(changes)
+    settings.setdefault("min_steps", settings["steps"])
+    settings.setdefault("max_steps", settings["steps"])
     return TrainConfig(**settings)
 
 
@@ -282,29 +286,44 @@ def test_config_file_defaults_are_the_training_defaults():
 
 def test_mask_schedule_drops_then_switches_off():
     """The authors' mask schedule: cut 10x below the threshold, off at twice that step (no floor after it)."""
-    config = TrainConfig(lambda_mask=50.0, mask_threshold=0.02, object_alpha_floor=0.0)
+    config = TrainConfig(steps=100, alpha_l1_off_fraction=0.2, lambda_mask=50.0, mask_threshold=0.02,
+                         object_alpha_floor=0.0)
     weights = LossWeights(mask=50.0, alpha_l1=0.01)
-    l1_off = 6
-    assert weights.update(4, epoch_steps=2, l1_off_step=l1_off, mask_error=0.5, config=config) == []
+    assert weights.update(4, epoch_steps=2, mask_error=0.5, config=config) == []
     assert weights.mask == 50.0 and weights.waiting_for_mask_threshold()
-    assert weights.update(5, epoch_steps=2, l1_off_step=l1_off, mask_error=0.01, config=config) == []  # mid-epoch
-    changes = weights.update(6, epoch_steps=2, l1_off_step=l1_off, mask_error=0.01, config=config)
+    assert weights.update(5, epoch_steps=2, mask_error=0.01, config=config) == []  # mid-epoch
+    changes = weights.update(6, epoch_steps=2, mask_error=0.01, config=config)
     assert weights.mask == pytest.approx(5.0) and weights.mask_rolloff_step == 6
-    assert weights.alpha_l1 == 0.0
-    assert any("alpha L1 term off at step 6" in c for c in changes) and any("off at step 12" in c for c in changes)
+    assert changes == ["mask term cut to 5 (its error 0.01 fell below 0.02); off at step 12"]
     assert not weights.waiting_for_mask_threshold()  # from now on the schedule reads nothing back
-    weights.update(10, epoch_steps=2, l1_off_step=l1_off, mask_error=None, config=config)
+    weights.update(10, epoch_steps=2, mask_error=None, config=config)
     assert weights.mask == pytest.approx(5.0)
-    assert weights.update(12, epoch_steps=2, l1_off_step=l1_off, mask_error=None, config=config) == ["mask term off"]
-    assert weights.mask == 0.0
+    assert weights.update(12, epoch_steps=2, mask_error=None, config=config) == ["mask term off"]
+    assert weights.mask == 0.0 and weights.alpha_l1 == 0.01
+    changes = weights.update(20, epoch_steps=2, mask_error=None, config=config)
+    assert weights.alpha_l1 == 0.0 and changes[0].startswith("alpha L1 term off at step 20 (epoch 10, 20% of")
+    assert weights.phases_done(20, config) and not weights.phases_done(20, replace(config, final_learning_rate_fraction=0.5))
+
+
+def test_a_mask_term_that_never_meets_its_threshold_is_cut_by_half_the_l1_switch():
+    """So that every phase runs in a run of any length: off by the L1 switch, whatever its error."""
+    config = TrainConfig(steps=100, alpha_l1_off_fraction=0.2, object_alpha_floor=0.0)
+    weights = LossWeights(mask=50.0, alpha_l1=0.01)
+    log, done = [], []
+    for step in range(1, 21):
+        log += weights.update(step, 2, 0.5 if step % 2 == 0 else None, config)
+        done.append(weights.phases_done(step, config))
+    assert log == ["mask term cut to 5 (half the alpha L1 switch, whatever its error); off at step 20",
+                   "alpha L1 term off at step 20 (epoch 10, 20% of the expected 100 steps)", "mask term off"]
+    assert done == [False] * 19 + [True]
 
 
 def test_the_object_floor_takes_over_from_the_mask_term_and_holds_only_a_vanishing_layer():
     config = TrainConfig(lambda_mask=50.0, mask_threshold=0.02, object_alpha_floor=0.5)
     weights = LossWeights(mask=50.0, alpha_l1=0.01)
-    weights.update(6, epoch_steps=2, l1_off_step=100, mask_error=0.01, config=config)
+    weights.update(6, epoch_steps=2, mask_error=0.01, config=config)
     assert weights.mask == pytest.approx(5.0) and weights.object_floor == 0.0
-    changes = weights.update(12, epoch_steps=2, l1_off_step=100, mask_error=None, config=config)
+    changes = weights.update(12, epoch_steps=2, mask_error=None, config=config)
     assert changes == ["mask term off; each layer's mean alpha inside its mask is held at 0.5 or more (weight 5)"]
     assert weights.mask == 0.0 and weights.object_floor == pytest.approx(5.0)
     # Two layers over four pixels, the first three inside both masks, the last outside (an effect).
@@ -324,30 +343,28 @@ def test_the_object_floor_takes_over_from_the_mask_term_and_holds_only_a_vanishi
 
 
 @pytest.mark.parametrize("device", ["cpu", "cuda"])
-def test_a_300_frame_clip_gets_the_alpha_l1_switch_and_its_share_after_it(device: str):
-    """The authors' epoch 200 is step 15,000 for 300 frames at 4 pairs a step, past any budget here: the
-    switch moves forward so that the guaranteed share of the steps follows it, with either device's defaults."""
+def test_the_alpha_l1_switch_is_a_fraction_of_the_expected_length_whatever_the_clip(device: str):
+    """Epochs would put it at step 15,000 for 300 frames at 4 pairs a step and at step 1200 for 24 frames: placed by
+    the expected length, every clip reaches it at the same step, and the learning rate's decay after it."""
     config = TrainConfig().for_device(torch.device(device))
-    switch = train_module.alpha_l1_off_step(config, num_frames=300)
-    assert switch < config.alpha_l1_rolloff_epoch * train_module.steps_per_epoch(300, config.batch_size)
-    assert config.steps - switch >= config.share_after_alpha_l1 * config.steps
-    weights = LossWeights(mask=0.0, alpha_l1=config.lambda_alpha_l1)
-    epoch_steps = train_module.steps_per_epoch(300, config.batch_size)
-    for step in range(1, config.steps + 1):
-        weights.update(step, epoch_steps, switch, None, config)
-        assert (weights.alpha_l1 == 0.0) == (step >= switch)
-    # A short clip keeps the authors' epoch 200 when the budget allows it.
-    short = TrainConfig(steps=10_000, batch_size=4)
-    assert train_module.alpha_l1_off_step(short, num_frames=21) == 200 * 5
+    switch = train_module.alpha_l1_off_step(config)
+    assert switch == round(config.alpha_l1_off_fraction * config.steps) < config.steps
+    for frames in (24, 300):
+        weights = LossWeights(mask=0.0, alpha_l1=config.lambda_alpha_l1)
+        epoch_steps = train_module.steps_per_epoch(frames, config.batch_size)
+        for step in range(1, config.steps + 1):
+            weights.update(step, epoch_steps, None, config)
+            assert (weights.alpha_l1 == 0.0) == (step >= switch)
 
 
 def test_learning_rate_holds_until_the_switch_then_decays_to_its_fraction():
-    config = TrainConfig(steps=100, final_learning_rate_fraction=0.1)
-    factors = [train_schedule.learning_rate_factor(step, 60, config) for step in range(100)]
+    config = TrainConfig(steps=100, final_learning_rate_fraction=0.1, alpha_l1_off_fraction=0.6)
+    factors = [train_schedule.learning_rate_factor(step, config) for step in range(130)]
     assert factors[:61] == [1.0] * 61
     assert all(a >= b for a, b in itertools.pairwise(factors))
-    assert factors[-1] == pytest.approx(0.1, abs=0.01)
-    assert train_schedule.learning_rate_factor(99, 60, TrainConfig(steps=100, final_learning_rate_fraction=1.0)) == 1.0
+    assert factors[99] == pytest.approx(0.1, abs=0.01)
+    assert factors[100:] == [pytest.approx(0.1)] * 30  # a run the stopping rule extends stays at the final rate
+    assert train_schedule.learning_rate_factor(99, replace(config, final_learning_rate_fraction=1.0)) == 1.0
 
 
 def test_a_long_clip_switches_the_l1_term_off_in_a_short_cpu_run(tmp_path: Path, package_log):
@@ -369,14 +386,15 @@ def test_a_long_clip_switches_the_l1_term_off_in_a_short_cpu_run(tmp_path: Path,
     save_npy(tmp_path / "homography" / "homographies.npy",
              np.stack([np.array([[1, 0, t], [0, 1, 0], [0, 0, 1]], float) for t in range(frames)]))
     save_json(tmp_path / "homography" / "canvas.json", {"width": 32 + frames, "height": 24})
-    config = TrainConfig(steps=20, batch_size=4, nf=4, device="cpu", cpu={}, checkpoint_every=100)
+    config = TrainConfig(steps=20, min_steps=20, max_steps=20, batch_size=4, nf=4, device="cpu", cpu={},
+                         checkpoint_every=100)
     video = train_module.load_video("long", tmp_path / "frames", tmp_path / "flow", tmp_path / "homography",
                                     tmp_path / "masks", ["box"], 2, torch.device("cpu"),
                                     canvas_plate=config.background == "canvas")
-    _, history = train_module.train_model("long", video, config, tmp_path / "checkpoint.pt", torch.device("cpu"))
+    history = train_module.train_model("long", video, config, tmp_path / "checkpoint.pt", torch.device("cpu")).history
     log_text = package_log.text
-    assert "the alpha L1 term switches off after step 16 (epoch 0), leaving 4 steps (20%) after it" in log_text
-    assert "alpha L1 term off at step 16" in log_text
+    assert "about 20 steps expected (20 to 20): the alpha L1 term off after step 16;" in log_text
+    assert "alpha L1 term off at step 16 (epoch 0, 80% of the expected 20 steps)" in log_text
     assert [row["lambda_alpha_l1"] for row in history if row["step"] >= 16] == [0.0] * 5
     assert all(row["lambda_alpha_l1"] > 0 for row in history if row["step"] < 16)
 
@@ -401,7 +419,7 @@ def test_the_authors_options_train_and_render(scene: dict):
         background="network", norm="batch", alpha_activation="tanh", alpha_reg_target="coverage",
         camera_adjustment=False, background_match_threshold=0.0, fit_alpha=False, claim_effects=False, object_alpha_floor=0.0,
         final_learning_rate_fraction=1.0,
-        share_after_alpha_l1=0.2, refine_alpha=False, scale=0.5))
+        alpha_l1_off_fraction=0.8, refine_alpha=False, scale=0.5))
     assert read_frames(scene["out_dir"] / "layers" / "square" / "rgba", mode="rgba").shape == (T, H, W, 4)
     assert np.isfinite(summary["final_losses"]["total"])
     with pytest.raises(ValueError, match="train.background is 'median'; choose from canvas, network"):
@@ -420,7 +438,7 @@ def test_the_canvas_learns_at_its_fraction_of_the_learning_rate(scene: dict, tmp
         state = train_loop.start_training(video, config, torch.device("cpu"))
         assert [group["lr"] for group in state.optimizer.param_groups] == [1e-3, 1e-3 * fraction]
         first_weight = state.model.net.encoder[0][0].weight.detach().clone()
-        model, _ = train_loop.train_model("tiny", video, config, tmp_path / f"{fraction}.pt", torch.device("cpu"))
+        model = train_loop.train_model("tiny", video, config, tmp_path / f"{fraction}.pt", torch.device("cpu")).model
         assert len(model.canvas.grids) == levels
         assert not torch.equal(model.net.encoder[0][0].weight, first_weight)
         moved[fraction] = (model.render_background(full_size=True) - video.plate).abs().max().item()
@@ -466,8 +484,8 @@ def test_the_canvas_learns_each_pixel_from_the_frames_before_an_object_reaches_i
         config = tiny_config(canvas_learning_rate_fraction=1.0, canvas_weight_once_reached=weight, checkpoint_every=100,
                              background_match_threshold=0.0)  # no frame pixel counts as showing the background
         first_weight = train_loop.start_training(video, config, torch.device("cpu")).model.net.encoder[0][0].weight
-        model, _ = train_loop.train_model("tiny", reached_at_once, config, tmp_path / f"{weight}.pt",
-                                          torch.device("cpu"))
+        model = train_loop.train_model("tiny", reached_at_once, config, tmp_path / f"{weight}.pt",
+                                       torch.device("cpu")).model
         assert not torch.equal(model.net.encoder[0][0].weight, first_weight.detach())
         moved[weight] = (model.render_background(full_size=True) - video.plate).abs().max().item()
     assert moved[0.0] == 0.0 < moved[1.0]

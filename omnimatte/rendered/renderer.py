@@ -28,6 +28,7 @@ import numpy as np
 from omnimatte.rendered.geometry import Box, Primitive, Sphere, body_primitives, prop_primitives
 from omnimatte.rendered.materials import floor_texture, pond_texture
 from omnimatte.rendered.scene import Scene
+from omnimatte.threads import thread_limit
 
 VARIANTS = ("llvm_ad_rgb", "scalar_rgb")
 VARIANT_VARIABLE = "OMNIMATTE_RENDER_VARIANT"  # auto (the default), llvm_ad_rgb or scalar_rgb
@@ -73,11 +74,15 @@ def renderer_version() -> str:
 
 
 def _mitsuba():
+    """Mitsuba in the variant that renders here, its thread pool (drjit's, which both variants render on) capped
+    like every other pool of the command (omnimatte.threads; drjit reads no environment variable)."""
     try:
+        import drjit as dr
         import mitsuba as mi
     except ImportError as err:
         raise RendererMissing(f"Mitsuba 3 cannot be imported ({err}): {INSTALL_HINT}") from err
     mi.set_variant(render_variant())
+    dr.set_thread_count(thread_limit().count)
     return mi
 
 

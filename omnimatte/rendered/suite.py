@@ -62,6 +62,7 @@ COLUMNS = (
     ("mask-only removal", "mask_removal_psnr", "{:.2f}"),
     ("median bg PSNR", "median_background_psnr", "{:.2f}"),
     ("median removal", "median_removal_psnr", "{:.2f}"),
+    ("steps", "stop_step", "{}"),
     ("train s", "train_seconds", "{:.0f}"),
     ("steps/s", "steps_per_second", "{:.2f}"),
 )
@@ -125,7 +126,8 @@ def run_rendered_clip(rendered: RenderedClip, suite: Suite, config, work: Path, 
     clip = rendered.clip
     video, flow_info = prepare_clip(work, name, clip, config.trimap_band, device, flow_weights, config.scale,
                                     canvas_plate=config.background == "canvas")
-    model, curve, train_seconds = train_scored(name, clip, video, suite, config, work, device)
+    run, curve, train_seconds = train_scored(name, clip, video, suite, config, work, device)
+    model = run.model
     settings = RenderSettings.from_config(config)
     switched = [step for step in ABLATED_STEPS if getattr(settings, step)
                 and (step != "refine_alpha" or config.scale < 1)]  # refine_alpha does nothing at full size
@@ -144,10 +146,11 @@ def run_rendered_clip(rendered: RenderedClip, suite: Suite, config, work: Path, 
     write_csv(work / "curve.csv", curve)
     row = {"clip": name, "objects": len(clip.object_names), **metrics["summary"], **metrics["removal"]["summary"],
            "train_seconds": round(train_seconds, 1), "total_seconds": round(time.perf_counter() - began, 1),
+           "stop_step": run.stop_step, "stop_reason": run.stop_reason,
            "steps_per_second": curve[-1]["steps_per_second"], "flow": flow_info["method"],
            "frames": clip.n_frames, "render_seconds": rendered.info["render_seconds"]}
     log.info("%s: %s", name, " ".join(f"{key}={value}" for key, value in row.items()))
-    return {"row": row, "curve": curve, "render_ablations": ablations}
+    return {"row": row, "curve": curve, "checks": run.checks, "render_ablations": ablations}
 
 
 def ablation_rows(results: dict[str, dict]) -> list[dict]:
@@ -182,7 +185,8 @@ def run_rendered_suite(suite: Suite, out_dir: Path, names: list[str] | None = No
                 "train": {k: v for k, v in dataclasses.asdict(config).items() if k not in ("cpu", "checkpoint_every")}}
     header = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
               "device": device_name(device), "torch": torch.__version__, "commit": commit_id(), "settings": settings}
-    log.info("benchmark %s on %s: clips %s, %d steps", suite.name, header["device"], ", ".join(folders), config.steps)
+    log.info("benchmark %s on %s: clips %s, about %d steps expected (%d to %d)", suite.name, header["device"],
+             ", ".join(folders), config.steps, config.min_steps, config.max_steps)
     results, failures = {}, {}
     for name, folder in folders.items():
         log.info("benchmark: %s", name)
@@ -193,11 +197,12 @@ def run_rendered_suite(suite: Suite, out_dir: Path, names: list[str] | None = No
             log.error("benchmark: %s failed: %s", name, err)
             failures[name] = str(err)
             results[name] = {"row": {"clip": name, "objects": len(rendered.clip.object_names), "error": str(err)},
-                             "curve": [], "render_ablations": {}}
+                             "curve": [], "checks": [], "render_ablations": {}}
     rows = [result["row"] for result in results.values()]
     flows = ", ".join(sorted({row["flow"] for row in rows if "flow" in row})) or "none"
     title = (f"omnimatte benchmark, suite {suite.name}: {header['device']}; {header['date']}; commit "
-             f"{header['commit'] or 'unknown'}; {config.steps} steps, nf {config.nf}, batch {config.batch_size}, "
+             f"{header['commit'] or 'unknown'}; until the layers settle (about {config.steps} steps expected, "
+             f"{config.min_steps} to {config.max_steps}), nf {config.nf}, batch {config.batch_size}, "
              f"scale {config.scale}; flow {flows}")
     table = markdown_table(rows, COLUMNS)
     if failures:

@@ -16,6 +16,7 @@ from omnimatte.io import atomic_path
 from omnimatte.model import Omnimatte
 from omnimatte.train.schedule import LossWeights
 from omnimatte.train.settings import TrainConfig
+from omnimatte.train.stopping import StoppingRule
 from omnimatte.train.video import VideoTensors
 
 
@@ -45,8 +46,10 @@ def config_fingerprint(config: TrainConfig, video: VideoTensors, model: Omnimatt
 
 
 def save_checkpoint(path: Path, model: Omnimatte, optimizer: torch.optim.Optimizer, step: int, weights: LossWeights,
-                    generator: torch.Generator, history: list[dict], fingerprint: dict[str, str]) -> None:
-    """Everything a rerun needs to go on exactly where this run stopped, written atomically."""
+                    generator: torch.Generator, history: list[dict], rule: StoppingRule,
+                    fingerprint: dict[str, str]) -> None:
+    """Everything a rerun needs to go on exactly where this run stopped (the stopping rule's checks and last check
+    frames too), written atomically."""
     with atomic_path(path) as tmp:
         torch.save({
             "model": model.state_dict(),
@@ -55,6 +58,7 @@ def save_checkpoint(path: Path, model: Omnimatte, optimizer: torch.optim.Optimiz
             "weights": dataclasses.asdict(weights),
             "generator": generator.get_state(),
             "history": history,
+            "stopping": rule.state_dict(),
             "fingerprint": fingerprint,
         }, tmp)
 

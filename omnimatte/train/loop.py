@@ -20,8 +20,15 @@ from omnimatte.train.batch import Batch
 from omnimatte.train.checkpoint import StopSignal, config_fingerprint, save_checkpoint
 from omnimatte.train.host_memory import keep_freed_memory
 from omnimatte.train.objective import LOSS_NAMES, compute_losses
-from omnimatte.train.schedule import LossWeights, alpha_l1_off_step, learning_rate_factor, steps_per_epoch
+from omnimatte.train.schedule import (
+    LossWeights,
+    alpha_l1_off_step,
+    decay_end_step,
+    learning_rate_factor,
+    steps_per_epoch,
+)
 from omnimatte.train.settings import TrainConfig
+from omnimatte.train.stopping import StoppingRule
 from omnimatte.train.video import VideoTensors
 
 STAGE = "train"
@@ -96,17 +103,32 @@ def optimisation_step(model: Omnimatte, step_fn: Callable, optimizer: torch.opti
     return terms
 
 
+@dataclass
+class TrainingRun:
+    """What train_model returns: the trained model, the logged losses, the stopping rule's checks, and why and
+    when training stopped."""
+
+    model: Omnimatte
+    history: list[dict]
+    checks: list[dict]
+    stop_reason: str
+    stop_step: int
+    seconds: float
+
+
 def train_model(sample: str, video: VideoTensors, config: TrainConfig, checkpoint_path: Path,
                 device: torch.device, on_step: Callable[[int, Omnimatte], None] | None = None,
-                stop: StopSignal | None = None, inputs: str = "") -> tuple[Omnimatte, list[dict]]:
-    """Fit the model, resuming from `checkpoint_path` when it holds an unfinished run of the same settings
-    and inputs (`inputs`: the digest of the files `video` was read from).
+                stop: StopSignal | None = None, inputs: str = "") -> TrainingRun:
+    """Fit the model until the stopping rule says it is done (stopping.py), resuming from `checkpoint_path` when
+    it holds an unfinished run of the same settings and inputs (`inputs`: the digest of the files `video` was
+    read from).
 
     `on_step(step, model)` is called after every step (the benchmark scores the layers with it).
     Once `stop` has received a signal, the current step is checkpointed and the process exits with 128 + signal.
     """
     fresh = start_training(video, config, device)
     model, optimizer, generator, weights = fresh.model, fresh.optimizer, fresh.generator, fresh.weights
+    rule = StoppingRule(video, config)
     fingerprint = config_fingerprint(config, video, model, inputs)
     history: list[dict] = []
     start = 0
@@ -117,9 +139,10 @@ def train_model(sample: str, video: VideoTensors, config: TrainConfig, checkpoin
             optimizer.load_state_dict(state["optimizer"])
             generator.set_state(state["generator"].cpu())
             weights = LossWeights(**state["weights"])
+            rule.load_state_dict(state["stopping"])
             history = state["history"]
             start = state["step"]
-            log.info("%s: resuming from step %d of %d (%s)", sample, start, config.steps, checkpoint_path)
+            log.info("%s: resuming from step %d (%s)", sample, start, checkpoint_path)
         else:
             log.warning("%s: starting over: %s; ignoring %s", sample, why_not_resumed(state.get("fingerprint"), fingerprint),
                         checkpoint_path)
@@ -127,28 +150,33 @@ def train_model(sample: str, video: VideoTensors, config: TrainConfig, checkpoin
     step_fn = torch.compile(model) if config.compile else model
     batch_size = min(config.batch_size, video.num_frames - 1)  # as optimisation_step draws them, for the log
     epoch_steps = steps_per_epoch(video.num_frames, config.batch_size)
-    l1_off = alpha_l1_off_step(config, video.num_frames)
     if start == 0:
-        log.info("%s: %d steps of %d pairs (%d steps an epoch); the alpha L1 term switches off after step %d "
-                 "(epoch %.0f), leaving %d steps (%.0f%%) after it", sample, config.steps, batch_size, epoch_steps,
-                 l1_off, l1_off / epoch_steps, max(0, config.steps - l1_off),
-                 100 * max(0, config.steps - l1_off) / config.steps)
+        log.info("%s: %d pairs a step (%d steps an epoch), about %d steps expected (%d to %d): the alpha L1 term off "
+                 "after step %d%s; every %d steps the layers of %d frames are checked, and training stops once "
+                 "every phase has run and %d checks in a row change less than the tolerances", sample, batch_size,
+                 epoch_steps, config.steps, config.min_steps, config.max_steps, alpha_l1_off_step(config),
+                 f", the learning rate down to {config.final_learning_rate_fraction:g} of itself by step "
+                 f"{config.steps}" if decay_end_step(config) else "", config.stop_check_every,
+                 len(rule.frames.indices), config.stop_patience)
     began = time.perf_counter()
     elapsed_before = history[-1]["seconds"] if history else 0.0
     log_every = max(1, min(50, config.steps // 100))
     model.train()
-    progress = tqdm(range(start, config.steps), initial=start, total=config.steps, desc=f"{sample}: train", unit="step")
-    for step in progress:
-        rate = config.learning_rate * learning_rate_factor(step, l1_off, config)
+    progress = tqdm(initial=start, total=max(config.steps, start), desc=f"{sample}: train", unit="step")
+    stop_reason = ""
+    done = start
+    while not stop_reason:
+        rate = config.learning_rate * learning_rate_factor(done, config)
         for group in optimizer.param_groups:
             group["lr"] = rate * group["rate_fraction"]
         terms = optimisation_step(model, step_fn, optimizer, video, config, weights, generator)
-        done = step + 1
-        # Reading a loss back waits for the device, so it happens only to log and, in the
-        # first epochs, for the mask term's switch.
-        epoch_end = done % epoch_steps == 0
-        read_mask = epoch_end and weights.waiting_for_mask_threshold()
-        logged = done % log_every == 0 or done == config.steps
+        done += 1
+        progress.update()
+        # Reading a loss back waits for the device, so it happens only to log, for the mask term's switch
+        # (in the first epochs) and at the checks.
+        read_mask = done % epoch_steps == 0 and weights.waiting_for_mask_threshold()
+        checked = rule.due(done)
+        logged = done % log_every == 0 or checked or done == config.max_steps
         if logged or read_mask:
             values = {name: float(terms[name].detach()) for name in LOSS_NAMES}
             if not math.isfinite(values["total"]):
@@ -157,20 +185,40 @@ def train_model(sample: str, video: VideoTensors, config: TrainConfig, checkpoin
                                  "lower train.learning_rate, or check the flow and masks for broken frames; "
                                  f"delete {checkpoint_path} to start over")
         mask_error = values["mask"] / weights.mask if read_mask else None
-        for change in weights.update(done, epoch_steps, l1_off, mask_error, config):
+        for change in weights.update(done, epoch_steps, mask_error, config):
             log.info("%s: step %d (epoch %d): %s", sample, done, done // epoch_steps, change)
+        seconds = elapsed_before + time.perf_counter() - began
+        if checked:
+            stop_reason = rule.check(done, seconds, model, weights.phases_done(done, config)) or ""
+            if rule.checks:
+                last = rule.checks[-1]
+                log.info("%s: check at step %d: alpha changed %.4f, reconstruction %.5f (tolerances %g, %g); "
+                         "%d in a row within them%s", sample, done, last["alpha_change"], last["reconstruction_change"],
+                         config.stop_alpha_tolerance, config.stop_reconstruction_tolerance, rule.settled_checks(),
+                         "" if last["phases_done"] else "; the schedule still runs")
+        if not stop_reason and done >= config.max_steps:
+            stop_reason = f"the ceiling: train.max_steps ({config.max_steps}) before the layers settled"
+        if done >= progress.total and not stop_reason:
+            progress.total = min(config.max_steps, done + config.stop_check_every)  # the rule extends the run
+            progress.refresh()
         if logged:
-            history.append({"step": done, "seconds": round(elapsed_before + time.perf_counter() - began, 3), **values,
+            history.append({"step": done, "seconds": round(seconds, 3), **values,
                             "lambda_mask": weights.mask, "lambda_alpha_l1": weights.alpha_l1, "learning_rate": rate})
-            progress.set_postfix({k[:5]: f"{v:.4f}" for k, v in values.items()})
+            postfix = {k[:5]: f"{v:.4f}" for k, v in values.items()}
+            if rule.checks:
+                postfix["settled"] = f"{rule.settled_checks()}/{config.stop_patience}"
+            progress.set_postfix(postfix)
         if on_step is not None:
             on_step(done, model)
-        if done % config.checkpoint_every == 0 and done < config.steps:
-            save_checkpoint(checkpoint_path, model, optimizer, done, weights, generator, history, fingerprint)
-        if stop is not None and stop.received is not None:
-            save_checkpoint(checkpoint_path, model, optimizer, done, weights, generator, history, fingerprint)
-            log.warning("%s: stopped by %s after step %d of %d; checkpoint written to %s, the next run resumes from it",
-                        sample, signal.Signals(stop.received).name, done, config.steps, checkpoint_path)
+        if done % config.checkpoint_every == 0 and not stop_reason:
+            save_checkpoint(checkpoint_path, model, optimizer, done, weights, generator, history, rule, fingerprint)
+        if stop is not None and stop.received is not None and not stop_reason:
+            save_checkpoint(checkpoint_path, model, optimizer, done, weights, generator, history, rule, fingerprint)
+            log.warning("%s: stopped by %s after step %d; checkpoint written to %s, the next run resumes from it",
+                        sample, signal.Signals(stop.received).name, done, checkpoint_path)
             raise SystemExit(128 + stop.received)
+    progress.total = done
     progress.close()
-    return model, history
+    seconds = elapsed_before + time.perf_counter() - began
+    log.info("%s: training stopped after step %d (%.0f s): %s", sample, done, seconds, stop_reason)
+    return TrainingRun(model, history, rule.checks, stop_reason, done, round(seconds, 3))

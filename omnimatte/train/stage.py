@@ -22,7 +22,7 @@ from omnimatte.logs import get_logger
 from omnimatte.render import RenderSettings, render_layers
 from omnimatte.train.checkpoint import catch_sigterm
 from omnimatte.train.curves import write_loss_curves
-from omnimatte.train.loop import train_model
+from omnimatte.train.loop import TrainingRun, train_model
 from omnimatte.train.settings import TrainConfig
 from omnimatte.train.video import load_video
 
@@ -52,18 +52,30 @@ def run_train(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pat
              video.canvas_size[0])
     began = time.perf_counter()
     with catch_sigterm() as stop:
-        model, history = train_model(sample, video, config, files.checkpoint, device, stop=stop,
-                                     inputs=inputs_digest(frames_dir, flow_dir, homography_dir, masks_dir, object_names))
+        run = train_model(sample, video, config, files.checkpoint, device, stop=stop,
+                          inputs=inputs_digest(frames_dir, flow_dir, homography_dir, masks_dir, object_names))
     train_seconds = time.perf_counter() - began
+    model = run.model
     quality = render_layers(model, video, RenderSettings.from_config(config), out_dir, sample)
     with atomic_path(files.model) as tmp:
         torch.save({"model": model.state_dict(), "config": dataclasses.asdict(config),
                     "canvas_size": list(video.canvas_size), "object_names": object_names}, tmp)
-    write_loss_curves(history, files.losses_csv, files.losses_plot)
-    summary = {"device": str(device), "steps": config.steps, "train_seconds_this_run": round(train_seconds, 2),
-               **quality, "final_losses": history[-1] if history else {}}
+    write_loss_curves(run.history, files.losses_csv, files.losses_plot, run.checks, config.stop_alpha_tolerance,
+                      config.stop_reconstruction_tolerance)
+    summary = {"device": str(device), "steps": run.stop_step, "train_seconds_this_run": round(train_seconds, 2),
+               "stopping": stopping_summary(run, config), **quality,
+               "final_losses": run.history[-1] if run.history else {}}
     save_json(files.summary, summary)
     files.checkpoint.unlink(missing_ok=True)
     log.info("%s: reconstruction PSNR %.2f dB (model), %.2f dB (with detail transfer)", sample,
              quality["psnr_model"], quality["psnr_output"])
     return summary
+
+
+def stopping_summary(run: TrainingRun, config: TrainConfig) -> dict:
+    """Why and when training stopped, the rule's settings and what each check measured, for summary.json."""
+    return {"reason": run.stop_reason, "step": run.stop_step, "seconds": run.seconds,
+            "expected_steps": config.steps, "min_steps": config.min_steps, "max_steps": config.max_steps,
+            "check_every": config.stop_check_every, "check_frames": config.stop_check_frames,
+            "patience": config.stop_patience, "alpha_tolerance": config.stop_alpha_tolerance,
+            "reconstruction_tolerance": config.stop_reconstruction_tolerance, "checks": run.checks}

@@ -14,6 +14,7 @@ rule homography:
     params:
         out=lambda wildcards: f"results/{wildcards.sample}/homography",
         settings=settings("homography"),
+    threads: threads_for("homography", 2)
     log:
         "logs/homography/{sample}.log",
     benchmark:
@@ -23,4 +24,4 @@ rule homography:
     shell:
         "$OMNIMATTE_PYTHON -m omnimatte homography --sample {wildcards.sample} --frames {input.frames:q} --frames-info {input.info:q}"
         " --masks {input.masks:q} --out {params.out:q} --preview {output.preview:q}"
-        " --settings {params.settings} --log {log:q}"
+        " --settings {params.settings} --threads {threads} --log {log:q}"
