@@ -21,6 +21,7 @@ include: "workflow/rules/homography.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/composite.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/diagnose.smk"
 include: "workflow/rules/edits.smk"
 include: "workflow/rules/export.smk"
 include: "workflow/rules/report.smk"
@@ -30,4 +31,5 @@ rule all:
     input:
         expand("results/{video}/omnimatte.mp4", video=SAMPLES),
         expand("results/{video}/metrics.json", video=[name for name, s in SAMPLES.items() if "demo" in s]),
+        expand("results/{video}/diagnostics.json", video=SAMPLES),
         rules.report_figures.input,

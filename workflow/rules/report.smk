@@ -44,3 +44,4 @@ rule report_figures:
     input:
         expand("results/{video}/report/{sheet}.jpg", video=SAMPLES, sheet=SHEETS),
         expand("results/{video}/report/runtimes.png", video=SAMPLES),
+        expand("results/{video}/diagnostics.png", video=SAMPLES),

@@ -1,0 +1,514 @@
+"""How well the registered background explains each frame: per pixel, per frame, and what breaks it.
+
+Omnimatte explains every change against one static background seen through one homography
+per frame. This module measures how far that holds on a clip, outside the objects' masks:
+
+* the plate: the per-pixel median of the frames registered into the canvas, each pixel from
+  the frames before an object first reaches it, the objects' masks (grown by a margin) left out;
+* per frame, exposure and white balance: one gain per channel of the frame over its view of
+  the plate, fitted on the free background and applied before any comparison;
+* per frame, the noise level, from the free, flat pixels' residual, so that every threshold is
+  in units of the clip's own noise (and of the flow's, for motion);
+* per pixel, the residual score: the local RMS of the frame's difference from its relit view of
+  the plate over what noise and a registration error of `registration_tolerance` px across the
+  plate's texture explain (1 is noise), and the change score: the same between consecutive
+  registered frames;
+* per pixel, the flow residual: how far the optical flow differs from the flow the homographies
+  give the background.
+
+Where the residual is high, something shows that the camera model does not explain: an object's
+effect (a shadow, a reflection, dust: near the object, or moving with it) or a background that
+breaks the model. The fit tells them apart and keeps four per-frame maps of the latter:
+
+* `moving`: canvas pixels whose registered frames keep changing from one frame to the next in at
+  least `persistence` of the frames that show them with no object near (water, foliage, screens);
+* `mover`: regions that move coherently on their own (the flow differs from the camera's by one
+  motion over the region), not with a nearby object and not along the camera's motion: an
+  unmasked person or car;
+* `parallax`: such regions whose own motion runs along the camera's: standing things nearer or
+  further than the ground, which slide over it as the camera translates;
+* `misfit`: the rest that does not fit: connected regions of high residual lying mostly beyond
+  `effect_reach` object sizes from every object, and canvas pixels that do not fit in at least
+  `persistence` of their quiet frames (a registration error, a lens's distortion).
+
+Rendering can consult `explained(t)` (1 where the relit background explains the frame) and
+`unexplainable(t)` (what no object should be given); the diagnose stage reports all of them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from omnimatte.camera import Camera, registered_median
+
+#: The lower quartile of the RMS over 3 channels of Gaussian noise, in units of its sigma.
+RMS_LOWER_QUARTILE = math.sqrt(1.213 / 3)
+#: Noise is never taken below this many levels (of 255): 8-bit rounding and resampling.
+MIN_NOISE = 0.5
+#: The gain is fitted on pixels of the plate at least this bright in every channel (levels).
+MIN_GAIN_LEVEL = 16.0
+#: The gains are fitted on every this many pixels in each direction.
+GAIN_STEP = 2
+#: Flow is trusted where its forward-backward confidence is at least this.
+MIN_FLOW_CONFIDENCE = 0.5
+#: A region moves coherently when its flow residual vectors spread (median distance from their mean)
+#: by less than this share of the mean's length.
+COHERENT_SPREAD = 0.5
+#: A coherent region's own motion runs along the camera's when the cosine between them is at least this,
+#: and the camera moves there by at least MIN_CAMERA_MOTION px a frame.
+ALONG_CAMERA = 0.7
+MIN_CAMERA_MOTION = 0.25
+#: A canvas pixel is judged on its quiet frames only when at least this share of the clip's frames (and 3) are.
+MIN_QUIET_SHARE = 0.1
+#: The flow noise (median flow residual of the free background) counts this many times in the motion threshold.
+FLOW_NOISE_FACTOR = 4.0
+
+
+@dataclass(frozen=True)
+class BackgroundFitSettings:
+    """How the fit is measured; thresholds are in units of the clip's own noise, of px, or of the frame's size.
+
+    registration_tolerance: px of registration error across the plate's texture that still counts as a fit;
+    residual_threshold: the local residual (in noise units) above which a pixel does not fit;
+    flow_threshold: px a frame by which a region's flow must differ from the camera's to move on its own
+    (raised to FLOW_NOISE_FACTOR times the clip's flow noise where that is larger);
+    smoothing: the Gaussian over which residuals are taken, as a share of the frame's short side;
+    mask_margin: how far the objects' masks are grown before they are left out, a share of the short side;
+    effect_reach: how far an object's effects may reach, in object sizes (the square root of its mask's area);
+    persistence: the share of a canvas pixel's quiet frames (no object near) that must not fit, or keep
+    changing, for it to be background that breaks the model;
+    min_region: the smallest region that counts, as a share of the frame;
+    max_plate_frames: at most this many frames, evenly spaced, make the plate.
+    """
+
+    registration_tolerance: float = 0.5
+    residual_threshold: float = 3.0
+    flow_threshold: float = 0.5
+    smoothing: float = 1 / 64
+    mask_margin: float = 1 / 50
+    effect_reach: float = 2.0
+    persistence: float = 0.5
+    min_region: float = 0.002
+    max_plate_frames: int = 60
+
+
+@dataclass(frozen=True)
+class FlowFields:
+    """The flow stage's fields: forward and backward (T-1, H, W, 2) and their confidences (T-1, H, W)."""
+
+    forward: np.ndarray
+    backward: np.ndarray
+    confidence_forward: np.ndarray
+    confidence_backward: np.ndarray
+
+    def of_frame(self, t: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """Frame t's flow to its neighbour, its confidence and the neighbour (t + 1; the last frame: t - 1)."""
+        if t < len(self.forward):
+            return self.forward[t], self.confidence_forward[t], t + 1
+        return self.backward[t - 1], self.confidence_backward[t - 1], t - 1
+
+
+@dataclass
+class BackgroundFit:
+    """The fit of a clip's registered background, at the frames' resolution (T frames of H x W).
+
+    plate: (Hc, Wc, 3) float32 levels; gains: (T, 3) frame over plate per channel; noise: (T,) levels;
+    flow_noise: the median flow residual of the free background (px); camera_motion: (T,) mean px the
+    camera moves the background to the neighbouring frame; residual, change: (T, H, W) float32 scores (1 is
+    noise); flow_residual: (T, H, W) float32 px (0 without flow); free: outside every grown mask; near: within
+    reach of some object; unfit: residual above threshold on free pixels; moving, mover, parallax, misfit: as
+    the module says, (T, H, W) bool each.
+    """
+
+    settings: BackgroundFitSettings
+    plate: np.ndarray
+    gains: np.ndarray
+    noise: np.ndarray
+    flow_noise: float
+    camera_motion: np.ndarray
+    residual: np.ndarray
+    change: np.ndarray
+    flow_residual: np.ndarray
+    free: np.ndarray
+    near: np.ndarray
+    unfit: np.ndarray
+    moving: np.ndarray
+    mover: np.ndarray
+    parallax: np.ndarray
+    misfit: np.ndarray
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.residual)
+
+    def explained(self, t: int) -> np.ndarray:
+        """(H, W) float32 in [0, 1]: 1 where the relit registered background explains frame t to within noise and
+        registration, falling to 0 at twice the threshold; 0 on the objects' (grown) masks, which are not scored."""
+        return np.clip(2.0 - self.residual[t] / self.settings.residual_threshold, 0.0, 1.0) * self.free[t]
+
+    def camera_model_misses(self, t: int) -> np.ndarray:
+        """(H, W) bool: where frame t's background is static but no homography explains it (parallax, misfit)."""
+        return self.parallax[t] | self.misfit[t]
+
+    def moving_background(self, t: int) -> np.ndarray:
+        """(H, W) bool: where frame t's background moves by itself (moving, mover)."""
+        return self.moving[t] | self.mover[t]
+
+    def unexplainable(self, t: int) -> np.ndarray:
+        """(H, W) bool: where frame t's background breaks the model: no object's effect, nothing to give a layer."""
+        return self.camera_model_misses(t) | self.moving_background(t)
+
+
+def grow(masks: np.ndarray, radius: int) -> np.ndarray:
+    """Each (H, W) mask of a (T, H, W) bool stack grown by `radius` px (a disc)."""
+    if radius < 1:
+        return masks.copy()
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    return np.stack([cv2.dilate(m.astype(np.uint8), kernel) > 0 for m in masks])
+
+
+def _gradient(image: np.ndarray) -> np.ndarray:
+    """Per pixel, the RMS over channels of the image's gradient magnitude (levels per px)."""
+    gx = cv2.Sobel(image, cv2.CV_32F, 1, 0, ksize=3) / 8
+    gy = cv2.Sobel(image, cv2.CV_32F, 0, 1, ksize=3) / 8
+    return np.sqrt((gx * gx + gy * gy).mean(axis=-1))
+
+
+def fit_gains(frame: np.ndarray, plate_view: np.ndarray, free: np.ndarray, step: int = GAIN_STEP) -> np.ndarray:
+    """The per-channel gain (3,) that best turns the plate's view into the frame on the free pixels (every
+    `step`-th in each direction): the median ratio, then least squares on the pixels it fits to within three
+    times their median error."""
+    frame, plate_view, free = frame[::step, ::step], plate_view[::step, ::step], free[::step, ::step]
+    usable = free & (plate_view.min(axis=-1) > MIN_GAIN_LEVEL)
+    if usable.sum() < 16:
+        return np.ones(3)
+    f, p = frame[usable].astype(np.float64), plate_view[usable].astype(np.float64)
+    gains = np.median(f / p, axis=0)
+    error = np.abs(f - gains * p).max(axis=1)
+    kept = error <= 3.0 * max(float(np.median(error)), 1.0)
+    if kept.sum() >= 16:
+        gains = (f[kept] * p[kept]).sum(axis=0) / (p[kept] ** 2).sum(axis=0)
+    return gains
+
+
+def noise_level(rms: np.ndarray, texture: np.ndarray, free: np.ndarray) -> float:
+    """A frame's noise (levels per channel) from the RMS residual (H, W) of its free pixels where the plate is
+    flattest (texture below its median there): the lower quartile, which water or a shadow over part of them
+    does not raise."""
+    if free.sum() < 16:
+        return MIN_NOISE
+    flat = free & (texture <= np.median(texture[free]))
+    return max(MIN_NOISE, float(np.percentile(rms[flat], 25)) / RMS_LOWER_QUARTILE)
+
+
+def masked_blur(image: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur of a (H, W) image over the pixels `weight` selects, normalised so the others do not bleed in."""
+    weight = weight.astype(np.float32)
+    num = cv2.GaussianBlur(image.astype(np.float32) * weight, (0, 0), sigma)
+    den = cv2.GaussianBlur(weight, (0, 0), sigma)
+    return num / np.maximum(den, 1e-3)
+
+
+def local_score(difference: np.ndarray, tolerance: np.ndarray, free: np.ndarray, sigma: float) -> np.ndarray:
+    """The local RMS over the free pixels (Gaussian of `sigma` px) of a (H, W, 3) difference in units of a
+    per-pixel (H, W) tolerance; 0 outside the free pixels."""
+    rms = np.sqrt((difference * difference).mean(axis=-1))
+    score = np.sqrt(masked_blur((rms / tolerance) ** 2, free, sigma))
+    score[~free] = 0.0
+    return score.astype(np.float32)
+
+
+def _pixel_grid(height: int, width: int) -> np.ndarray:
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
+    return np.stack([xs, ys, np.ones_like(xs)], axis=-1)
+
+
+def camera_flow_between(camera: Camera, source: int, target: int, grid: np.ndarray) -> np.ndarray:
+    """The flow (H, W, 2) the homographies give the background from frame `source` to frame `target`."""
+    mapped = grid @ camera.frame_to_frame(source, target).T
+    return (mapped[..., :2] / mapped[..., 2:] - grid[..., :2]).astype(np.float32)
+
+
+def to_canvas_share(maps: np.ndarray, counted: np.ndarray, camera: Camera, min_frames: int = 1) -> np.ndarray:
+    """Per canvas pixel (Hc, Wc), the share of the frames that count it (`counted`, (T, H, W) bool) in which
+    `maps` (T, H, W) bool holds; 0 where fewer than `min_frames` count it."""
+    height, width = camera.canvas_size
+    hits = np.zeros((height, width), np.float32)
+    seen = np.zeros((height, width), np.float32)
+    for t in range(len(maps)):
+        def warp(image: np.ndarray) -> np.ndarray:
+            return cv2.warpPerspective(image.astype(np.float32), camera.homographies[t], (width, height),
+                                       flags=cv2.INTER_NEAREST, borderValue=0)
+        seen += warp(counted[t])
+        hits += warp(maps[t] & counted[t])
+    return np.where(seen >= max(min_frames, 1), hits / np.maximum(seen, 1), 0.0)
+
+
+def before_objects(near: np.ndarray, camera: Camera) -> np.ndarray:
+    """(T, H, W) bool: the pixels of each frame whose canvas point no object has come near (`near`, (T, H, W)
+    bool) up to that frame. What an object leaves behind (dust, tracks, a wake) lingers after it has passed;
+    before, the background shows as it is."""
+    height, width = camera.canvas_size
+    num_frames, frame_height, frame_width = near.shape
+    first = np.full((height, width), num_frames, np.float32)
+    for t in range(num_frames):
+        reached = cv2.warpPerspective(near[t].astype(np.float32), camera.homographies[t], (width, height),
+                                      flags=cv2.INTER_NEAREST, borderValue=0) > 0
+        first[reached & (first == num_frames)] = t
+    return np.stack([camera.view(first, t, frame_height, frame_width) > t + 0.5 for t in range(num_frames)])
+
+
+def _from_canvas(canvas_map: np.ndarray, camera: Camera, t: int, height: int, width: int) -> np.ndarray:
+    return camera.view(canvas_map.astype(np.float32), t, height, width) > 0.5
+
+
+def _close(mask: np.ndarray, radius: int) -> np.ndarray:
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    return cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, kernel) > 0
+
+
+@dataclass
+class _Objects:
+    """One frame's objects: per object, the distance (H, W) of every pixel from its mask, its reach in px
+    (effect_reach object sizes) and its own motion (2,): its median flow less the camera's; None for objects
+    absent from the frame (and motion None without flow)."""
+
+    distance: list[np.ndarray | None]
+    reach: list[float]
+    motion: list[np.ndarray | None]
+
+    @classmethod
+    def of_frame(cls, masks: list[np.ndarray], reach: float, flow: np.ndarray | None = None,
+                 camera_flow: np.ndarray | None = None) -> _Objects:
+        distances, reaches, motions = [], [], []
+        for mask in masks:
+            area = int(mask.sum())
+            if area == 0:
+                distances.append(None), reaches.append(0.0), motions.append(None)
+                continue
+            distances.append(cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, 5))
+            reaches.append(reach * math.sqrt(area))
+            motions.append(np.median(flow[mask] - camera_flow[mask], axis=0) if flow is not None else None)
+        return cls(distances, reaches, motions)
+
+    def near(self, shape: tuple[int, int]) -> np.ndarray:
+        near = np.zeros(shape, bool)
+        for distance, reach in zip(self.distance, self.reach):
+            if distance is not None:
+                near |= distance <= reach
+        return near
+
+    def carries(self, region: np.ndarray, region_motion: np.ndarray, threshold: float) -> bool:
+        """Whether some object within reach of `region` moves against the background (by more than `threshold` px)
+        the way the region does (`region_motion`, its flow less the camera's: the cosine between them at least
+        one half): the region is that object's effect (a reflection, a shadow, dust), which the flow follows
+        only in part."""
+        for distance, reach, motion in zip(self.distance, self.reach, self.motion):
+            if distance is None or motion is None or float(distance[region].min()) > reach:
+                continue
+            size = float(np.linalg.norm(motion))
+            if size > threshold and float(np.dot(motion, region_motion)) >= 0.5 * size * float(np.linalg.norm(region_motion)):
+                return True
+        return False
+
+    def near_within(self, shape: tuple[int, int], distance_px: float) -> np.ndarray:
+        """(H, W) bool: within `distance_px` px of some object's mask."""
+        near = np.zeros(shape, bool)
+        for distance in self.distance:
+            if distance is not None:
+                near |= distance <= distance_px
+        return near
+
+    def touches(self, region: np.ndarray, margin: float) -> bool:
+        """Whether `region` comes within `margin` px of some object's mask."""
+        return any(distance is not None and float(distance[region].min()) <= margin for distance in self.distance)
+
+
+def _own_motion(residual: np.ndarray, magnitude: np.ndarray, valid: np.ndarray, camera_flow: np.ndarray, objects: _Objects, threshold: float, min_area: float
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """One frame's regions that move coherently on their own, (mover, parallax) (H, W) bool: where the smoothed
+    flow residual `magnitude` passes `threshold` on `valid` pixels, in regions whose residual vectors (H, W, 2)
+    agree, that no nearby object carries;
+    parallax where their motion runs along the camera's."""
+    mover = np.zeros(valid.shape, bool)
+    parallax = np.zeros(valid.shape, bool)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats((valid & (magnitude > threshold)).astype(np.uint8),
+                                                               connectivity=8)
+    for label in range(1, count):
+        if stats[label, cv2.CC_STAT_AREA] < min_area:
+            continue
+        region = labels == label
+        vectors = residual[region]
+        mean = vectors.mean(axis=0)
+        if np.median(np.linalg.norm(vectors - mean, axis=1)) > COHERENT_SPREAD * np.linalg.norm(mean):
+            continue
+        if objects.carries(region, mean, threshold):
+            continue
+        region_camera = camera_flow[region].mean(axis=0)
+        camera_speed = float(np.linalg.norm(region_camera))
+        along = float(np.dot(mean, region_camera)) / max(camera_speed * float(np.linalg.norm(mean)), 1e-9)
+        if camera_speed >= MIN_CAMERA_MOTION and abs(along) >= ALONG_CAMERA:
+            parallax |= region
+        else:
+            mover |= region
+    return mover, parallax
+
+
+def _lasting(regions: np.ndarray, sigma: float) -> np.ndarray:
+    """The connected regions of each frame of (T, H, W) bool `regions` that meet a region of the frame before or
+    after once grown by `sigma` px and by how far they move (the span of the region's own motion): something that
+    moves on its own lasts from frame to frame, a shadow's edge caught by the flow in one frame does not."""
+    lasting = np.zeros_like(regions)
+    for t in range(len(regions)):
+        count, labels = cv2.connectedComponents(regions[t].astype(np.uint8), connectivity=8)
+        if count <= 1:
+            continue
+        neighbours = np.zeros(regions.shape[1:], bool)
+        for s in (t - 1, t + 1):
+            if 0 <= s < len(regions):
+                neighbours |= regions[s]
+        reach = max(1, round(3 * sigma))
+        grown = cv2.dilate(neighbours.astype(np.uint8), np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)) > 0
+        met = np.zeros(count, bool)
+        met[np.unique(labels[grown])] = True
+        met[0] = False
+        lasting[t] = met[labels]
+    return lasting
+
+
+def _outside(regions: np.ndarray, other: np.ndarray, share: float = 0.3) -> np.ndarray:
+    """The connected regions of an (H, W) bool map less than `share` of whose area `other` covers."""
+    count, labels = cv2.connectedComponents(regions.astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return regions
+    covered = np.bincount(labels[other], minlength=count) / np.maximum(np.bincount(labels.ravel(), minlength=count), 1)
+    keep = covered < share
+    keep[0] = False
+    return keep[labels]
+
+
+def _far_regions(unfit: np.ndarray, objects: _Objects, near: np.ndarray, margin: float, min_area: float
+                 ) -> np.ndarray:
+    """The connected regions of one frame's (H, W) `unfit` of at least `min_area` px that no object explains: that
+    do not touch an object (come within `margin` px of its mask: a shadow at the feet, a trail of dust) and lie
+    mostly beyond every object's reach (outside `near`)."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(unfit.astype(np.uint8), connectivity=8)
+    far = np.zeros_like(unfit)
+    inside = np.bincount(labels[near], minlength=count)
+    for label in range(1, count):
+        area = stats[label, cv2.CC_STAT_AREA]
+        if area < min_area or inside[label] >= 0.5 * area:
+            continue
+        region = labels == label
+        if not objects.touches(region, margin):
+            far |= region
+    return far
+
+
+def fit_background(frames: np.ndarray, camera: Camera, masks: dict[str, np.ndarray], flow: FlowFields | None = None,
+                   settings: BackgroundFitSettings = BackgroundFitSettings()) -> BackgroundFit:
+    """The fit of uint8 frames (T, H, W, 3) by their registered background; `masks`: per object (T, H, W) bool,
+    back to front; `flow`: the flow stage's fields (without them, nothing is found to move on its own)."""
+    num_frames, height, width = frames.shape[:3]
+    short = min(height, width)
+    object_masks = list(masks.values())
+    union = np.zeros((num_frames, height, width), bool)
+    for mask in object_masks:
+        union |= mask
+    margin = max(1, round(settings.mask_margin * short))
+    free = ~grow(union, margin)
+    picks = np.unique(np.linspace(0, num_frames - 1, min(num_frames, settings.max_plate_frames)).round().astype(int))
+    plate = registered_median(frames[picks], camera.homographies[picks], camera.canvas_size, exclude=~free[picks],
+                              before_first_exclusion=True, min_votes=min(2, len(picks)))
+    sigma = max(1.0, settings.smoothing * short)
+    min_area = settings.min_region * height * width
+    grid = _pixel_grid(height, width)
+
+    gains = np.ones((num_frames, 3))
+    noise = np.zeros(num_frames)
+    for t in range(num_frames):
+        view = camera.view(plate, t, height, width)
+        gains[t] = fit_gains(frames[t], view, free[t])
+        difference = frames[t].astype(np.float32) - view * gains[t].astype(np.float32)
+        noise[t] = noise_level(np.sqrt((difference * difference).mean(axis=-1)), _gradient(view), free[t])
+
+    flow_noise = 0.0
+    if flow is not None:
+        medians = []
+        for t in range(num_frames - 1):
+            residual = flow.forward[t] - camera_flow_between(camera, t, t + 1, grid)
+            valid = free[t] & (flow.confidence_forward[t] >= MIN_FLOW_CONFIDENCE)
+            if valid.any():
+                medians.append(float(np.median(np.linalg.norm(residual[valid], axis=-1))))
+        flow_noise = float(np.median(medians)) if medians else 0.0
+    motion_threshold = max(settings.flow_threshold, FLOW_NOISE_FACTOR * flow_noise)
+
+    residual_score = np.zeros((num_frames, height, width), np.float32)
+    change = np.zeros_like(residual_score)
+    flow_residual = np.zeros_like(residual_score)
+    near = np.zeros((num_frames, height, width), bool)
+    mover = np.zeros_like(near)
+    parallax = np.zeros_like(near)
+    camera_motion = np.zeros(num_frames)
+    for t in range(num_frames):
+        relit = camera.view(plate, t, height, width) * gains[t].astype(np.float32)
+        tolerance = settings.registration_tolerance * _gradient(relit)
+        residual_score[t] = local_score(frames[t].astype(np.float32) - relit, noise[t] + tolerance, free[t], sigma)
+        if num_frames < 2:
+            continue
+        field, confidence, s = flow.of_frame(t) if flow is not None else (None, None, t + 1 if t + 1 < num_frames else t - 1)
+        to_t = camera.frame_to_frame(s, t)
+        other = cv2.warpPerspective(frames[s].astype(np.float32), to_t, (width, height), flags=cv2.INTER_LINEAR,
+                                    borderMode=cv2.BORDER_REPLICATE) * (gains[t] / gains[s]).astype(np.float32)
+        both = free[t] & (cv2.warpPerspective(free[s].astype(np.uint8), to_t, (width, height), flags=cv2.INTER_NEAREST,
+                                              borderValue=0) > 0)
+        change[t] = local_score(frames[t].astype(np.float32) - other, math.hypot(noise[t], noise[s]) + tolerance,
+                                both, sigma)
+        background_flow = camera_flow_between(camera, t, s, grid)
+        camera_motion[t] = float(np.linalg.norm(background_flow, axis=-1).mean())
+        objects = _Objects.of_frame([m[t] for m in object_masks], settings.effect_reach, field, background_flow)
+        near[t] = objects.near((height, width))
+        if field is None:
+            continue
+        # Flow bleeds past an object's edge by about the smoothing's width: that band is the object's own motion.
+        valid = free[t] & (confidence >= MIN_FLOW_CONFIDENCE) & ~objects.near_within((height, width), margin + 2 * sigma)
+        own = field - background_flow
+        magnitude = np.sqrt(masked_blur(np.linalg.norm(own, axis=-1) ** 2, valid, sigma))
+        flow_residual[t] = np.where(free[t], magnitude, 0.0)
+        mover[t], parallax[t] = _own_motion(own, magnitude, valid, background_flow, objects,
+                                            motion_threshold, min_area)
+
+    mover, parallax = _lasting(mover, sigma), _lasting(parallax, sigma)
+    threshold = settings.residual_threshold
+    unfit = free & (residual_score > threshold)
+    quiet = free & ~near & before_objects(near, camera)
+    min_frames = max(3, round(MIN_QUIET_SHARE * num_frames))
+    canvas_moving = to_canvas_share(free & (change > threshold), quiet, camera, min_frames) >= settings.persistence
+    canvas_misfit = to_canvas_share(unfit & ~mover & ~parallax, quiet, camera, min_frames) >= settings.persistence
+
+    radius = max(1, round(sigma))
+    moving = np.zeros_like(unfit)
+    misfit = np.zeros_like(unfit)
+    for t in range(num_frames):
+        moving[t] = _close((unfit[t] | (change[t] > threshold)) & _from_canvas(canvas_moving, camera, t, height, width),
+                           radius) & free[t]
+        # A region moving on its own that lies mostly where the background keeps changing is part of it (ripples
+        # the flow follows for a while).
+        for own in (mover, parallax):
+            own[t] = _outside(own[t], moving[t]) & ~moving[t]
+        # A region moving on its own is drawn as the pixels that do not fit on it and right beside it (its
+        # blur, the ground it uncovers); the flow's own outline is smoothed.
+        kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
+        parallax[t] = unfit[t] & ~moving[t] & (cv2.dilate(parallax[t].astype(np.uint8), kernel) > 0)
+        mover[t] = unfit[t] & ~moving[t] & ~parallax[t] & (cv2.dilate(mover[t].astype(np.uint8), kernel) > 0)
+        rest = unfit[t] & ~moving[t] & ~mover[t] & ~parallax[t]
+        stuck = rest & _from_canvas(canvas_misfit, camera, t, height, width)
+        objects = _Objects.of_frame([m[t] for m in object_masks], settings.effect_reach)
+        far = _far_regions(rest, objects, near[t], margin + 2 * sigma, min_area)
+        misfit[t] = _close(far | stuck, radius) & rest
+    return BackgroundFit(settings, plate, gains, noise, flow_noise, camera_motion, residual_score, change, flow_residual,
+                         free, near, unfit, moving, mover, parallax, misfit)
