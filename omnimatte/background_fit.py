@@ -7,8 +7,10 @@ per frame. This module measures how far that holds on a clip, outside the object
   the frames before an object first reaches it, the objects' masks (grown by a margin) left out;
 * per frame, exposure and white balance: one gain per channel of the frame over its view of
   the plate, fitted on the free background and applied before any comparison;
-* per frame, the noise level, from the free, flat pixels' residual, so that every threshold is
-  in units of the clip's own noise (and of the flow's, for motion);
+* per frame, the noise level by brightness, from the free, flat pixels' residual, so that every
+  threshold is in units of the clip's own noise (and of the flow's, for motion);
+* each frame registered anew onto the plate (a dense alignment on the pixels that fit), so that what
+  remains is what no homography explains, and how far the given registration was from it;
 * per pixel, the residual score: the local RMS of the frame's difference from its relit view of
   the plate over what noise and a registration error of `registration_tolerance` px across the
   plate's texture explain (1 is noise), and the change score: the same between consecutive
@@ -45,8 +47,8 @@ import numpy as np
 
 from omnimatte.camera import Camera, registered_median
 
-#: The lower quartile of the RMS over 3 channels of Gaussian noise, in units of its sigma.
-RMS_LOWER_QUARTILE = math.sqrt(1.213 / 3)
+#: The median of the RMS over 3 channels of Gaussian noise, in units of its sigma (chi-square with 3 degrees).
+RMS_MEDIAN = math.sqrt(2.366 / 3)
 #: Noise is never taken below this many levels (of 255): 8-bit rounding and resampling.
 MIN_NOISE = 0.5
 #: The gain is fitted on pixels of the plate at least this bright in every channel (levels).
@@ -62,6 +64,15 @@ COHERENT_SPREAD = 0.5
 #: and the camera moves there by at least MIN_CAMERA_MOTION px a frame.
 ALONG_CAMERA = 0.7
 MIN_CAMERA_MOTION = 0.25
+#: The noise level is measured in this many bins of the plate's brightness, each from at least MIN_BIN_PIXELS.
+NOISE_BINS = 16
+MIN_BIN_PIXELS = 64
+#: Within a region that does not fit, a single pixel does where its residual passes this share of the threshold.
+PIXEL_THRESHOLD_SHARE = 2 / 3
+#: The dense alignment of each frame onto the plate: its iterations, and the most it may move a frame's corner
+#: (a share of the frame's short side; a larger move is a failed alignment, and the frame keeps its homography).
+REALIGN_ITERATIONS = 50
+MAX_REALIGNMENT = 0.1
 #: A canvas pixel is judged on its quiet frames only when at least this share of the clip's frames (and 3) are.
 MIN_QUIET_SHARE = 0.1
 #: The flow noise (median flow residual of the free background) counts this many times in the motion threshold.
@@ -116,7 +127,9 @@ class FlowFields:
 class BackgroundFit:
     """The fit of a clip's registered background, at the frames' resolution (T frames of H x W).
 
-    plate: (Hc, Wc, 3) float32 levels; gains: (T, 3) frame over plate per channel; noise: (T,) levels;
+    camera: the given camera with each frame registered anew onto the plate; registration_error: (T,) px at the
+    frame's corners between the two; plate: (Hc, Wc, 3) float32 levels; gains: (T, 3) frame over plate per channel;
+    noise: (T,) levels at the frame's median pixel (the noise rises with brightness);
     flow_noise: the median flow residual of the free background (px); camera_motion: (T,) mean px the
     camera moves the background to the neighbouring frame; residual, change: (T, H, W) float32 scores (1 is
     noise); flow_residual: (T, H, W) float32 px (0 without flow); free: outside every grown mask; near: within
@@ -125,6 +138,8 @@ class BackgroundFit:
     """
 
     settings: BackgroundFitSettings
+    camera: Camera
+    registration_error: np.ndarray
     plate: np.ndarray
     gains: np.ndarray
     noise: np.ndarray
@@ -193,16 +208,6 @@ def fit_gains(frame: np.ndarray, plate_view: np.ndarray, free: np.ndarray, step:
     if kept.sum() >= 16:
         gains = (f[kept] * p[kept]).sum(axis=0) / (p[kept] ** 2).sum(axis=0)
     return gains
-
-
-def noise_level(rms: np.ndarray, texture: np.ndarray, free: np.ndarray) -> float:
-    """A frame's noise (levels per channel) from the RMS residual (H, W) of its free pixels where the plate is
-    flattest (texture below its median there): the lower quartile, which water or a shadow over part of them
-    does not raise."""
-    if free.sum() < 16:
-        return MIN_NOISE
-    flat = free & (texture <= np.median(texture[free]))
-    return max(MIN_NOISE, float(np.percentile(rms[flat], 25)) / RMS_LOWER_QUARTILE)
 
 
 def masked_blur(image: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
@@ -391,6 +396,46 @@ def _outside(regions: np.ndarray, other: np.ndarray, share: float = 0.3) -> np.n
     return keep[labels]
 
 
+def _overlapping(regions: np.ndarray, other: np.ndarray, min_area: float, share: float = 0.2) -> np.ndarray:
+    """The connected regions of an (H, W) bool map of which `other` covers at least `share` and `min_area` px."""
+    count, labels = cv2.connectedComponents(regions.astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return np.zeros_like(regions)
+    covered = np.bincount(labels[other & regions], minlength=count)
+    keep = (covered >= share * np.bincount(labels.ravel(), minlength=count)) & (covered >= min_area)
+    keep[0] = False
+    return keep[labels]
+
+
+def _detached(unfit: np.ndarray, object_masks: list[np.ndarray], t: int, margin: float) -> np.ndarray:
+    """The connected regions of frame t's (H, W) `unfit` that do not come within `margin` px of any object's mask:
+    not a shadow at the feet, a reflection below them or a trail of dust."""
+    count, labels = cv2.connectedComponents(unfit.astype(np.uint8), connectivity=8)
+    attached = np.zeros(count, bool)
+    for mask in object_masks:
+        if mask[t].any():
+            near = cv2.distanceTransform((~mask[t]).astype(np.uint8), cv2.DIST_L2, 5) <= margin
+            attached[np.unique(labels[near])] = True
+    attached[0] = True
+    return ~attached[labels]
+
+
+def _carried_on(regions: np.ndarray, unfit: np.ndarray, sigma: float) -> np.ndarray:
+    """(T, H, W) bool regions that move on their own, with, in each frame, the regions of `unfit` (T, H, W bool; those
+    detached from the objects) that meet them in the frame before or after (grown by three smoothing widths): a thing that moves on its
+    own goes on doing so where the flow lost it for a frame (a thin pole, a blurred mover)."""
+    reach = max(1, round(3 * sigma))
+    kernel = np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)
+    carried = regions.copy()
+    for order in (range(1, len(regions)), range(len(regions) - 2, -1, -1)):
+        for t in order:
+            neighbour = carried[t - 1] if order.step == 1 else carried[t + 1]
+            if not neighbour.any():
+                continue
+            carried[t] |= _overlapping(unfit[t], cv2.dilate(neighbour.astype(np.uint8), kernel) > 0, 1, share=0.3)
+    return carried
+
+
 def _far_regions(unfit: np.ndarray, objects: _Objects, near: np.ndarray, margin: float, min_area: float
                  ) -> np.ndarray:
     """The connected regions of one frame's (H, W) `unfit` of at least `min_area` px that no object explains: that
@@ -409,33 +454,134 @@ def _far_regions(unfit: np.ndarray, objects: _Objects, near: np.ndarray, margin:
     return far
 
 
-def fit_background(frames: np.ndarray, camera: Camera, masks: dict[str, np.ndarray], flow: FlowFields | None = None,
-                   settings: BackgroundFitSettings = BackgroundFitSettings()) -> BackgroundFit:
-    """The fit of uint8 frames (T, H, W, 3) by their registered background; `masks`: per object (T, H, W) bool,
-    back to front; `flow`: the flow stage's fields (without them, nothing is found to move on its own)."""
+@dataclass
+class _Registered:
+    """The frames against their plate through a camera: the plate (Hc, Wc, 3), each frame's gains (T, 3) and its
+    noise level by brightness (T, NOISE_BINS)."""
+
+    camera: Camera
+    plate: np.ndarray
+    gains: np.ndarray
+    noise_curves: np.ndarray
+
+    def relit(self, t: int, height: int, width: int) -> np.ndarray:
+        """Frame t's view of the plate, relit by its gains: float32 (H, W, 3) levels."""
+        return self.camera.view(self.plate, t, height, width) * self.gains[t].astype(np.float32)
+
+    def noise_map(self, t: int, relit: np.ndarray) -> np.ndarray:
+        """Frame t's noise level (levels) at each pixel, by the brightness of its relit plate (H, W)."""
+        bins = np.clip((relit.mean(axis=-1) * NOISE_BINS / 256).astype(int), 0, NOISE_BINS - 1)
+        return self.noise_curves[t][bins].astype(np.float32)
+
+
+def noise_curve(rms: np.ndarray, texture: np.ndarray, brightness: np.ndarray, free: np.ndarray) -> np.ndarray:
+    """A frame's noise level (levels per channel) by brightness, (NOISE_BINS,): in each bin of the plate's
+    brightness, the median RMS residual of the free pixels where the plate is flattest (texture below its median
+    there), so that water or a shadow over less than half of them does not raise it; rising with brightness as
+    sensor and path-tracing noise do (a bin of noiseless sky takes the noise of the darker bins), bins without
+    enough pixels taking their neighbours'."""
+    curve = np.full(NOISE_BINS, np.nan)
+    if free.sum() >= MIN_BIN_PIXELS:
+        flat = free & (texture <= np.median(texture[free]))
+        bins = np.clip((brightness * NOISE_BINS / 256).astype(int), 0, NOISE_BINS - 1)
+        for b in range(NOISE_BINS):
+            chosen = flat & (bins == b)
+            if chosen.sum() >= MIN_BIN_PIXELS:
+                curve[b] = float(np.median(rms[chosen])) / RMS_MEDIAN
+    if np.isnan(curve).all():
+        return np.full(NOISE_BINS, MIN_NOISE)
+    first = int(np.flatnonzero(~np.isnan(curve))[0])
+    curve[:first] = curve[first]
+    curve = np.fmax.accumulate(np.nan_to_num(curve, nan=0.0))
+    return np.maximum(curve, MIN_NOISE)
+
+
+def _register(frames: np.ndarray, camera: Camera, free: np.ndarray, settings: BackgroundFitSettings) -> _Registered:
+    """The plate of the frames through `camera` and, against it, each frame's gains and noise curve."""
     num_frames, height, width = frames.shape[:3]
-    short = min(height, width)
-    object_masks = list(masks.values())
-    union = np.zeros((num_frames, height, width), bool)
-    for mask in object_masks:
-        union |= mask
-    margin = max(1, round(settings.mask_margin * short))
-    free = ~grow(union, margin)
     picks = np.unique(np.linspace(0, num_frames - 1, min(num_frames, settings.max_plate_frames)).round().astype(int))
     plate = registered_median(frames[picks], camera.homographies[picks], camera.canvas_size, exclude=~free[picks],
                               before_first_exclusion=True, min_votes=min(2, len(picks)))
-    sigma = max(1.0, settings.smoothing * short)
-    min_area = settings.min_region * height * width
-    grid = _pixel_grid(height, width)
-
     gains = np.ones((num_frames, 3))
-    noise = np.zeros(num_frames)
+    curves = np.zeros((num_frames, NOISE_BINS))
     for t in range(num_frames):
         view = camera.view(plate, t, height, width)
         gains[t] = fit_gains(frames[t], view, free[t])
-        difference = frames[t].astype(np.float32) - view * gains[t].astype(np.float32)
-        noise[t] = noise_level(np.sqrt((difference * difference).mean(axis=-1)), _gradient(view), free[t])
+        relit = view * gains[t].astype(np.float32)
+        difference = frames[t].astype(np.float32) - relit
+        curves[t] = noise_curve(np.sqrt((difference * difference).mean(axis=-1)), _gradient(relit), relit.mean(axis=-1),
+                                free[t])
+    return _Registered(camera, plate, gains, curves)
 
+
+def realign(frames: np.ndarray, registered: _Registered, usable: np.ndarray) -> tuple[Camera, np.ndarray]:
+    """Each frame registered anew onto its relit view of the plate by a dense ECC alignment over its `usable`
+    (T, H, W bool) pixels: the camera that does, and how far (px, at the frame's corners) each frame moved."""
+    num_frames, height, width = frames.shape[:3]
+    corners = np.array([[0, 0, 1], [width, 0, 1], [width, height, 1], [0, height, 1]], np.float64)
+    criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, REALIGN_ITERATIONS, 1e-5)
+    homographies = registered.camera.homographies.copy()
+    moved = np.zeros(num_frames)
+    for t in range(num_frames):
+        if usable[t].sum() < MIN_BIN_PIXELS:
+            continue
+        view = cv2.cvtColor(np.clip(registered.relit(t, height, width), 0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)
+        gray = cv2.cvtColor(frames[t], cv2.COLOR_RGB2GRAY)
+        mask = usable[t].astype(np.uint8) * 255
+        try:
+            _, warp = cv2.findTransformECCWithMask(view, gray, mask, mask, np.eye(3, dtype=np.float32),
+                                                   cv2.MOTION_HOMOGRAPHY, criteria, 3)
+        except cv2.error:
+            continue
+        warp = warp.astype(np.float64) / warp[2, 2]
+        mapped = corners @ warp.T
+        shift = float(np.linalg.norm(mapped[:, :2] / mapped[:, 2:] - corners[:, :2], axis=1).max())
+        if not np.isfinite(shift) or shift > MAX_REALIGNMENT * min(height, width):
+            continue
+        homographies[t] = homographies[t] @ np.linalg.inv(warp)
+        homographies[t] /= homographies[t][2, 2]
+        moved[t] = shift
+    return Camera(homographies, registered.camera.canvas_size), moved
+
+
+def _scores(frames: np.ndarray, registered: _Registered, free: np.ndarray, settings: BackgroundFitSettings, sigma: float
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per frame: the residual score, the change score (against the neighbouring frame registered onto it), both
+    (T, H, W) float32, where single pixels do not fit (T, H, W) bool, and the noise level (T,) at the median pixel."""
+    num_frames, height, width = frames.shape[:3]
+    camera = registered.camera
+    residual = np.zeros((num_frames, height, width), np.float32)
+    change = np.zeros_like(residual)
+    pixels = np.zeros(residual.shape, bool)
+    noise = np.zeros(num_frames)
+    for t in range(num_frames):
+        relit = registered.relit(t, height, width)
+        noise_map = registered.noise_map(t, relit)
+        texture = settings.registration_tolerance * _gradient(relit)
+        tolerance = noise_map + texture
+        difference = frames[t].astype(np.float32) - relit
+        residual[t] = local_score(difference, tolerance, free[t], sigma)
+        pixels[t] = free[t] & (np.sqrt((difference * difference).mean(axis=-1)) / tolerance
+                               > PIXEL_THRESHOLD_SHARE * settings.residual_threshold)
+        noise[t] = float(np.median(noise_map[free[t]])) if free[t].any() else MIN_NOISE
+        if num_frames < 2:
+            continue
+        s = t + 1 if t + 1 < num_frames else t - 1
+        to_t = camera.frame_to_frame(s, t)
+        other = cv2.warpPerspective(frames[s].astype(np.float32), to_t, (width, height), flags=cv2.INTER_LINEAR,
+                                    borderMode=cv2.BORDER_REPLICATE) * (registered.gains[t] / registered.gains[s]).astype(np.float32)
+        both = free[t] & (cv2.warpPerspective(free[s].astype(np.uint8), to_t, (width, height), flags=cv2.INTER_NEAREST,
+                                              borderValue=0) > 0)
+        change[t] = local_score(frames[t].astype(np.float32) - other, math.sqrt(2) * noise_map + texture, both, sigma)
+    return residual, change, pixels, noise
+
+
+def _motion(camera: Camera, flow: FlowFields | None, object_masks: list[np.ndarray], free: np.ndarray,
+            settings: BackgroundFitSettings, margin: float, sigma: float, min_area: float) -> dict:
+    """What the flow says of each frame against the camera: the flow noise, the camera's motion (T,), the smoothed
+    flow residual (T, H, W), the objects' neighbourhoods and the regions that move on their own (mover, parallax)."""
+    num_frames, height, width = free.shape
+    grid = _pixel_grid(height, width)
     flow_noise = 0.0
     if flow is not None:
         medians = []
@@ -445,29 +591,16 @@ def fit_background(frames: np.ndarray, camera: Camera, masks: dict[str, np.ndarr
             if valid.any():
                 medians.append(float(np.median(np.linalg.norm(residual[valid], axis=-1))))
         flow_noise = float(np.median(medians)) if medians else 0.0
-    motion_threshold = max(settings.flow_threshold, FLOW_NOISE_FACTOR * flow_noise)
-
-    residual_score = np.zeros((num_frames, height, width), np.float32)
-    change = np.zeros_like(residual_score)
-    flow_residual = np.zeros_like(residual_score)
+    threshold = max(settings.flow_threshold, FLOW_NOISE_FACTOR * flow_noise)
+    flow_residual = np.zeros((num_frames, height, width), np.float32)
     near = np.zeros((num_frames, height, width), bool)
-    mover = np.zeros_like(near)
-    parallax = np.zeros_like(near)
+    mover, parallax = np.zeros_like(near), np.zeros_like(near)
     camera_motion = np.zeros(num_frames)
     for t in range(num_frames):
-        relit = camera.view(plate, t, height, width) * gains[t].astype(np.float32)
-        tolerance = settings.registration_tolerance * _gradient(relit)
-        residual_score[t] = local_score(frames[t].astype(np.float32) - relit, noise[t] + tolerance, free[t], sigma)
-        if num_frames < 2:
-            continue
-        field, confidence, s = flow.of_frame(t) if flow is not None else (None, None, t + 1 if t + 1 < num_frames else t - 1)
-        to_t = camera.frame_to_frame(s, t)
-        other = cv2.warpPerspective(frames[s].astype(np.float32), to_t, (width, height), flags=cv2.INTER_LINEAR,
-                                    borderMode=cv2.BORDER_REPLICATE) * (gains[t] / gains[s]).astype(np.float32)
-        both = free[t] & (cv2.warpPerspective(free[s].astype(np.uint8), to_t, (width, height), flags=cv2.INTER_NEAREST,
-                                              borderValue=0) > 0)
-        change[t] = local_score(frames[t].astype(np.float32) - other, math.hypot(noise[t], noise[s]) + tolerance,
-                                both, sigma)
+        if flow is not None and num_frames > 1:
+            field, confidence, s = flow.of_frame(t)
+        else:
+            field, confidence, s = None, None, min(t + 1, num_frames - 1) if t + 1 < num_frames else max(t - 1, 0)
         background_flow = camera_flow_between(camera, t, s, grid)
         camera_motion[t] = float(np.linalg.norm(background_flow, axis=-1).mean())
         objects = _Objects.of_frame([m[t] for m in object_masks], settings.effect_reach, field, background_flow)
@@ -479,36 +612,76 @@ def fit_background(frames: np.ndarray, camera: Camera, masks: dict[str, np.ndarr
         own = field - background_flow
         magnitude = np.sqrt(masked_blur(np.linalg.norm(own, axis=-1) ** 2, valid, sigma))
         flow_residual[t] = np.where(free[t], magnitude, 0.0)
-        mover[t], parallax[t] = _own_motion(own, magnitude, valid, background_flow, objects,
-                                            motion_threshold, min_area)
+        mover[t], parallax[t] = _own_motion(own, magnitude, valid, background_flow, objects, threshold, min_area)
+    return {"flow_noise": flow_noise, "camera_motion": camera_motion, "flow_residual": flow_residual, "near": near,
+            "mover": _lasting(mover, sigma), "parallax": _lasting(parallax, sigma)}
 
-    mover, parallax = _lasting(mover, sigma), _lasting(parallax, sigma)
+
+def fit_background(frames: np.ndarray, camera: Camera, masks: dict[str, np.ndarray], flow: FlowFields | None = None,
+                   settings: BackgroundFitSettings = BackgroundFitSettings()) -> BackgroundFit:
+    """The fit of uint8 frames (T, H, W, 3) by their registered background; `masks`: per object (T, H, W) bool,
+    back to front; `flow`: the flow stage's fields (without them, nothing is found to move on its own).
+
+    The frames are first registered anew onto the plate (realign, on the pixels that fit the given camera), so
+    that the maps show what no homography explains; `registration_error` says how far the given homographies
+    were from that, per frame.
+    """
+    num_frames, height, width = frames.shape[:3]
+    short = min(height, width)
+    object_masks = list(masks.values())
+    union = np.zeros((num_frames, height, width), bool)
+    for mask in object_masks:
+        union |= mask
+    margin = max(1, round(settings.mask_margin * short))
+    free = ~grow(union, margin)
+    sigma = max(1.0, settings.smoothing * short)
+    min_area = settings.min_region * height * width
     threshold = settings.residual_threshold
-    unfit = free & (residual_score > threshold)
-    quiet = free & ~near & before_objects(near, camera)
+
+    registered = _register(frames, camera, free, settings)
+    first, _, _, _ = _scores(frames, registered, free, settings, sigma)
+    realigned, registration_error = realign(frames, registered, free & (first <= threshold))
+    registered = _register(frames, realigned, free, settings)
+    residual, change, pixels, noise = _scores(frames, registered, free, settings, sigma)
+    motion = _motion(realigned, flow, object_masks, free, settings, margin, sigma, min_area)
+    near, mover, parallax = motion["near"], motion["mover"], motion["parallax"]
+
+    unfit = free & (residual > threshold)
+    detached = np.stack([_detached(unfit[t], object_masks, t, margin + 2 * sigma) for t in range(num_frames)])
+    mover = _carried_on(mover, detached & ~parallax, sigma)
+    parallax = _carried_on(parallax, detached & ~mover, sigma)
+    quiet = free & ~near & before_objects(near, realigned)
     min_frames = max(3, round(MIN_QUIET_SHARE * num_frames))
-    canvas_moving = to_canvas_share(free & (change > threshold), quiet, camera, min_frames) >= settings.persistence
-    canvas_misfit = to_canvas_share(unfit & ~mover & ~parallax, quiet, camera, min_frames) >= settings.persistence
+    canvas_moving = to_canvas_share(free & (change > threshold), quiet, realigned, min_frames) >= settings.persistence
+    canvas_misfit = to_canvas_share(unfit & ~mover & ~parallax, quiet, realigned, min_frames) >= settings.persistence
 
     radius = max(1, round(sigma))
+    kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
     moving = np.zeros_like(unfit)
     misfit = np.zeros_like(unfit)
     for t in range(num_frames):
-        moving[t] = _close((unfit[t] | (change[t] > threshold)) & _from_canvas(canvas_moving, camera, t, height, width),
-                           radius) & free[t]
+        # Regions are found on the smoothed scores and drawn at the pixels that do not fit (holes closed).
+        drawn = _close(pixels[t], 1)
+        # What keeps changing where the canvas says it does, with the whole of each changing region that lies
+        # there in good part (a pond's end the objects come near too often to judge on its own).
+        changing = _close(unfit[t] | (change[t] > threshold), radius) & free[t]
+        moving[t] = _overlapping(changing, _from_canvas(canvas_moving, realigned, t, height, width), min_area)
         # A region moving on its own that lies mostly where the background keeps changing is part of it (ripples
         # the flow follows for a while).
         for own in (mover, parallax):
             own[t] = _outside(own[t], moving[t]) & ~moving[t]
-        # A region moving on its own is drawn as the pixels that do not fit on it and right beside it (its
-        # blur, the ground it uncovers); the flow's own outline is smoothed.
-        kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
+        # A region moving on its own takes the pixels that do not fit on it and right beside it (its blur, the
+        # ground it uncovers): the flow's outline is smoothed.
         parallax[t] = unfit[t] & ~moving[t] & (cv2.dilate(parallax[t].astype(np.uint8), kernel) > 0)
         mover[t] = unfit[t] & ~moving[t] & ~parallax[t] & (cv2.dilate(mover[t].astype(np.uint8), kernel) > 0)
         rest = unfit[t] & ~moving[t] & ~mover[t] & ~parallax[t]
-        stuck = rest & _from_canvas(canvas_misfit, camera, t, height, width)
+        stuck = rest & _from_canvas(canvas_misfit, realigned, t, height, width)
         objects = _Objects.of_frame([m[t] for m in object_masks], settings.effect_reach)
         far = _far_regions(rest, objects, near[t], margin + 2 * sigma, min_area)
-        misfit[t] = _close(far | stuck, radius) & rest
-    return BackgroundFit(settings, plate, gains, noise, flow_noise, camera_motion, residual_score, change, flow_residual,
+        misfit[t] = _close(far | stuck, radius) & rest & drawn
+        moving[t] &= _close(pixels[t] | (change[t] > threshold), radius)
+        parallax[t] &= drawn
+        mover[t] &= drawn
+    return BackgroundFit(settings, realigned, registration_error, registered.plate, registered.gains, noise,
+                         motion["flow_noise"], motion["camera_motion"], residual, change, motion["flow_residual"],
                          free, near, unfit, moving, mover, parallax, misfit)

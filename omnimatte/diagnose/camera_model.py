@@ -10,6 +10,8 @@ Three figures:
   correlation);
 * drift: frames far apart registered directly (ORB matches outside the masks, RANSAC, then a
   dense ECC polish) against the chained homographies, in px at the frame's corners;
+* misregistration: how far each frame moves when aligned anew onto the background the frames
+  share (background_fit's realignment), in px at its corners: what blurs the background;
 * distortion: the pattern the flow leaves once the homographies' own motion is taken out, fitted
   with a lens's radial distortion and with a rolling shutter's row-by-row shift, in px at the
   frame's edge; each is told apart from the other by which fits.
@@ -181,7 +183,7 @@ def distortion(inputs: SampleInputs, fit: BackgroundFit) -> dict[str, float]:
         if fit.camera_motion[t] < MIN_MOTION_FOR_DISTORTION:
             continue
         flow, confidence, s = inputs.flow.of_frame(t)
-        camera = camera_flow_between(inputs.camera, t, s, grid).reshape(-1, 2)
+        camera = camera_flow_between(fit.camera, t, s, grid).reshape(-1, 2)
         usable = (fit.free[t] & (confidence >= MIN_FLOW_CONFIDENCE) & ~fit.unexplainable(t) & ~fit.unfit[t])
         usable = usable[::FLOW_STEP, ::FLOW_STEP].ravel()
         if usable.sum() < 200:
@@ -266,6 +268,16 @@ def check_camera_model(inputs: SampleInputs, fit: BackgroundFit, settings: Camer
         "blurs and a layer takes up the difference. Register against the canvas or reference frames (a still camera "
         "should come out exactly still), or shorten the clip.",
         frames=[worst_pair[0], worst_pair[1]] if worst_pair else []))
+    error = fit.registration_error
+    findings.append(Finding(
+        CHECK, "misregistration", float(error.max()), "px", settings.misregistration_warn,
+        settings.misregistration_fail,
+        f"Aligned anew onto the background they share, the frames move by up to {error.max():.2f} px at their corners "
+        f"(frame {int(error.argmax())}; median {np.median(error):.2f} px).",
+        "The homographies put these frames out of line with the background the others show: it blurs there, and a "
+        "layer takes up the difference. Things that move or stand apart from the ground (see above) pull the "
+        "registration off: mask them, so that the homography stage matches the ground only.",
+        frames=worst_frames(error)))
 
     patterns = distortion(inputs, fit)
     kind = "barrel" if patterns["lens_sign"] < 0 else "pincushion"
@@ -282,4 +294,5 @@ def check_camera_model(inputs: SampleInputs, fit: BackgroundFit, settings: Camer
         f"frame's edge (it explains {percent(max(patterns['rolling_shutter_explains'], 0.0))} of it).",
         "The rows of a frame were exposed at different times while the camera shook, so the frame wobbles in a way no "
         "homography follows. Stabilise with a rolling-shutter correction first, or use a steadier shot.", frames=[]))
-    return CheckResult(CHECK, TITLE, findings, {"unexplained": share}, fit.parallax | fit.misfit)
+    return CheckResult(CHECK, TITLE, findings, {"unexplained": share, "registration_error": fit.registration_error},
+                       fit.parallax | fit.misfit)

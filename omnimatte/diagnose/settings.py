@@ -36,13 +36,16 @@ class BackgroundSettings:
 class CameraModelSettings:
     """Check 1. unexplained: the share of the free background the camera model does not explain, in the frames
     where it shows most (a quarter of them); drift: px at the frame's corners between the chained homographies
-    and a direct registration of frames far apart; distortion: px of a lens's or a rolling shutter's pattern
+    and a direct registration of frames far apart; misregistration: px a frame moves at its corners when aligned
+    anew onto the background the frames share; distortion: px of a lens's or a rolling shutter's pattern
     in the flow the homographies leave."""
 
     unexplained_warn: float = 0.02
     unexplained_fail: float = 0.08
     drift_warn: float = 5.0
     drift_fail: float = 10.0
+    misregistration_warn: float = 2.0
+    misregistration_fail: float = 5.0
     distortion_warn: float = 0.5
     distortion_fail: float = 1.5
 
