@@ -45,7 +45,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from omnimatte.camera import Camera, registered_median
+from omnimatte.camera import Camera, registered_median, translation
 
 #: The median of the RMS over 3 channels of Gaussian noise, in units of its sigma (chi-square with 3 degrees).
 RMS_MEDIAN = math.sqrt(2.366 / 3)
@@ -64,6 +64,8 @@ COHERENT_SPREAD = 0.5
 #: and the camera moves there by at least MIN_CAMERA_MOTION px a frame.
 ALONG_CAMERA = 0.7
 MIN_CAMERA_MOTION = 0.25
+#: The plate is made in tiles of this many canvas pixels a side.
+PLATE_TILE = 256
 #: The noise level is measured in this many bins of the plate's brightness, each from at least MIN_BIN_PIXELS.
 NOISE_BINS = 16
 MIN_BIN_PIXELS = 64
@@ -93,7 +95,8 @@ class BackgroundFitSettings:
     persistence: the share of a canvas pixel's quiet frames (no object near) that must not fit, or keep
     changing, for it to be background that breaks the model;
     min_region: the smallest region that counts, as a share of the frame;
-    max_plate_frames: at most this many frames, evenly spaced, make the plate.
+    realign: register each frame anew onto the plate first, so that the maps show what no homography explains
+    (off: what the given homographies leave unexplained, misregistration included).
     """
 
     registration_tolerance: float = 0.5
@@ -104,7 +107,7 @@ class BackgroundFitSettings:
     effect_reach: float = 2.0
     persistence: float = 0.5
     min_region: float = 0.002
-    max_plate_frames: int = 60
+    realign: bool = True
 
 
 @dataclass(frozen=True)
@@ -496,12 +499,34 @@ def noise_curve(rms: np.ndarray, texture: np.ndarray, brightness: np.ndarray, fr
     return np.maximum(curve, MIN_NOISE)
 
 
-def _register(frames: np.ndarray, camera: Camera, free: np.ndarray, settings: BackgroundFitSettings) -> _Registered:
+def plate_of(frames: np.ndarray, camera: Camera, free: np.ndarray) -> np.ndarray:
+    """The registered median of the frames outside the grown masks, each canvas pixel from the frames before an
+    object first reaches it (camera.registered_median), made tile by tile over the canvas from the frames that
+    cover each tile, so that a long pan's large canvas needs no more memory than a tile's frames."""
+    height, width = camera.canvas_size
+    frame_height, frame_width = frames.shape[1:3]
+    corners = np.array([[0, 0, 1], [frame_width, 0, 1], [frame_width, frame_height, 1], [0, frame_height, 1]], float)
+    outlines = np.einsum("tij,kj->tki", camera.homographies, corners)
+    outlines = outlines[..., :2] / outlines[..., 2:]
+    plate = np.zeros((height, width, 3), np.float32)
+    for top in range(0, height, PLATE_TILE):
+        for left in range(0, width, PLATE_TILE):
+            bottom, right = min(top + PLATE_TILE, height), min(left + PLATE_TILE, width)
+            covering = np.flatnonzero((outlines[..., 0].max(1) >= left - 1) & (outlines[..., 0].min(1) <= right + 1)
+                                      & (outlines[..., 1].max(1) >= top - 1) & (outlines[..., 1].min(1) <= bottom + 1))
+            if len(covering) == 0:
+                continue
+            shifted = np.einsum("ij,tjk->tik", translation(-left, -top), camera.homographies[covering])
+            plate[top:bottom, left:right] = registered_median(
+                frames[covering], shifted, (bottom - top, right - left), exclude=~free[covering],
+                before_first_exclusion=True, min_votes=min(2, len(covering)))
+    return plate
+
+
+def _register(frames: np.ndarray, camera: Camera, free: np.ndarray) -> _Registered:
     """The plate of the frames through `camera` and, against it, each frame's gains and noise curve."""
     num_frames, height, width = frames.shape[:3]
-    picks = np.unique(np.linspace(0, num_frames - 1, min(num_frames, settings.max_plate_frames)).round().astype(int))
-    plate = registered_median(frames[picks], camera.homographies[picks], camera.canvas_size, exclude=~free[picks],
-                              before_first_exclusion=True, min_votes=min(2, len(picks)))
+    plate = plate_of(frames, camera, free)
     gains = np.ones((num_frames, 3))
     curves = np.zeros((num_frames, NOISE_BINS))
     for t in range(num_frames):
@@ -638,10 +663,12 @@ def fit_background(frames: np.ndarray, camera: Camera, masks: dict[str, np.ndarr
     min_area = settings.min_region * height * width
     threshold = settings.residual_threshold
 
-    registered = _register(frames, camera, free, settings)
-    first, _, _, _ = _scores(frames, registered, free, settings, sigma)
-    realigned, registration_error = realign(frames, registered, free & (first <= threshold))
-    registered = _register(frames, realigned, free, settings)
+    registered = _register(frames, camera, free)
+    realigned, registration_error = camera, np.zeros(num_frames)
+    if settings.realign:
+        first, _, _, _ = _scores(frames, registered, free, settings, sigma)
+        realigned, registration_error = realign(frames, registered, free & (first <= threshold))
+        registered = _register(frames, realigned, free)
     residual, change, pixels, noise = _scores(frames, registered, free, settings, sigma)
     motion = _motion(realigned, flow, object_masks, free, settings, margin, sigma, min_area)
     near, mover, parallax = motion["near"], motion["mover"], motion["parallax"]

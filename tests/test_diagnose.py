@@ -33,7 +33,7 @@ from omnimatte.errors import StageError
 from omnimatte.flow import confidences, dis_flow
 from omnimatte.io import read_png, read_video
 from omnimatte.synthetic.footage import footage_clip
-from tests.helpers import REPO, ball_and_box, write_scene
+from tests.helpers import REPO, TINY, ball_and_box, run_snakemake, write_config, write_scene
 
 SETTINGS = DiagnoseSettings()
 FRAMES, WIDTH, HEIGHT = 24, 192, 112
@@ -315,3 +315,44 @@ def test_the_overview_outlines_what_a_failing_check_flags(tmp_path: Path):
     assert names == ["camera model fail"]
     assert (drawn[29:46, 3:25] != scene.frames[0][29:46, 3:25]).any(axis=-1).mean() > 0.2
     assert np.array_equal(drawn[:, 30:], scene.frames[0][:, 30:])
+
+
+@pytest.mark.slow
+def test_the_rule_runs_in_all_on_the_tiny_demo_and_strict_fails_the_job(workdir: Path):
+    config = write_config(workdir, TINY)
+    result = run_snakemake(workdir, "--cores", "2", "--configfile", config, "--", "all")
+    assert result.returncode == 0, result.stderr[-3000:]
+    dog = workdir / "results" / "dog"
+    report = json.loads((dog / "diagnostics.json").read_text())
+    assert set(report["checks"]) == {"camera_model", "moving_background", "exposure", "masks", "layers"}
+    assert report["verdict"] in (OK, WARN, FAIL) and report["measured"]["layers_checked"]
+    frames = len(list((dog / "frames").glob("*.png")))
+    assert len(report["checks"]["camera_model"]["per_frame"]["unexplained"]) == frames
+    assert report["summary"] in (workdir / "logs" / "diagnose" / "dog.log").read_text()
+    assert read_png(dog / "diagnostics.png").shape[1] > 600
+    assert (dog / "report" / "diagnostics.html").is_file() and (dog / "omnimatte.mp4").is_file()
+    assert (workdir / "benchmarks" / "diagnose" / "dog.tsv").is_file()
+    page = run_snakemake(workdir, "--configfile", config, "--report", "report.html", "--", "all")
+    assert page.returncode == 0, page.stderr[-3000:]
+    assert "diagnostics.png" in (workdir / "report.html").read_text()
+
+    # A fail under diagnose.strict fails the job, naming the sample, the stage and what to do.
+    strict = write_config(workdir, TINY + "diagnose: {strict: true, masks: {cover_warn: 0.0, cover_fail: 0.0}}\n",
+                          "strict.yaml")
+    failed = run_snakemake(workdir, "--cores", "2", "--configfile", strict, "--", "results/dog/diagnostics.json")
+    assert failed.returncode != 0
+    log = (workdir / "logs" / "diagnose" / "dog.log").read_text()
+    assert "[diagnose] sample 'dog': masks [dog]" in log and "fix:" in log and "diagnose.strict" in log
+
+
+def test_two_seeds_train_the_sample_twice_only_when_asked(workdir: Path):
+    plain = run_snakemake(workdir, "-n", "results/dog/diagnostics.json")
+    assert plain.returncode == 0 and "train_second_seed" not in plain.stdout
+    config = write_config(workdir, "diagnose: {seeds: {enabled: true}}\ntrain: {seed: 4}\n")
+    planned = run_snakemake(workdir, "-n", "-p", "--configfile", config, "--", "results/dog/diagnostics.json")
+    assert planned.returncode == 0, planned.stderr[-2000:]
+    job = planned.stdout[planned.stdout.index("rule train_second_seed:"):]
+    job = job[:job.index("\n\n", job.index("omnimatte train"))]
+    assert "results/dog/second_seed/omnimatte" in job and '"seed": 5' in job  # train.seed + seed_offset
+    diagnose_job = planned.stdout[planned.stdout.index("rule diagnose:"):]
+    assert "results/dog/second_seed/omnimatte" in diagnose_job[:diagnose_job.index("\n\n")]

@@ -6,8 +6,8 @@ Three figures:
   registered, relit background does not explain and no object's effect accounts for
   (background_fit: parallax and misfit), graded in the quarter of the frames where it is largest.
   Regions that move on their own along the camera's motion are parallax: standing things nearer
-  or further than the ground, whose own motion grows with the camera's (the message gives the
-  correlation);
+  or further than the ground, whose own motion grows with the camera's (the message gives it as a
+  share of the camera's motion, steady from frame to frame);
 * drift: frames far apart registered directly (ORB matches outside the masks, RANSAC, then a
   dense ECC polish) against the chained homographies, in px at the frame's corners;
 * misregistration: how far each frame moves when aligned anew onto the background the frames
@@ -24,7 +24,7 @@ import math
 import cv2
 import numpy as np
 
-from omnimatte.background_fit import MIN_FLOW_CONFIDENCE, BackgroundFit, camera_flow_between
+from omnimatte.background_fit import MIN_CAMERA_MOTION, MIN_FLOW_CONFIDENCE, BackgroundFit, camera_flow_between
 from omnimatte.diagnose.findings import CheckResult, Finding, percent, worst_frames
 from omnimatte.diagnose.inputs import SampleInputs
 from omnimatte.diagnose.settings import CameraModelSettings
@@ -219,28 +219,30 @@ def distortion(inputs: SampleInputs, fit: BackgroundFit) -> dict[str, float]:
             "lens_sign": float(np.sign(np.median(signs)))}
 
 
-def _parallax_growth(fit: BackgroundFit) -> float:
-    """The correlation over frames between the camera's motion and the own motion of the parallax regions
-    (nan with fewer than four frames that have some)."""
-    frames = [t for t in range(fit.num_frames) if fit.parallax[t].any()]
-    if len(frames) < 4 or np.std(fit.camera_motion[frames]) < 1e-6:
-        return float("nan")
-    own = [float(fit.flow_residual[t][fit.parallax[t]].mean()) for t in frames]
-    if np.std(own) < 1e-9:
-        return float("nan")
-    return float(np.corrcoef(fit.camera_motion[frames], own)[0, 1])
+def parallax_rate(fit: BackgroundFit) -> tuple[float, float]:
+    """How the parallax regions move against the ground, frame by frame, as a share of the camera's own motion:
+    the median over the frames that have some, and its spread (median absolute deviation over the median; nan
+    with fewer than three such frames or a still camera). Parallax keeps a steady share: the nearer or further
+    a standing thing, the larger its share, but frame after frame the same."""
+    rates = [float(fit.flow_residual[t][fit.parallax[t]].mean()) / fit.camera_motion[t]
+             for t in range(fit.num_frames) if fit.parallax[t].any() and fit.camera_motion[t] >= MIN_CAMERA_MOTION]
+    if len(rates) < 3:
+        return float("nan"), float("nan")
+    rate = float(np.median(rates))
+    return rate, float(np.median(np.abs(np.array(rates) - rate))) / max(rate, 1e-9)
 
 
 def check_camera_model(inputs: SampleInputs, fit: BackgroundFit, settings: CameraModelSettings) -> CheckResult:
     share = unexplained_share(fit)
     graded = float(np.percentile(share, WORST_QUARTER))
     parallax = float((fit.parallax.sum() / max((fit.parallax | fit.misfit).sum(), 1)))
-    growth = _parallax_growth(fit)
+    rate, spread = parallax_rate(fit)
     if parallax >= 0.5:
         cause = (f"most of it ({percent(parallax)}) moves on its own along the camera's motion: standing things "
                  "nearer or further than the ground slide over it as the camera translates (parallax)")
-        if np.isfinite(growth):
-            cause += f"; their motion follows the camera's (correlation {growth:.2f})"
+        if np.isfinite(rate):
+            cause += (f"; they move against the ground by {rate:.2f} times the camera's own motion, frame after frame "
+                      f"(varying by {percent(spread)})")
         fix = ("No homography explains them, so a layer will take them up: mask each standing thing as an object of "
                "its own, film from a tripod or with a pan that rotates about the lens, or shorten the clip to where the "
                "camera does not translate.")

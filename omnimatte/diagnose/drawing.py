@@ -60,7 +60,7 @@ def overlay(frame: np.ndarray, results: list[CheckResult], masks: list[np.ndarra
     import cv2
 
     image = frame.astype(np.float32) / 255.0
-    for result in results:
+    for result in reversed(results):  # the background's checks on top
         if result.flagged is None or result.verdict == OK or not result.flagged[t].any():
             continue
         region = result.flagged[t]
@@ -119,11 +119,12 @@ def draw_diagnostics(path: Path, inputs: SampleInputs, fit: BackgroundFit, resul
         x = index / len(results)
         label = f"{result.title}: {result.verdict}" + (f" ({result.skipped})" if result.skipped else "")
         head.add_patch(plt.Rectangle((x, 0.12), 0.012, 0.3, color=COLOURS[result.check], transform=head.transAxes))
-        head.text(x + 0.017, 0.27, label, color=VERDICT_COLOURS[result.verdict], fontsize=9, va="center",
+        head.text(x + 0.017, 0.27, label, color=VERDICT_COLOURS[result.verdict], fontsize=8, va="center",
                   transform=head.transAxes)
 
     masks = list(inputs.masks.values())
     residual_scale = max(2 * fit.settings.residual_threshold, 1.0)
+    residual_axes = []
     for column, t in enumerate(shown):
         top = fig.add_subplot(grid[1, column])
         top.imshow(overlay(inputs.frames[t], results, masks, t))
@@ -134,8 +135,9 @@ def draw_diagnostics(path: Path, inputs: SampleInputs, fit: BackgroundFit, resul
                                        vmax=residual_scale)
         bottom.set_title("background residual (noise units)", fontsize=8)
         bottom.axis("off")
+        residual_axes.append(bottom)
     if shown:
-        fig.colorbar(shown_residual, ax=bottom, fraction=0.04, pad=0.02)
+        fig.colorbar(shown_residual, ax=residual_axes, fraction=0.01, pad=0.01)
 
     for column, (check, key, graded_by, title) in enumerate(plots):
         axis = fig.add_subplot(grid[3, column])

@@ -17,7 +17,7 @@ from omnimatte.diagnose.findings import CheckResult, Finding, percent, worst_fra
 from omnimatte.diagnose.settings import ExposureSettings
 
 CHECK = "exposure"
-TITLE = "exposure and white balance"
+TITLE = "exposure & white balance"
 CHANNELS = ("red", "green", "blue")
 
 
