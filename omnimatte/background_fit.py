@@ -336,8 +336,8 @@ class _Objects:
         return any(distance is not None and float(distance[region].min()) <= margin for distance in self.distance)
 
 
-def _own_motion(residual: np.ndarray, magnitude: np.ndarray, valid: np.ndarray, camera_flow: np.ndarray, objects: _Objects, threshold: float, min_area: float
-                ) -> tuple[np.ndarray, np.ndarray]:
+def _own_motion(residual: np.ndarray, magnitude: np.ndarray, valid: np.ndarray, camera_flow: np.ndarray,
+                objects: _Objects, threshold: float, min_area: float) -> tuple[np.ndarray, np.ndarray]:
     """One frame's regions that move coherently on their own, (mover, parallax) (H, W) bool: where the smoothed
     flow residual `magnitude` passes `threshold` on `valid` pixels, in regions whose residual vectors (H, W, 2)
     agree, that no nearby object carries;

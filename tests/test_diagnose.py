@@ -92,6 +92,16 @@ def test_a_clip_the_camera_model_explains_passes(trait: str):
     assert result.flagged.mean() < 0.005
 
 
+def test_the_map_rendering_consults_says_where_the_background_explains_the_frame():
+    fit, pole = fitted("parallax"), truth("parallax")
+    ground = fit.free & ~pole & ~fit.near & ~fit.unfit
+    explained = np.stack([fit.explained(t) for t in range(FRAMES)])
+    assert explained[ground].mean() > 0.95 and explained[pole & fit.free].mean() < 0.5
+    unexplainable = np.stack([fit.unexplainable(t) for t in range(FRAMES)])
+    assert unexplainable[ground].mean() < 0.01 and (unexplainable & pole).sum() > 0.4 * (pole & fit.free).sum()
+    assert fit.camera.homographies.shape == (FRAMES, 3, 3) and fit.registration_error.max() < 1.0
+
+
 def test_drift_of_the_chained_registration_is_measured():
     inputs = sample("clean")
     fit = fitted("clean")

@@ -42,7 +42,7 @@ RATIO_TEST = 0.8
 RANSAC_PX = 2.0
 MIN_MATCHES = 20
 #: The flow is fitted on every this many pixels, in each direction.
-FLOW_STEP = 4
+FLOW_STEP = 8
 #: Pairs of frames whose camera moves the background by less than this many px say nothing of a lens.
 MIN_MOTION_FOR_DISTORTION = 1.0
 

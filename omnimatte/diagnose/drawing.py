@@ -117,7 +117,7 @@ def draw_diagnostics(path: Path, inputs: SampleInputs, fit: BackgroundFit, resul
               color=VERDICT_COLOURS[verdict], transform=head.transAxes)
     for index, result in enumerate(results):
         x = index / len(results)
-        label = f"{result.title}: {result.verdict}" + (f" ({result.skipped})" if result.skipped else "")
+        label = f"{result.title}: {result.verdict}"
         head.add_patch(plt.Rectangle((x, 0.12), 0.012, 0.3, color=COLOURS[result.check], transform=head.transAxes))
         head.text(x + 0.017, 0.27, label, color=VERDICT_COLOURS[result.verdict], fontsize=8, va="center",
                   transform=head.transAxes)

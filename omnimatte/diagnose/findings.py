@@ -78,7 +78,6 @@ class CheckResult:
     findings: list[Finding]
     series: dict[str, np.ndarray] = field(default_factory=dict)
     flagged: np.ndarray | None = None
-    skipped: str = ""
 
     @property
     def verdict(self) -> str:
@@ -93,8 +92,6 @@ class CheckResult:
         result = {"title": self.title, "verdict": self.verdict,
                   "findings": [finding.as_dict() for finding in self.findings],
                   "per_frame": {name: [round(float(v), 5) for v in values] for name, values in self.series.items()}}
-        if self.skipped:
-            result["skipped"] = self.skipped
         return result
 
 
