@@ -23,15 +23,20 @@ effect (a shadow, a reflection, dust: near the object, or moving with it) or a b
 breaks the model. The fit tells them apart and keeps four per-frame maps of the latter:
 
 * `moving`: canvas pixels whose registered frames keep changing from one frame to the next in at
-  least `persistence` of the frames that show them with no object near (water, foliage, screens);
+  least `persistence` of the frames that show them with no object near (water, foliage, screens),
+  with the whole of each changing region that lies there in good part;
 * `mover`: regions that move coherently on their own (the flow differs from the camera's by one
-  motion over the region), not with a nearby object and not along the camera's motion: an
-  unmasked person or car;
+  motion over the region), not with a nearby object and not along the camera's motion, and that
+  last from frame to frame (an unmasked person or car); carried on through the frames where the
+  flow loses them, but never into what touches an object;
 * `parallax`: such regions whose own motion runs along the camera's: standing things nearer or
   further than the ground, which slide over it as the camera translates;
-* `misfit`: the rest that does not fit: connected regions of high residual lying mostly beyond
-  `effect_reach` object sizes from every object, and canvas pixels that do not fit in at least
-  `persistence` of their quiet frames (a registration error, a lens's distortion).
+* `misfit`: the rest that does not fit: connected regions of high residual that touch no object
+  and lie mostly beyond `effect_reach` object sizes from every object, and canvas pixels that do
+  not fit in at least `persistence` of their quiet frames before any object came near them (a
+  registration error, a lens's distortion; not the dust or tracks an object leaves behind).
+
+Regions are found on the smoothed scores and drawn at the pixels that do not fit.
 
 Rendering can consult `explained(t)` (1 where the relit background explains the frame) and
 `unexplainable(t)` (what no object should be given); the diagnose stage reports all of them.
