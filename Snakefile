@@ -29,7 +29,7 @@ include: "workflow/rules/report.smk"
 
 rule all:
     input:
-        expand("results/{video}/omnimatte.mp4", video=SAMPLES),
-        expand("results/{video}/metrics.json", video=[name for name, s in SAMPLES.items() if "demo" in s]),
-        expand("results/{video}/diagnostics.json", video=SAMPLES),
+        expand("results/{sample}/omnimatte.mp4", sample=SAMPLES),
+        expand("results/{sample}/metrics.json", sample=[name for name, s in SAMPLES.items() if "demo" in s]),
+        expand("results/{sample}/diagnostics.json", sample=SAMPLES),
         rules.report_figures.input,

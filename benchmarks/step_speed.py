@@ -41,7 +41,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=20, help="timed steps of each variant")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps of each variant first")
     parser.add_argument("--variant", action="append", default=[], metavar="JSON",
-                        help="train settings over the suite's, as in --options (repeatable); the suite's own always runs")
+                        help="train settings over the suite's, as in --settings (repeatable); the suite's own always runs")
     return parser.parse_args()
 
 

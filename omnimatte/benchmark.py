@@ -31,18 +31,8 @@ from omnimatte.imaging import psnr
 from omnimatte.io import atomic_path, save_json, write_frames
 from omnimatte.logs import get_logger
 from omnimatte.synthetic import PRESETS, Clip, render_clip, write_clip
-from omnimatte.train import (
-    CPU_SETTINGS,
-    RenderSettings,
-    TrainConfig,
-    VideoTensors,
-    effect_motion,
-    load_video,
-    render_frame,
-    render_layers,
-    tensor_to_uint8,
-    train_model,
-)
+from omnimatte.render import RenderSettings, effect_motion_for, render_frame, render_layers, tensor_to_uint8
+from omnimatte.train import CPU_SETTINGS, TrainConfig, VideoTensors, load_video, train_model
 
 STAGE = "benchmark"
 log = get_logger(STAGE)
@@ -52,7 +42,7 @@ RESULTS = Path("results/benchmark")  # each suite's (and train_speed.py's) own f
 RECALL_TARGET = 0.5  # time-to-quality: until the layers hold half of their effects
 # The rendering steps the benchmark switches off in turn on each trained model (RenderSettings
 # field -> the ablation's name in table.csv and benchmark.json: without_<name>_<score>).
-RENDER_STEPS = {"plate_matte_threshold": "plate_matte", "fit_alpha": "fit_alpha", "fill_cores": "fill_cores",
+RENDER_STEPS = {"background_match_threshold": "plate_matte", "fit_alpha": "fit_alpha", "fill_cores": "fill_cores",
                 "refine_alpha": "refine_alpha", "claim_effects": "claim_effects", "fit_shadows": "fit_shadows"}
 CURVE_METRICS = ("soft_iou", "effect_recall", "alpha_leak", "background_psnr", "reconstruction_psnr")
 # Table columns: (title, key in a result row, format).
@@ -82,15 +72,25 @@ def prepare_synthetic(work: Path, preset: str, n_frames: int, width: int, height
     Returns the clip (with its ground truth), the training tensors and the flow stage's info.
     """
     clip = render_clip(preset, n_frames, width, height)
-    write_frames(work / "frames", clip.frames)
-    for name in clip.object_names:
-        write_frames(work / "masks" / name, clip.masks[name])
-    flow_info = run_flow(preset, work / "frames", work / "flow", work / "flow.mp4", weights=flow_weights,
-                         device=str(device))
-    run_homography(preset, work / "frames", work / "masks", work / "homography", work / "stabilised.mp4")
-    video = load_video(preset, work / "frames", work / "flow", work / "homography", work / "masks",
-                       clip.object_names, trimap_band, device, scale, canvas_plate=canvas_plate)
+    video, flow_info = prepare_clip(work, preset, clip, trimap_band, device, flow_weights, scale,
+                                    canvas_plate=canvas_plate)
     return clip, video, flow_info
+
+
+def prepare_clip(work: Path, name: str, clip: Clip, trimap_band: int, device: torch.device,
+                 flow_weights: str = "DEFAULT", scale: float = 1.0, *, canvas_plate: bool
+                 ) -> tuple[VideoTensors, dict]:
+    """Write a clip's frames and masks into work/, run the flow and homography stages on them, and load
+    them for training; returns the training tensors and the flow stage's info."""
+    write_frames(work / "frames", clip.frames)
+    for object_name in clip.object_names:
+        write_frames(work / "masks" / object_name, clip.masks[object_name])
+    flow_info = run_flow(name, work / "frames", work / "flow", work / "flow.mp4", weights=flow_weights,
+                         device=str(device))
+    run_homography(name, work / "frames", work / "masks", work / "homography", work / "stabilised.mp4")
+    video = load_video(name, work / "frames", work / "flow", work / "homography", work / "masks",
+                       clip.object_names, trimap_band, device, scale, canvas_plate=canvas_plate)
+    return video, flow_info
 
 
 def far_leak(alpha: np.ndarray, truth: np.ndarray, distance: int = 6) -> float:
@@ -136,7 +136,7 @@ def score_model(model, video: VideoTensors, clip: Clip, settings: RenderSettings
     was_training = model.training
     model.eval()
     canvas = model.render_background(full_size=True)
-    motion = effect_motion(model, video, canvas) if settings.claim_effects else None
+    motion = effect_motion_for(model, video, canvas) if settings.claim_effects else None
     alphas, backgrounds, composites = [], [], []
     for t in range(video.num_frames):
         frame = render_frame(model, video, t, canvas, settings.without("detail_transfer"), motion)
@@ -219,7 +219,7 @@ def device_name(device: torch.device) -> str:
     return f"{model}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
 
 
-def _commit() -> str | None:
+def commit_id() -> str | None:
     """The checkout's commit, so a table can be traced to the code that made it."""
     try:
         result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10,
@@ -246,23 +246,10 @@ def time_to_quality(curve: list[dict], recall_target: float, iou_target: float |
     return reached
 
 
-def run_preset(preset: str, suite: Suite, config: TrainConfig, work: Path, device: torch.device, flow_weights: str,
-               recall_target: float = RECALL_TARGET, iou_target: float | None = None) -> dict:
-    """Train one preset, scoring it every suite.eval_every steps; then render, evaluate and return its result row,
-    its curve and the trained model's scores with each rendering step switched off in turn (render_ablations).
-
-    Training seconds leave the scoring out. The row also says how fast training ran
-    (steps a second, peak GPU memory) and how soon it got good: the step and seconds
-    from which the mean effect recall stays at or above `recall_target` (and the soft
-    IoU at or above `iou_target`, when given) to the end (time_to_quality).
-    """
-    if work.exists():
-        shutil.rmtree(work)
-    began = time.perf_counter()
-    clip, video, flow_info = prepare_synthetic(work, preset, suite.frames, suite.width, suite.height,
-                                               config.trimap_band, device, flow_weights, config.scale,
-                                               canvas_plate=config.background == "canvas")
-    write_clip(clip, work / "clip")
+def train_scored(name: str, clip: Clip, video: VideoTensors, suite: Suite, config: TrainConfig, work: Path,
+                 device: torch.device) -> tuple[torch.nn.Module, list[dict], float]:
+    """Train on a prepared clip, scoring the layers (score_model) every suite.eval_every steps and at the last;
+    returns the model, the curve and the training seconds (the scoring left out)."""
     curve: list[dict] = []
     clock = {"train": 0.0, "since": time.perf_counter()}
     settings = RenderSettings.from_config(config)
@@ -281,10 +268,32 @@ def run_preset(preset: str, suite: Suite, config: TrainConfig, work: Path, devic
             point["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20)
         point.update(score_model(model, video, clip, settings))
         curve.append(point)
-        log.info("%s: %s", preset, " ".join(f"{key}={value}" for key, value in point.items()))
+        log.info("%s: %s", name, " ".join(f"{key}={value}" for key, value in point.items()))
         clock["since"] = time.perf_counter()
 
-    model, _ = train_model(preset, video, config, work / "checkpoint.pt", device, on_step=on_step)
+    model, _ = train_model(name, video, config, work / "checkpoint.pt", device, on_step=on_step)
+    return model, curve, clock["train"]
+
+
+def run_preset(preset: str, suite: Suite, config: TrainConfig, work: Path, device: torch.device, flow_weights: str,
+               recall_target: float = RECALL_TARGET, iou_target: float | None = None) -> dict:
+    """Train one preset, scoring it every suite.eval_every steps; then render, evaluate and return its result row,
+    its curve and the trained model's scores with each rendering step switched off in turn (render_ablations).
+
+    Training seconds leave the scoring out. The row also says how fast training ran
+    (steps a second, peak GPU memory) and how soon it got good: the step and seconds
+    from which the mean effect recall stays at or above `recall_target` (and the soft
+    IoU at or above `iou_target`, when given) to the end (time_to_quality).
+    """
+    if work.exists():
+        shutil.rmtree(work)
+    began = time.perf_counter()
+    clip, video, flow_info = prepare_synthetic(work, preset, suite.frames, suite.width, suite.height,
+                                               config.trimap_band, device, flow_weights, config.scale,
+                                               canvas_plate=config.background == "canvas")
+    write_clip(clip, work / "clip")
+    settings = RenderSettings.from_config(config)
+    model, curve, train_seconds = train_scored(preset, clip, video, suite, config, work, device)
     # What the rendering steps buy, from the same trained model: each switched off in turn.
     switched = [step for step in RENDER_STEPS if getattr(settings, step)
                 and (step != "refine_alpha" or config.scale < 1)]  # refine_alpha does nothing at full size
@@ -294,10 +303,10 @@ def run_preset(preset: str, suite: Suite, config: TrainConfig, work: Path, devic
     metrics = run_evaluate(preset, work / "omnimatte", work / "frames", work / "clip" / "gt", clip.object_names,
                            work / "metrics.json", masks_dir=work / "masks", homography_dir=work / "homography",
                            sheet_path=work / "evaluation.png")
-    _write_csv(work / "curve.csv", curve)
+    write_csv(work / "curve.csv", curve)
     reached = time_to_quality(curve, recall_target, iou_target)
     row = {"preset": preset, "objects": len(clip.object_names), **metrics["summary"],
-           "train_seconds": round(clock["train"], 1), "total_seconds": round(time.perf_counter() - began, 1),
+           "train_seconds": round(train_seconds, 1), "total_seconds": round(time.perf_counter() - began, 1),
            "steps_per_second": curve[-1]["steps_per_second"], "peak_gpu_mib": curve[-1].get("peak_gpu_mib"),
            "recall_target": recall_target, "iou_target": iou_target, "recall_step": reached["step"] if reached else None,
            "recall_seconds": reached["seconds"] if reached else None, "flow": flow_info["method"],
@@ -305,16 +314,17 @@ def run_preset(preset: str, suite: Suite, config: TrainConfig, work: Path, devic
     return {"row": row, "curve": curve, "render_ablations": render_ablations}
 
 
-def markdown_table(rows: list[dict]) -> str:
-    lines = ["| " + " | ".join(title for title, _, _ in COLUMNS) + " |",
-             "|" + "|".join("---" if key == "preset" else "---:" for _, key, _ in COLUMNS) + "|"]
+def markdown_table(rows: list[dict], columns: tuple[tuple[str, str, str], ...] = COLUMNS) -> str:
+    """Rows as a markdown table of `columns` ((title, key, format) each; the first one left-aligned)."""
+    lines = ["| " + " | ".join(title for title, _, _ in columns) + " |",
+             "|" + "|".join("---" if i == 0 else "---:" for i in range(len(columns))) + "|"]
     for row in rows:
-        cells = ["n/a" if row.get(key) is None else fmt.format(row[key]) for _, key, fmt in COLUMNS]
+        cells = ["n/a" if row.get(key) is None else fmt.format(row[key]) for _, key, fmt in columns]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def _write_csv(path: Path, rows: list[dict]) -> None:
+def write_csv(path: Path, rows: list[dict]) -> None:
     fields = list(dict.fromkeys(key for row in rows for key in row))
     with atomic_path(path) as tmp:
         with open(tmp, "w", newline="") as f:
@@ -379,7 +389,7 @@ def run_suite(suite: Suite, out_dir: Path, presets: list[str] | None = None, flo
                 "eval_every": suite.eval_every, "flow_weights": flow_weights,
                 "train": {k: v for k, v in dataclasses.asdict(config).items() if k not in ("cpu", "checkpoint_every")}}
     header = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-              "device": device_name(device), "torch": torch.__version__, "commit": _commit(), "settings": settings}
+              "device": device_name(device), "torch": torch.__version__, "commit": commit_id(), "settings": settings}
     log.info("benchmark %s on %s: presets %s, %d frames %dx%d, %d steps", suite.name, header["device"],
              ", ".join(presets), suite.frames, suite.width, suite.height, config.steps)
     results = {}
@@ -394,7 +404,7 @@ def run_suite(suite: Suite, out_dir: Path, presets: list[str] | None = None, flo
     table = markdown_table(rows)
     with atomic_path(out_dir / "table.md") as tmp:
         tmp.write_text(f"{title}\n\n{table}\n")
-    _write_csv(out_dir / "table.csv", rows)
+    write_csv(out_dir / "table.csv", rows)
     plot_curves(out_dir / "curves.png", results, title)
     save_json(out_dir / "benchmark.json", {**header, "results": results})
     print(f"{title}\n\n{table}\n\nwritten to {out_dir}/ (table.md, table.csv, curves.png, benchmark.json)", flush=True)

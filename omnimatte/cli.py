@@ -1,7 +1,7 @@
 """The `omnimatte` command: one subcommand per pipeline stage.
 
 Snakemake's rules call these, and a person can run any stage by hand. Paths are
-flags; a stage's tuning settings come as one JSON object (`--options`), the same
+flags; a stage's settings come as one JSON object (`--settings`), the same
 mapping as the stage's section of config/config.yaml.
 """
 
@@ -35,26 +35,26 @@ def _timing(args: argparse.Namespace, stage: str, with_sound: bool = False) -> d
     return timing
 
 
-def _demo(args: argparse.Namespace, options: dict) -> None:
+def _demo(args: argparse.Namespace, settings: dict) -> None:
     from omnimatte.synthetic import make_demo
 
-    make_demo(Path(args.out), **options)
+    make_demo(Path(args.out), **settings)
 
 
-def _frames(args: argparse.Namespace, options: dict) -> None:
+def _frames(args: argparse.Namespace, settings: dict) -> None:
     from omnimatte.frames import run_frames
 
-    run_frames(args.sample, Path(args.video), Path(args.out), Path(args.info), **options)
+    run_frames(args.sample, Path(args.video), Path(args.out), Path(args.info), **settings)
 
 
-def _flow(args: argparse.Namespace, options: dict) -> None:
+def _flow(args: argparse.Namespace, settings: dict) -> None:
     from omnimatte.flow import run_flow
 
     fps = _frames_info(args, "flow")["fps"]
-    run_flow(args.sample, Path(args.frames), Path(args.out), Path(args.preview), fps=fps, **options)
+    run_flow(args.sample, Path(args.frames), Path(args.out), Path(args.preview), fps=fps, **settings)
 
 
-def _masks(args: argparse.Namespace, options: dict) -> None:
+def _masks(args: argparse.Namespace, settings: dict) -> None:
     from omnimatte.masks import run_masks
 
     info = _frames_info(args, "masks")
@@ -63,30 +63,30 @@ def _masks(args: argparse.Namespace, options: dict) -> None:
               frames_info=info,
               forward_flow=flow.forward if flow else None,
               backward_flow=flow.backward if flow else None,
-              fps=info["fps"], **options)
+              fps=info["fps"], **settings)
 
 
-def _homography(args: argparse.Namespace, options: dict) -> None:
+def _homography(args: argparse.Namespace, settings: dict) -> None:
     from omnimatte.homography import run_homography
 
     info = _frames_info(args, "homography")
     run_homography(args.sample, Path(args.frames), Path(args.masks) if args.masks else None, Path(args.out),
                    Path(args.preview), fps=info["fps"], upscale=info["width"] / (info.get("source_width") or info["width"]),
-                   **options)
+                   **settings)
 
 
-def _train(args: argparse.Namespace, options: dict) -> None:
+def _train(args: argparse.Namespace, settings: dict) -> None:
     from omnimatte.train import TrainConfig, run_train
 
     try:
-        config = TrainConfig.from_dict(options)
+        config = TrainConfig.from_dict(settings)
     except ValueError as err:
         raise StageError("train", args.sample, str(err), "fix the train section of the config") from err
     run_train(args.sample, Path(args.frames), Path(args.flow), Path(args.homography), Path(args.masks),
               args.objects.split(","), Path(args.out), Path(args.train_dir), config)
 
 
-def _composite(args: argparse.Namespace, options: dict) -> None:
+def _composite(args: argparse.Namespace, settings: dict) -> None:
     from omnimatte.composite import flow_notes, run_composite
 
     notes = flow_notes(Path(args.flow_info)) if args.flow_info else []
@@ -94,7 +94,7 @@ def _composite(args: argparse.Namespace, options: dict) -> None:
                   notes=notes, flags_path=Path(args.flags) if args.flags else None, **_timing(args, "composite"))
 
 
-def _evaluate(args: argparse.Namespace, options: dict) -> None:
+def _evaluate(args: argparse.Namespace, settings: dict) -> None:
     from omnimatte.evaluate import run_evaluate
 
     run_evaluate(args.sample, Path(args.omnimatte), Path(args.frames), Path(args.ground_truth),
@@ -103,25 +103,40 @@ def _evaluate(args: argparse.Namespace, options: dict) -> None:
                  sheet_path=Path(args.sheet) if args.sheet else None)
 
 
-def _diagnose(args: argparse.Namespace, options: dict) -> None:
+def _diagnose(args: argparse.Namespace, settings: dict) -> None:
     from omnimatte.diagnose import DiagnoseSettings, run_diagnose
 
     try:
-        settings = DiagnoseSettings.from_dict(options)
+        diagnose_settings = DiagnoseSettings.from_dict(settings)
     except (TypeError, ValueError) as err:
         raise StageError("diagnose", args.sample, str(err), "fix the diagnose section of the config") from err
     run_diagnose(args.sample, Path(args.frames), Path(args.masks), args.objects.split(","), Path(args.homography),
                  Path(args.flow) if args.flow else None, Path(args.omnimatte) if args.omnimatte else None,
-                 Path(args.out), Path(args.sheet), Path(args.flags), Path(args.table), settings,
+                 Path(args.out), Path(args.sheet), Path(args.flags), Path(args.table), diagnose_settings,
                  Path(args.second_omnimatte) if args.second_omnimatte else None)
 
 
-def _benchmark(args: argparse.Namespace, options: dict) -> None:
+def _benchmark(args: argparse.Namespace, settings: dict) -> None:
     from omnimatte.benchmark import RESULTS, SUITES, run_suite
 
+    if args.suite == "rendered":
+        from omnimatte.rendered.suite import RENDERED, run_rendered_suite
+
+        suite = RENDERED.with_overrides(frames=args.frames, width=args.width, height=args.height, steps=args.steps,
+                                        eval_every=args.eval_every, device=args.device, train=settings)
+        run_rendered_suite(suite, Path(args.out) if args.out else RESULTS / args.suite,
+                           args.presets.split(",") if args.presets else None, flow_weights=args.flow_weights,
+                           cache=args.render_cache, render_only=args.render_only)
+        return
+    if args.suite not in SUITES:
+        raise StageError("benchmark", args.suite, f"there is no suite '{args.suite}'",
+                         f"choose one of {', '.join([*SUITES, 'rendered'])}")
+    if args.render_cache or args.render_only:
+        raise StageError("benchmark", args.suite, "--render-cache and --render-only are the rendered suite's",
+                         "add --suite rendered, or leave them out")
     suite = SUITES[args.suite].with_overrides(frames=args.frames, width=args.width, height=args.height,
                                               steps=args.steps, eval_every=args.eval_every, device=args.device,
-                                              train=options)
+                                              train=settings)
     presets = args.presets.split(",") if args.presets else None
     run_suite(suite, Path(args.out) if args.out else RESULTS / args.suite, presets, flow_weights=args.flow_weights)
 
@@ -138,48 +153,48 @@ def _camera(args: argparse.Namespace, num_frames: int):
     return load_camera("edits", args.sample, HomographyFiles(Path(args.homography)), num_frames)
 
 
-def _remove(args: argparse.Namespace, options: dict) -> None:
+def _remove(args: argparse.Namespace, settings: dict) -> None:
     from omnimatte.edits import run_remove
 
     run_remove(_layers(args), args.object, Path(args.out), **_timing(args, "edits", with_sound=True))
 
 
-def _colorpop(args: argparse.Namespace, options: dict) -> None:
+def _colorpop(args: argparse.Namespace, settings: dict) -> None:
     from omnimatte.edits import run_colorpop
 
     run_colorpop(_layers(args), Path(args.frames), args.keep.split(","), Path(args.out),
                  **_timing(args, "edits", with_sound=True))
 
 
-def _stroboscope(args: argparse.Namespace, options: dict) -> None:
+def _stroboscope(args: argparse.Namespace, settings: dict) -> None:
     from omnimatte.edits import run_stroboscope
 
     layers = _layers(args)
     run_stroboscope(layers, _camera(args, layers.num_frames), args.object, Path(args.out_image), Path(args.out),
-                    **_timing(args, "edits"), **options)
+                    **_timing(args, "edits"), **settings)
 
 
-def _replace_background(args: argparse.Namespace, options: dict) -> None:
+def _replace_background(args: argparse.Namespace, settings: dict) -> None:
     from omnimatte.edits import run_replace_background
 
     layers = _layers(args)
     run_replace_background(layers, _camera(args, layers.num_frames), Path(args.out),
-                           **_timing(args, "edits", with_sound=True), **options)
+                           **_timing(args, "edits", with_sound=True), **settings)
 
 
-def _retime(args: argparse.Namespace, options: dict) -> None:
+def _retime(args: argparse.Namespace, settings: dict) -> None:
     from omnimatte.edits import run_retime
 
     layers = _layers(args)
     run_retime(layers, _camera(args, layers.num_frames), args.object, Path(args.out), **_timing(args, "edits"),
-               **options)
+               **settings)
 
 
-def _export(args: argparse.Namespace, options: dict) -> None:
+def _export(args: argparse.Namespace, settings: dict) -> None:
     from omnimatte.export import run_export
 
     run_export(args.sample, Path(args.video), _frames_info(args, "export"), Path(args.omnimatte),
-               args.objects.split(","), Path(args.out), **options)
+               args.objects.split(","), Path(args.out), **settings)
 
 
 def _workflow_config(paths: list[str] | None) -> dict:
@@ -198,7 +213,7 @@ def _workflow_config(paths: list[str] | None) -> dict:
     return config
 
 
-def _pick(args: argparse.Namespace, options: dict) -> None:
+def _pick(args: argparse.Namespace, settings: dict) -> None:
     import re
 
     from omnimatte.devices import resolve_device
@@ -229,62 +244,61 @@ def _pick(args: argparse.Namespace, options: dict) -> None:
     serve(session, args.port)
 
 
-def _contact_sheet(args: argparse.Namespace, options: dict) -> None:
+def _contact_sheet(args: argparse.Namespace, settings: dict) -> None:
     from omnimatte.report import contact_sheet
 
-    contact_sheet(Path(args.video), Path(args.out), **options)
+    contact_sheet(Path(args.video), Path(args.out), **settings)
 
 
-def _runtimes(args: argparse.Namespace, options: dict) -> None:
+def _runtimes(args: argparse.Namespace, settings: dict) -> None:
     from omnimatte.report import run_runtimes
 
     run_runtimes(args.sample, [Path(p) for p in args.benchmarks], Path(args.out_plot), Path(args.out_table))
 
 
-def _stills(args: argparse.Namespace, options: dict) -> None:
+def _stills(args: argparse.Namespace, settings: dict) -> None:
     from omnimatte.stills import make_stills
 
-    make_stills(Path(args.results), Path(args.out), **options)
+    make_stills(Path(args.results), Path(args.out), **settings)
 
 
-def _download_sam(args: argparse.Namespace, options: dict) -> None:
+def _download_sam(args: argparse.Namespace, settings: dict) -> None:
     from omnimatte.masks import download_sam_weights
 
     download_sam_weights(args.url, Path(args.dest))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="omnimatte", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+def _subcommand(sub: argparse._SubParsersAction, name: str, handler: Callable, help_text: str, sample: bool = True,
+                settings: bool = True) -> argparse.ArgumentParser:
+    """A subcommand; one without `settings` refuses --settings (main says so) rather than ignore it."""
+    p = sub.add_parser(name, help=help_text, description=help_text)
+    if sample:
+        p.add_argument("--sample", required=True, help="sample name, used in messages")
+    p.add_argument("--settings", default="{}" if settings else None,
+                   help="JSON object of the stage's settings (see config/config.yaml)" if settings else argparse.SUPPRESS)
+    p.add_argument("--log", help="append the log to this file as well as stderr")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
+    p.set_defaults(handler=handler, takes_settings=settings)
+    return p
 
-    def stage(name: str, handler: Callable, help_text: str, sample: bool = True,
-              settings: bool = True) -> argparse.ArgumentParser:
-        """A subcommand; one without `settings` refuses --options (main says so) rather than ignore it."""
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        if sample:
-            p.add_argument("--sample", required=True, help="sample name, used in messages")
-        p.add_argument("--options", default="{}" if settings else None,
-                       help="JSON object of the stage's settings (see config/config.yaml)" if settings else argparse.SUPPRESS)
-        p.add_argument("--log", help="append the log to this file as well as stderr")
-        p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
-        p.set_defaults(handler=handler, settings=settings)
-        return p
 
-    p = stage("demo", _demo, "generate a synthetic clip with ground-truth layers", sample=False)
+def _add_stages(sub: argparse._SubParsersAction) -> None:
+    """The pipeline's stages, in order, and the synthetic demo clip they start from."""
+    p = _subcommand(sub, "demo", _demo, "generate a synthetic clip with ground-truth layers", sample=False)
     p.add_argument("--out", required=True, help="output folder (video.mp4, masks/, gt/)")
 
-    p = stage("frames", _frames, "decode a video into frames at the working resolution")
+    p = _subcommand(sub, "frames", _frames, "decode a video into frames at the working resolution")
     p.add_argument("--video", required=True)
     p.add_argument("--out", required=True, help="frame folder to write")
     p.add_argument("--info", required=True, help="JSON file to write with sizes, count and fps")
 
-    p = stage("flow", _flow, "forward/backward optical flow (RAFT, or DIS without weights) and confidence")
+    p = _subcommand(sub, "flow", _flow, "forward/backward optical flow (RAFT, or DIS without weights) and confidence")
     p.add_argument("--frames", required=True)
     p.add_argument("--frames-info", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--preview", required=True)
 
-    p = stage("masks", _masks, "coarse object masks from SAM prompts or user mask folders")
+    p = _subcommand(sub, "masks", _masks, "coarse object masks from SAM prompts or user mask folders")
     p.add_argument("--frames", required=True)
     p.add_argument("--frames-info", required=True)
     p.add_argument("--objects", required=True, help="JSON object: name -> {masks: dir} or {box/points, frame}")
@@ -292,14 +306,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--preview", required=True)
 
-    p = stage("homography", _homography, "camera motion: per-frame homographies into one background canvas")
+    p = _subcommand(sub, "homography", _homography, "camera motion: per-frame homographies into one background canvas")
     p.add_argument("--frames", required=True)
     p.add_argument("--frames-info", required=True)
     p.add_argument("--masks", help="mask folder (one sub-folder per object) to exclude from matching")
     p.add_argument("--out", required=True)
     p.add_argument("--preview", required=True)
 
-    p = stage("train", _train, "train the Omnimatte model and render the layers")
+    p = _subcommand(sub, "train", _train, "train the Omnimatte model and render the layers")
     p.add_argument("--frames", required=True)
     p.add_argument("--flow", required=True)
     p.add_argument("--homography", required=True)
@@ -308,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="omnimatte folder to write (layers/, background/, reconstruction/)")
     p.add_argument("--train-dir", required=True, help="folder for checkpoints, loss curves and the model")
 
-    p = stage("composite", _composite, "the overview video omnimatte.mp4", settings=False)
+    p = _subcommand(sub, "composite", _composite, "the overview video omnimatte.mp4", settings=False)
     p.add_argument("--frames", required=True)
     p.add_argument("--frames-info", required=True)
     p.add_argument("--omnimatte", required=True)
@@ -317,8 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--flags", help="the diagnose stage's flagged regions, to outline them on the input")
     p.add_argument("--out", required=True)
 
-    p = stage("evaluate", _evaluate, "score the layers against ground truth (synthetic clips) into metrics.json",
-              settings=False)
+    p = _subcommand(sub, "evaluate", _evaluate, "score the layers against ground truth (synthetic clips) into "
+                    "metrics.json", settings=False)
     p.add_argument("--omnimatte", required=True)
     p.add_argument("--frames", required=True)
     p.add_argument("--ground-truth", required=True, help="folder with background/, layers/, effects/")
@@ -328,8 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sheet", help="PNG to draw: a few frames of layer vs true alpha, with error maps")
     p.add_argument("--out", required=True)
 
-    p = stage("diagnose", _diagnose, "where the clip breaks the method's assumptions: checks with verdicts into "
-              "diagnostics.json and diagnostics.png")
+    p = _subcommand(sub, "diagnose", _diagnose, "where the clip breaks the method's assumptions: checks with "
+                    "verdicts into diagnostics.json and diagnostics.png")
     p.add_argument("--frames", required=True)
     p.add_argument("--masks", required=True)
     p.add_argument("--objects", required=True, help="comma-separated object names, back to front")
@@ -342,9 +356,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--flags", required=True, help="the flagged regions (.npz) for the overview video")
     p.add_argument("--table", required=True, help="the report's table (.html)")
 
+
+def _add_edits(sub: argparse._SubParsersAction) -> None:
+    """What users do with the layers: one video (or still) per edit."""
+
     def edit(name: str, handler: Callable, help_text: str, camera: bool = True,
              settings: bool = True) -> argparse.ArgumentParser:
-        p = stage(name, handler, help_text, settings=settings)
+        p = _subcommand(sub, name, handler, help_text, settings=settings)
         p.add_argument("--omnimatte", required=True, help="the sample's omnimatte folder (layers/, background/)")
         p.add_argument("--objects", required=True, help="comma-separated object names, back to front")
         p.add_argument("--frames-info", required=True, help="frames_info.json, for the frame rate")
@@ -363,53 +381,64 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep", required=True, help="comma-separated objects to keep in colour")
 
     p = edit("stroboscope", _stroboscope, "copies of an object at regular intervals: a still and a video "
-             "(options: interval, frame)")
+             "(settings: interval, frame)")
     p.add_argument("--object", required=True)
     p.add_argument("--out-image", required=True, help="the still (PNG) to write")
 
     edit("replace-background", _replace_background, "the objects with their effects over a new background "
-         "(options: color [r, g, b], or image and follow_camera)")
+         "(settings: color [r, g, b], or image and follow_camera)")
 
-    p = edit("retime", _retime, "one layer shifted or frozen in time (options: shift N, or freeze FRAME)")
+    p = edit("retime", _retime, "one layer shifted or frozen in time (settings: shift N, or freeze FRAME)")
     p.add_argument("--object", required=True)
 
-    p = stage("export", _export, "full-resolution layers with detail transfer: PNGs and ProRes 4444 with alpha "
-              "(options: background_detail)")
+
+def _add_outputs(sub: argparse._SubParsersAction) -> None:
+    """What is made from finished samples: the export, the report's figures and the docs' stills."""
+    p = _subcommand(sub, "export", _export, "full-resolution layers with detail transfer: PNGs and ProRes 4444 with "
+                    "alpha (settings: background_detail)")
     p.add_argument("--video", required=True, help="the source video, read at full resolution")
     p.add_argument("--frames-info", required=True, help="frames_info.json: the source size and frame selection")
     p.add_argument("--omnimatte", required=True)
     p.add_argument("--objects", required=True)
     p.add_argument("--out", required=True, help="export folder to write")
 
-    p = stage("pick", _pick, "draw each object's prompt on a video's frames in a local web page and save them as rows "
-              "of the sample sheets (config/samples.tsv, config/objects.tsv)", sample=False, settings=False)
+    p = _subcommand(sub, "contact-sheet", _contact_sheet, "a few frames of a video stacked into one image (settings: "
+                    "count, max_width)", sample=False)
+    p.add_argument("--video", required=True)
+    p.add_argument("--out", required=True, help="JPEG or PNG to write")
+
+    p = _subcommand(sub, "runtimes", _runtimes, "per-stage runtimes of a sample from its benchmark files: a plot and "
+                    "a table", settings=False)
+    p.add_argument("--benchmarks", required=True, nargs="+", help="benchmarks/{rule}/{sample}.tsv files, in stage order")
+    p.add_argument("--out-plot", required=True)
+    p.add_argument("--out-table", required=True)
+
+    p = _subcommand(sub, "stills", _stills, "the README's pictures from a finished sample's edits and export",
+                    sample=False)
+    p.add_argument("--results", default="results/dog", help="the finished sample's results folder")
+    p.add_argument("--out", default="docs/images", help="folder for the stills")
+
+
+def _add_tools(sub: argparse._SubParsersAction) -> None:
+    """The picker for a new video's prompts, the benchmark and SAM's weights."""
+    p = _subcommand(sub, "pick", _pick, "draw each object's prompt on a video's frames in a local web page and save "
+                    "them as rows of the sample sheets (config/samples.tsv, config/objects.tsv)", sample=False,
+                    settings=False)
     p.add_argument("video", nargs="?", help="a new video to pick objects in (its sample is named after the file)")
     p.add_argument("--sample", help="the sample's name: one already in the sheet, or the name for the new video")
     p.add_argument("--config", action="append", help=f"the workflow config(s) for the sheets and the SAM checkpoint "
                    f"(default {DEFAULT_CONFIG}; several merge in order, as Snakemake's --configfile)")
     p.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0: any free one)")
 
-    p = stage("contact-sheet", _contact_sheet, "a few frames of a video stacked into one image (options: count, "
-              "max_width)", sample=False)
-    p.add_argument("--video", required=True)
-    p.add_argument("--out", required=True, help="JPEG or PNG to write")
-
-    p = stage("runtimes", _runtimes, "per-stage runtimes of a sample from its benchmark files: a plot and a table",
-              settings=False)
-    p.add_argument("--benchmarks", required=True, nargs="+", help="benchmarks/{rule}/{video}.tsv files, in stage order")
-    p.add_argument("--out-plot", required=True)
-    p.add_argument("--out-table", required=True)
-
-    p = stage("stills", _stills, "the README's pictures from a finished sample's edits and export", sample=False)
-    p.add_argument("--results", default="results/dog", help="the finished sample's results folder")
-    p.add_argument("--out", default="docs/images", help="folder for the stills")
-
-    p = stage("benchmark", _benchmark, "train and score every synthetic preset; print and write a results table",
-              sample=False)
-    p.add_argument("--suite", choices=["fast", "full", "demo"], default="fast",
-                   help="fast: CPU, small clips, few steps; full: GPU, the paper's settings; demo: the demo's size with "
-                        "the pipeline's settings for this machine")
-    p.add_argument("--presets", help="comma-separated presets to run (default: all)")
+    p = _subcommand(sub, "benchmark", _benchmark, "train and score every synthetic preset; print and write a results "
+                    "table", sample=False)
+    p.add_argument("--suite", default="fast", help="one of omnimatte/benchmark.py's SUITES (default: fast, the small "
+                   "clips on the CPU), or rendered: path-traced clips (the render extra, omnimatte/rendered/)")
+    p.add_argument("--presets", help="comma-separated presets (the rendered suite: scenes) to run (default: all)")
+    p.add_argument("--render-cache", help="the rendered suite's clip cache (default: $OMNIMATTE_RENDER_CACHE or "
+                   "resources/rendered)")
+    p.add_argument("--render-only", action="store_true", help="the rendered suite: render the missing clips and "
+                   "draw the contact sheet, then stop")
     p.add_argument("--out", help="output folder (default: results/benchmark/SUITE)")
     p.add_argument("--frames", type=int, help="override the suite's frames per clip")
     p.add_argument("--width", type=int, help="override the suite's frame width")
@@ -419,27 +448,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="override the suite's device (cpu, cuda, auto)")
     p.add_argument("--flow-weights", default="DEFAULT", help="RAFT weights (the DIS fallback when unavailable)")
 
-    p = stage("download-sam", _download_sam, "download SAM weights (needs internet)", sample=False, settings=False)
+    p = _subcommand(sub, "download-sam", _download_sam, "download SAM weights (needs internet)", sample=False,
+                    settings=False)
     p.add_argument("--url", required=True)
     p.add_argument("--dest", required=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="omnimatte", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_stages, _add_edits, _add_outputs, _add_tools):
+        add(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not args.settings and args.options is not None:
-        parser.error(f"`omnimatte {args.command}` has no settings, so --options would be ignored: leave it out")
+    if not args.takes_settings and args.settings is not None:
+        parser.error(f"`omnimatte {args.command}` has no settings, so --settings would be ignored: leave it out")
     log = setup_logging(args.log)
     if args.threads > 0:
         import torch
 
         torch.set_num_threads(args.threads)
     try:
-        options = json.loads(args.options) if args.settings else {}
-        if not isinstance(options, dict):
-            raise ValueError("--options must be a JSON object")
-        args.handler(args, options)
+        settings = json.loads(args.settings) if args.takes_settings else {}
+        if not isinstance(settings, dict):
+            raise ValueError("--settings must be a JSON object")
+        args.handler(args, settings)
     except StageError as err:
         log.error("%s", err)
         return 1

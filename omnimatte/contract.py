@@ -1,4 +1,4 @@
-"""The output contract: the files each stage writes under results/{video}/, and loaders that check what they read.
+"""The output contract: the files each stage writes under results/{sample}/, and loaders that check what they read.
 
 The stages and the command line name these files through here, so the stage that
 writes a file and the ones that read it cannot disagree on where it is. The rule files spell the same paths as strings
@@ -140,13 +140,13 @@ class ExportFiles:
 
 @dataclass(frozen=True)
 class SampleResults:
-    """Everything the pipeline writes for one sample, under `root` (results/{video})."""
+    """Everything the pipeline writes for one sample, under `root` (results/{sample})."""
 
     root: Path
 
     @classmethod
-    def of(cls, video: str, results: Path = RESULTS) -> SampleResults:
-        return cls(Path(results) / video)
+    def of(cls, sample: str, results: Path = RESULTS) -> SampleResults:
+        return cls(Path(results) / sample)
 
     @property
     def frames(self) -> Path:
@@ -155,15 +155,6 @@ class SampleResults:
     @property
     def frames_info(self) -> Path:
         return self.root / "frames_info.json"
-
-    @property
-    def source_manifest(self) -> Path:
-        """For an image-sequence source: its images' sizes and times, so an image replaced in place remakes the frames."""
-        return self.root / "source_manifest.json"
-
-    def user_masks_manifest(self, name: str) -> Path:
-        """The same for object `name`'s own mask folder."""
-        return self.root / "user_masks" / f"{name}.json"
 
     @property
     def flow(self) -> FlowFiles:

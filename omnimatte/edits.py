@@ -35,7 +35,7 @@ LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
 class Layers:
-    """A finished sample's layers on disk (results/{video}/omnimatte/), read one frame at a time.
+    """A finished sample's layers on disk (results/{sample}/omnimatte/), read one frame at a time.
 
     Checks on opening that every named layer exists with one image per frame, and
     says which layers there are when one is missing.
@@ -290,7 +290,7 @@ def run_retime(layers: Layers, camera: Camera, moved: str, out_path: Path, fps: 
     """Shift the layer by `shift` frames, or freeze it on frame `freeze`; exactly one of them."""
     if (shift is None) == (freeze is None):
         raise StageError(STAGE, layers.sample, "retiming needs exactly one of `shift` and `freeze`",
-                         "pass --options '{\"shift\": 12}' or --options '{\"freeze\": 0}'")
+                         "pass --settings '{\"shift\": 12}' or --settings '{\"freeze\": 0}'")
     if freeze is not None:
         layers.check_frame(freeze, "edits.freeze")
         source, what = frozen(freeze), f"freeze {moved} on frame {freeze}"

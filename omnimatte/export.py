@@ -11,7 +11,7 @@ the network made it), and the residual is divided per pixel by the sum of the sh
 the composite sees, so the exported layers composite back to the source frame up
 to 8-bit rounding and clipping.
 
-    results/{video}/export/
+    results/{sample}/export/
         layers/{object}/00000.png ...   RGBA, straight alpha, source size
         layers/{object}.mov             ProRes 4444 with alpha, the same frames, with the source's sound
         background/00000.png ...        RGB, source size: the background plate
@@ -97,7 +97,7 @@ def recompose(background: np.ndarray, layers: list[np.ndarray]) -> np.ndarray:
 
 def run_export(sample: str, video: Path, frames_info: dict, omnimatte_dir: Path, object_names: list[str], out_dir: Path,
                background_detail: bool = True) -> dict:
-    """Write results/{video}/export/ (see the module docstring) and return its info."""
+    """Write results/{sample}/export/ (see the module docstring) and return its info."""
     if not has_encoder(ENCODER):
         raise StageError(STAGE, sample, f"the ffmpeg bundled with imageio-ffmpeg has no {ENCODER} encoder",
                          "update it (pip install -U imageio-ffmpeg); its Linux, macOS and Windows builds include ProRes")

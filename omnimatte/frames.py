@@ -97,6 +97,69 @@ def decode_frames(video: Path, width: int, height: int, start: int = 0, end: int
         raise RuntimeError(f"ffmpeg failed decoding {video} (exit {code}): {stderr.strip()[-500:]}")
 
 
+def probe_source(sample: str, video: Path) -> dict:
+    """probe_video of the sample's source, its failures as the frames stage's errors."""
+    try:
+        return probe_video(video)
+    except ValueError as err:
+        if video.is_dir():
+            raise StageError(STAGE, sample, f"cannot read the image sequence {video}: {err}",
+                             "a `video` folder must hold one image per frame (PNG, JPEG, TIFF or BMP), named with one "
+                             "pattern and one frame number each (e.g. 00000.png ...)") from err
+        raise StageError(STAGE, sample, f"ffmpeg cannot read {video}: {err}",
+                         "check that the file is a complete video (re-export or re-download it)") from err
+
+
+def warn_about_source(sample: str, video: Path, probe: dict, out_w: int, out_h: int) -> bool:
+    """Warn when the working size upscales the source or its frame rate varies; returns whether it varies."""
+    upscale = out_w / probe["width"]
+    if upscale > UPSCALE_WARNING:
+        log.warning("%s: WARNING: the source is %dx%d and the working size %dx%d upscales it %.1fx: that adds blur, "
+                    "not detail, and flow and homographies work worse on it; set frames.width near the source width "
+                    "(e.g. %d)", sample, probe["width"], probe["height"], out_w, out_h, upscale,
+                    max(32, -(-probe["width"] // 16) * 16))
+    # The time base rate is the frame rate, or a multiple of it (field rate) for constant-rate video.
+    ratio = probe["base_fps"] / probe["fps"] if probe["fps"] and probe["base_fps"] else 1.0
+    variable = abs(ratio - round(ratio)) > 0.01
+    if variable:
+        log.warning("%s: WARNING: %s has a variable frame rate (%.4g fps on average, %.4g at most): every frame is "
+                    "kept once and the outputs play at the average rate, so motion speeds up or slows down where "
+                    "the rate changed; convert it to a constant rate first to keep its timing (e.g. ffmpeg -i in.mp4 "
+                    "-fps_mode cfr -r %.4g out.mp4)", sample, video, probe["fps"], probe["base_fps"], probe["base_fps"])
+    return variable
+
+
+def extract_frames(sample: str, video: Path, out_dir: Path, size: tuple[int, int], start: int, end: int | None,
+                   stride: int, announced: int, allow_short: bool) -> int:
+    """Write the selected frames at `size` (width, height) into out_dir, which appears only when complete; returns
+    their count. Fewer than the `announced` source frames select (0: unknown) stop the stage, or with `allow_short`
+    go on with a warning."""
+    expected = selected_count(announced, start, end, stride)
+    count = 0
+    with atomic_dir(out_dir) as tmp:
+        with tqdm(total=expected or None, desc=f"{sample}: frames", unit="frame") as progress:
+            try:
+                for frame in decode_frames(video, *size, start, end, stride):
+                    write_png(tmp / frame_name(count), frame)
+                    count += 1
+                    progress.update()
+            except RuntimeError as err:
+                raise StageError(STAGE, sample, str(err), "check that the file is a complete, readable video") from err
+        if count < 2:
+            raise StageError(STAGE, sample, f"{count} frame(s) decoded from {video} with start={start}, end={end}, stride={stride}",
+                             "the clip needs at least 2 frames: check the file and the sample's start/end/stride")
+        if expected and count < expected - SHORT_TOLERANCE:
+            problem = (f"decoded {count} frames from {video} but expected {expected}: the file announces "
+                       f"{announced} frames (start={start}, end={end}, stride={stride}); "
+                       "it is truncated or damaged")
+            if not allow_short:
+                raise StageError(STAGE, sample, problem,
+                                 "re-export or re-download the video; to go on with the frames that decode, "
+                                 "set `frames: {allow_short: true}` in the config")
+            log.warning("%s: WARNING: %s; going on with %d frames because frames.allow_short is set", sample, problem, count)
+    return count
+
+
 def run_frames(
     sample: str,
     video: Path,
@@ -124,57 +187,14 @@ def run_frames(
     if stride < 1 or start < 0 or (end is not None and end <= start):
         raise StageError(STAGE, sample, f"bad frame range start={start} end={end} stride={stride}",
                          "use start >= 0, end > start (or null for the last frame) and stride >= 1")
-    try:
-        probe = probe_video(video)
-    except ValueError as err:
-        if video.is_dir():
-            raise StageError(STAGE, sample, f"cannot read the image sequence {video}: {err}",
-                             "a `video` folder must hold one image per frame (PNG, JPEG, TIFF or BMP), named with one "
-                             "pattern and one frame number each (e.g. 00000.png ...)") from err
-        raise StageError(STAGE, sample, f"ffmpeg cannot read {video}: {err}",
-                         "check that the file is a complete video (re-export or re-download it)") from err
+    probe = probe_source(sample, video)
     try:
         out_w, out_h = working_size(probe["width"], probe["height"], width, height)
     except ValueError as err:
         raise StageError(STAGE, sample, str(err), "set frames.width (and height) to multiples of 16 in the config") from err
-
-    upscale = out_w / probe["width"]
-    if upscale > UPSCALE_WARNING:
-        log.warning("%s: WARNING: the source is %dx%d and the working size %dx%d upscales it %.1fx: that adds blur, "
-                    "not detail, and flow and homographies work worse on it; set frames.width near the source width "
-                    "(e.g. %d)", sample, probe["width"], probe["height"], out_w, out_h, upscale,
-                    max(32, -(-probe["width"] // 16) * 16))
-    # The time base rate is the frame rate, or a multiple of it (field rate) for constant-rate video.
-    ratio = probe["base_fps"] / probe["fps"] if probe["fps"] and probe["base_fps"] else 1.0
-    variable = abs(ratio - round(ratio)) > 0.01
-    if variable:
-        log.warning("%s: WARNING: %s has a variable frame rate (%.4g fps on average, %.4g at most): every frame is "
-                    "kept once and the outputs play at the average rate, so motion speeds up or slows down where "
-                    "the rate changed; convert it to a constant rate first to keep its timing (e.g. ffmpeg -i in.mp4 "
-                    "-fps_mode cfr -r %.4g out.mp4)", sample, video, probe["fps"], probe["base_fps"], probe["base_fps"])
-    expected = selected_count(probe["estimated_frames"], start, end, stride)
-    count = 0
-    with atomic_dir(out_dir) as tmp:
-        with tqdm(total=expected or None, desc=f"{sample}: frames", unit="frame") as progress:
-            try:
-                for frame in decode_frames(video, out_w, out_h, start, end, stride):
-                    write_png(tmp / frame_name(count), frame)
-                    count += 1
-                    progress.update()
-            except RuntimeError as err:
-                raise StageError(STAGE, sample, str(err), "check that the file is a complete, readable video") from err
-        if count < 2:
-            raise StageError(STAGE, sample, f"{count} frame(s) decoded from {video} with start={start}, end={end}, stride={stride}",
-                             "the clip needs at least 2 frames: check the file and the sample's start/end/stride")
-        if expected and count < expected - SHORT_TOLERANCE:
-            problem = (f"decoded {count} frames from {video} but expected {expected}: the file announces "
-                       f"{probe['estimated_frames']} frames (start={start}, end={end}, stride={stride}); "
-                       "it is truncated or damaged")
-            if not allow_short:
-                raise StageError(STAGE, sample, problem,
-                                 "re-export or re-download the video; to go on with the frames that decode, "
-                                 "set `frames: {allow_short: true}` in the config")
-            log.warning("%s: WARNING: %s; going on with %d frames because frames.allow_short is set", sample, problem, count)
+    variable = warn_about_source(sample, video, probe, out_w, out_h)
+    count = extract_frames(sample, video, out_dir, (out_w, out_h), start, end, stride, probe["estimated_frames"],
+                           allow_short)
     source_count = count_packets(video) or probe["estimated_frames"]
     # Without a rate (an image sequence, or a video ffmpeg reports none for) the extracted frames play at
     # 24 fps whatever the stride; the source is then taken to run at 24 x stride, so that the sequence's

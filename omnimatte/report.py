@@ -2,7 +2,7 @@
 
 A report page cannot play every video, so each one it shows (the overview, the mask
 and flow previews) gets a still of a few frames. Every rule writes
-benchmarks/{rule}/{video}.tsv (wall seconds, CPU seconds, peak memory, ...); this
+benchmarks/{rule}/{sample}.tsv (wall seconds, CPU seconds, peak memory, ...); this
 draws them as one bar chart and one table per sample, so a user sees where the time
 went (usually the train stage) and how much memory each stage needed when sizing a
 cluster job.

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from omnimatte.logs import get_logger
-from tests.helpers import REPO
+from tests.helpers import REPO, TINY_SAM, build_sam_vit_tiny
 
 
 @pytest.fixture
@@ -29,3 +29,14 @@ def package_log(caplog: pytest.LogCaptureFixture):
     yield caplog
     logger.removeHandler(caplog.handler)
     logger.setLevel(level)
+
+
+@pytest.fixture(scope="session")
+def tiny_sam() -> str:
+    """The model type of a small untrained SAM (helpers.build_sam_vit_tiny), registered with segment_anything's
+    builders for the session, so that load_sam and the masks stage build it as they build the official ones."""
+    from segment_anything import sam_model_registry
+
+    sam_model_registry[TINY_SAM] = build_sam_vit_tiny
+    yield TINY_SAM
+    del sam_model_registry[TINY_SAM]

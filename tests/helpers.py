@@ -7,6 +7,7 @@
   answers. A scene is written in the output contract's layout (frames/, frames_info.json,
   homography/, omnimatte/), so the edits read it exactly as they read a trained sample.
 * Snakemake's benchmark TSVs for the runtime report.
+* A small untrained SAM for the tests of the real SAM loading path (conftest's `tiny_sam` registers it).
 """
 
 from __future__ import annotations
@@ -43,6 +44,20 @@ def write_config(workdir: Path, text: str, name: str = "extra.yaml") -> str:
     path = workdir / "config" / name
     path.write_text(textwrap.dedent(text))
     return str(path)
+
+
+# ----------------------------------------------------------------- a small SAM
+
+TINY_SAM = "vit_tiny"
+
+
+def build_sam_vit_tiny(checkpoint: str | None = None):
+    """A small SAM made of segment_anything's own modules: the official prompt encoder, mask decoder and
+    1024-pixel input, only the image encoder shrunk, so everything downstream of it runs the real code."""
+    from segment_anything.build_sam import _build_sam
+
+    return _build_sam(encoder_embed_dim=64, encoder_depth=2, encoder_num_heads=2,
+                      encoder_global_attn_indexes=[1], checkpoint=checkpoint)
 
 
 # ----------------------------------------------------------------- Snakemake's timings and scores
@@ -120,7 +135,7 @@ def ball_and_box() -> Scene:
 
 
 def write_scene(scene: Scene, root: Path, fps: float = 24.0) -> Path:
-    """Write the scene as results/{video}/ would hold it; returns `root`."""
+    """Write the scene as results/{sample}/ would hold it; returns `root`."""
     frames = scene.frames
     write_frames(root / "frames", frames)
     count, height, width = frames.shape[:3]

@@ -1,10 +1,10 @@
-"""The alpha fit (train/alpha_fit.py): it lowers alpha to what the frame shows of a layer and nothing else."""
+"""The alpha fit (render/alpha_fit.py): it lowers alpha to what the frame shows of a layer and nothing else."""
 
 import pytest
 import torch
 
 from omnimatte.model import composite_over
-from omnimatte.train.alpha_fit import fit_alphas_to_frame, mask_cores
+from omnimatte.render.alpha_fit import fit_alphas_to_frame, mask_cores
 
 
 def flat(value: float, channels: int = 3, size: int = 4) -> torch.Tensor:

@@ -86,7 +86,7 @@ def test_benchmark_command_on_a_tiny_setting(tmp_path: Path):
     out = tmp_path / "bench"
     command = [sys.executable, "-m", "omnimatte", "benchmark", "--suite", "fast", "--presets", "bounce,crossing",
                "--frames", "8", "--width", "192", "--height", "112", "--steps", "2", "--eval-every", "1",
-               "--options", json.dumps({"nf": 8, "batch_size": 2}), "--flow-weights", "none", "--threads", "2",
+               "--settings", json.dumps({"nf": 8, "batch_size": 2}), "--flow-weights", "none", "--threads", "2",
                "--out", str(out)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=REPO)
     assert result.returncode == 0, result.stderr[-3000:]

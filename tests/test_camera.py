@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from omnimatte.camera import first_reached, frame_view, registered_median
-from omnimatte.train.alpha_upsampling import guided_upsample
+from omnimatte.render.alpha_upsampling import guided_upsample
 from omnimatte.train.video import grown_objects, starting_plate
 
 
@@ -120,7 +120,7 @@ def test_guided_upsampling_follows_the_frame_edge_that_bilinear_blurs():
 
 
 def test_plate_matte_clears_alpha_where_the_frame_shows_the_background():
-    from omnimatte.train.render import plate_matte
+    from omnimatte.render.plate_matte import plate_matte
 
     background = torch.zeros(1, 3, 4, 4)
     frame = background.clone()

@@ -26,13 +26,13 @@ from tests.conftest import REPO
 
 RULE_FILES = [REPO / "Snakefile", *sorted((REPO / "workflow" / "rules").glob("*.smk"))]
 #: A path under a sample's results folder as the rule files spell it, up to the end of the string.
-RESULTS_PATH = re.compile(r"results/\{(?:wildcards\.)?video\}/[^\"'\s,)]+")
+RESULTS_PATH = re.compile(r"results/\{(?:wildcards\.)?sample\}/[^\"'\s,)]+")
 
 
 def normalised(path: str | Path) -> str:
-    """results/{video}/... with every wildcard after the sample's written `{}`, whatever a rule calls it."""
-    tail = re.fullmatch(r"results/\{(?:wildcards\.)?video\}/(.*)", str(path)).group(1)
-    return "results/{video}/" + re.sub(r"\{[^}]*\}", "{}", tail)
+    """results/{sample}/... with every wildcard after the sample's written `{}`, whatever a rule calls it."""
+    tail = re.fullmatch(r"results/\{(?:wildcards\.)?sample\}/(.*)", str(path)).group(1)
+    return "results/{sample}/" + re.sub(r"\{[^}]*\}", "{}", tail)
 
 
 def rule_paths() -> set[str]:
@@ -41,10 +41,9 @@ def rule_paths() -> set[str]:
 
 def contract_paths() -> set[str]:
     """The contract's paths, every one of which the rule files name (checkpoint.pt in train.smk's comment)."""
-    r = SampleResults(Path("results/{video}"))
-    paths = [r.frames, r.frames_info, r.source_manifest, r.user_masks_manifest("{}"),
-             r.flow.folder, r.flow.forward, r.flow.backward, r.flow.confidence_forward, r.flow.confidence_backward,
-             r.flow.info, r.masks, r.homography.folder, r.homography.homographies, r.homography.canvas,
+    r = SampleResults(Path("results/{sample}"))
+    paths = [r.frames, r.frames_info, r.flow.folder, r.flow.forward, r.flow.backward, r.flow.confidence_forward,
+             r.flow.confidence_backward, r.flow.info, r.masks, r.homography.folder, r.homography.homographies, r.homography.canvas,
              r.omnimatte.folder, r.train.folder, r.train.checkpoint, r.train.model, r.train.losses_csv, r.train.losses_plot,
              r.train.summary, r.overview, r.preview("flow"), r.preview("masks"), r.preview("stabilised"), r.metrics,
              r.evaluation_sheet, r.edits, r.export.folder, r.report_sheet("{}"), r.runtimes_plot, r.runtimes_table,
@@ -56,7 +55,7 @@ def contract_paths() -> set[str]:
 
 
 def test_the_rule_files_spell_the_contracts_paths():
-    edits = normalised(SampleResults(Path("results/{video}")).edits) + "/"
+    edits = normalised(SampleResults(Path("results/{sample}")).edits) + "/"
     spelled = rule_paths()
     unknown = {path for path in spelled - contract_paths() if not path.startswith(edits)}
     assert not unknown, f"paths in the rule files that omnimatte/contract.py does not name: {sorted(unknown)}"
@@ -78,16 +77,16 @@ def test_env_files_name_the_rules_that_use_them():
         assert set(re.findall(r"`(\w+)`", comment)) == rules, env
 
 
-def test_only_commands_with_settings_take_options(capsys):
+def test_only_commands_with_settings_take_them(capsys):
     commands = build_parser()._subparsers._group_actions[0].choices
-    with_settings = {name for name, parser in commands.items() if parser.get_default("settings")}
+    with_settings = {name for name, parser in commands.items() if parser.get_default("takes_settings")}
     assert with_settings == {"demo", "frames", "flow", "masks", "homography", "train", "stroboscope",
                              "replace-background", "retime", "export", "contact-sheet", "stills", "benchmark", "diagnose"}
     with pytest.raises(SystemExit) as refused:
         main(["remove", "--sample", "toy", "--omnimatte", "o", "--objects", "a", "--frames-info", "f.json",
-              "--object", "a", "--out", "x.mp4", "--options", '{"shift": 3}'])
+              "--object", "a", "--out", "x.mp4", "--settings", '{"shift": 3}'])
     assert refused.value.code == 2
-    assert "`omnimatte remove` has no settings, so --options would be ignored" in capsys.readouterr().err
+    assert "`omnimatte remove` has no settings, so --settings would be ignored" in capsys.readouterr().err
 
 
 def test_homographies_that_do_not_fit_say_which_file_and_what_to_rerun(tmp_path: Path):

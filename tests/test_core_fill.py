@@ -3,7 +3,7 @@
 import torch
 
 from omnimatte.model import composite_over
-from omnimatte.train.core_fill import fill_cores
+from omnimatte.render.core_fill import fill_cores
 from tests.helpers import box_mask, textured_ground
 
 H, W = 48, 64

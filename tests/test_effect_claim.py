@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from omnimatte.model import composite_over
-from omnimatte.train.effect_claim import claim_effects
+from omnimatte.render.effect_claim import claim_effects
 
 H, W = 64, 96
 

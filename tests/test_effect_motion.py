@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from omnimatte.model import composite_over
-from omnimatte.train.effect_claim import claim_effects, region_owners
-from omnimatte.train.effect_motion import OFFSETS, EffectMotion
+from omnimatte.render.effect_claim import claim_effects, region_owners
+from omnimatte.render.effect_motion import OFFSETS, EffectMotion
 
 H, W, T = 64, 96, 17
 SIZE = 10

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from omnimatte import io
+from omnimatte.io.files import _UMASK
 
 
 def mode(path: Path) -> int:
@@ -19,7 +20,7 @@ def test_atomic_path_writes_whole_files_with_the_umask_permissions(tmp_path: Pat
         tmp.write_text("{}")
         assert not target.exists()  # only the temporary name exists while writing
     assert target.read_text() == "{}"
-    assert mode(target) == 0o666 & ~io._UMASK  # not tempfile's private 0600
+    assert mode(target) == 0o666 & ~_UMASK  # not tempfile's private 0600
     with pytest.raises(RuntimeError), io.atomic_path(tmp_path / "broken.json") as tmp:
         tmp.write_text("{half")
         raise RuntimeError("killed")
@@ -30,7 +31,7 @@ def test_atomic_dir_replaces_a_folder_only_when_complete(tmp_path: Path):
     target = tmp_path / "frames"
     with io.atomic_dir(target) as tmp:
         (tmp / "00000.png").write_bytes(b"one")
-    assert mode(target) == 0o777 & ~io._UMASK
+    assert mode(target) == 0o777 & ~_UMASK
     with pytest.raises(RuntimeError), io.atomic_dir(target) as tmp:
         (tmp / "00000.png").write_bytes(b"two")
         raise RuntimeError("killed")

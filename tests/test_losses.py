@@ -1,5 +1,6 @@
 """The Omnimatte loss terms and compositing on hand-made tensors with known answers."""
 
+import inspect
 import math
 
 import numpy as np
@@ -8,10 +9,11 @@ import torch
 import torch.nn.functional as F
 
 from omnimatte import losses
-from omnimatte.model import (CameraAdjustment, Omnimatte, OmnimatteUNet, composite_over, identity_grid, sample_canvas,
-                             warp_by_flow)
+from omnimatte.model import (CameraAdjustment, CanvasBackground, Omnimatte, OmnimatteUNet, composite_over,
+                             identity_grid, sample_canvas, warp_by_flow)
 from omnimatte.model.alpha_activation import signed_alpha
 from omnimatte.camera import camera_flow, homography_grid
+from omnimatte.train import TrainConfig
 
 
 def test_reconstruction_is_mean_absolute_error():
@@ -102,7 +104,7 @@ def test_composite_order_is_back_to_front():
 
 def test_background_latent_is_sampled_through_homographies():
     """A frame shifted by 16 canvas px sees the latent shifted by exactly one latent cell."""
-    model = Omnimatte((64, 96), nf=8, seed=3)
+    model = Omnimatte(canvas_size=(64, 96), nf=8, seed=3, background="network", camera_adjustment=False, alpha_activation="tanh")
     height, width = 32, 48
     shift = np.array([[1, 0, 16], [0, 1, 0], [0, 0, 1]], float)
     homographies = np.stack([np.eye(3), shift])
@@ -127,7 +129,7 @@ def test_camera_flow_of_a_pan():
 
 
 def test_model_outputs_and_static_background():
-    model = Omnimatte((64, 64), nf=8)
+    model = Omnimatte(canvas_size=(64, 64), nf=8, background="network", camera_adjustment=False, alpha_activation="tanh")
     inputs = torch.randn(3, 2, 16, 32, 48)
     grid = torch.zeros(3, 32, 48, 2)
     out = model(inputs, grid, torch.zeros(3, 2, 32, 48))
@@ -172,9 +174,30 @@ def test_self_composited_alpha_is_the_authors_sparsity_input():
     assert composited_pull == pytest.approx(0.1) and faint.grad.item() == pytest.approx(1.0)
 
 
+def test_the_models_parts_take_keywords_whose_defaults_are_the_configs():
+    """Omnimatte and its parts take keyword arguments only (the plate aside), with the defaults of the config's train
+    section (TrainConfig's, which tests/test_train.py holds to config/config.yaml)."""
+    config = TrainConfig()
+
+    def keywords(constructor) -> dict:
+        parameters = inspect.signature(constructor).parameters.values()
+        return {p.name: p.default for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+    model = keywords(Omnimatte)
+    assert set(model) == set(inspect.signature(Omnimatte).parameters)
+    settings = ("nf", "latent_scale", "seed", "norm", "background", "camera_adjustment", "camera_brightness",
+                "alpha_activation", "background_match_threshold", "canvas_levels")
+    assert {name: model[name] for name in settings} == {name: getattr(config, name) for name in settings}
+    unet = keywords(OmnimatteUNet)
+    assert (unet["nf"], unet["norm"], unet["alpha_activation"]) == (config.nf, config.norm, config.alpha_activation)
+    assert keywords(CameraAdjustment)["brightness"] == config.camera_brightness
+    assert keywords(CanvasBackground)["levels"] == config.canvas_levels
+
+
 def test_canvas_background_starts_as_its_plate_and_is_the_same_for_every_frame():
     plate = torch.rand(1, 3, 20, 36) * 2 - 1
-    model = Omnimatte((10, 18), nf=8, background="canvas", plate=plate)
+    model = Omnimatte(canvas_size=(10, 18), nf=8, background="canvas", plate=plate, camera_adjustment=False,
+                      alpha_activation="tanh")
     assert torch.allclose(model.render_background(full_size=True), plate)
     # At the training scale it is the plate area-averaged.
     assert torch.allclose(model.render_background(), torch.nn.functional.avg_pool2d(plate, 2), atol=1e-6)
@@ -185,11 +208,11 @@ def test_canvas_background_starts_as_its_plate_and_is_the_same_for_every_frame()
     out["rgb"].mean().backward()
     assert all(level.grad is not None and level.grad.abs().sum() > 0 for level in model.canvas.grids)
     with pytest.raises(ValueError, match="needs its starting plate"):
-        Omnimatte((10, 18), nf=8, background="canvas")
+        Omnimatte(canvas_size=(10, 18), nf=8, background="canvas")
 
 
 def test_camera_adjustment_starts_as_no_adjustment_and_interpolates_between_keys():
-    adjustment = CameraAdjustment(num_frames=25, frames_per_key=10)
+    adjustment = CameraAdjustment(num_frames=25, brightness="field", frames_per_key=10)
     assert adjustment.brightness.shape[0] == 4  # keys at frames 0, 10, 20, 30
     frames = torch.tensor([0, 5, 24])
     brightness, offset = adjustment.fields(frames, identity_grid(3, 6, 8, torch.device("cpu")))
@@ -202,7 +225,7 @@ def test_camera_adjustment_starts_as_no_adjustment_and_interpolates_between_keys
     assert brightness[1].mean().item() == pytest.approx(1.5)  # frame 5: half way from key 0 to key 1
     assert brightness[2].mean().item() == pytest.approx(1.4)  # frame 24: 0.4 of the way from key 2 to key 3
     # A one-pixel offset moves the background view by one canvas pixel.
-    model = Omnimatte((8, 16), nf=8)
+    model = Omnimatte(canvas_size=(8, 16), nf=8, background="network", camera_adjustment=False, alpha_activation="tanh")
     ramp = torch.arange(16, dtype=torch.float32).view(1, 1, 1, 16).expand(1, 3, 8, 16)
     grid = identity_grid(1, 8, 16, torch.device("cpu"))
     view = model.view_background(ramp, grid, torch.tensor([1.0, 0.0]).view(1, 2, 1, 1).expand(1, 2, 8, 16))
@@ -213,7 +236,7 @@ def test_camera_brightness_per_frame_is_one_scale_over_the_frame_the_field_is_no
     """A shadow darkens part of the frame: a brightness field can follow it, one scale per frame cannot."""
     grid = identity_grid(1, 8, 14, torch.device("cpu"))
     frames = torch.tensor([0])
-    field, per_frame = CameraAdjustment(11, "field"), CameraAdjustment(11, "frame")
+    field, per_frame = CameraAdjustment(num_frames=11, brightness="field"), CameraAdjustment(num_frames=11, brightness="frame")
     assert field.brightness.shape[1:] == (1, 4, 7) and per_frame.brightness.shape[1:] == (1, 1, 1)
     shadow = torch.ones(1, 1, 8, 14)
     shadow[..., 4:, 7:] = 0.6
@@ -230,7 +253,7 @@ def test_camera_brightness_per_frame_is_one_scale_over_the_frame_the_field_is_no
     assert brightness_frame.std().item() < 1e-6  # the same everywhere
     assert brightness_field[..., 6, 12].item() < 0.75 < brightness_field[..., 1, 1].item()  # follows the shadow
     with pytest.raises(ValueError, match="unknown camera brightness"):
-        CameraAdjustment(11, "pixel")
+        CameraAdjustment(num_frames=11, brightness="pixel")
 
 
 @pytest.mark.parametrize("activation", ["tanh", "clamp"])
@@ -271,8 +294,8 @@ def test_clamp_alpha_grows_only_where_released():
 def test_model_releases_zero_alpha_where_the_frame_differs_from_the_background():
     """With background_match_threshold, the frame passed in decides where a clamped zero alpha gets a gradient."""
     torch.manual_seed(0)
-    model = Omnimatte((32, 32), nf=8, background="canvas", plate=torch.zeros(1, 3, 32, 32), alpha_activation="clamp",
-                      background_match_threshold=0.04)
+    model = Omnimatte(canvas_size=(32, 32), nf=8, background="canvas", plate=torch.zeros(1, 3, 32, 32),
+                      alpha_activation="clamp", background_match_threshold=0.04, camera_adjustment=False)
     with torch.no_grad():
         model.net.to_output.bias[3] = -5.0  # every alpha a clamped zero
     inputs = torch.randn(1, 1, 16, 32, 32)
@@ -296,7 +319,7 @@ def test_canvas_weight_scales_what_a_pixel_teaches_the_canvas_unless_it_shows_th
     background to within background_match_threshold; the rendered background and what the camera offset
     learns are the same either way."""
     plate = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    model = Omnimatte((8, 8), nf=8, background="canvas", plate=plate, alpha_activation=activation,
+    model = Omnimatte(canvas_size=(8, 8), nf=8, background="canvas", plate=plate, alpha_activation=activation,
                       background_match_threshold=0.04, num_frames=1, camera_adjustment=True,
                       camera_brightness="frame")
     inputs = torch.zeros(1, 1, 16, 8, 8)

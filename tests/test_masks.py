@@ -16,7 +16,6 @@ from omnimatte.errors import StageError
 from omnimatte.io import read_frames, write_frames, write_png
 from omnimatte.masks import (
     Prompt,
-    _build_sam_vit_tiny,
     download_sam_weights,
     interior_points,
     load_sam,
@@ -25,6 +24,7 @@ from omnimatte.masks import (
     run_masks,
     warp_mask,
 )
+from tests.helpers import build_sam_vit_tiny
 
 SIDE = 16
 VELOCITY = (3, 2)  # px per frame, x and y
@@ -140,9 +140,9 @@ def test_interior_points_lie_deep_inside():
 
 
 @pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory) -> Path:
+def tiny_checkpoint(tmp_path_factory, tiny_sam) -> Path:
     torch.manual_seed(0)
-    model = _build_sam_vit_tiny()
+    model = build_sam_vit_tiny()
     path = tmp_path_factory.mktemp("sam") / "sam_vit_tiny.pth"
     torch.save(model.state_dict(), path)
     return path
@@ -157,7 +157,7 @@ def test_load_sam_gives_the_saved_parameters(tiny_checkpoint):
     assert not model.training
 
 
-def test_load_sam_refuses_a_missing_checkpoint(tmp_path):
+def test_load_sam_refuses_a_missing_checkpoint(tmp_path, tiny_sam):
     with pytest.raises(FileNotFoundError):
         load_sam("vit_tiny", tmp_path / "nope.pth")
     with pytest.raises(FileNotFoundError):

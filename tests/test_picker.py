@@ -22,9 +22,9 @@ import torch
 
 from omnimatte.errors import StageError
 from omnimatte.io import write_video
-from omnimatte.masks import _build_sam_vit_tiny
 from omnimatte.picker import make_server, open_session, sheet_sample
 from omnimatte.samples import load_sheets
+from tests.helpers import build_sam_vit_tiny
 
 SOURCE = (1280, 720)  # wider than the page shows it (960 px), so the page must scale prompts back
 CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome") if shutil.which(name)),
@@ -179,11 +179,11 @@ def test_draw_a_box_and_points_order_and_save_writes_the_rows(video, sheets, bro
 
 
 @needs_browser
-def test_sam_mask_is_shown_for_the_prompt_before_saving(video, sheets, browser, tmp_path):
+def test_sam_mask_is_shown_for_the_prompt_before_saving(video, sheets, browser, tmp_path, tiny_sam):
     checkpoint = tmp_path / "sam_vit_tiny.pth"
     torch.manual_seed(0)
-    torch.save(_build_sam_vit_tiny().state_dict(), checkpoint)
-    session = open_session(video, "clip", *sheets, sam_model_type="vit_tiny", sam_checkpoint=checkpoint)
+    torch.save(build_sam_vit_tiny().state_dict(), checkpoint)
+    session = open_session(video, "clip", *sheets, sam_model_type=tiny_sam, sam_checkpoint=checkpoint)
     assert session.segmenter is not None
     url, stop = serving(session)
     try:

@@ -14,7 +14,8 @@ import torch
 
 from omnimatte.benchmark import far_leak, prepare_synthetic
 from omnimatte.evaluate import effect_recall
-from omnimatte.train import CPU_SETTINGS, RenderSettings, TrainConfig, effect_motion, render_frame, train_model
+from omnimatte.render import RenderSettings, effect_motion_for, render_frame
+from omnimatte.train import CPU_SETTINGS, TrainConfig, train_model
 
 
 @pytest.mark.slow
@@ -29,7 +30,7 @@ def test_dog_layer_captures_its_shadow_and_background_stays_clean(tmp_path: Path
     model.eval()
     canvas = model.render_background(full_size=True)
     settings = RenderSettings.from_config(config).without("detail_transfer")
-    motion = effect_motion(model, video, canvas)
+    motion = effect_motion_for(model, video, canvas)
     frames = [render_frame(model, video, t, canvas, settings, motion) for t in range(video.num_frames)]
     alpha = np.stack([f.alpha[0, 0].numpy() for f in frames]).astype(np.float64)
     background = np.stack([(f.background[0].permute(1, 2, 0).numpy() * 0.5 + 0.5) for f in frames])

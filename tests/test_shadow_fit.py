@@ -3,7 +3,7 @@
 import torch
 
 from omnimatte.model import composite_over
-from omnimatte.train.shadow_fit import fit_shadows
+from omnimatte.render.shadow_fit import fit_shadows
 from tests.helpers import box_mask, textured_ground
 
 H, W = 48, 64

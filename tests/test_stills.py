@@ -27,7 +27,7 @@ from tests.helpers import ball_and_box, write_benchmark, write_scene
 
 
 def finish(root: Path) -> None:
-    """Everything `snakemake all edits exports` leaves in results/{video}/, made by the package directly."""
+    """Everything `snakemake all edits exports` leaves in results/{sample}/, made by the package directly."""
     layers, camera = Layers("toy", root / "omnimatte", ["ball", "box"]), load_camera("edits", "toy", HomographyFiles(root / "homography"))
     edits = root / "edits"
     run_composite("toy", root / "frames", root / "omnimatte", ["ball", "box"], root / "omnimatte.mp4", fps=24)

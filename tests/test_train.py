@@ -264,7 +264,7 @@ def test_mask_count_mismatch_is_refused(scene: dict):
 
 def test_config_file_defaults_are_the_training_defaults():
     """config/config.yaml's train section (train.cpu too) and TrainConfig() agree, so the CLI by hand trains as the
-    workflow does; CPU_SETTINGS is the one source of the CPU's settings, which the README's Training section quotes."""
+    workflow does; CPU_SETTINGS is the one source of the CPU's settings."""
     repo = Path(__file__).resolve().parents[1]
     settings = yaml.safe_load((repo / "config" / "config.yaml").read_text())["train"]
     assert TrainConfig.from_dict(settings) == TrainConfig()
@@ -273,12 +273,6 @@ def test_config_file_defaults_are_the_training_defaults():
     on_cpu = TrainConfig().for_device(torch.device("cpu"))
     assert {key: getattr(on_cpu, key) for key in cpu} == cpu
     assert TrainConfig().for_device(torch.device("cuda")).nf == 64
-    readme = " ".join((repo / "README.md").read_text().split())
-    assert (f"**On the CPU** `train.cpu` replaces some settings: `nf` {cpu['nf']}, {cpu['batch_size']} pairs a step, "
-            f"`scale` {cpu['scale']} (half-size frames") in readme
-    switch = train_module.alpha_l1_off_step(on_cpu, num_frames=48)
-    assert f"{cpu['steps']} steps (the alpha L1 term off after step {switch})" in readme
-    assert ("and no bf16 autocast" in readme) == (not cpu["bf16"])
 
 
 def test_mask_schedule_drops_then_switches_off():
@@ -400,7 +394,7 @@ def test_the_authors_options_train_and_render(scene: dict):
     and plain bilinear alpha upsampling below the working resolution."""
     summary = run_train("tiny", **scene, config=tiny_config(
         background="network", norm="batch", alpha_activation="tanh", alpha_reg_target="coverage",
-        camera_adjustment=False, plate_matte_threshold=0.0, fit_alpha=False, claim_effects=False, object_alpha_floor=0.0,
+        camera_adjustment=False, background_match_threshold=0.0, fit_alpha=False, claim_effects=False, object_alpha_floor=0.0,
         final_learning_rate_fraction=1.0,
         share_after_alpha_l1=0.2, refine_alpha=False, scale=0.5))
     assert read_frames(scene["out_dir"] / "layers" / "square" / "rgba", mode="rgba").shape == (T, H, W, 4)
@@ -446,7 +440,7 @@ def test_the_canvas_learns_each_pixel_from_the_frames_before_an_object_reaches_i
     assert set(video.canvas_first_reached.unique().tolist()) == {2.0, 3.0, 4.0, 5.0, float(T)}
     config = tiny_config(canvas_weight_once_reached=0.25, batch_size=4, jitter_rate=0.0)
     model = train_loop.build_model(video, config, torch.device("cpu"))
-    batch = Batch(video, model, torch.arange(4), config, torch.Generator().manual_seed(0))
+    batch = Batch(video=video, model=model, indices=torch.arange(4), config=config, generator=torch.Generator().manual_seed(0))
     weight = batch.canvas_weight[:, 0]
     assert set(weight.unique().tolist()) == {0.25, 1.0}
     assert (weight[batch.frame_indices < 2] == 1.0).all()  # no pixel is reached before frame 2
@@ -458,13 +452,14 @@ def test_the_canvas_learns_each_pixel_from_the_frames_before_an_object_reaches_i
     expected = torch.where(batch.frame_indices.view(-1, 1, 1) < reached, 1.0, 0.25)
     assert (weight == expected).float().mean() > 0.99  # all but where a position rounds either way
     every_frame = tiny_config(canvas_weight_once_reached=1.0)
-    assert Batch(video, model, torch.arange(4), every_frame, torch.Generator()).canvas_weight is None
+    assert Batch(video=video, model=model, indices=torch.arange(4), config=every_frame,
+                 generator=torch.Generator()).canvas_weight is None
 
     reached_at_once = dataclasses.replace(video, canvas_first_reached=torch.zeros_like(video.canvas_first_reached))
     moved = {}
     for weight in (0.0, 1.0):
         config = tiny_config(canvas_learning_rate_fraction=1.0, canvas_weight_once_reached=weight, checkpoint_every=100,
-                             plate_matte_threshold=0.0)  # no frame pixel counts as showing the background
+                             background_match_threshold=0.0)  # no frame pixel counts as showing the background
         first_weight = train_loop.start_training(video, config, torch.device("cpu")).model.net.encoder[0][0].weight
         model, _ = train_loop.train_model("tiny", reached_at_once, config, tmp_path / f"{weight}.pt",
                                           torch.device("cpu"))

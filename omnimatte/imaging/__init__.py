@@ -4,7 +4,7 @@ conversion (compositing.py), labels, checkerboards and panel grids (drawing.py) 
 
 from omnimatte.imaging.compositing import over, premultiply, to_uint8
 from omnimatte.imaging.drawing import LABEL_PAD, checkerboard, draw_label, label, over_checkerboard, text_size, tile
-from omnimatte.imaging.metrics import psnr, psnr_from_mse
+from omnimatte.imaging.metrics import psnr, psnr_from_mse, tensor_psnr
 
 __all__ = ["LABEL_PAD", "checkerboard", "draw_label", "label", "over", "over_checkerboard", "premultiply", "psnr",
-           "psnr_from_mse", "text_size", "tile", "to_uint8"]
+           "psnr_from_mse", "tensor_psnr", "text_size", "tile", "to_uint8"]

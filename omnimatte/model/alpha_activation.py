@@ -14,7 +14,7 @@ The frame asks for it everywhere, though: the reconstruction's L1 pushes with th
 strength whatever the size of the residual, so a zero alpha would grow wherever the
 background is off by a hair. `release` says where a zero alpha may grow: where the
 frame differs from the background by more than the plate matte's threshold (a pixel
-that equals the background needs no layer, see train/render.plate_matte).
+that equals the background needs no layer, see render/plate_matte.py).
 """
 
 from __future__ import annotations

@@ -4,14 +4,14 @@
 so the background starts as noise and must be learnt before the layers can be judged
 against it; at the end it is still smoother than the frames.
 
-`canvas`: this project's default. The canvas is a learnable image at the working
+`canvas`: the default. The canvas is a learnable image at the working
 resolution that starts as the registered median of the frames with the objects' coarse
 masks left out (and, of each pixel's frames, only those before an object first reached
 it). It is sharp from the first step and stays static, so whatever moves must still be
 explained by some layer. It may be held as a small pyramid of pixel grids, summed:
 coarse levels let a correction reach wide areas quickly, which is also how a lingering,
 smooth effect (a dust cloud) gets into the canvas before a layer can take it, so the
-default is the one full-resolution grid (README: Training).
+default is the one full-resolution grid.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ BACKGROUNDS = ("canvas", "network")
 class CanvasBackground(nn.Module):
     """A learnable canvas image (1, 3, Hc, Wc) in [-1, 1]: the sum of `levels` grids, each half the size of the last."""
 
-    def __init__(self, plate: torch.Tensor, levels: int = 1) -> None:
+    def __init__(self, plate: torch.Tensor, *, levels: int = 1) -> None:
         super().__init__()
         if levels < 1:
             raise ValueError(f"the canvas needs at least one level, got {levels}")

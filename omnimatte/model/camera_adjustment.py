@@ -7,7 +7,7 @@ frame samples the background, so small homography errors do not leak into the la
 as edges. The offset is a coarse field, 4x7 over the frame. The brightness is one
 scale per key ("frame"), or the authors' 4x7 field ("field"); a field also darkens
 where a shadow lies while the layer has not yet taken it, so the background the
-effect claim compares against holds part of the shadow (README: Training). An L1
+effect claim compares against holds part of the shadow. An L1
 pull toward no adjustment (brightness 1, offset 0) keeps both small.
 """
 
@@ -24,7 +24,7 @@ BRIGHTNESS_KINDS = ("frame", "field")
 
 
 class CameraAdjustment(nn.Module):
-    def __init__(self, num_frames: int, brightness: str = "field", frames_per_key: int = 10) -> None:
+    def __init__(self, *, num_frames: int, brightness: str = "frame", frames_per_key: int = 10) -> None:
         super().__init__()
         if brightness not in BRIGHTNESS_KINDS:
             raise ValueError(f"unknown camera brightness {brightness!r}: choose from {', '.join(BRIGHTNESS_KINDS)}")

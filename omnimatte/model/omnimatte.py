@@ -25,7 +25,8 @@ from omnimatte.model.unet import LATENT_CHANNELS, OmnimatteUNet
 class Omnimatte(nn.Module):
     """Renders the background and the foreground layers of a batch of frames and composites them.
 
-    `canvas_size` is the canvas at the training scale. `latent` is the fixed noise
+    Keyword arguments only; the defaults are those of the config's train section. `canvas_size` is the canvas
+    at the training scale. `latent` is the fixed noise
     texture over the canvas at 1/latent_scale of its resolution (the authors use 1/16);
     it is a buffer, not a parameter, so it never changes. With background="canvas",
     `plate` (1, 3, H, W) in [-1, 1] is the canvas's starting image at any resolution
@@ -37,16 +38,16 @@ class Omnimatte(nn.Module):
     whatever its `canvas_weight`.
     """
 
-    def __init__(self, canvas_size: tuple[int, int], nf: int = 64, latent_channels: int = LATENT_CHANNELS,
-                 latent_scale: float = 16, seed: int = 0, norm: str = "group", background: str = "network",
+    def __init__(self, *, canvas_size: tuple[int, int], nf: int = 64, latent_channels: int = LATENT_CHANNELS,
+                 latent_scale: float = 16, seed: int = 0, norm: str = "group", background: str = "canvas",
                  plate: torch.Tensor | None = None, num_frames: int | None = None,
-                 camera_adjustment: bool = False, camera_brightness: str = "field", alpha_activation: str = "tanh",
-                 background_match_threshold: float = 0.0, canvas_levels: int = 1) -> None:
+                 camera_adjustment: bool = True, camera_brightness: str = "frame", alpha_activation: str = "clamp",
+                 background_match_threshold: float = 0.04, canvas_levels: int = 1) -> None:
         super().__init__()
         if background not in BACKGROUNDS:
             raise ValueError(f"unknown background {background!r}: choose from {', '.join(BACKGROUNDS)}")
         self.canvas_height, self.canvas_width = canvas_size
-        self.net = OmnimatteUNet(3 + latent_channels, nf, norm, alpha_activation)
+        self.net = OmnimatteUNet(in_channels=3 + latent_channels, nf=nf, norm=norm, alpha_activation=alpha_activation)
         self.background_match_threshold = background_match_threshold
         generator = torch.Generator().manual_seed(seed)
         latent_size = (math.ceil(self.canvas_height / latent_scale), math.ceil(self.canvas_width / latent_scale))
@@ -56,16 +57,25 @@ class Omnimatte(nn.Module):
         if background == "canvas":
             if plate is None:
                 raise ValueError("a canvas background needs its starting plate")
-            self.canvas = CanvasBackground(plate, canvas_levels)
+            self.canvas = CanvasBackground(plate, levels=canvas_levels)
         self.camera: CameraAdjustment | None = None
         if camera_adjustment:
             if num_frames is None:
                 raise ValueError("the camera adjustment needs the number of frames")
-            self.camera = CameraAdjustment(num_frames, camera_brightness)
+            self.camera = CameraAdjustment(num_frames=num_frames, brightness=camera_brightness)
 
     def frame_latent(self, grid: torch.Tensor) -> torch.Tensor:
         """The latent as seen by frames whose pixels map to canvas positions `grid`."""
         return sample_canvas(self.latent, grid)
+
+    def layer_inputs(self, masks: torch.Tensor, flow: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+        """The network's input per layer (N, L, 3 + latent_channels, H, W) for frames with coarse masks (N, L, 1, H, W),
+        flow (N, 2, H, W) and canvas positions `grid` (N, H, W, 2): the layer's index inside its mask, the flow inside
+        the mask, and the latent."""
+        n, num_layers = masks.shape[:2]
+        layer_ids = torch.arange(1, num_layers + 1, device=masks.device, dtype=masks.dtype).view(1, -1, 1, 1, 1)
+        latent = self.frame_latent(grid).unsqueeze(1).expand(-1, num_layers, -1, -1, -1)
+        return torch.cat((masks * layer_ids, flow.unsqueeze(1) * masks, latent), 2)
 
     def render_background(self, full_size: bool = False) -> torch.Tensor:
         """The whole background canvas (1, 3, Hc, Wc) in [-1, 1]; the same for every frame.

@@ -19,8 +19,7 @@ def _norm(channels: int, kind: str) -> nn.Module:
     """GroupNorm (the default) or the authors' BatchNorm.
 
     With GroupNorm a layer's output does not depend on what else is in the batch, so
-    rendering one frame sees exactly what training saw in a batch of frames; the
-    README's ablation table compares the two.
+    rendering one frame sees exactly what training saw in a batch of frames.
     """
     if kind == "batch":
         return nn.BatchNorm2d(channels)
@@ -59,8 +58,8 @@ class OmnimatteUNet(nn.Module):
     to nothing, so faint alpha (a soft shadow) could never grow back.
     """
 
-    def __init__(self, in_channels: int = INPUT_CHANNELS, nf: int = 64, norm: str = "group",
-                 alpha_activation: str = "tanh") -> None:
+    def __init__(self, *, in_channels: int = INPUT_CHANNELS, nf: int = 64, norm: str = "group",
+                 alpha_activation: str = "clamp") -> None:
         super().__init__()
         signed_alpha(torch.zeros(()), alpha_activation)  # refuse an unknown activation now, not at the first step
         self.alpha_activation = alpha_activation

@@ -2,7 +2,7 @@
 // Prompts are kept in the source video's pixels; the canvas shows the frames at the display size.
 "use strict";
 
-// The masks preview's colours (omnimatte/masks.py PALETTE), one per object in list order.
+// The masks preview's colours (omnimatte/masks/previews.py PALETTE), one per object in list order.
 const PALETTE = [[255, 70, 70], [60, 150, 255], [70, 220, 90], [255, 190, 0], [200, 90, 255], [0, 215, 215], [255, 120, 200]];
 const canvas = document.getElementById("frame-canvas");
 const context = canvas.getContext("2d");

@@ -21,7 +21,7 @@ MAX_SIZE = 4096
 SIZE_MULTIPLE = 16
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Clip:
     """A rendered clip and its ground truth (all uint8 arrays, T frames of H x W).
 
@@ -142,4 +142,5 @@ def render_clip(preset: str = "dog", n_frames: int = 48, width: int = 448, heigh
             composite = a * q[..., :3] + (1.0 - a) * composite
         frames[t] = np.clip(np.rint(composite), 0, 255).astype(np.uint8)
     camera = np.stack([scene.camera.matrix(t) for t in range(n_frames)])
-    return Clip(frames, background, layers, effects, masks, recipe.fps, names, preset, seed, camera)
+    return Clip(frames=frames, background=background, layers=layers, effects=effects, masks=masks, fps=recipe.fps,
+                object_names=names, preset=preset, seed=seed, camera=camera)

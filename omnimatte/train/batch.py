@@ -10,14 +10,6 @@ from omnimatte.train.settings import TrainConfig
 from omnimatte.train.video import VideoTensors
 
 
-def layer_inputs(model: Omnimatte, masks: torch.Tensor, flow: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
-    """Per-layer network input (N, L, 16, H, W): layer id inside the mask, flow inside the mask, latent."""
-    n, num_layers = masks.shape[:2]
-    layer_ids = torch.arange(1, num_layers + 1, device=masks.device, dtype=masks.dtype).view(1, -1, 1, 1, 1)
-    latent = model.frame_latent(grid).unsqueeze(1).expand(-1, num_layers, -1, -1, -1)
-    return torch.cat((masks * layer_ids, flow.unsqueeze(1) * masks, latent), 2)
-
-
 def jitter_grids(n: int, height: int, width: int, rate: float, max_scale: float,
                  generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Random zoom-in crops, as the authors' augmentation: a sampling grid (N, H, W, 2) and each crop's scale.
@@ -59,7 +51,7 @@ def canvas_weight(video: VideoTensors, frames: torch.Tensor, background_grid: to
 class Batch:
     """One training batch: frames t (first half) and t+1 (second half), all jittered alike per pair."""
 
-    def __init__(self, video: VideoTensors, model: Omnimatte, indices: torch.Tensor, config: TrainConfig,
+    def __init__(self, *, video: VideoTensors, model: Omnimatte, indices: torch.Tensor, config: TrainConfig,
                  generator: torch.Generator) -> None:
         pairs = len(indices)
         frames = torch.cat((indices, indices + 1))
@@ -80,7 +72,7 @@ class Batch:
         self.background_flow = sample(video.background_flow) * scale
         background_grid = resample(video.background_grid[frames].permute(0, 3, 1, 2), grid).permute(0, 2, 3, 1)
         self.background_grid = background_grid.contiguous()
-        self.inputs = layer_inputs(model, self.masks, self.flow, self.background_grid)
+        self.inputs = model.layer_inputs(self.masks, self.flow, self.background_grid)
         self.pairs = pairs
         self.frame_indices = frames
         self.view_grid = grid  # where each pixel lies in its frame, for the camera adjustment's fields

@@ -19,7 +19,7 @@ from omnimatte.train.settings import TrainConfig
 from omnimatte.train.video import VideoTensors
 
 
-# TrainConfig's fields that training never reads (render.py's RenderSettings; plate_matte_threshold is
+# TrainConfig's fields that training never reads (omnimatte.render's RenderSettings; background_match_threshold is
 # also what shows the background in training, for the zero alpha's release and the canvas, so it stays).
 RENDER_ONLY = ("refine_alpha", "fit_alpha", "fill_cores", "claim_effects", "fit_shadows", "detail_transfer")
 # Nothing the network background reads.

@@ -3,9 +3,8 @@
 glibc's malloc serves every block above its mmap threshold (128 KiB at first, at most
 32 MiB) with a fresh mmap and returns it to the system when it is freed. A training
 step on the CPU allocates and frees the same large activations every step, so each
-step faults every page of them in again; on this project's 2-core machine that was a quarter to
-a third of a step (README: Speed on the CPU). With mmap off and the heap never trimmed, freed
-blocks are reused by the next step. Elsewhere than glibc (macOS, musl) nothing changes.
+step faults every page of them in again, which can take a quarter to a third of a step on a
+small CPU. With mmap off and the heap never trimmed, freed blocks are reused by the next step. Elsewhere than glibc (macOS, musl) nothing changes.
 """
 
 from __future__ import annotations

@@ -31,20 +31,20 @@ log = get_logger(STAGE)
 def build_model(video: VideoTensors, config: TrainConfig, device: torch.device) -> Omnimatte:
     """The model the settings describe, for this video, on `device`."""
     # The latent keeps its cells per working-resolution canvas pixel at any training scale.
-    model = Omnimatte(video.canvas_size, nf=config.nf, latent_scale=config.latent_scale * config.scale,
+    model = Omnimatte(canvas_size=video.canvas_size, nf=config.nf, latent_scale=config.latent_scale * config.scale,
                       seed=config.seed, norm=config.norm, background=config.background,
                       plate=None if video.plate is None else video.plate.cpu(),
                       num_frames=video.num_frames, camera_adjustment=config.camera_adjustment,
                       camera_brightness=config.camera_brightness,
                       alpha_activation=config.alpha_activation,
-                      background_match_threshold=config.plate_matte_threshold,
+                      background_match_threshold=config.background_match_threshold,
                       canvas_levels=config.canvas_levels).to(device)
     if config.channels_last:  # faster on GPUs, and by about a quarter with the CPU's oneDNN convolutions too
         model = model.to(memory_format=torch.channels_last)
     return model
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TrainingState:
     """What a run starts from (a checkpoint restores each, with the history and the step): the model, its
     optimiser, the batch generator and the schedule's loss weights."""
@@ -73,9 +73,9 @@ def start_training(video: VideoTensors, config: TrainConfig, device: torch.devic
         keep_freed_memory()  # a quarter to a third of a CPU step was page faults (host_memory.py)
     torch.manual_seed(config.seed)
     model = build_model(video, config, device)
-    return TrainingState(model, torch.optim.Adam(parameter_groups(model, config), lr=config.learning_rate),
-                         torch.Generator(device=device).manual_seed(config.seed),
-                         LossWeights(mask=config.lambda_mask, alpha_l1=config.lambda_alpha_l1))
+    return TrainingState(model=model, optimizer=torch.optim.Adam(parameter_groups(model, config), lr=config.learning_rate),
+                         generator=torch.Generator(device=device).manual_seed(config.seed),
+                         weights=LossWeights(mask=config.lambda_mask, alpha_l1=config.lambda_alpha_l1))
 
 
 def optimisation_step(model: Omnimatte, step_fn: Callable, optimizer: torch.optim.Optimizer, video: VideoTensors,
@@ -84,7 +84,7 @@ def optimisation_step(model: Omnimatte, step_fn: Callable, optimizer: torch.opti
     the objective. Returns the loss terms, still on the device."""
     pairs = video.num_frames - 1
     indices = torch.randperm(pairs, generator=generator, device=generator.device)[:min(config.batch_size, pairs)]
-    batch = Batch(video, model, indices, config, generator)
+    batch = Batch(video=video, model=model, indices=indices, config=config, generator=generator)
     with torch.autocast(generator.device.type, dtype=torch.bfloat16, enabled=config.bf16):
         out = step_fn(batch.inputs, batch.background_grid, batch.background_flow, batch.frame_indices,
                       batch.view_grid, batch.image, batch.canvas_weight)

@@ -42,7 +42,7 @@ def learning_rate_factor(step: int, l1_off_step: int, config: TrainConfig) -> fl
     return final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-@dataclass
+@dataclass(kw_only=True)
 class LossWeights:
     """The loss weights that change during training, kept in checkpoints."""
 

@@ -1,4 +1,4 @@
-"""Training settings: every weight, switch and size; the README says where and why they leave the authors' values."""
+"""Training settings: every weight, switch and size, and where and why they leave the authors' values."""
 
 from __future__ import annotations
 
@@ -14,22 +14,21 @@ ALPHA_REG_TARGETS = ("composited", "coverage")
 # On the CPU a step of the paper's network and batch at 448x256 takes seconds; these
 # settings (train.cpu in config/config.yaml, which the pipeline passes in) get past the
 # alpha L1 switch and take the demo's shadow in minutes: a narrower network on half-size
-# frames, a smaller batch, no bf16 (the README's Training section has the figures).
+# frames, a smaller batch, no bf16 (slower than float32 on CPUs without bf16 units).
 CPU_SETTINGS = {"nf": 16, "batch_size": 4, "scale": 0.5, "steps": 3000, "bf16": False}
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TrainConfig:
     """Training settings. The defaults go past the authors' method (a sharp canvas background, the clamped alpha,
-    the plate matte, the held mask); each of their choices is a setting (README:
-    Training, and Beyond the paper for what each part buys on the benchmark)."""
+    the plate matte, the held mask); each of their choices is a setting."""
 
     steps: int = 4000
     batch_size: int = 8  # frame pairs per step
     learning_rate: float = 1e-3
     # After the alpha L1 term switches off, the learning rate falls along a cosine to this
     # fraction of itself by the last step (1.0, the default: constant, the authors'; a decay to
-    # 0.1 did worse on every preset of the fast suite, README: Beyond the paper).
+    # 0.1 scores lower on every preset of the fast suite).
     final_learning_rate_fraction: float = 1.0
     nf: int = 64
     norm: str = "group"  # "group" or the authors' "batch"
@@ -41,20 +40,20 @@ class TrainConfig:
     background: str = "canvas"
     # The canvas background learns at this fraction of the learning rate: slowly enough that the layers
     # take what their objects leave behind (a lingering dust cloud) before the static canvas can absorb
-    # it; fast enough to sharpen the plate (README: Training).
+    # it; fast enough to sharpen the plate.
     canvas_learning_rate_fraction: float = 0.1
     # The canvas as this many summed pixel grids, each half the size of the last (1: one full-resolution
     # grid; coarser ones let wide, smooth effects into the canvas fast; model/background.py).
     canvas_levels: int = 1
     # How much a frame teaches the canvas at a pixel an object has already reached, against 1 before
-    # (camera.first_reached), where the frame does not show the canvas to within plate_matte_threshold:
+    # (camera.first_reached), where the frame does not show the canvas to within background_match_threshold:
     # what an object leaves behind trails it, so the frames before it arrives show the ground and those
     # after may show its dust; 0 lets only the earlier frames and those that agree with the canvas shape
-    # it there, 1 every frame alike, as the paper's background (README: Training).
+    # it there, 1 every frame alike, as the paper's background.
     canvas_weight_once_reached: float = 0.25
     camera_adjustment: bool = True  # the authors' per-frame brightness and background offset
     # The adjustment's brightness: "frame", one scale per frame, or "field", the authors' coarse
-    # 4x7 field, which also darkens where a shadow lies (model/camera_adjustment.py; README: Training).
+    # 4x7 field, which also darkens where a shadow lies (model/camera_adjustment.py).
     camera_brightness: str = "frame"
     lambda_camera_adjustment: float = 0.001
     # The network trains and renders at this fraction of the working resolution; its layers
@@ -63,28 +62,28 @@ class TrainConfig:
     scale: float = 1.0
     refine_alpha: bool = True  # below the working resolution: upsample alpha guided by the full-size frame
     # Rendering cuts each layer's alpha where the frame equals the (canvas) background to within
-    # this colour difference (0..1; 0: off); see render.plate_matte. In training, a frame pixel within it
+    # this colour difference (0..1; 0: off; render/plate_matte.py). In training, a frame pixel within it
     # shows the background: with the clamped alpha a zero alpha stays zero there, and it teaches the canvas
     # fully even where an object has been (canvas_weight_once_reached).
-    plate_matte_threshold: float = 0.04
+    background_match_threshold: float = 0.04
     # ... and then lowers each alpha to what the frame shows of its layer, given the layer's own
-    # colour (the compositing equation; see train/alpha_fit.py).
+    # colour (the compositing equation; see render/alpha_fit.py).
     fit_alpha: bool = True
     # ... and raises each alpha inside its coarse mask's core to what the frame shows beyond what lies
-    # behind it, by the plate matte's measure (so only with a positive plate_matte_threshold): objects
-    # opaque where the mask is sure (see train/core_fill.py).
+    # behind it, by the plate matte's measure (so only with a positive background_match_threshold): objects
+    # opaque where the mask is sure (see render/core_fill.py).
     fill_cores: bool = True
     # ... and gives what the frame shows beyond the background, away from every layer, to the
-    # nearest object's layer: the effects the network left at zero alpha (see train/effect_claim.py).
+    # nearest object's layer: the effects the network left at zero alpha (see render/effect_claim.py).
     claim_effects: bool = True
     # ... and, outside every coarse mask, lowers a layer's alpha where it darkens the ground evenly
-    # to the share of light it takes, in black: a shadow at its own alpha (see train/shadow_fit.py).
+    # to the share of light it takes, in black: a shadow at its own alpha (see render/shadow_fit.py).
     fit_shadows: bool = True
     lambda_mask: float = 50.0
     mask_threshold: float = 0.02  # the mask term drops 10x once below threshold * lambda_mask ...
     # ... and is off at twice that step; from then on each layer's mean alpha inside its mask, frame
     # by frame, is held at this or more, at the cut weight (0: nothing, the authors'), so that no layer
-    # can lose its object (README: Training).
+    # can lose its object.
     object_alpha_floor: float = 0.5
     lambda_alpha_l1: float = 0.01
     # ... and the alpha L1 term stops after this many epochs, or earlier where needed so that

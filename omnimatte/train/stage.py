@@ -19,10 +19,10 @@ from omnimatte.devices import resolve_device
 from omnimatte.fingerprint import inputs_digest
 from omnimatte.io import atomic_path, save_json
 from omnimatte.logs import get_logger
+from omnimatte.render import RenderSettings, render_layers
 from omnimatte.train.checkpoint import catch_sigterm
 from omnimatte.train.curves import write_loss_curves
 from omnimatte.train.loop import train_model
-from omnimatte.train.render import RenderSettings, render_layers
 from omnimatte.train.settings import TrainConfig
 from omnimatte.train.video import load_video
 

@@ -21,7 +21,7 @@ STAGE = "train"
 log = get_logger(STAGE)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class VideoTensors:
     """One video as tensors on one device.
 

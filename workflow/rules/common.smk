@@ -15,7 +15,7 @@ sys.path.insert(0, workflow.basedir)
 
 from omnimatte.config_check import MASKS_OR_PROMPT, config_problems
 from omnimatte.locks import record_owner, remove_stale_locks
-from omnimatte.manifest import update_manifest
+from omnimatte.folders import IMAGE_SUFFIXES, MASK_SUFFIXES, folder_files
 from omnimatte.samples import samples_of_config
 
 
@@ -28,7 +28,8 @@ SAMPLES = samples_of_config(config, schema_dir=Path(workflow.basedir) / "workflo
 
 # A run killed outright leaves Snakemake's locks behind; those whose run has provably
 # ended are removed, so running the same command again works (see omnimatte/locks.py).
-if workflow.is_main_process:
+# A dry run leaves them: it changes nothing on disk, and Snakemake only warns of a lock then.
+if workflow.is_main_process and not workflow.output_settings.dryrun:
     for _owner in remove_stale_locks():
         print(f"Removed {_owner['lock']}: the Snakemake run that held it (process {_owner['pid']} on {_owner['host']}) "
               "was killed without unlocking.", file=sys.stderr)
@@ -48,7 +49,7 @@ shell.prefix(f"OMNIMATTE_PYTHON={shlex.quote(PYTHON)}; "
 
 
 wildcard_constraints:
-    video="[A-Za-z0-9_-]+",
+    sample="[A-Za-z0-9_-]+",
     demo="[A-Za-z0-9_-]+",
     object="[A-Za-z0-9_-]+",
     objects="[A-Za-z0-9_+-]+",
@@ -84,9 +85,10 @@ _check_samples()
 
 
 def sample_of(wildcards):
-    if wildcards.video not in SAMPLES:
-        raise ValueError(f"unknown sample '{wildcards.video}'; the config has: {', '.join(SAMPLES)}")
-    return SAMPLES[wildcards.video]
+    """The sample the target's {sample} names: its settings, with `video` the path of its source."""
+    if wildcards.sample not in SAMPLES:
+        raise ValueError(f"unknown sample '{wildcards.sample}'; the config has: {', '.join(SAMPLES)}")
+    return SAMPLES[wildcards.sample]
 
 
 def object_names(wildcards):
@@ -98,28 +100,24 @@ def uses_sam(wildcards):
     return any("masks" not in spec for spec in sample_of(wildcards)["objects"].values())
 
 
-def options(section, **overrides):
-    """A config section as one shell-quoted JSON argument for `omnimatte <stage> --options`."""
+def settings(section, **overrides):
+    """A config section as one shell-quoted JSON argument for `omnimatte <stage> --settings`."""
     values = dict(config.get(section, {}))
     values.update(overrides)
     return shlex.quote(json.dumps(values))
 
 
 def frames_inputs(wildcards):
-    """The source video; for an image sequence (a folder) also a manifest of its images, brought up to date
-    here, so an image replaced in place remakes the frames."""
+    """The source video; for an image sequence (a folder) also each of its images, so an image edited in place,
+    added or removed remakes the frames."""
     video = sample_of(wildcards)["video"]
-    if not Path(video).is_dir():
-        return {"video": video}
-    manifest = f"results/{wildcards.video}/source_manifest.json"
-    update_manifest(video, manifest)
-    return {"video": video, "manifest": manifest}
+    return {"video": video, "images": [str(path) for path in folder_files(video, IMAGE_SUFFIXES)]}
 
 
-def frames_options(wildcards):
+def frames_settings(wildcards):
     sample = sample_of(wildcards)
     extra = {key: sample[key] for key in ("start", "end", "stride") if key in sample}
-    return options("frames", **extra)
+    return settings("frames", **extra)
 
 
 def objects_json(wildcards):
@@ -135,30 +133,27 @@ def logs_of(*rules):
     deleted but its log is kept and is newer than what was made from the old outputs,
     so depending on the log remakes them.
     """
-    return lambda wildcards: {f"log_{rule}": f"logs/{rule}/{wildcards.video}.log" for rule in rules}
+    return lambda wildcards: {f"log_{rule}": f"logs/{rule}/{wildcards.sample}.log" for rule in rules}
 
 
 def mask_inputs(wildcards):
-    """Frames always; flow and the SAM checkpoint only when some object is prompted; user mask folders, each
-    with a manifest of its files brought up to date here, so a mask edited in place remakes the masks."""
+    """Frames always; the forward and backward flow and the SAM checkpoint only when some object is prompted;
+    each user mask folder and each of its masks, so a mask edited in place, added or removed remakes the masks."""
     inputs = {
-        "frames": f"results/{wildcards.video}/frames",
-        "info": f"results/{wildcards.video}/frames_info.json",
+        "frames": f"results/{wildcards.sample}/frames",
+        "info": f"results/{wildcards.sample}/frames_info.json",
         **logs_of("frames")(wildcards),
     }
     sample = sample_of(wildcards)
     if uses_sam(wildcards):
-        inputs["flow"] = f"results/{wildcards.video}/flow/forward.npy"
+        inputs["forward_flow"] = f"results/{wildcards.sample}/flow/forward.npy"
+        inputs["backward_flow"] = f"results/{wildcards.sample}/flow/backward.npy"
         inputs.update(logs_of("flow")(wildcards))
         inputs["checkpoint"] = config["masks"]["sam_checkpoint"]
     if "demo" not in sample:  # a demo's mask folders appear with its video, before the frames exist
         for obj, spec in sample["objects"].items():
             if "masks" in spec:
-                inputs[f"user_masks_{obj}"] = spec["masks"]
-                if Path(spec["masks"]).is_dir():
-                    manifest = f"results/{wildcards.video}/user_masks/{obj}.json"
-                    update_manifest(spec["masks"], manifest)
-                    inputs[f"manifest_{obj}"] = manifest
+                inputs[f"user_masks_{obj}"] = [spec["masks"], *map(str, folder_files(spec["masks"], MASK_SUFFIXES))]
     return inputs
 
 
@@ -170,7 +165,7 @@ def ground_truth_dir(wildcards):
     """A demo sample's ground-truth folder; other samples have none to score against."""
     sample = sample_of(wildcards)
     if "demo" not in sample:
-        raise ValueError(f"sample '{wildcards.video}' has no ground truth: only synthetic `demo` samples can be "
+        raise ValueError(f"sample '{wildcards.sample}' has no ground truth: only synthetic `demo` samples can be "
                          f"evaluated (these can: {', '.join(n for n, s in SAMPLES.items() if 'demo' in s) or 'none'})")
     return f"resources/demo/{sample['demo']}/gt"
 
@@ -193,30 +188,40 @@ def _check_edits():
 _check_edits()
 
 
-def edit_inputs(wildcards):
-    """What an edit reads; a target naming an object the sample lacks stops here, listing the sample's objects."""
-    sample = sample_of(wildcards)
-    named = []
-    if "object" in wildcards.keys():
-        named.append(wildcards.object)
-    if "objects" in wildcards.keys():
-        named.extend(wildcards.objects.split("+"))
-    unknown = [name for name in named if name not in sample["objects"]]
-    if unknown:
-        raise ValueError(f"sample '{wildcards.video}' has no object {', '.join(repr(n) for n in unknown)}; "
-                         f"its objects are: {', '.join(sample['objects'])} (join several with '+', e.g. colorpop_a+b.mp4)")
-    return {"omnimatte": f"results/{wildcards.video}/omnimatte", "info": f"results/{wildcards.video}/frames_info.json",
-            "homography": f"results/{wildcards.video}/homography/homographies.npy",
-            "video": sample["video"],  # the edits that span the clip carry its sound
-            **logs_of("frames", "homography", "train")(wildcards)}
+def edit_inputs(camera, sound):
+    """An edit's input function: the layers and the frames info; with `camera`, the homographies and canvas that
+    carry layers between frames; with `sound`, the source video, whose sound an edit that spans the clip carries.
+    A target naming an object the sample lacks stops there, listing the sample's objects."""
+
+    def inputs(wildcards):
+        sample = sample_of(wildcards)
+        named = []
+        if "object" in wildcards.keys():
+            named.append(wildcards.object)
+        if "objects" in wildcards.keys():
+            named.extend(wildcards.objects.split("+"))
+        unknown = [name for name in named if name not in sample["objects"]]
+        if unknown:
+            raise ValueError(f"sample '{wildcards.sample}' has no object {', '.join(repr(n) for n in unknown)}; "
+                             f"its objects are: {', '.join(sample['objects'])} (join several with '+', e.g. colorpop_a+b.mp4)")
+        files = {"omnimatte": f"results/{wildcards.sample}/omnimatte", "info": f"results/{wildcards.sample}/frames_info.json",
+                 **logs_of("frames", "train")(wildcards)}
+        if camera:
+            files.update({"homographies": f"results/{wildcards.sample}/homography/homographies.npy",
+                          "canvas": f"results/{wildcards.sample}/homography/canvas.json", **logs_of("homography")(wildcards)})
+        if sound:
+            files["video"] = sample["video"]
+        return files
+
+    return inputs
 
 
-def edit_options(name):
+def edit_settings(name):
     """One entry of the config's `edits` section as the JSON argument of an edit command."""
     return shlex.quote(json.dumps(config["edits"][name]))
 
 
-def background_options(wildcards):
+def background_settings(wildcards):
     """A named replacement background from edits.backgrounds; an unknown name lists the configured ones."""
     backgrounds = config["edits"]["backgrounds"]
     if wildcards.background not in backgrounds:
@@ -231,12 +236,12 @@ def background_image(wildcards):
     return [spec["image"]] if "image" in spec else []
 
 
-def edit_targets(video):
+def edit_targets(sample):
     """The edits `snakemake edits` makes for a sample: each of its edit_objects (default: all its objects)
     removed, strobed, shifted and frozen; all of them in a colour pop; each configured background."""
-    sample = SAMPLES[video]
-    objects = sample.get("edit_objects") or list(sample["objects"])
-    root = f"results/{video}/edits"
+    settings = SAMPLES[sample]
+    objects = settings.get("edit_objects") or list(settings["objects"])
+    root = f"results/{sample}/edits"
     targets = [f"{root}/{kind}_{obj}.{ext}" for obj in objects
                for kind, ext in (("remove", "mp4"), ("stroboscope", "png"), ("stroboscope", "mp4"),
                                  ("shift", "mp4"), ("freeze", "mp4"))]
@@ -254,9 +259,9 @@ SHEETS = ("overview", "masks", "flow")
 
 def sheet_video(wildcards):
     """The video a contact sheet shows."""
-    return {"overview": f"results/{wildcards.video}/omnimatte.mp4",
-            "masks": f"results/{wildcards.video}/previews/masks.mp4",
-            "flow": f"results/{wildcards.video}/previews/flow.mp4"}[wildcards.sheet]
+    return {"overview": f"results/{wildcards.sample}/omnimatte.mp4",
+            "masks": f"results/{wildcards.sample}/previews/masks.mp4",
+            "flow": f"results/{wildcards.sample}/previews/flow.mp4"}[wildcards.sheet]
 
 
 def stage_benchmarks(wildcards):
@@ -264,7 +269,7 @@ def stage_benchmarks(wildcards):
     sample = sample_of(wildcards)
     stages = ["frames", "flow", "masks", "homography", "train", "diagnose", "composite"]
     made_by_demo = [f"benchmarks/demo_clip/{sample['demo']}.tsv"] if "demo" in sample else []
-    return made_by_demo + [f"benchmarks/{stage}/{wildcards.video}.tsv" for stage in stages]
+    return made_by_demo + [f"benchmarks/{stage}/{wildcards.sample}.tsv" for stage in stages]
 
 
 # ------------------------------------------------------------ diagnose
@@ -274,10 +279,10 @@ def diagnose_second_seed(wildcards):
     """The second training's layers, when diagnose.seeds.enabled asks for the agreement of two seeds."""
     if not config.get("diagnose", {}).get("seeds", {}).get("enabled", False):
         return {}
-    return {"second_omnimatte": f"results/{wildcards.video}/second_seed/omnimatte", **logs_of("train_second_seed")(wildcards)}
+    return {"second_omnimatte": f"results/{wildcards.sample}/second_seed/omnimatte", **logs_of("train_second_seed")(wildcards)}
 
 
 def diagnose_flags(wildcards):
     """The flagged regions, for the overview video when diagnose.show_in_overview is set."""
     shown = config.get("diagnose", {}).get("show_in_overview", True)
-    return {"flags": f"results/{wildcards.video}/diagnostics_flags.npz"} if shown else {}
+    return {"flags": f"results/{wildcards.sample}/diagnostics_flags.npz"} if shown else {}

@@ -8,7 +8,7 @@ rule demo_clip:
         gt=directory("resources/demo/{demo}/gt"),
     params:
         out=lambda wildcards: f"resources/demo/{wildcards.demo}",
-        options=lambda wildcards: shlex.quote(json.dumps(config["demo"][wildcards.demo])),
+        settings=lambda wildcards: shlex.quote(json.dumps(config["demo"][wildcards.demo])),
     log:
         "logs/demo_clip/{demo}.log",
     benchmark:
@@ -16,4 +16,4 @@ rule demo_clip:
     conda:
         "../../envs/video.yaml"
     shell:
-        "$OMNIMATTE_PYTHON -m omnimatte demo --out {params.out:q} --options {params.options} --log {log:q}"
+        "$OMNIMATTE_PYTHON -m omnimatte demo --out {params.out:q} --settings {params.settings} --log {log:q}"

@@ -6,27 +6,27 @@ rule export:
     input:
         unpack(logs_of("frames", "train")),
         video=source_video,
-        info="results/{video}/frames_info.json",
-        omnimatte="results/{video}/omnimatte",
+        info="results/{sample}/frames_info.json",
+        omnimatte="results/{sample}/omnimatte",
     output:
-        export=directory("results/{video}/export"),
+        export=directory("results/{sample}/export"),
     params:
         objects=object_names,
-        options=options("export"),
+        settings=settings("export"),
     resources:
         mem_mb=4000,
     log:
-        "logs/export/{video}.log",
+        "logs/export/{sample}.log",
     benchmark:
-        "benchmarks/export/{video}.tsv"
+        "benchmarks/export/{sample}.tsv"
     conda:
         "../../envs/video.yaml"
     shell:
-        "$OMNIMATTE_PYTHON -m omnimatte export --sample {wildcards.video} --video {input.video:q} --frames-info {input.info:q}"
-        " --omnimatte {input.omnimatte:q} --objects {params.objects:q} --options {params.options}"
+        "$OMNIMATTE_PYTHON -m omnimatte export --sample {wildcards.sample} --video {input.video:q} --frames-info {input.info:q}"
+        " --omnimatte {input.omnimatte:q} --objects {params.objects:q} --settings {params.settings}"
         " --out {output.export:q} --log {log:q}"
 
 
 rule exports:
     input:
-        expand("results/{video}/export", video=SAMPLES),
+        expand("results/{sample}/export", sample=SAMPLES),

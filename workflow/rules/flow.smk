@@ -4,28 +4,28 @@
 rule flow:
     input:
         unpack(logs_of("frames")),
-        frames="results/{video}/frames",
-        info="results/{video}/frames_info.json",
+        frames="results/{sample}/frames",
+        info="results/{sample}/frames_info.json",
     output:
-        forward="results/{video}/flow/forward.npy",
-        backward="results/{video}/flow/backward.npy",
-        confidence_forward="results/{video}/flow/confidence_forward.npy",
-        confidence_backward="results/{video}/flow/confidence_backward.npy",
-        info="results/{video}/flow/info.json",
-        preview="results/{video}/previews/flow.mp4",
+        forward="results/{sample}/flow/forward.npy",
+        backward="results/{sample}/flow/backward.npy",
+        confidence_forward="results/{sample}/flow/confidence_forward.npy",
+        confidence_backward="results/{sample}/flow/confidence_backward.npy",
+        info="results/{sample}/flow/info.json",
+        preview="results/{sample}/previews/flow.mp4",
     params:
-        out=lambda wildcards: f"results/{wildcards.video}/flow",
-        options=options("flow"),
+        out=lambda wildcards: f"results/{wildcards.sample}/flow",
+        settings=settings("flow"),
     threads: threads_for("flow", 4)
     resources:
         mem_mb=8000,
     log:
-        "logs/flow/{video}.log",
+        "logs/flow/{sample}.log",
     benchmark:
-        "benchmarks/flow/{video}.tsv"
+        "benchmarks/flow/{sample}.tsv"
     conda:
         "../../envs/torch.yaml"
     shell:
-        "$OMNIMATTE_PYTHON -m omnimatte flow --sample {wildcards.video} --frames {input.frames:q} --frames-info {input.info:q}"
-        " --out {params.out:q} --preview {output.preview:q} --options {params.options}"
+        "$OMNIMATTE_PYTHON -m omnimatte flow --sample {wildcards.sample} --frames {input.frames:q} --frames-info {input.info:q}"
+        " --out {params.out:q} --preview {output.preview:q} --settings {params.settings}"
         " --threads {threads} --log {log:q}"

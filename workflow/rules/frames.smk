@@ -5,16 +5,16 @@ rule frames:
     input:
         unpack(frames_inputs),
     output:
-        frames=directory("results/{video}/frames"),
-        info="results/{video}/frames_info.json",
+        frames=directory("results/{sample}/frames"),
+        info="results/{sample}/frames_info.json",
     params:
-        options=frames_options,
+        settings=frames_settings,
     log:
-        "logs/frames/{video}.log",
+        "logs/frames/{sample}.log",
     benchmark:
-        "benchmarks/frames/{video}.tsv"
+        "benchmarks/frames/{sample}.tsv"
     conda:
         "../../envs/video.yaml"
     shell:
-        "$OMNIMATTE_PYTHON -m omnimatte frames --sample {wildcards.video} --video {input.video:q} --out {output.frames:q}"
-        " --info {output.info:q} --options {params.options} --log {log:q}"
+        "$OMNIMATTE_PYTHON -m omnimatte frames --sample {wildcards.sample} --video {input.video:q} --out {output.frames:q}"
+        " --info {output.info:q} --settings {params.settings} --log {log:q}"

@@ -4,23 +4,23 @@
 rule homography:
     input:
         unpack(logs_of("frames", "masks")),
-        frames="results/{video}/frames",
-        info="results/{video}/frames_info.json",
-        masks="results/{video}/masks",
+        frames="results/{sample}/frames",
+        info="results/{sample}/frames_info.json",
+        masks="results/{sample}/masks",
     output:
-        homographies="results/{video}/homography/homographies.npy",
-        canvas="results/{video}/homography/canvas.json",
-        preview="results/{video}/previews/stabilised.mp4",
+        homographies="results/{sample}/homography/homographies.npy",
+        canvas="results/{sample}/homography/canvas.json",
+        preview="results/{sample}/previews/stabilised.mp4",
     params:
-        out=lambda wildcards: f"results/{wildcards.video}/homography",
-        options=options("homography"),
+        out=lambda wildcards: f"results/{wildcards.sample}/homography",
+        settings=settings("homography"),
     log:
-        "logs/homography/{video}.log",
+        "logs/homography/{sample}.log",
     benchmark:
-        "benchmarks/homography/{video}.tsv"
+        "benchmarks/homography/{sample}.tsv"
     conda:
         "../../envs/video.yaml"
     shell:
-        "$OMNIMATTE_PYTHON -m omnimatte homography --sample {wildcards.video} --frames {input.frames:q} --frames-info {input.info:q}"
+        "$OMNIMATTE_PYTHON -m omnimatte homography --sample {wildcards.sample} --frames {input.frames:q} --frames-info {input.info:q}"
         " --masks {input.masks:q} --out {params.out:q} --preview {output.preview:q}"
-        " --options {params.options} --log {log:q}"
+        " --settings {params.settings} --log {log:q}"

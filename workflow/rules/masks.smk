@@ -18,22 +18,22 @@ rule masks:
     input:
         unpack(mask_inputs),
     output:
-        masks=directory("results/{video}/masks"),
-        preview="results/{video}/previews/masks.mp4",
+        masks=directory("results/{sample}/masks"),
+        preview="results/{sample}/previews/masks.mp4",
     params:
         objects=objects_json,
-        flow=lambda wildcards: f"--flow {shlex.quote(f'results/{wildcards.video}/flow')}" if uses_sam(wildcards) else "",
-        options=options("masks"),
+        flow=lambda wildcards: f"--flow {shlex.quote(f'results/{wildcards.sample}/flow')}" if uses_sam(wildcards) else "",
+        settings=settings("masks"),
     threads: threads_for("masks", 4)
     resources:
         mem_mb=8000,
     log:
-        "logs/masks/{video}.log",
+        "logs/masks/{sample}.log",
     benchmark:
-        "benchmarks/masks/{video}.tsv"
+        "benchmarks/masks/{sample}.tsv"
     conda:
         "../../envs/torch.yaml"
     shell:
-        "$OMNIMATTE_PYTHON -m omnimatte masks --sample {wildcards.video} --frames {input.frames:q} --frames-info {input.info:q}"
+        "$OMNIMATTE_PYTHON -m omnimatte masks --sample {wildcards.sample} --frames {input.frames:q} --frames-info {input.info:q}"
         " --objects {params.objects} {params.flow} --out {output.masks:q} --preview {output.preview:q}"
-        " --options {params.options} --threads {threads} --log {log:q}"
+        " --settings {params.settings} --threads {threads} --log {log:q}"

@@ -6,18 +6,18 @@ rule contact_sheet:
     input:
         video=sheet_video,
     output:
-        sheet=report("results/{video}/report/{sheet}.jpg", caption="../report/sheet.rst",
-                     category="{video}", subcategory="Overview"),
+        sheet=report("results/{sample}/report/{sheet}.jpg", caption="../report/sheet.rst",
+                     category="{sample}", subcategory="Overview"),
     params:
-        options=options("contact_sheet"),
+        settings=settings("contact_sheet"),
     log:
-        "logs/contact_sheet/{video}/{sheet}.log",
+        "logs/contact_sheet/{sample}/{sheet}.log",
     benchmark:
-        "benchmarks/contact_sheet/{video}/{sheet}.tsv"
+        "benchmarks/contact_sheet/{sample}/{sheet}.tsv"
     conda:
         "../../envs/video.yaml"
     shell:
-        "$OMNIMATTE_PYTHON -m omnimatte contact-sheet --video {input.video:q} --out {output.sheet:q} --options {params.options}"
+        "$OMNIMATTE_PYTHON -m omnimatte contact-sheet --video {input.video:q} --out {output.sheet:q} --settings {params.settings}"
         " --log {log:q}"
 
 
@@ -25,23 +25,23 @@ rule runtimes:
     input:
         stage_benchmarks,
     output:
-        plot=report("results/{video}/report/runtimes.png", caption="../report/runtimes.rst",
-                    category="{video}", subcategory="Runtimes"),
-        table=report("results/{video}/report/runtimes.html", caption="../report/runtimes.rst",
-                     category="{video}", subcategory="Runtimes"),
+        plot=report("results/{sample}/report/runtimes.png", caption="../report/runtimes.rst",
+                    category="{sample}", subcategory="Runtimes"),
+        table=report("results/{sample}/report/runtimes.html", caption="../report/runtimes.rst",
+                     category="{sample}", subcategory="Runtimes"),
     log:
-        "logs/runtimes/{video}.log",
+        "logs/runtimes/{sample}.log",
     benchmark:
-        "benchmarks/runtimes/{video}.tsv"
+        "benchmarks/runtimes/{sample}.tsv"
     conda:
         "../../envs/video.yaml"
     shell:
-        "$OMNIMATTE_PYTHON -m omnimatte runtimes --sample {wildcards.video} --benchmarks {input:q} --out-plot {output.plot:q}"
+        "$OMNIMATTE_PYTHON -m omnimatte runtimes --sample {wildcards.sample} --benchmarks {input:q} --out-plot {output.plot:q}"
         " --out-table {output.table:q} --log {log:q}"
 
 
 rule report_figures:
     input:
-        expand("results/{video}/report/{sheet}.jpg", video=SAMPLES, sheet=SHEETS),
-        expand("results/{video}/report/runtimes.png", video=SAMPLES),
-        expand("results/{video}/diagnostics.png", video=SAMPLES),
+        expand("results/{sample}/report/{sheet}.jpg", sample=SAMPLES, sheet=SHEETS),
+        expand("results/{sample}/report/runtimes.png", sample=SAMPLES),
+        expand("results/{sample}/diagnostics.png", sample=SAMPLES),

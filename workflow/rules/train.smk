@@ -1,42 +1,42 @@
 # Stage 5: train the Omnimatte model (GPU when present) and render the layers.
-# results/{video}/train/checkpoint.pt is deliberately not an output: it must survive a
+# results/{sample}/train/checkpoint.pt is deliberately not an output: it must survive a
 # failed or killed job so that the rerun resumes from it.
 
 
 rule train:
     input:
         unpack(logs_of("frames", "flow", "masks", "homography")),
-        frames="results/{video}/frames",
-        flow="results/{video}/flow/forward.npy",
-        backward_flow="results/{video}/flow/backward.npy",
-        confidence="results/{video}/flow/confidence_forward.npy",
-        homographies="results/{video}/homography/homographies.npy",
-        canvas="results/{video}/homography/canvas.json",
-        masks="results/{video}/masks",
+        frames="results/{sample}/frames",
+        flow="results/{sample}/flow/forward.npy",
+        backward_flow="results/{sample}/flow/backward.npy",
+        confidence="results/{sample}/flow/confidence_forward.npy",
+        homographies="results/{sample}/homography/homographies.npy",
+        canvas="results/{sample}/homography/canvas.json",
+        masks="results/{sample}/masks",
     output:
-        omnimatte=directory("results/{video}/omnimatte"),
-        model="results/{video}/train/model.pt",
-        losses="results/{video}/train/losses.csv",
-        plot=report("results/{video}/train/losses.png", caption="../report/losses.rst", category="{video}", subcategory="Training"),
-        summary="results/{video}/train/summary.json",
+        omnimatte=directory("results/{sample}/omnimatte"),
+        model="results/{sample}/train/model.pt",
+        losses="results/{sample}/train/losses.csv",
+        plot=report("results/{sample}/train/losses.png", caption="../report/losses.rst", category="{sample}", subcategory="Training"),
+        summary="results/{sample}/train/summary.json",
     params:
         objects=object_names,
-        flow=lambda wildcards: f"results/{wildcards.video}/flow",
-        homography=lambda wildcards: f"results/{wildcards.video}/homography",
-        train_dir=lambda wildcards: f"results/{wildcards.video}/train",
-        options=options("train"),
+        flow=lambda wildcards: f"results/{wildcards.sample}/flow",
+        homography=lambda wildcards: f"results/{wildcards.sample}/homography",
+        train_dir=lambda wildcards: f"results/{wildcards.sample}/train",
+        settings=settings("train"),
     threads: threads_for("train", 8)
     resources:
         mem_mb=16000,
         gpu=1,
     log:
-        "logs/train/{video}.log",
+        "logs/train/{sample}.log",
     benchmark:
-        "benchmarks/train/{video}.tsv"
+        "benchmarks/train/{sample}.tsv"
     conda:
         "../../envs/torch.yaml"
     shell:
-        "$OMNIMATTE_PYTHON -m omnimatte train --sample {wildcards.video} --frames {input.frames:q} --flow {params.flow:q}"
+        "$OMNIMATTE_PYTHON -m omnimatte train --sample {wildcards.sample} --frames {input.frames:q} --flow {params.flow:q}"
         " --homography {params.homography:q} --masks {input.masks:q} --objects {params.objects:q}"
-        " --out {output.omnimatte:q} --train-dir {params.train_dir:q} --options {params.options}"
+        " --out {output.omnimatte:q} --train-dir {params.train_dir:q} --settings {params.settings}"
         " --threads {threads} --log {log:q}"

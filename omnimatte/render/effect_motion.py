@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from omnimatte.train.effect_claim import effect_regions
+from omnimatte.render.effect_claim import effect_regions
 
 # Frames away (both ways) at which a region is followed: far enough that objects moving a pixel a
 # frame apart have parted, near enough that an effect still keeps its shape.

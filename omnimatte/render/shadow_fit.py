@@ -5,11 +5,10 @@ fraction in every channel. In the compositing equation that is black over the gr
 an alpha equal to that fraction, which is how the layer should hold it (and how it moves
 with the layer onto another background). The network draws shadows in a smooth colour
 that is lighter than black (near its object the colour follows the object's), so to
-darken the ground enough its alpha rises above the shadow's: on the demo the shadow is
-grey 0.17 over ground 0.36 at 1.5 times the true alpha. Early in training, and while the
-alpha L1 term still pulls, it also holds the dense middle of a shadow too faint (on the
-demo at step 600, alpha 0.35 where the shadow takes 0.41 of the light), so the composite
-is lighter than the frame there. Where what a layer adds to the frame is such an even
+darken the ground enough its alpha rises above the shadow's (a grey shadow at one and a
+half times the true alpha, say). Early in training, and while the alpha L1 term still
+pulls, it also holds the dense middle of a shadow too faint, so the composite is lighter
+than the frame there. Where what a layer adds to the frame is such an even
 darkening of what lies below it, outside every object's coarse mask (inside it, a dark
 object over lighter ground would look the same), and the layer holds at least RAISE_FROM
 of it, the layer's alpha is set to the least alpha that explains the frame, in the colour
@@ -22,7 +21,7 @@ from __future__ import annotations
 import torch
 
 from omnimatte.model import composite_over
-from omnimatte.train.alpha_fit import layer_residual, least_alpha_colour, masks_at
+from omnimatte.render.alpha_fit import layer_residual, least_alpha_colour, masks_at
 
 # A darkening counts where every channel loses at least half of MIN_DARKENING of its light and
 # they lose MIN_DARKENING on average (a share: 0.02, about 3 levels of 255 on mid-grey ground) ...

@@ -1,8 +1,8 @@
 """Objects opaque where their coarse mask is sure of them: the core filled to what the frame shows.
 
 Early in training, and wherever the network has not settled, an object's alpha sags inside
-its own outline (on the demo at step 900: 0.1-0.9 a few pixels in from the dog's edge,
-its feet and tail tip), and its colour makes up the difference, so the frame is
+its own outline (to anywhere between 0.1 and 0.9 a few pixels in from its edge, in thin
+parts such as feet and a tail's tip), and its colour makes up the difference, so the frame is
 reproduced while the layer is half transparent. Nothing in the compositing equation
 forbids that: a pixel can be "opaque, in the frame's colour" or "partly transparent, in a
 stronger colour". Well inside an object's coarse mask (the core of alpha_fit.mask_cores),
@@ -18,8 +18,8 @@ from __future__ import annotations
 import torch
 
 from omnimatte.model import composite_over
-from omnimatte.train.alpha_fit import colour_at, layer_residual, least_alpha
-from omnimatte.train.shadow_fit import even_darkening
+from omnimatte.render.alpha_fit import colour_at, layer_residual, least_alpha
+from omnimatte.render.shadow_fit import even_darkening
 
 # The object must be seen through what lies in front of it at least this much for its core to be filled.
 MIN_THROUGH = 0.5

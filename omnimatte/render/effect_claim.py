@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from omnimatte.model import colour_difference, composite_over
-from omnimatte.train.alpha_fit import layer_residual, least_alpha, least_alpha_colour
+from omnimatte.render.alpha_fit import layer_residual, least_alpha, least_alpha_colour
 
 # A pixel is free for a claim where every layer's alpha is below this.
 FREE_ALPHA = 0.1

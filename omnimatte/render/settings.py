@@ -1,0 +1,41 @@
+"""Which of the rendering steps run: each on or off, from the train section of the config."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the train package imports this one
+    from omnimatte.train.settings import TrainConfig
+
+
+@dataclass(frozen=True, kw_only=True)
+class RenderSettings:
+    """How a trained model becomes layers: each step after the network's forward, on or off.
+
+    refine_alpha: upsample alpha guided by the full-size frame (when trained below it);
+    background_match_threshold: cut alpha where the frame equals the background (0: off);
+    fit_alpha: lower each alpha to what the frame shows of its layer (alpha_fit); fill_cores: raise each
+    alpha well inside its coarse mask to what the frame shows there, by the plate matte's measure (core_fill);
+    claim_effects: give what the frame shows beyond the background, away from every layer,
+    to the nearest object's layer (effect_claim); fit_shadows: set a layer's alpha where it darkens
+    the ground evenly, outside the coarse masks, to the shadow's own (shadow_fit); detail_transfer:
+    put the remaining residual into the layers' colour.
+    """
+
+    refine_alpha: bool
+    background_match_threshold: float
+    fit_alpha: bool
+    fill_cores: bool
+    claim_effects: bool
+    fit_shadows: bool
+    detail_transfer: bool
+
+    @classmethod
+    def from_config(cls, config: TrainConfig) -> "RenderSettings":
+        return cls(**{field.name: getattr(config, field.name) for field in dataclasses.fields(cls)})
+
+    def without(self, step: str) -> "RenderSettings":
+        """These settings with one step switched off (its field's name)."""
+        return replace(self, **{step: 0.0 if step == "background_match_threshold" else False})

@@ -1,0 +1,65 @@
+"""Writing a trained model's layers, background and reconstruction as the output contract's PNGs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from omnimatte.contract import OmnimatteFiles
+from omnimatte.imaging import tensor_psnr
+from omnimatte.io import atomic_dir, frame_name, write_png
+from omnimatte.logs import get_logger
+from omnimatte.model import Omnimatte
+from omnimatte.render.pipeline import effect_motion_for, render_frame
+from omnimatte.render.settings import RenderSettings
+
+if TYPE_CHECKING:  # the train package imports this one
+    from omnimatte.train.video import VideoTensors
+
+log = get_logger("train")
+
+
+@torch.no_grad()
+def render_layers(model: Omnimatte, video: VideoTensors, settings: RenderSettings, out_dir: Path,
+                  sample: str) -> dict[str, float]:
+    """Render every frame and write the contract's layers, background and reconstruction."""
+    model.eval()
+    background_canvas = model.render_background(full_size=True)
+    motion = effect_motion_for(model, video, background_canvas) if settings.claim_effects else None
+    num_layers = len(video.object_names)
+    alpha_sums = np.zeros(num_layers)
+    psnr_model, psnr_output = [], []
+    with atomic_dir(out_dir) as tmp:
+        files = OmnimatteFiles(tmp)
+        folders = {name: files.layer(name) for name in video.object_names}
+        for folder in [*folders.values(), files.background, files.reconstruction]:
+            folder.mkdir(parents=True)
+        for t in tqdm(range(video.num_frames), desc=f"{sample}: render", unit="frame"):
+            frame = render_frame(model, video, t, background_canvas, settings, motion)
+            target = video.output_frames[t:t + 1]
+            psnr_model.append(tensor_psnr(frame.model_composite, target))
+            psnr_output.append(tensor_psnr(frame.composite, target))
+            for i, name in enumerate(video.object_names):
+                rgba = torch.cat((frame.rgb[i] * 0.5 + 0.5, frame.alpha[i]))
+                write_png(folders[name] / frame_name(t), tensor_to_uint8(rgba), atomic=False)
+                alpha_sums[i] += float(frame.alpha[i].mean())
+            write_png(files.background / frame_name(t), tensor_to_uint8(frame.background[0] * 0.5 + 0.5), atomic=False)
+            write_png(files.reconstruction / frame_name(t), tensor_to_uint8(frame.composite[0] * 0.5 + 0.5), atomic=False)
+    for i, name in enumerate(video.object_names):
+        mean_alpha = alpha_sums[i] / video.num_frames
+        if mean_alpha < 1e-3:
+            log.warning("%s: layer '%s' collapsed to (almost) zero alpha (mean %.2g): the object was absorbed by the "
+                        "background; check that it moves relative to the background and that its mask is right",
+                        sample, name, mean_alpha)
+    return {"psnr_model": float(np.mean(psnr_model)), "psnr_output": float(np.mean(psnr_output)),
+            "mean_alpha": {name: float(alpha_sums[i] / video.num_frames) for i, name in enumerate(video.object_names)}}
+
+
+def tensor_to_uint8(chw: torch.Tensor) -> np.ndarray:
+    """A (C, H, W) image in [0, 1] as a contiguous uint8 (H, W, C) array, rounded."""
+    image = (chw.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return np.ascontiguousarray(image)
