@@ -20,6 +20,7 @@ from omnimatte.background_fit import FlowFields, fit_background
 from omnimatte.camera import Camera
 from omnimatte.composite import run_composite
 from omnimatte.diagnose import FAIL, OK, WARN, DiagnoseSettings, diagnose, run_checks
+from omnimatte.diagnose.benchmark import diagnose_inputs
 from omnimatte.diagnose.camera_model import check_camera_model
 from omnimatte.diagnose.drawing import outline_flagged
 from omnimatte.diagnose.exposure import check_exposure
@@ -325,6 +326,28 @@ def test_the_overview_outlines_what_a_failing_check_flags(tmp_path: Path):
     assert names == ["camera model fail"]
     assert (drawn[29:46, 3:25] != scene.frames[0][29:46, 3:25]).any(axis=-1).mean() > 0.2
     assert np.array_equal(drawn[:, 30:], scene.frames[0][:, 30:])
+
+
+def test_the_suites_row_says_the_verdicts_and_how_the_flagged_map_covers_the_true_region(tmp_path: Path):
+    """What the fast and rendered suites record of each clip: the verdict, the checks that are not ok and, against
+    the region the renderer knows (a rendered clip's gt/unexplained/, shares of 255), the flagged map's IoU."""
+    shares = truth("parallax").astype(np.uint8) * 255
+    parallax = diagnose_inputs(replace(sample("parallax"), layers=true_layers("parallax")), tmp_path / "parallax",
+                               SETTINGS, shares)
+    row = parallax["row"]
+    assert row["diagnose"] != OK and row["diagnose_flagged"].startswith("camera_model ")
+    assert row["unexplained_iou"] >= 0.4
+    assert parallax["checks"]["camera_model"]["verdict"] != OK and parallax["checks"]["camera_model"]["findings"]
+    written = json.loads((tmp_path / "parallax" / "diagnostics.json").read_text())
+    assert written["verdict"] == row["diagnose"]
+    assert (tmp_path / "parallax" / "diagnostics.png").exists() and (tmp_path / "parallax" / "diagnostics.html").exists()
+    half = diagnose_inputs(sample("parallax"), tmp_path / "half", SETTINGS, shares // 2)  # under half a pixel each
+    assert half["row"]["unexplained_iou"] is None
+
+    clean = diagnose_inputs(replace(sample("clean"), layers=true_layers("clean")), tmp_path / "clean", SETTINGS,
+                            np.zeros_like(shares))
+    assert clean["row"]["diagnose"] == OK and clean["row"]["diagnose_flagged"] == ""
+    assert clean["row"]["unexplained_iou"] is None and all(c["findings"] == [] for c in clean["checks"].values())
 
 
 @pytest.mark.slow

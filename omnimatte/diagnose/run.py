@@ -71,12 +71,21 @@ def diagnose(inputs: SampleInputs, settings: DiagnoseSettings, report_path: Path
     """Run the checks on a read sample and write their outputs; returns diagnostics.json's content."""
     started = time.perf_counter()
     fit, results = run_checks(inputs, settings)
+    return write_diagnosis(inputs, settings, fit, results, time.perf_counter() - started, report_path, sheet_path,
+                           flags_path, table_path)
+
+
+def write_diagnosis(inputs: SampleInputs, settings: DiagnoseSettings, fit: BackgroundFit, results: list[CheckResult],
+                    seconds: float, report_path: Path, sheet_path: Path, flags_path: Path, table_path: Path) -> dict:
+    """Write what the checks found (diagnostics.json, diagnostics.png, the flagged regions, the report's table),
+    log the verdict and each finding that is not ok, and with `strict` fail on a fail; returns diagnostics.json's
+    content."""
     verdict = worst([result.verdict for result in results])
     summary = summary_line(inputs.sample, verdict, results)
     shown = draw_diagnostics(sheet_path, inputs, fit, results, verdict, settings.frames_shown)
     measured = {"noise_levels": {"median": round(float(np.median(fit.noise)), 3),
                                  "per_frame": [round(float(n), 3) for n in fit.noise]},
-                "flow_noise_px": round(fit.flow_noise, 4), "seconds": round(time.perf_counter() - started, 2),
+                "flow_noise_px": round(fit.flow_noise, 4), "seconds": round(seconds, 2),
                 "layers_checked": inputs.layers is not None, "seeds_checked": inputs.second_layers is not None}
     report = write_report(report_path, inputs.sample, verdict, summary, results, measured, shown)
     write_flags(flags_path, results)
