@@ -21,6 +21,7 @@ include: "workflow/rules/homography.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/composite.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/diagnose.smk"
 include: "workflow/rules/edits.smk"
 include: "workflow/rules/export.smk"
 include: "workflow/rules/report.smk"
@@ -30,4 +31,5 @@ rule all:
     input:
         expand("results/{sample}/omnimatte.mp4", sample=SAMPLES),
         expand("results/{sample}/metrics.json", sample=[name for name, s in SAMPLES.items() if "demo" in s]),
+        expand("results/{sample}/diagnostics.json", sample=SAMPLES),
         rules.report_figures.input,

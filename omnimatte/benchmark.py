@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from omnimatte.devices import resolve_device
+from omnimatte.diagnose.benchmark import diagnose_scored_clip
 from omnimatte.errors import StageError
 from omnimatte.evaluate import LAYER_SCORES, layer_scores, run_evaluate, visibility
 from omnimatte.flow import run_flow
@@ -62,6 +63,8 @@ COLUMNS = (
     ("train s", "train_seconds", "{:.0f}"),
     ("steps/s", "steps_per_second", "{:.2f}"),
     (f"s to recall {RECALL_TARGET}", "recall_seconds", "{:.0f}"),
+    ("diagnose", "diagnose", "{}"),
+    ("flagged", "diagnose_flagged", "{}"),
 )
 
 
@@ -311,15 +314,17 @@ def run_preset(preset: str, suite: Suite, config: TrainConfig, work: Path, devic
                            work / "metrics.json", masks_dir=work / "masks", homography_dir=work / "homography",
                            sheet_path=work / "evaluation.png")
     write_csv(work / "curve.csv", curve)
+    diagnosis = diagnose_scored_clip(preset, work, clip.object_names)
     reached = time_to_quality(curve, recall_target, iou_target)
     row = {"preset": preset, "objects": len(clip.object_names), **metrics["summary"],
            "train_seconds": round(train_seconds, 1), "total_seconds": round(time.perf_counter() - began, 1),
            "stop_step": run.stop_step, "stop_reason": run.stop_reason,
            "steps_per_second": curve[-1]["steps_per_second"], "peak_gpu_mib": curve[-1].get("peak_gpu_mib"),
            "recall_target": recall_target, "iou_target": iou_target, "recall_step": reached["step"] if reached else None,
-           "recall_seconds": reached["seconds"] if reached else None, "flow": flow_info["method"],
+           "recall_seconds": reached["seconds"] if reached else None, "flow": flow_info["method"], **diagnosis["row"],
            **{f"{name}_{key}": value for name, scores in render_ablations.items() for key, value in scores.items()}}
-    return {"row": row, "curve": curve, "checks": run.checks, "render_ablations": render_ablations}
+    return {"row": row, "curve": curve, "checks": run.checks, "render_ablations": render_ablations,
+            "diagnostics": diagnosis["checks"]}
 
 
 def markdown_table(rows: list[dict], columns: tuple[tuple[str, str, str], ...] = COLUMNS) -> str:

@@ -92,7 +92,7 @@ def _composite(args: argparse.Namespace, settings: dict) -> None:
 
     notes = flow_notes(Path(args.flow_info)) if args.flow_info else []
     run_composite(args.sample, Path(args.frames), Path(args.omnimatte), args.objects.split(","), Path(args.out),
-                  notes=notes, **_timing(args, "composite"))
+                  notes=notes, flags_path=Path(args.flags) if args.flags else None, **_timing(args, "composite"))
 
 
 def _evaluate(args: argparse.Namespace, settings: dict) -> None:
@@ -102,6 +102,19 @@ def _evaluate(args: argparse.Namespace, settings: dict) -> None:
                  args.objects.split(","), Path(args.out), masks_dir=Path(args.masks) if args.masks else None,
                  homography_dir=Path(args.homography) if args.homography else None,
                  sheet_path=Path(args.sheet) if args.sheet else None)
+
+
+def _diagnose(args: argparse.Namespace, settings: dict) -> None:
+    from omnimatte.diagnose import DiagnoseSettings, run_diagnose
+
+    try:
+        diagnose_settings = DiagnoseSettings.from_dict(settings)
+    except (TypeError, ValueError) as err:
+        raise StageError("diagnose", args.sample, str(err), "fix the diagnose section of the config") from err
+    run_diagnose(args.sample, Path(args.frames), Path(args.masks), args.objects.split(","), Path(args.homography),
+                 Path(args.flow) if args.flow else None, Path(args.omnimatte) if args.omnimatte else None,
+                 Path(args.out), Path(args.sheet), Path(args.flags), Path(args.table), diagnose_settings,
+                 Path(args.second_omnimatte) if args.second_omnimatte else None)
 
 
 def _benchmark(args: argparse.Namespace, settings: dict) -> None:
@@ -317,6 +330,7 @@ def _add_stages(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--omnimatte", required=True)
     p.add_argument("--objects", required=True)
     p.add_argument("--flow-info", help="the flow stage's info.json, to note a fallback in the video")
+    p.add_argument("--flags", help="the diagnose stage's flagged regions, to outline them on the input")
     p.add_argument("--out", required=True)
 
     p = _subcommand(sub, "evaluate", _evaluate, "score the layers against ground truth (synthetic clips) into "
@@ -329,6 +343,20 @@ def _add_stages(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--homography", help="the homography folder, to score the median-background baseline too")
     p.add_argument("--sheet", help="PNG to draw: a few frames of layer vs true alpha, with error maps")
     p.add_argument("--out", required=True)
+
+    p = _subcommand(sub, "diagnose", _diagnose, "where the clip breaks the method's assumptions: checks with "
+                    "verdicts into diagnostics.json and diagnostics.png")
+    p.add_argument("--frames", required=True)
+    p.add_argument("--masks", required=True)
+    p.add_argument("--objects", required=True, help="comma-separated object names, back to front")
+    p.add_argument("--homography", required=True)
+    p.add_argument("--flow", help="the flow folder (without it nothing is found to move on its own)")
+    p.add_argument("--omnimatte", help="the trained layers (without them the layer checks are skipped)")
+    p.add_argument("--second-omnimatte", help="layers of a second training with another seed (check 6)")
+    p.add_argument("--out", required=True, help="diagnostics.json to write")
+    p.add_argument("--sheet", required=True, help="diagnostics.png to write")
+    p.add_argument("--flags", required=True, help="the flagged regions (.npz) for the overview video")
+    p.add_argument("--table", required=True, help="the report's table (.html)")
 
 
 def _add_edits(sub: argparse._SubParsersAction) -> None:

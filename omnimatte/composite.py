@@ -15,6 +15,8 @@ import numpy as np
 from tqdm import tqdm
 
 from omnimatte.contract import OmnimatteFiles
+from omnimatte.diagnose.drawing import outline_flagged
+from omnimatte.diagnose.outputs import read_flags
 from omnimatte.errors import StageError
 from omnimatte.imaging import label, over_checkerboard, tile
 from omnimatte.io import list_frames, read_png, write_video
@@ -25,8 +27,12 @@ log = get_logger(STAGE)
 
 
 def run_composite(sample: str, frames_dir: Path, omnimatte_dir: Path, object_names: list[str], out_path: Path,
-                  fps: float | Fraction, notes: list[str] | None = None) -> int:
-    """Write the overview video at the frames' exact rate; `notes` (e.g. 'flow: DIS fallback') are printed under the input."""
+                  fps: float | Fraction, notes: list[str] | None = None, flags_path: Path | None = None) -> int:
+    """Write the overview video at the frames' exact rate; `notes` (e.g. 'flow: DIS fallback') are printed under the input.
+
+    With `flags_path` (the diagnose stage's flagged regions), the input shows where each check that is not ok
+    flags the frame, outlined in the check's colour (diagnostics.png's).
+    """
     frames = list_frames(frames_dir)
     omnimatte = OmnimatteFiles(Path(omnimatte_dir))
     sources = {"reconstruction": list_frames(omnimatte.reconstruction), "background": list_frames(omnimatte.background)}
@@ -37,9 +43,13 @@ def run_composite(sample: str, frames_dir: Path, omnimatte_dir: Path, object_nam
             raise StageError(STAGE, sample, f"{len(paths)} '{key}' images for {len(frames)} frames in {omnimatte.folder}",
                              "rerun the train stage (snakemake --forcerun train)")
     columns = max(3, 2 * len(object_names)) if len(object_names) > 1 else 3
+    flags = read_flags(flags_path) if flags_path is not None else None
 
     def panels_for(t: int) -> list[np.ndarray]:
-        image = label(read_png(frames[t]), "input" + (f"  ({'; '.join(notes)})" if notes else ""))
+        image, flagged = read_png(frames[t]), []
+        if flags is not None:
+            image, flagged = outline_flagged(image, flags, t)
+        image = label(image, "input" + (f"  ({'; '.join((notes or []) + flagged)})" if notes or flagged else ""))
         panels = [image,
                   label(read_png(sources["reconstruction"][t]), "reconstruction"),
                   label(read_png(sources["background"][t]), "background")]

@@ -194,6 +194,31 @@ class SampleResults:
         return self.root / "evaluation.png"
 
     @property
+    def diagnostics(self) -> Path:
+        """The diagnose stage's verdicts, findings and per-frame figures."""
+        return self.root / "diagnostics.json"
+
+    @property
+    def diagnostics_sheet(self) -> Path:
+        """Where and when each check flags the clip, drawn."""
+        return self.root / "diagnostics.png"
+
+    @property
+    def diagnostics_flags(self) -> Path:
+        """The regions the checks that are not ok flag per frame, packed (the overview video outlines them)."""
+        return self.root / "diagnostics_flags.npz"
+
+    @property
+    def diagnostics_table(self) -> Path:
+        """The report's table of the diagnose stage's findings."""
+        return self.root / "report" / "diagnostics.html"
+
+    @property
+    def second_seed(self) -> Path:
+        """A second training with another seed (diagnose.seeds): its omnimatte/ and train/ folders."""
+        return self.root / "second_seed"
+
+    @property
     def edits(self) -> Path:
         """One file per edit, named by the edit and its object(s)."""
         return self.root / "edits"

@@ -137,12 +137,16 @@ def test_benchmark_command_on_a_tiny_setting(tmp_path: Path):
         metrics = json.loads((out / preset / "metrics.json").read_text())
         assert metrics["summary"]["soft_iou"] == result_["row"]["soft_iou"]
         assert read_png(out / preset / "evaluation.png").shape[1] == 4 * 192
+        diagnostics = json.loads((out / preset / "diagnostics.json").read_text())
+        assert result_["row"]["diagnose"] == diagnostics["verdict"]
+        assert {check: c["verdict"] for check, c in result_["diagnostics"].items()} == \
+            {check: c["verdict"] for check, c in diagnostics["checks"].items()}
 
     with open(out / "table.csv") as f:
         rows = list(csv.DictReader(f))
     assert [row["preset"] for row in rows] == ["bounce", "crossing"]
     assert {"soft_iou", "effect_recall", "alpha_leak", "background_psnr", "reconstruction_psnr", "mask_soft_iou",
-            "median_background_psnr", "train_seconds"} <= set(rows[0])
+            "median_background_psnr", "train_seconds", "diagnose", "diagnose_flagged"} <= set(rows[0])
     table = (out / "table.md").read_text()
     assert summary["device"] in table and summary["date"] in table
     assert read_png(out / "curves.png").shape[0] > 200

@@ -13,7 +13,9 @@ from omnimatte.cli import build_parser, main
 from omnimatte.contract import (
     FlowFiles,
     HomographyFiles,
+    OmnimatteFiles,
     SampleResults,
+    TrainFiles,
     load_camera,
     load_flow,
     load_frames_info,
@@ -44,7 +46,11 @@ def contract_paths() -> set[str]:
              r.flow.confidence_backward, r.flow.info, r.masks, r.homography.folder, r.homography.homographies, r.homography.canvas,
              r.omnimatte.folder, r.train.folder, r.train.checkpoint, r.train.model, r.train.losses_csv, r.train.losses_plot,
              r.train.summary, r.overview, r.preview("flow"), r.preview("masks"), r.preview("stabilised"), r.metrics,
-             r.evaluation_sheet, r.edits, r.export.folder, r.report_sheet("{}"), r.runtimes_plot, r.runtimes_table]
+             r.evaluation_sheet, r.edits, r.export.folder, r.report_sheet("{}"), r.runtimes_plot, r.runtimes_table,
+             r.diagnostics, r.diagnostics_sheet, r.diagnostics_flags, r.diagnostics_table,
+             OmnimatteFiles(r.second_seed / "omnimatte").folder, TrainFiles(r.second_seed / "train").folder,
+             TrainFiles(r.second_seed / "train").model, TrainFiles(r.second_seed / "train").losses_csv,
+             TrainFiles(r.second_seed / "train").losses_plot, TrainFiles(r.second_seed / "train").summary]
     return {normalised(path) for path in paths}
 
 
@@ -75,7 +81,7 @@ def test_only_commands_with_settings_take_them(capsys):
     commands = build_parser()._subparsers._group_actions[0].choices
     with_settings = {name for name, parser in commands.items() if parser.get_default("takes_settings")}
     assert with_settings == {"demo", "frames", "flow", "masks", "homography", "train", "stroboscope",
-                             "replace-background", "retime", "export", "contact-sheet", "stills", "benchmark"}
+                             "replace-background", "retime", "export", "contact-sheet", "stills", "benchmark", "diagnose"}
     with pytest.raises(SystemExit) as refused:
         main(["remove", "--sample", "toy", "--omnimatte", "o", "--objects", "a", "--frames-info", "f.json",
               "--object", "a", "--out", "x.mp4", "--settings", '{"shift": 3}'])

@@ -236,6 +236,9 @@ def test_the_rendered_suite_command_on_a_tiny_setting(tmp_path: Path):
                 "mask_soft_iou", "mask_removal_psnr", "median_background_psnr", "median_removal_psnr"):
         assert row[key] is not None, key
     assert row["median_removal_psnr"] == row["median_background_psnr"]  # one object: removing it leaves the plate
+    diagnostics = json.loads((out / "pan_shadow" / "diagnostics.json").read_text())
+    assert row["diagnose"] == diagnostics["verdict"] and "unexplained_iou" in row  # pan_shadow: no such region
+    assert set(summary["results"]["pan_shadow"]["diagnostics"]) == set(diagnostics["checks"])
     ablations = summary["results"]["pan_shadow"]["render_ablations"]
     assert set(ablations) == {"as_trained", "without_plate_matte", "without_fit_alpha", "without_fill_cores",
                               "without_refine_alpha", "without_claim_effects", "without_fit_shadows",

@@ -23,6 +23,7 @@ import torch
 from omnimatte.benchmark import (RENDER_STEPS, Suite, commit_id, device_name, markdown_table, plot_curves,
                                  prepare_clip, score_alphas, train_scored, write_csv)
 from omnimatte.devices import resolve_device
+from omnimatte.diagnose.benchmark import diagnose_scored_clip
 from omnimatte.errors import StageError
 from omnimatte.evaluate import LAYER_SCORES, run_evaluate
 from omnimatte.imaging import psnr
@@ -65,6 +66,9 @@ COLUMNS = (
     ("steps", "stop_step", "{}"),
     ("train s", "train_seconds", "{:.0f}"),
     ("steps/s", "steps_per_second", "{:.2f}"),
+    ("diagnose", "diagnose", "{}"),
+    ("flagged", "diagnose_flagged", "{}"),
+    ("unexplained IoU", "unexplained_iou", "{:.3f}"),
 )
 ABLATION_COLUMNS = (("clip", "clip", "{}"), ("rendered", "rendered", "{}"),
                     *((title, key, fmt) for title, key, fmt in COLUMNS if key in SCORES))
@@ -144,13 +148,16 @@ def run_rendered_clip(rendered: RenderedClip, suite: Suite, config, work: Path, 
                        "renderer": rendered.info["renderer"], "stresses": rendered.info["stresses"]}
     save_json(work / "metrics.json", metrics)
     write_csv(work / "curve.csv", curve)
+    diagnosis = diagnose_scored_clip(name, work, clip.object_names,
+                                     rendered.unexplained if rendered.info["unexplained"] else None)
     row = {"clip": name, "objects": len(clip.object_names), **metrics["summary"], **metrics["removal"]["summary"],
            "train_seconds": round(train_seconds, 1), "total_seconds": round(time.perf_counter() - began, 1),
            "stop_step": run.stop_step, "stop_reason": run.stop_reason,
            "steps_per_second": curve[-1]["steps_per_second"], "flow": flow_info["method"],
-           "frames": clip.n_frames, "render_seconds": rendered.info["render_seconds"]}
+           "frames": clip.n_frames, "render_seconds": rendered.info["render_seconds"], **diagnosis["row"]}
     log.info("%s: %s", name, " ".join(f"{key}={value}" for key, value in row.items()))
-    return {"row": row, "curve": curve, "checks": run.checks, "render_ablations": ablations}
+    return {"row": row, "curve": curve, "checks": run.checks, "render_ablations": ablations,
+            "diagnostics": diagnosis["checks"]}
 
 
 def ablation_rows(results: dict[str, dict]) -> list[dict]:

@@ -267,6 +267,22 @@ def sheet_video(wildcards):
 def stage_benchmarks(wildcards):
     """The benchmark files of the stages that made a sample's omnimatte, in pipeline order."""
     sample = sample_of(wildcards)
-    stages = ["frames", "flow", "masks", "homography", "train", "composite"]
+    stages = ["frames", "flow", "masks", "homography", "train", "diagnose", "composite"]
     made_by_demo = [f"benchmarks/demo_clip/{sample['demo']}.tsv"] if "demo" in sample else []
     return made_by_demo + [f"benchmarks/{stage}/{wildcards.sample}.tsv" for stage in stages]
+
+
+# ------------------------------------------------------------ diagnose
+
+
+def diagnose_second_seed(wildcards):
+    """The second training's layers, when diagnose.seeds.enabled asks for the agreement of two seeds."""
+    if not config.get("diagnose", {}).get("seeds", {}).get("enabled", False):
+        return {}
+    return {"second_omnimatte": f"results/{wildcards.sample}/second_seed/omnimatte", **logs_of("train_second_seed")(wildcards)}
+
+
+def diagnose_flags(wildcards):
+    """The flagged regions, for the overview video when diagnose.show_in_overview is set."""
+    shown = config.get("diagnose", {}).get("show_in_overview", True)
+    return {"flags": f"results/{wildcards.sample}/diagnostics_flags.npz"} if shown else {}

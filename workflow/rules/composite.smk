@@ -4,6 +4,7 @@
 rule composite:
     input:
         unpack(logs_of("frames", "flow", "train")),
+        unpack(diagnose_flags),
         frames="results/{sample}/frames",
         info="results/{sample}/frames_info.json",
         flow_info="results/{sample}/flow/info.json",
@@ -12,6 +13,7 @@ rule composite:
         video=report("results/{sample}/omnimatte.mp4", caption="../report/overview.rst", category="{sample}", subcategory="Overview"),
     params:
         objects=object_names,
+        flags=lambda wildcards, input: f"--flags {shlex.quote(input.flags)}" if "flags" in input.keys() else "",
     log:
         "logs/composite/{sample}.log",
     benchmark:
@@ -20,5 +22,5 @@ rule composite:
         "../../envs/video.yaml"
     shell:
         "$OMNIMATTE_PYTHON -m omnimatte composite --sample {wildcards.sample} --frames {input.frames:q} --frames-info {input.info:q}"
-        " --omnimatte {input.omnimatte:q} --objects {params.objects:q} --flow-info {input.flow_info:q}"
+        " --omnimatte {input.omnimatte:q} --objects {params.objects:q} --flow-info {input.flow_info:q} {params.flags}"
         " --out {output.video:q} --log {log:q}"

@@ -44,3 +44,4 @@ rule report_figures:
     input:
         expand("results/{sample}/report/{sheet}.jpg", sample=SAMPLES, sheet=SHEETS),
         expand("results/{sample}/report/runtimes.png", sample=SAMPLES),
+        expand("results/{sample}/diagnostics.png", sample=SAMPLES),

@@ -1,0 +1,103 @@
+"""What the diagnose stage reads of a sample: the frames, masks, flow and camera, and the trained layers.
+
+Everything is read through the output contract's loaders, so a missing or stale file stops the
+stage with a message naming the file and the stage to rerun.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from omnimatte.background_fit import FlowFields
+from omnimatte.camera import Camera
+from omnimatte.contract import FlowFiles, HomographyFiles, OmnimatteFiles, load_array, load_camera
+from omnimatte.errors import StageError
+from omnimatte.io import list_frames, read_frames
+
+STAGE = "diagnose"
+
+
+@dataclass
+class Layers:
+    """A training's layers: per object (T, H, W, 4) uint8 straight-alpha RGBA, back to front, the background
+    (T, H, W, 3) and the reconstruction (T, H, W, 3)."""
+
+    rgba: dict[str, np.ndarray]
+    background: np.ndarray
+    reconstruction: np.ndarray
+
+    def alpha(self, name: str) -> np.ndarray:
+        """Object `name`'s alpha (T, H, W) float32 in [0, 1]."""
+        return self.rgba[name][..., 3].astype(np.float32) / 255.0
+
+
+@dataclass
+class SampleInputs:
+    """A sample as the checks see it: frames (T, H, W, 3) uint8, per object its coarse mask (T, H, W) bool (back to
+    front), the camera, the flow (None: not given) and the layers of one or two trainings (None: not given)."""
+
+    sample: str
+    frames: np.ndarray
+    masks: dict[str, np.ndarray]
+    camera: Camera
+    flow: FlowFields | None
+    layers: Layers | None = None
+    second_layers: Layers | None = None
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.frames)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.frames.shape[1], self.frames.shape[2]
+
+
+def _read_folder(sample: str, folder: Path, mode: str, count: int, shape: tuple[int, int], what: str,
+                 maker: str) -> np.ndarray:
+    if len(list_frames(folder)) != count:
+        raise StageError(STAGE, sample, f"{what} in {folder}: {len(list_frames(folder))} images for {count} frames",
+                         f"rerun the {maker} stage (snakemake --forcerun {maker})")
+    images = read_frames(folder, mode)
+    if images.shape[1:3] != shape:
+        raise StageError(STAGE, sample, f"{what} in {folder} are {images.shape[2]}x{images.shape[1]}, the frames "
+                         f"{shape[1]}x{shape[0]}", f"rerun the {maker} stage (snakemake --forcerun {maker})")
+    return images
+
+
+def read_layers(sample: str, folder: Path, object_names: list[str], count: int, shape: tuple[int, int]) -> Layers:
+    """A training's layers from its omnimatte folder, checked against the frames' count and size."""
+    files = OmnimatteFiles(Path(folder))
+    rgba = {name: _read_folder(sample, files.layer(name), "rgba", count, shape, f"layer '{name}'", "train")
+            for name in object_names}
+    return Layers(rgba, _read_folder(sample, files.background, "rgb", count, shape, "background frames", "train"),
+                  _read_folder(sample, files.reconstruction, "rgb", count, shape, "reconstruction frames", "train"))
+
+
+def read_sample(sample: str, frames_dir: Path, masks_dir: Path, object_names: list[str], homography_dir: Path,
+                flow_dir: Path | None = None, omnimatte_dir: Path | None = None,
+                second_omnimatte_dir: Path | None = None) -> SampleInputs:
+    """Read a sample's stage outputs; the flow and the layers only when their folders are given."""
+    frames_dir = Path(frames_dir)
+    if not list_frames(frames_dir):
+        raise StageError(STAGE, sample, f"no PNG frames in {frames_dir}", "run the frames stage first")
+    frames = read_frames(frames_dir, "rgb")
+    count, shape = len(frames), frames.shape[1:3]
+    masks = {name: _read_folder(sample, Path(masks_dir) / name, "gray", count, shape, f"masks of '{name}'", "masks")
+             > 127 for name in object_names}
+    camera = load_camera(STAGE, sample, HomographyFiles(Path(homography_dir)), count)
+    flow = None
+    if flow_dir is not None:
+        files = FlowFiles(Path(flow_dir))
+        pairs = (count - 1, *shape)
+        flow = FlowFields(load_array(STAGE, sample, files.forward, (*pairs, 2), "flow"),
+                          load_array(STAGE, sample, files.backward, (*pairs, 2), "flow"),
+                          load_array(STAGE, sample, files.confidence_forward, pairs, "flow"),
+                          load_array(STAGE, sample, files.confidence_backward, pairs, "flow"))
+    layers = read_layers(sample, omnimatte_dir, object_names, count, shape) if omnimatte_dir is not None else None
+    second = (read_layers(sample, second_omnimatte_dir, object_names, count, shape)
+              if second_omnimatte_dir is not None else None)
+    return SampleInputs(sample, frames, masks, camera, flow, layers, second)

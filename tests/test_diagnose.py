@@ -1,0 +1,391 @@
+"""The diagnose stage: each check on a small clip made to fail it and on one made to pass it, and its outputs.
+
+The clips are presets with one footage trait each (omnimatte/synthetic/footage.py), registered
+with the homographies they were filmed with, so that each check is tested on its own and not
+through the homography stage; their flow is OpenCV's DIS, as without RAFT's weights.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from omnimatte.background_fit import FlowFields, fit_background
+from omnimatte.camera import Camera
+from omnimatte.composite import run_composite
+from omnimatte.diagnose import FAIL, OK, WARN, DiagnoseSettings, diagnose, run_checks
+from omnimatte.diagnose.benchmark import diagnose_inputs
+from omnimatte.diagnose.camera_model import check_camera_model
+from omnimatte.diagnose.drawing import outline_flagged
+from omnimatte.diagnose.exposure import check_exposure
+from omnimatte.diagnose.findings import CheckResult, Finding
+from omnimatte.diagnose.inputs import Layers, SampleInputs
+from omnimatte.diagnose.layers import check_layers, reach_zone
+from omnimatte.diagnose.masks import check_masks
+from omnimatte.diagnose.outputs import read_flags, write_flags
+from omnimatte.diagnose.seeds import check_seeds
+from omnimatte.errors import StageError
+from omnimatte.flow import confidences, dis_flow
+from omnimatte.io import read_png, read_video
+from omnimatte.synthetic.footage import footage_clip
+from tests.helpers import REPO, TINY, ball_and_box, run_snakemake, write_config, write_scene
+
+SETTINGS = DiagnoseSettings()
+FRAMES, WIDTH, HEIGHT = 24, 192, 112
+
+
+@lru_cache(maxsize=None)
+def sample(trait: str, preset: str = "dog") -> SampleInputs:
+    """A preset's clip with a footage trait, as the diagnose stage reads a sample (cached: read-only)."""
+    clip = footage_clip(trait, preset, FRAMES, WIDTH, HEIGHT)
+    forward, backward = dis_flow(clip.frames)
+    flow = FlowFields(forward, backward, *confidences(forward, backward, 1.0))
+    masks = {name: mask > 127 for name, mask in clip.masks.items()}
+    return SampleInputs(f"{trait}_{preset}", clip.frames, masks, clip.true_camera(), flow)
+
+
+@lru_cache(maxsize=None)
+def truth(trait: str, preset: str = "dog") -> np.ndarray:
+    return footage_clip(trait, preset, FRAMES, WIDTH, HEIGHT).unexplained
+
+
+@lru_cache(maxsize=None)
+def fitted(trait: str, preset: str = "dog"):
+    inputs = sample(trait, preset)
+    return fit_background(inputs.frames, inputs.camera, inputs.masks, inputs.flow, SETTINGS.background.fit_settings())
+
+
+def finding(result, name: str, subject: str | None = None):
+    return next(f for f in result.findings if f.name == name and (subject is None or f.subject == subject))
+
+
+def iou(flagged: np.ndarray, true: np.ndarray, free: np.ndarray) -> float:
+    true = true & free
+    return float((flagged & true).sum() / max((flagged | true).sum(), 1))
+
+
+# ------------------------------------------------------------------ 1. the camera model
+
+
+def test_parallax_is_flagged_where_the_pole_stands():
+    fit = fitted("parallax")
+    result = check_camera_model(sample("parallax"), fit, SETTINGS.camera_model)
+    unexplained = finding(result, "unexplained")
+    assert unexplained.verdict != OK, unexplained.text
+    assert "parallax" in unexplained.text
+    assert iou(result.flagged, truth("parallax"), fit.free) >= 0.4
+    assert fit.parallax.sum() > fit.misfit.sum()  # told apart from a misregistration
+
+
+@pytest.mark.parametrize("trait", ["clean", "noise"])
+def test_a_clip_the_camera_model_explains_passes(trait: str):
+    """Noise and an H.264 round trip are not a broken camera model: thresholds follow the clip's noise."""
+    fit = fitted(trait)
+    result = check_camera_model(sample(trait), fit, SETTINGS.camera_model)
+    assert result.verdict == OK, [f.text for f in result.findings if f.verdict != OK]
+    assert fit.noise.mean() > (2.0 if trait == "noise" else 0.0)
+    assert result.flagged.mean() < 0.005
+
+
+def test_the_map_rendering_consults_says_where_the_background_explains_the_frame():
+    fit, pole = fitted("parallax"), truth("parallax")
+    ground = fit.free & ~pole & ~fit.near & ~fit.unfit
+    explained = np.stack([fit.explained(t) for t in range(FRAMES)])
+    assert explained[ground].mean() > 0.95 and explained[pole & fit.free].mean() < 0.5
+    unexplainable = np.stack([fit.unexplainable(t) for t in range(FRAMES)])
+    assert unexplainable[ground].mean() < 0.01 and (unexplainable & pole).sum() > 0.4 * (pole & fit.free).sum()
+    assert fit.camera.homographies.shape == (FRAMES, 3, 3) and fit.registration_error.max() < 1.0
+
+
+def test_drift_of_the_chained_registration_is_measured():
+    inputs = sample("clean")
+    fit = fitted("clean")
+    assert finding(check_camera_model(inputs, fit, SETTINGS.camera_model), "drift").figure < 1.0
+    # Each frame's homography a little further rotated and scaled than the last: a chain that drifts.
+    step = np.array([[np.cos(0.002) * 1.001, -np.sin(0.002), 0.3], [np.sin(0.002), np.cos(0.002) * 1.001, 0.0],
+                     [0.0, 0.0, 1.0]])
+    drifting = np.stack([h @ np.linalg.matrix_power(step, t) for t, h in enumerate(inputs.camera.homographies)])
+    bad = replace(inputs, camera=Camera(drifting, inputs.camera.canvas_size))
+    drift = finding(check_camera_model(bad, fit, SETTINGS.camera_model), "drift")
+    assert drift.verdict != OK and drift.figure > SETTINGS.camera_model.drift_warn, drift.text
+
+
+def test_lens_distortion_is_told_from_a_rolling_shutter():
+    distorted = check_camera_model(sample("lens_distortion"), fitted("lens_distortion"), SETTINGS.camera_model)
+    lens, shutter = finding(distorted, "lens_distortion"), finding(distorted, "rolling_shutter")
+    assert lens.verdict != OK and "barrel" in lens.text, lens.text
+    assert shutter.figure < lens.figure
+    clean = check_camera_model(sample("clean"), fitted("clean"), SETTINGS.camera_model)
+    assert finding(clean, "lens_distortion").verdict == OK
+
+
+# ------------------------------------------------------------------ 2. a moving background
+
+
+@pytest.mark.parametrize("trait", ["moving_background", "unmasked_mover"])
+def test_a_background_that_moves_is_flagged_where_it_moves(trait: str):
+    fit, results = run_checks(sample(trait, "bounce"), SETTINGS)
+    moving = next(r for r in results if r.check == "moving_background")
+    assert moving.verdict != OK, moving.findings[0].text
+    assert iou(moving.flagged, truth(trait, "bounce"), fit.free) >= 0.5
+
+
+def test_a_still_background_with_a_bouncing_shadow_passes():
+    _, results = run_checks(sample("clean", "bounce"), SETTINGS)
+    assert all(r.verdict == OK for r in results), [f.text for r in results for f in r.findings if f.verdict != OK]
+
+
+# ------------------------------------------------------------------ 3. exposure and white balance
+
+
+def test_exposure_and_white_balance_drifts_are_measured_per_frame():
+    brightness = check_exposure(fitted("exposure"), SETTINGS.exposure)
+    assert finding(brightness, "brightness").verdict != OK
+    assert finding(brightness, "white_balance").verdict == OK
+    assert np.all(np.diff(brightness.series["brightness"]) > 0)  # the ramp, frame by frame
+    balance = check_exposure(fitted("white_balance"), SETTINGS.exposure)
+    shift = finding(balance, "white_balance")
+    assert shift.verdict != OK and ("red" in shift.text or "blue" in shift.text), shift.text  # red up, blue down
+    assert finding(balance, "brightness").verdict == OK
+    assert check_exposure(fitted("clean"), SETTINGS.exposure).verdict == OK
+
+
+def test_a_flicker_is_told_from_a_drift():
+    inputs = sample("clean")
+    flicker = 1.0 + 0.08 * (np.arange(FRAMES) % 2)[:, None, None, None]
+    frames = np.clip(np.rint(inputs.frames * flicker), 0, 255).astype(np.uint8)
+    fit = fit_background(frames, inputs.camera, inputs.masks, None, SETTINGS.background.fit_settings())
+    result = check_exposure(fit, SETTINGS.exposure)
+    assert finding(result, "flicker").verdict != OK and finding(result, "brightness").verdict == OK
+
+
+# ------------------------------------------------------------------ 4. the masks
+
+
+def test_a_mask_that_jumps_in_one_frame_is_flagged_there():
+    result = check_masks(sample("mask_jump"), SETTINGS.masks)
+    jump, flow = finding(result, "area_jump", "dog"), finding(result, "flow_disagreement", "dog")
+    assert jump.verdict != OK and flow.verdict != OK
+    assert FRAMES // 2 in jump.frames and {FRAMES // 2, FRAMES // 2 + 1} & set(flow.frames)
+    assert result.flagged[FRAMES // 2].any()
+    clean = check_masks(sample("clean"), SETTINGS.masks)
+    assert clean.verdict == OK, [f.text for f in clean.findings if f.verdict != OK]
+
+
+def test_a_mask_over_most_of_the_frame_or_at_its_edge_is_flagged():
+    inputs = sample("clean")
+    big = inputs.masks["dog"].copy()
+    big[:, 5:-5, 5:-5] = True
+    result = check_masks(replace(inputs, masks={"dog": big}), SETTINGS.masks)
+    assert finding(result, "cover").verdict == FAIL
+    edge = inputs.masks["dog"].copy()
+    edge[:, 40:60, :10] = True
+    assert finding(check_masks(replace(inputs, masks={"dog": edge}), SETTINGS.masks), "edge").verdict == WARN
+
+
+# ------------------------------------------------------------------ 5. the layers and 6. two seeds
+
+
+def true_layers(trait: str = "clean", preset: str = "dog") -> Layers:
+    clip = footage_clip(trait, preset, FRAMES, WIDTH, HEIGHT).clip
+    return Layers({name: clip.layers[name].copy() for name in clip.object_names}, clip.background.copy(),
+                  clip.frames.copy())
+
+
+def test_true_layers_pass_every_layer_check():
+    inputs, layers = sample("clean"), true_layers()
+    result = check_layers(inputs, layers, fitted("clean"), SETTINGS.layers)
+    assert result.verdict == OK, [f.text for f in result.findings if f.verdict != OK]
+
+
+def test_alpha_far_from_its_object_is_a_leak():
+    inputs, layers = sample("clean"), true_layers()
+    patch = np.zeros(inputs.frames.shape[:3], bool)
+    patch[:, :20, -30:] = True  # in the far corner, in every frame
+    layers.rgba["dog"][..., 3][patch] = 255
+    result = check_layers(inputs, layers, fitted("clean"), SETTINGS.layers)
+    leak = finding(result, "leak", "dog")
+    assert leak.verdict != OK, leak.text
+    beyond = patch & ~reach_zone(inputs.masks["dog"], SETTINGS.background.effect_reach)
+    assert beyond.sum() > 0.2 * patch.sum()
+    assert result.flagged[beyond].all() and result.flagged[~patch].mean() < 0.01
+
+
+@pytest.mark.parametrize(("alpha", "name", "verdict"), [(0, "collapse", FAIL), (255, "fill", FAIL)])
+def test_a_layer_that_collapses_or_fills_the_frame(alpha: int, name: str, verdict: str):
+    inputs, layers = sample("clean"), true_layers()
+    layers.rgba["dog"][..., 3] = alpha
+    assert finding(check_layers(inputs, layers, fitted("clean"), SETTINGS.layers), name, "dog").verdict == verdict
+
+
+def test_two_layers_claiming_one_shadow_overlap():
+    inputs = sample("clean", "crossing")
+    layers = true_layers("clean", "crossing")
+    clean = check_layers(inputs, layers, fitted("clean", "crossing"), SETTINGS.layers)
+    assert finding(clean, "overlap").verdict == OK
+    shadow = layers.rgba["near_walker"][..., 3] * ~inputs.masks["near_walker"]
+    layers.rgba["far_walker"][..., 3] = np.maximum(layers.rgba["far_walker"][..., 3], shadow)
+    claimed = check_layers(inputs, layers, fitted("clean", "crossing"), SETTINGS.layers)
+    assert finding(claimed, "overlap").verdict != OK
+
+
+def test_a_reconstruction_that_misses_where_no_layer_is():
+    inputs, layers = sample("clean"), true_layers()
+    layers.reconstruction[:, :30, -50:] = 128
+    result = check_layers(inputs, layers, fitted("clean"), SETTINGS.layers)
+    missed = finding(result, "missed")
+    assert missed.verdict != OK and result.flagged[:, :30, -50:].mean() > 0.8
+
+
+def test_a_layer_that_takes_up_the_parallax_is_said_to():
+    inputs, layers = sample("parallax"), true_layers("parallax")
+    fit = fitted("parallax")
+    assert finding(check_layers(inputs, layers, fit, SETTINGS.layers), "absorbed", "dog").verdict == OK
+    for t in range(FRAMES):
+        layers.rgba["dog"][t, ..., 3][fit.unexplainable(t)] = 255
+    assert finding(check_layers(inputs, layers, fit, SETTINGS.layers), "absorbed", "dog").verdict == FAIL
+
+
+def test_two_seeds_agree_or_not():
+    first, second = true_layers(), true_layers()
+    assert check_seeds(first, second, SETTINGS.seeds).verdict == OK
+    second.rgba["dog"][..., 3] = np.roll(second.rgba["dog"][..., 3], 12, axis=2)
+    result = check_seeds(first, second, SETTINGS.seeds)
+    assert result.verdict == FAIL and result.flagged.any()
+
+
+# ------------------------------------------------------------------ the stage: outputs, strictness, settings
+
+
+def run_stage(inputs: SampleInputs, folder: Path, settings: DiagnoseSettings = SETTINGS) -> dict:
+    return diagnose(inputs, settings, folder / "diagnostics.json", folder / "diagnostics.png",
+                    folder / "diagnostics_flags.npz", folder / "report" / "diagnostics.html")
+
+
+def test_outputs_of_a_flagged_clip(tmp_path: Path, package_log):
+    inputs = replace(sample("parallax"), layers=true_layers("parallax"))
+    report = run_stage(inputs, tmp_path)
+    written = json.loads((tmp_path / "diagnostics.json").read_text())
+    assert written == json.loads(json.dumps(report))
+    assert written["verdict"] in (WARN, FAIL) and written["checks"]["camera_model"]["verdict"] != OK
+    assert set(written["checks"]) == {"camera_model", "moving_background", "exposure", "masks", "layers"}
+    assert len(written["checks"]["camera_model"]["per_frame"]["unexplained"]) == FRAMES
+    assert written["measured"]["noise_levels"]["median"] > 0
+    sheet = read_png(tmp_path / "diagnostics.png")
+    assert sheet.shape[1] > 4 * WIDTH and sheet.std() > 20
+    flags = read_flags(tmp_path / "diagnostics_flags.npz")
+    assert flags.verdicts["camera_model"] == written["checks"]["camera_model"]["verdict"]
+    assert flags.maps["camera_model"].shape == (FRAMES, HEIGHT, WIDTH) and flags.maps["camera_model"].any()
+    assert "moving_background" not in flags.maps  # only checks that are not ok
+    table = (tmp_path / "report" / "diagnostics.html").read_text()
+    assert "parallax" in table and table.count("<tr>") == 1 + sum(len(c["findings"]) for c in written["checks"].values())
+    verdicts = {r.getMessage() for r in package_log.records if "diagnose " + written["verdict"].upper() in r.getMessage()}
+    assert verdicts == {written["summary"]} and written["summary"].startswith("parallax_dog: diagnose")
+
+
+def test_strict_turns_a_fail_into_a_failed_stage(tmp_path: Path):
+    strict = replace(SETTINGS, strict=True, camera_model=replace(SETTINGS.camera_model, unexplained_fail=0.02))
+    with pytest.raises(StageError) as failed:
+        run_stage(sample("parallax"), tmp_path, strict)
+    message = str(failed.value)
+    assert message.startswith("[diagnose] sample 'parallax_dog': camera_model")
+    assert "mask each standing thing" in message and "diagnose.strict" in message
+    run_stage(sample("clean"), tmp_path / "clean", replace(SETTINGS, strict=True))  # nothing fails: no error
+
+
+def test_settings_agree_with_the_config_and_refuse_unknown_keys():
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["diagnose"]
+    assert DiagnoseSettings.from_dict(config) == DiagnoseSettings()
+    with pytest.raises(ValueError, match="diagnose.camera_model: unknown key"):
+        DiagnoseSettings.from_dict({"camera_model": {"drift": 3}})
+
+
+def test_the_overview_outlines_what_a_failing_check_flags(tmp_path: Path):
+    scene = ball_and_box()
+    root = write_scene(scene, tmp_path / "sample")
+    region = np.zeros((len(scene.background), *scene.background.shape[1:3]), bool)
+    region[:, 30:44, 4:24] = True
+    flags_path = tmp_path / "flags.npz"
+    failing = CheckResult("camera_model", "camera model",
+                          [Finding("camera_model", "unexplained", 0.5, "share", 0.02, 0.08, "", "")], {}, region)
+    write_flags(flags_path, [failing])
+    for flags, name in ((None, "plain.mp4"), (flags_path, "flagged.mp4")):
+        run_composite("toy", root / "frames", root / "omnimatte", scene.names, tmp_path / name, 24.0, flags_path=flags)
+    plain, flagged = read_video(tmp_path / "plain.mp4"), read_video(tmp_path / "flagged.mp4")
+    height, width = scene.background.shape[1:3]
+    outline = np.abs(flagged[:, :height, :width].astype(int) - plain[:, :height, :width]).sum(-1) > 60
+    below_label = outline[:, 20:]  # the label names the check
+    assert below_label[:, 8:26, 2:26].mean() > 5 * below_label[:, :, 30:].mean()  # the rest differs by encoding
+    drawn, names = outline_flagged(scene.frames[0], read_flags(flags_path), 0)
+    assert names == ["camera model fail"]
+    assert (drawn[29:46, 3:25] != scene.frames[0][29:46, 3:25]).any(axis=-1).mean() > 0.2
+    assert np.array_equal(drawn[:, 30:], scene.frames[0][:, 30:])
+
+
+def test_the_suites_row_says_the_verdicts_and_how_the_flagged_map_covers_the_true_region(tmp_path: Path):
+    """What the fast and rendered suites record of each clip: the verdict, the checks that are not ok and, against
+    the region the renderer knows (a rendered clip's gt/unexplained/, shares of 255), the flagged map's IoU."""
+    shares = truth("parallax").astype(np.uint8) * 255
+    parallax = diagnose_inputs(replace(sample("parallax"), layers=true_layers("parallax")), tmp_path / "parallax",
+                               SETTINGS, shares)
+    row = parallax["row"]
+    assert row["diagnose"] != OK and row["diagnose_flagged"].startswith("camera_model ")
+    assert row["unexplained_iou"] >= 0.4
+    assert parallax["checks"]["camera_model"]["verdict"] != OK and parallax["checks"]["camera_model"]["findings"]
+    written = json.loads((tmp_path / "parallax" / "diagnostics.json").read_text())
+    assert written["verdict"] == row["diagnose"]
+    assert (tmp_path / "parallax" / "diagnostics.png").exists() and (tmp_path / "parallax" / "diagnostics.html").exists()
+    half = diagnose_inputs(sample("parallax"), tmp_path / "half", SETTINGS, shares // 2)  # under half a pixel each
+    assert half["row"]["unexplained_iou"] is None
+
+    clean = diagnose_inputs(replace(sample("clean"), layers=true_layers("clean")), tmp_path / "clean", SETTINGS,
+                            np.zeros_like(shares))
+    assert clean["row"]["diagnose"] == OK and clean["row"]["diagnose_flagged"] == ""
+    assert clean["row"]["unexplained_iou"] is None and all(c["findings"] == [] for c in clean["checks"].values())
+
+
+@pytest.mark.slow
+def test_the_rule_runs_in_all_on_the_tiny_demo_and_strict_fails_the_job(workdir: Path):
+    config = write_config(workdir, TINY)
+    result = run_snakemake(workdir, "--cores", "2", "--configfile", config, "--", "all")
+    assert result.returncode == 0, result.stderr[-3000:]
+    dog = workdir / "results" / "dog"
+    report = json.loads((dog / "diagnostics.json").read_text())
+    assert set(report["checks"]) == {"camera_model", "moving_background", "exposure", "masks", "layers"}
+    assert report["verdict"] in (OK, WARN, FAIL) and report["measured"]["layers_checked"]
+    frames = len(list((dog / "frames").glob("*.png")))
+    assert len(report["checks"]["camera_model"]["per_frame"]["unexplained"]) == frames
+    assert report["summary"] in (workdir / "logs" / "diagnose" / "dog.log").read_text()
+    assert read_png(dog / "diagnostics.png").shape[1] > 600
+    assert (dog / "report" / "diagnostics.html").is_file() and (dog / "omnimatte.mp4").is_file()
+    assert (workdir / "benchmarks" / "diagnose" / "dog.tsv").is_file()
+    page = run_snakemake(workdir, "--configfile", config, "--report", "report.html", "--", "all")
+    assert page.returncode == 0, page.stderr[-3000:]
+    assert "diagnostics.png" in (workdir / "report.html").read_text()
+
+    # A fail under diagnose.strict fails the job, naming the sample, the stage and what to do.
+    strict = write_config(workdir, TINY + "diagnose: {strict: true, masks: {cover_warn: 0.0, cover_fail: 0.0}}\n",
+                          "strict.yaml")
+    failed = run_snakemake(workdir, "--cores", "2", "--configfile", strict, "--", "results/dog/diagnostics.json")
+    assert failed.returncode != 0
+    log = (workdir / "logs" / "diagnose" / "dog.log").read_text()
+    assert "[diagnose] sample 'dog': masks [dog]" in log and "fix:" in log and "diagnose.strict" in log
+
+
+def test_two_seeds_train_the_sample_twice_only_when_asked(workdir: Path):
+    plain = run_snakemake(workdir, "-n", "results/dog/diagnostics.json")
+    assert plain.returncode == 0 and "train_second_seed" not in plain.stdout
+    config = write_config(workdir, "diagnose: {seeds: {enabled: true}}\ntrain: {seed: 4}\n")
+    planned = run_snakemake(workdir, "-n", "-p", "--configfile", config, "--", "results/dog/diagnostics.json")
+    assert planned.returncode == 0, planned.stderr[-2000:]
+    job = planned.stdout[planned.stdout.index("rule train_second_seed:"):]
+    job = job[:job.index("\n\n", job.index("omnimatte train"))]
+    assert "results/dog/second_seed/omnimatte" in job and '"seed": 5' in job  # train.seed + seed_offset
+    diagnose_job = planned.stdout[planned.stdout.index("rule diagnose:"):]
+    assert "results/dog/second_seed/omnimatte" in diagnose_job[:diagnose_job.index("\n\n")]
