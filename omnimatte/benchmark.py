@@ -278,7 +278,6 @@ def train_scored(name: str, clip: Clip, video: VideoTensors, suite: Suite, confi
 
     run = train_model(name, video, config, work / "checkpoint.pt", device, on_step=on_step)
     if not curve or curve[-1]["step"] != run.stop_step:  # the last step, wherever the stopping rule put it
-        clock["since"] = time.perf_counter()
         score_point(run.stop_step, run.model)
     return run, curve, clock["train"]
 
