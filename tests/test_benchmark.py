@@ -66,9 +66,9 @@ def test_markdown_table_marks_missing_scores():
            "recall_seconds": None}
     lines = markdown_table([row]).splitlines()
     assert lines[0].startswith("| preset | objects | soft IoU | effect recall |")
-    assert lines[0].endswith("| steps | train s | steps/s | s to recall 0.5 |")
+    assert lines[0].endswith("| steps | train s | steps/s | s to recall 0.5 | diagnose | flagged |")
     assert lines[2] == ("| dog | 1 | 0.512 | n/a | 0.200 | 23.46 | 30.00 | 0.500 | 0.020 | 0.600 | 27.00 | n/a | 12 | 4.50 "
-                        "| n/a |")
+                        "| n/a | n/a | n/a |")
 
 
 def test_benchmark_config_has_one_sample_per_preset(workdir: Path):
