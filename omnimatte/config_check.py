@@ -8,6 +8,7 @@ schema's name pattern are explained in words and listed together.
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 #: The pattern the schema gives sample, object and background names (they become folder and file names).
@@ -40,8 +41,11 @@ def config_problems(config: dict, schema: dict) -> list[str]:
         if error.validator == "additionalProperties" and isinstance(error.instance, dict):
             known = error.schema.get("properties", {})
             unknown = [key for key in error.instance if key not in known]
+            # A near miss names the key meant; otherwise the keys allowed here (a section can hold dozens).
+            meant = [match for key in unknown for match in difflib.get_close_matches(key, list(known), n=1)]
             line = (f"{where}: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}"
-                    + (f"; the keys allowed here: {', '.join(known)}" if known else ""))
+                    + (f"; did you mean {', '.join(map(repr, meant))}?" if meant
+                       else f"; the keys allowed here: {', '.join(known)}" if known else ""))
         elif error.validator in ("anyOf", "oneOf") and all(set(s) == {"required"} for s in error.validator_value):
             choices = [" + ".join(s["required"]) for s in error.validator_value]
             line = f"{where}: give {'one' if error.validator == 'oneOf' else 'at least one'} of: {', '.join(choices)}"

@@ -79,7 +79,8 @@ def test_failed_stage_stops_the_run_then_only_it_and_its_dependents_rerun(run_di
 
     fixed = snakemake(run_dir, "--", *TARGETS)
     assert fixed.returncode == 0, fixed.stderr[-3000:]
-    assert jobs_planned(fixed.stdout + fixed.stderr) == {"homography": 1, "train": 1, "composite": 1, "evaluate": 1}
+    assert jobs_planned(fixed.stdout + fixed.stderr) == {"homography": 1, "train": 1, "diagnose": 1, "composite": 1,
+                                                          "evaluate": 1}
     assert modification_times(run_dir, UPSTREAM) == before
     assert (run_dir / "results/dog/omnimatte.mp4").is_file() and (run_dir / "results/dog/metrics.json").is_file()
 
@@ -89,7 +90,7 @@ def test_failed_stage_stops_the_run_then_only_it_and_its_dependents_rerun(run_di
     model_time = (run_dir / "results/dog/train/model.pt").stat().st_mtime_ns
     forced = snakemake(run_dir, "--forcerun", "train", "--", *TARGETS)
     assert forced.returncode == 0, forced.stderr[-3000:]
-    assert jobs_planned(forced.stdout + forced.stderr) == {"train": 1, "composite": 1, "evaluate": 1}
+    assert jobs_planned(forced.stdout + forced.stderr) == {"train": 1, "diagnose": 1, "composite": 1, "evaluate": 1}
     assert modification_times(run_dir, kept) == before
     assert (run_dir / "results/dog/train/model.pt").stat().st_mtime_ns > model_time
 
@@ -150,26 +151,28 @@ def kill_training_after_checkpoint(run_dir: Path, config: str, kill: signal.Sign
 
 def test_training_killed_by_sigterm_or_sigkill_resumes_from_its_checkpoint(run_dir: Path):
     steps = 24
-    longer = write_config(run_dir, f"train: {{steps: {steps}, checkpoint_every: 2, cpu: {{steps: {steps}}}}}",
+    longer = write_config(run_dir, f"train: {{steps: {steps}, min_steps: {steps}, max_steps: {steps}, "
+                          f"checkpoint_every: 2, "
+                          f"cpu: {{steps: {steps}, min_steps: {steps}, max_steps: {steps}}}}}",
                           name="longer.yaml")
     log = run_dir / "logs/train/dog.log"
 
     # SIGTERM, as SLURM sends on preemption and at the time limit: a checkpoint of the current step, then exit.
     stopped_at = kill_training_after_checkpoint(run_dir, longer, signal.SIGTERM)
     assert 2 <= stopped_at < steps
-    assert f"stopped by SIGTERM after step {stopped_at} of {steps}" in log.read_text()
+    assert f"stopped by SIGTERM after step {stopped_at};" in log.read_text()
 
     # SIGKILL leaves no chance to save: the next run goes back to the last periodic checkpoint.
     checkpoint_time = (run_dir / "results/dog/train/checkpoint.pt").stat().st_mtime_ns
     killed_at = kill_training_after_checkpoint(run_dir, longer, signal.SIGKILL, newer_than=checkpoint_time)
-    assert f"resuming from step {stopped_at} of {steps}" in log.read_text()
+    assert f"resuming from step {stopped_at} (" in log.read_text()
     assert stopped_at < killed_at < steps and killed_at % 2 == 0
 
     result = run_snakemake(run_dir, "--cores", "2", "--configfile", str(run_dir / "config" / "extra.yaml"), longer,
                            "--", TARGETS[0])
     assert result.returncode == 0, result.stderr[-3000:]
-    assert f"resuming from step {killed_at} of {steps}" in log.read_text()
-    assert jobs_planned(result.stdout + result.stderr) == {"train": 1, "composite": 1}
+    assert f"resuming from step {killed_at} (" in log.read_text()
+    assert jobs_planned(result.stdout + result.stderr) == {"train": 1, "diagnose": 1, "composite": 1}
     train_dir = run_dir / "results/dog/train"
     assert not (train_dir / "checkpoint.pt").exists()
     assert (train_dir / "losses.csv").read_text().splitlines()[-1].startswith(f"{steps},")
@@ -200,7 +203,9 @@ def kill_whole_run_when(run_dir: Path, config: str, path: Path) -> str:
 
 def test_after_a_kill_running_the_same_command_again_finishes_the_run(run_dir: Path):
     steps = 24
-    longer = write_config(run_dir, f"train: {{steps: {steps}, checkpoint_every: 2, cpu: {{steps: {steps}}}}}",
+    longer = write_config(run_dir, f"train: {{steps: {steps}, min_steps: {steps}, max_steps: {steps}, "
+                          f"checkpoint_every: 2, "
+                          f"cpu: {{steps: {steps}, min_steps: {steps}, max_steps: {steps}}}}}",
                           name="longer.yaml")
     assert snakemake(run_dir, longer, "--", TARGETS[0]).returncode == 0
 
@@ -210,7 +215,7 @@ def test_after_a_kill_running_the_same_command_again_finishes_the_run(run_dir: P
     kill_training_after_checkpoint(run_dir, longer, signal.SIGTERM, args=("--forcerun", "train"))
     planned = snakemake(run_dir, longer, "-n", "--", TARGETS[0])
     assert "Nothing to be done" not in planned.stdout + planned.stderr
-    assert jobs_planned(planned.stdout + planned.stderr) == {"train": 1, "composite": 1}
+    assert jobs_planned(planned.stdout + planned.stderr) == {"train": 1, "diagnose": 1, "composite": 1}
 
     # The same command, killed outright (Snakemake and its jobs) once training has written the layers but before
     # Snakemake has checked them: the lock stays, and the layers are an output of an unfinished job.
@@ -231,6 +236,6 @@ def test_after_a_kill_running_the_same_command_again_finishes_the_run(run_dir: P
     # "Removed .snakemake/locks/0.input.lock: the Snakemake run that held it (process N on HOST) was killed
     #  without unlocking."
     assert re.search(r"Removed \.snakemake/locks/\d+\.\w+\.lock: the Snakemake run that held it", output), output[-3000:]
-    assert jobs_planned(output) == {"train": 1, "composite": 1}
+    assert jobs_planned(output) == {"train": 1, "diagnose": 1, "composite": 1}
     assert (run_dir / "results/dog/omnimatte/layers/dog/rgba/00000.png").is_file()
     assert "Nothing to be done" in (lambda r: r.stdout + r.stderr)(snakemake(run_dir, longer, "-n", "--", TARGETS[0]))

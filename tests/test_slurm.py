@@ -150,7 +150,8 @@ def test_train_job_stopped_by_sigterm_is_resubmitted_and_resumes(demo_run: Clust
     The job checkpoints and fails; the profile's retries submit it again and it resumes.
     """
     steps = 12
-    longer = write_config(demo_run.workdir, f"train: {{steps: {steps}, checkpoint_every: 2, cpu: {{steps: {steps}}}}}",
+    longer = write_config(demo_run.workdir, f"train: {{steps: {steps}, min_steps: {steps}, max_steps: {steps}, "
+                          f"checkpoint_every: 2, cpu: {{steps: {steps}, min_steps: {steps}, max_steps: {steps}}}}}",
                           name="longer.yaml")
     checkpoint = demo_run.workdir / "results/dog/train/checkpoint.pt"
     transcript = demo_run.workdir / "preempted.txt"
@@ -177,11 +178,11 @@ def test_train_job_stopped_by_sigterm_is_resubmitted_and_resumes(demo_run: Clust
     assert run.returncode == 0, output[-4000:]
 
     jobs = slurm_jobs(run_id_of(output))
-    assert [rule for rule, _ in jobs] == ["train", "train", "composite"], jobs
+    assert [rule for rule, _ in jobs] == ["train", "train", "diagnose", "composite"], jobs
     (_, stopped), (_, resumed) = jobs[:2]
     assert stopped["JobId"] == job_id and stopped["JobState"] == "FAILED" and resumed["JobState"] == "COMPLETED"
     stopped_log = (demo_run.workdir / ".snakemake/slurm_logs/rule_train/dog" / f"{job_id}.log").read_text()
-    step = int(re.search(rf"stopped by SIGTERM after step (\d+) of {steps}", stopped_log).group(1))
-    assert f"resuming from step {step} of {steps}" in (demo_run.workdir / "logs/train/dog.log").read_text()
+    step = int(re.search(r"stopped by SIGTERM after step (\d+);", stopped_log).group(1))
+    assert f"resuming from step {step} (" in (demo_run.workdir / "logs/train/dog.log").read_text()
     assert (demo_run.workdir / "results/dog/train/losses.csv").read_text().splitlines()[-1].startswith(f"{steps},")
     assert not checkpoint.exists()

@@ -52,15 +52,17 @@ def test_invalid_config_stops_before_any_job_naming_the_key(workdir: Path, confi
 
 
 def test_unknown_key_is_one_short_line_naming_it_not_the_schema(workdir: Path):
-    result = run_snakemake(workdir, "-n", "--configfile", write_config(workdir, "train: {stepz: 5, cpu: {nff: 8}}"),
-                           "--", "results/dog/omnimatte.mp4")
+    config = write_config(workdir, "train: {stepz: 5, cpu: {nff: 8}}\nflow: {qqqq: 1}")
+    result = run_snakemake(workdir, "-n", "--configfile", config, "--", "results/dog/omnimatte.mp4")
     assert result.returncode != 0
     message = result.stdout + result.stderr
     # "Invalid config (your --configfile files merged over config/config.yaml):
-    #    train: unknown key 'stepz'; the keys allowed here: steps, batch_size, ...
-    #    train.cpu: unknown key 'nff'; the keys allowed here: steps, batch_size, ..."
-    assert "train: unknown key 'stepz'; the keys allowed here: steps," in message
-    assert "train.cpu: unknown key 'nff'" in message
+    #    flow: unknown key 'qqqq'; the keys allowed here: model, weights, ...
+    #    train: unknown key 'stepz'; did you mean 'steps'?
+    #    train.cpu: unknown key 'nff'; did you mean 'nf'?"
+    assert "train: unknown key 'stepz'; did you mean 'steps'?" in message
+    assert "train.cpu: unknown key 'nff'; did you mean 'nf'?" in message
+    assert "flow: unknown key 'qqqq'; the keys allowed here: " in message
     assert "Failed validating" not in message and len(message) < 2000, message
 
 
