@@ -99,10 +99,10 @@ class TrainConfig:
     # to the share of light it takes, in black: a shadow at its own alpha (see render/shadow_fit.py).
     fit_shadows: bool = True
     lambda_mask: float = 50.0
-    mask_threshold: float = 0.02  # the mask term drops 10x once below threshold * lambda_mask ...
-    # ... and is off at twice that step; from then on each layer's mean alpha inside its mask, frame
-    # by frame, is held at this or more, at the cut weight (0: nothing, the authors'), so that no layer
-    # can lose its object.
+    mask_threshold: float = 0.02  # the mask term drops 10x at the first epoch end where its error is below
+    # this (at the latest at half the alpha L1 switch) and is off at twice that step; from then on each layer's
+    # mean alpha inside its mask, frame by frame, is held at this or more, at the cut weight (0: nothing, the
+    # authors'), so that no layer can lose its object.
     object_alpha_floor: float = 0.5
     lambda_alpha_l1: float = 0.01
     # ... and the alpha L1 term is off from this fraction of `steps`, whatever the clip's length.
