@@ -132,6 +132,21 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
+def mean_layer_scores(per_object: dict, object_names: list[str]) -> dict[str, float | None]:
+    """Each layer score (LAYER_SCORES) averaged over the objects that have it (None where none has)."""
+    row: dict[str, float | None] = {}
+    for key in LAYER_SCORES:
+        known = [v for v in (per_object[f"{name}_{key}"] for name in object_names) if v is not None]
+        row[key] = round(float(np.mean(known)), 4) if known else None
+    return row
+
+
+def ablated_steps(settings: RenderSettings, scale: float, steps=RENDER_STEPS) -> list[str]:
+    """The rendering steps of `steps` that are on in `settings` and do something at training scale `scale`
+    (refine_alpha does nothing at full size): each is switched off in turn for the render ablation."""
+    return [step for step in steps if getattr(settings, step) and (step != "refine_alpha" or scale < 1)]
+
+
 @torch.no_grad()
 def score_model(model, video: VideoTensors, clip: Clip, settings: RenderSettings) -> dict[str, float | None]:
     """The model's layers now, without detail transfer, scored against the clip: the
@@ -148,12 +163,7 @@ def score_model(model, video: VideoTensors, clip: Clip, settings: RenderSettings
         backgrounds.append(tensor_to_uint8(frame.background[0] * 0.5 + 0.5))
         composites.append(tensor_to_uint8(frame.model_composite[0] * 0.5 + 0.5))
     model.train(was_training)
-    per_object = score_alphas(np.stack(alphas), clip)
-    row: dict[str, float | None] = {}
-    for key in LAYER_SCORES:
-        values = [per_object[f"{name}_{key}"] for name in clip.object_names]
-        known = [v for v in values if v is not None]
-        row[key] = round(float(np.mean(known)), 4) if known else None
+    row = mean_layer_scores(score_alphas(np.stack(alphas), clip), clip.object_names)
     row["background_psnr"] = round(psnr(np.stack(backgrounds), clip.background), 3)
     row["reconstruction_psnr"] = round(psnr(np.stack(composites), clip.frames), 3)
     return row
@@ -304,10 +314,8 @@ def run_preset(preset: str, suite: Suite, config: TrainConfig, work: Path, devic
     run, curve, train_seconds = train_scored(preset, clip, video, suite, config, work, device)
     model = run.model
     # What the rendering steps buy, from the same trained model: each switched off in turn.
-    switched = [step for step in RENDER_STEPS if getattr(settings, step)
-                and (step != "refine_alpha" or config.scale < 1)]  # refine_alpha does nothing at full size
     render_ablations = {f"without_{RENDER_STEPS[step]}": score_model(model, video, clip, settings.without(step))
-                        for step in switched}
+                        for step in ablated_steps(settings, config.scale)}
     render_layers(model, video, settings, work / "omnimatte", preset)
     metrics = run_evaluate(preset, work / "omnimatte", work / "frames", work / "clip" / "gt", clip.object_names,
                            work / "metrics.json", masks_dir=work / "masks", homography_dir=work / "homography",

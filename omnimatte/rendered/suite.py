@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from omnimatte.benchmark import (RENDER_STEPS, Suite, commit_id, device_name, markdown_table, plot_curves,
-                                 prepare_clip, score_alphas, train_scored, write_csv)
+from omnimatte.benchmark import (RENDER_STEPS, Suite, ablated_steps, commit_id, device_name, markdown_table,
+                                 mean_layer_scores, plot_curves, prepare_clip, score_alphas, train_scored, write_csv)
 from omnimatte.devices import resolve_device
 from omnimatte.diagnose.benchmark import diagnose_scored_clip
 from omnimatte.errors import StageError
@@ -104,11 +104,7 @@ def score_rendered(model, video: VideoTensors, rendered: RenderedClip, settings:
         backgrounds.append(tensor_to_uint8(frame.background[0] * 0.5 + 0.5))
         composites.append(tensor_to_uint8(frame.composite[0] * 0.5 + 0.5))
     model.train(was_training)
-    per_object = score_alphas(np.stack(alphas), clip)
-    row: dict = {}
-    for key in LAYER_SCORES:
-        known = [v for v in (per_object[f"{name}_{key}"] for name in clip.object_names) if v is not None]
-        row[key] = round(float(np.mean(known)), 4) if known else None
+    row = mean_layer_scores(score_alphas(np.stack(alphas), clip), clip.object_names)
     background = np.stack(backgrounds)
     stacked = np.stack(layers)
     by_name = {name: stacked[:, i] for i, name in enumerate(clip.object_names)}
@@ -133,11 +129,9 @@ def run_rendered_clip(rendered: RenderedClip, suite: Suite, config, work: Path, 
     run, curve, train_seconds = train_scored(name, clip, video, suite, config, work, device)
     model = run.model
     settings = RenderSettings.from_config(config)
-    switched = [step for step in ABLATED_STEPS if getattr(settings, step)
-                and (step != "refine_alpha" or config.scale < 1)]  # refine_alpha does nothing at full size
     ablations = {"as_trained": score_rendered(model, video, rendered, settings)}
     ablations.update({f"without_{ABLATED_STEPS[step]}": score_rendered(model, video, rendered, settings.without(step))
-                      for step in switched})
+                      for step in ablated_steps(settings, config.scale, ABLATED_STEPS)})
     render_layers(model, video, settings, work / "omnimatte", name)
     metrics = run_evaluate(name, work / "omnimatte", work / "frames", rendered.folder / "gt", clip.object_names,
                            work / "metrics.json", masks_dir=work / "masks", homography_dir=work / "homography",
