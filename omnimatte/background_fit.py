@@ -137,7 +137,8 @@ class BackgroundFit:
 
     camera: the given camera with each frame registered anew onto the plate; registration_error: (T,) px at the
     frame's corners between the two; plate: (Hc, Wc, 3) float32 levels; gains: (T, 3) frame over plate per channel;
-    noise: (T,) levels at the frame's median pixel (the noise rises with brightness);
+    noise: (T,) levels at the frame's median pixel (the noise rises with brightness); noise_curves: (T, NOISE_BINS)
+    each frame's noise level by the plate's brightness;
     flow_noise: the median flow residual of the free background (px); camera_motion: (T,) mean px the
     camera moves the background to the neighbouring frame; residual, change: (T, H, W) float32 scores (1 is
     noise); flow_residual: (T, H, W) float32 px (0 without flow); free: outside every grown mask; near: within
@@ -151,6 +152,7 @@ class BackgroundFit:
     plate: np.ndarray
     gains: np.ndarray
     noise: np.ndarray
+    noise_curves: np.ndarray
     flow_noise: float
     camera_motion: np.ndarray
     residual: np.ndarray
@@ -180,6 +182,14 @@ class BackgroundFit:
     def moving_background(self, t: int) -> np.ndarray:
         """(H, W) bool: where frame t's background moves by itself (moving, mover)."""
         return self.moving[t] | self.mover[t]
+
+    def tolerance(self, t: int) -> np.ndarray:
+        """(H, W) float32 levels by which an image of frame t's background may differ from the frame and still fit
+        it (the fit's residual divides by this): the frame's noise by brightness, plus `registration_tolerance` px
+        across the plate's texture."""
+        height, width = self.residual.shape[1:]
+        registered = _Registered(self.camera, self.plate, self.gains, self.noise_curves)
+        return registered.tolerance(t, registered.relit(t, height, width), self.settings.registration_tolerance)
 
     def unexplainable(self, t: int) -> np.ndarray:
         """(H, W) bool: where frame t's background breaks the model: no object's effect, nothing to give a layer."""
@@ -481,6 +491,11 @@ class _Registered:
         bins = np.clip((relit.mean(axis=-1) * NOISE_BINS / 256).astype(int), 0, NOISE_BINS - 1)
         return self.noise_curves[t][bins].astype(np.float32)
 
+    def tolerance(self, t: int, relit: np.ndarray, registration_tolerance: float) -> np.ndarray:
+        """(H, W) float32 levels by which frame t may differ from its relit view of the plate and still fit: its
+        noise, plus a registration error of `registration_tolerance` px across the plate's texture."""
+        return self.noise_map(t, relit) + registration_tolerance * _gradient(relit)
+
 
 def noise_curve(rms: np.ndarray, texture: np.ndarray, brightness: np.ndarray, free: np.ndarray) -> np.ndarray:
     """A frame's noise level (levels per channel) by brightness, (NOISE_BINS,): in each bin of the plate's
@@ -587,8 +602,7 @@ def _scores(frames: np.ndarray, registered: _Registered, free: np.ndarray, setti
     for t in range(num_frames):
         relit = registered.relit(t, height, width)
         noise_map = registered.noise_map(t, relit)
-        texture = settings.registration_tolerance * _gradient(relit)
-        tolerance = noise_map + texture
+        tolerance = registered.tolerance(t, relit, settings.registration_tolerance)
         difference = frames[t].astype(np.float32) - relit
         residual[t] = local_score(difference, tolerance, free[t], sigma)
         pixels[t] = free[t] & (np.sqrt((difference * difference).mean(axis=-1)) / tolerance
@@ -602,7 +616,9 @@ def _scores(frames: np.ndarray, registered: _Registered, free: np.ndarray, setti
                                     borderMode=cv2.BORDER_REPLICATE) * (registered.gains[t] / registered.gains[s]).astype(np.float32)
         both = free[t] & (cv2.warpPerspective(free[s].astype(np.uint8), to_t, (width, height), flags=cv2.INTER_NEAREST,
                                               borderValue=0) > 0)
-        change[t] = local_score(frames[t].astype(np.float32) - other, math.sqrt(2) * noise_map + texture, both, sigma)
+        # Two frames' noise: sqrt(2) times one frame's, with the same registration tolerance.
+        change[t] = local_score(frames[t].astype(np.float32) - other, tolerance + (math.sqrt(2) - 1) * noise_map,
+                                both, sigma)
     return residual, change, pixels, noise
 
 
@@ -715,5 +731,5 @@ def fit_background(frames: np.ndarray, camera: Camera, masks: dict[str, np.ndarr
         parallax[t] &= drawn
         mover[t] &= drawn
     return BackgroundFit(settings, realigned, registration_error, registered.plate, registered.gains, noise,
-                         motion["flow_noise"], motion["camera_motion"], residual, change, motion["flow_residual"],
+                         registered.noise_curves, motion["flow_noise"], motion["camera_motion"], residual, change, motion["flow_residual"],
                          free, near, unfit, moving, mover, parallax, misfit)

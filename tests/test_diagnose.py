@@ -12,6 +12,7 @@ from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import yaml
@@ -389,3 +390,20 @@ def test_two_seeds_train_the_sample_twice_only_when_asked(workdir: Path):
     assert "results/dog/second_seed/omnimatte" in job and '"seed": 5' in job  # train.seed + seed_offset
     diagnose_job = planned.stdout[planned.stdout.index("rule diagnose:"):]
     assert "results/dog/second_seed/omnimatte" in diagnose_job[:diagnose_job.index("\n\n")]
+
+
+def test_a_reconstruction_off_by_a_fraction_of_a_pixel_misses_nothing():
+    """The reconstruction's background is the plate resampled through the homographies: on textured ground it may
+    be off by what the fit allows the plate itself (its registration tolerance), and that is not a miss; a shadow
+    that no layer holds is one."""
+    inputs, layers = sample("clean"), true_layers()
+    shift = np.float32([[1, 0, 0.4], [0, 1, 0.4]])
+    height, width = inputs.shape
+    layers.reconstruction = np.stack([cv2.warpAffine(frame, shift, (width, height), flags=cv2.INTER_LINEAR,
+                                                     borderMode=cv2.BORDER_REFLECT) for frame in inputs.frames])
+    assert finding(check_layers(inputs, layers, fitted("clean"), SETTINGS.layers), "missed").verdict == OK
+    shadow = layers.reconstruction.astype(np.float32)
+    shadow[:, -40:, :60] *= 0.6  # a shadow in the reconstruction that the frames do not have, no layer there
+    layers.reconstruction = shadow.astype(np.uint8)
+    missed = finding(check_layers(inputs, layers, fitted("clean"), SETTINGS.layers), "missed")
+    assert missed.verdict != OK, missed.text

@@ -11,7 +11,8 @@ Per layer:
 for each pair of layers, overlap: the alpha both hold outside both masks over the smaller of
 their alphas there (two layers claiming one shadow); and for the clip, missed: the share of the
 frame, in the quarter of the frames where it is largest, where the reconstruction differs from
-the frame past noise and no layer holds anything.
+the frame past what the background's fit tolerates (noise, and registration across texture) and
+no layer holds anything.
 """
 
 from __future__ import annotations
@@ -53,7 +54,10 @@ def _core(mask: np.ndarray, radius: int) -> np.ndarray:
 
 def missed_share(inputs: SampleInputs, layers: Layers, fit: BackgroundFit) -> tuple[np.ndarray, np.ndarray]:
     """Per frame, the share of the frame where the reconstruction differs from the frame by more than the fit's
-    residual threshold (in units of the frame's noise) and no layer holds anything; and those pixels."""
+    residual threshold and no layer holds anything; and those pixels. The difference is measured in the fit's own
+    tolerance (the frame's noise by brightness plus its registration tolerance across the plate's texture): the
+    reconstruction's background is the same registered plate, resampled through the same homographies, so on
+    textured ground it may miss by what the fit allows the plate itself."""
     height, width = inputs.shape
     empty = np.ones((inputs.num_frames, height, width), bool)
     for name in layers.rgba:
@@ -62,7 +66,7 @@ def missed_share(inputs: SampleInputs, layers: Layers, fit: BackgroundFit) -> tu
     where = np.zeros_like(empty)
     for t in range(inputs.num_frames):
         difference = inputs.frames[t].astype(np.float32) - layers.reconstruction[t].astype(np.float32)
-        score = local_score(difference, np.full((height, width), fit.noise[t], np.float32), empty[t], sigma)
+        score = local_score(difference, fit.tolerance(t), empty[t], sigma)
         where[t] = empty[t] & (score > fit.settings.residual_threshold)
     return where.mean(axis=(1, 2)), where
 
