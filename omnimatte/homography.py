@@ -57,6 +57,9 @@ MAX_PERSPECTIVE = 0.2
 ECC_BLUR_STAGES = (5, 1)
 #: A run of failed pairs spanning at most this many frames is bridged by matching its ends directly.
 MAX_BRIDGE_SPAN = 5
+#: A frame is registered directly to the last keyframe while, by the chained motion, at least this share of it
+#: lies in the keyframe's view; beyond that the frame before it becomes the next keyframe.
+KEYFRAME_OVERLAP = 0.6
 #: Dense alignment of a pair whose features failed starts twice, the second start moved by this share of the
 #: frame's short side; the two results must agree to within the RANSAC threshold at the frame's corners.
 DENSE_START_SHIFT = 1 / 50
@@ -349,6 +352,68 @@ def _nearest_success(t: int, results: list[PairResult]) -> int | None:
     return None
 
 
+def _overlap(to_reference_a: np.ndarray, to_reference_b: np.ndarray, width: int, height: int) -> float:
+    """The share of frame b's area that lies inside frame a, by their homographies into one reference."""
+    b_to_a = np.linalg.solve(to_reference_a, to_reference_b)
+    mapped = _frame_corners(width, height) @ b_to_a.T
+    if np.any(mapped[:, 2] <= 1e-9):
+        return 0.0
+    quad = (mapped[:, :2] / mapped[:, 2:]).astype(np.float32)
+    frame = _frame_corners(width, height)[:, :2].astype(np.float32)
+    inside, _ = cv2.intersectConvexConvex(quad, frame)
+    area = abs(cv2.contourArea(quad))
+    return float(inside) / area if area > 0 else 0.0
+
+
+def _keyframes(chained: np.ndarray, width: int, height: int) -> list[int]:
+    """Per frame, the keyframe it is registered to (frame 0: itself). Frame 0 is the first keyframe; a frame is
+    registered to the last keyframe while KEYFRAME_OVERLAP of it lies in that keyframe's view, and the frame before
+    the first one that does not becomes the next keyframe (registered to the one before it)."""
+    anchors, key = [0], 0
+    for t in range(1, len(chained)):
+        if t - 1 > key and _overlap(chained[key], chained[t], width, height) < KEYFRAME_OVERLAP:
+            key = t - 1
+        anchors.append(key)
+    return anchors
+
+
+def _anchor_to_keyframes(sample: str, features: list[FrameFeatures], chained: np.ndarray, ransac_threshold: float,
+                         min_inliers: int, refine: bool) -> tuple[np.ndarray, list[int], set[int]]:
+    """Frame->reference homographies in which each frame is registered directly to a keyframe, so that the error
+    of chaining grows with the keyframes passed (few over a pan, none for a still camera) rather than with every
+    frame. A direct registration (features, RANSAC and ECC, as for a pair) replaces the chained step where it agrees
+    with the chain to within the RANSAC threshold times the square root of the links between the two frames (the
+    chain's error grows about so, one independent error a pair): a repeating texture matched a period off is never
+    taken. Elsewhere the frame follows the previous one as the chain does (its pair's motion, a bridge or a
+    neighbour's motion). Returns the homographies,
+    each frame's keyframe and the frames placed directly."""
+    height, width = features[0].gray.shape
+    anchors = _keyframes(chained, width, height)
+    distant = [t for t in range(1, len(chained)) if anchors[t] != t - 1]
+    with opencv_pool() as pool:
+        direct = dict(zip(distant, pool.map(
+            lambda t: _register(features[anchors[t]], features[t], ransac_threshold, min_inliers, refine).matrix,
+            distant)))
+    anchored = chained.copy()
+    placed: set[int] = set()
+    corners = _frame_corners(width, height)[:, :2].reshape(-1, 1, 2)
+    for t in range(1, len(chained)):
+        key = anchors[t]
+        anchored[t] = anchored[t - 1] @ np.linalg.solve(chained[t - 1], chained[t])
+        matrix = direct.get(t)
+        if matrix is not None:
+            by_chain = np.linalg.solve(anchored[key], anchored[t])  # frame t -> keyframe, through the chain
+            apart = np.abs(cv2.perspectiveTransform(corners, matrix) - cv2.perspectiveTransform(corners, by_chain)).max()
+            if apart <= ransac_threshold * math.sqrt(t - key):
+                anchored[t] = anchored[key] @ matrix
+                placed.add(t)
+        anchored[t] /= anchored[t, 2, 2]
+    keys = sorted(set(anchors))
+    log.info("%s: %d keyframe(s) (%s); %d of %d other frames registered directly to theirs", sample, len(keys),
+             ", ".join(map(str, keys[:8])) + (" ..." if len(keys) > 8 else ""), len(placed), len(distant))
+    return anchored, anchors, placed
+
+
 # ----------------------------------------------------------------------------- canvas
 
 
@@ -522,6 +587,8 @@ def estimate_homographies(
             chained[t] = chained[t - 1] @ relative[t - 1]
         chained[t] /= chained[t, 2, 2]
 
+    chained, anchors, placed = _anchor_to_keyframes(sample, features, chained, ransac_threshold, min_inliers, refine)
+    fallback_frames -= placed
     homographies, canvas_w, canvas_h, offset = _fit_canvas(sample, chained, width, height, max_canvas_scale)
     info = {
         "width": canvas_w,
@@ -533,6 +600,8 @@ def estimate_homographies(
         "offset": offset,
         "failed_pairs": failed,
         "dense_pairs": dense_pairs,
+        "keyframes": sorted(set(anchors)),
+        "direct_frames": sorted(placed),
         "fallback_frames": sorted(fallback_frames),
         "bridged": [[start, end] for end, (start, _) in sorted(bridges.items())],
         "inliers": [r.inliers if r.matrix is not None else 0 for r in results],
