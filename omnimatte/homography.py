@@ -6,10 +6,8 @@ be explained by an object's layer. So the homographies have to follow the *backg
 only: ORB features inside the object masks are ignored, consecutive frames are matched
 and registered with RANSAC, each estimate is polished by dense ECC alignment over the
 background pixels, and the relative motions are chained into frame 0's coordinates,
-then shifted so the canvas starts at (0, 0). A pair whose features fail (a dark, plain or
-noisy background) is aligned densely instead: ECC over the background pixels from two starts a
-few pixels apart, kept only when both land on the same homography. Pairs that neither can
-register take a neighbour's motion (logged, and marked FALLBACK in the stabilised preview).
+then shifted so the canvas starts at (0, 0). Pairs that cannot be registered take a
+neighbour's motion (logged, and marked FALLBACK in the stabilised preview).
 
 Outputs in `out_dir` (the contract's `homography/` folder):
     homographies.npy   (T, 3, 3) float64, frame pixel (x, y, 1) -> canvas pixel
@@ -60,9 +58,6 @@ MAX_BRIDGE_SPAN = 5
 #: A frame is registered directly to the last keyframe while, by the chained motion, at least this share of it
 #: lies in the keyframe's view; beyond that the frame before it becomes the next keyframe.
 KEYFRAME_OVERLAP = 0.6
-#: Dense alignment of a pair whose features failed starts twice, the second start moved by this share of the
-#: frame's short side; the two results must agree to within the RANSAC threshold at the frame's corners.
-DENSE_START_SHIFT = 1 / 50
 #: The preview is downscaled so its longer canvas side is at most this.
 PREVIEW_MAX_SIDE = 1024
 PREVIEW_BAR = 24  # height of the label strip above the preview canvas
@@ -268,43 +263,6 @@ def _register(
     return PairResult(matrix, inliers, correlation=correlation)
 
 
-def _register_dense(a: FrameFeatures, b: FrameFeatures, start: np.ndarray, tolerance: float) -> PairResult:
-    """Homography mapping frame b's pixels onto frame a's by dense ECC alignment over the background pixels alone,
-    for a pair whose features failed: ECC from `start` and from `start` moved by DENSE_START_SHIFT of the short
-    side. ECC uses every pixel's gradient, so it aligns a dark, plain or noisy background whose corners are too few
-    or too weak for ORB; an alignment is kept only when both starts converge to one homography (within `tolerance`
-    px at the frame's corners) that is plausible camera motion, so a blank or featureless pair stays failed."""
-    height, width = a.gray.shape
-    full = np.full(a.gray.shape, 255, dtype=np.uint8)
-    template_mask = full if b.region is None else b.region
-    input_mask = full if a.region is None else a.region
-    criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 100, 1e-6)
-    shift = DENSE_START_SHIFT * min(width, height)
-    results = []
-    for begin in (start, translation(shift, shift) @ start):
-        warp, correlation = (begin / begin[2, 2]).astype(np.float32), 0.0
-        try:
-            for blur in ECC_BLUR_STAGES:
-                correlation, warp = cv2.findTransformECCWithMask(
-                    b.gray, a.gray, template_mask, input_mask, warp, cv2.MOTION_HOMOGRAPHY, criteria, blur
-                )
-        except cv2.error:
-            return PairResult(None, 0, "dense alignment did not converge")
-        warp = warp.astype(np.float64)
-        if not np.all(np.isfinite(warp)) or abs(warp[2, 2]) < 1e-12:
-            return PairResult(None, 0, "dense alignment did not converge")
-        results.append((warp / warp[2, 2], float(correlation)))
-    (first, correlation), (second, _) = results
-    corners = _frame_corners(width, height)[:, :2].reshape(-1, 1, 2)
-    apart = float(np.abs(cv2.perspectiveTransform(corners, first) - cv2.perspectiveTransform(corners, second)).max())
-    if apart > tolerance:
-        return PairResult(None, 0, f"dense alignment is ambiguous (two starts end {apart:.1f} px apart)")
-    problem = _degeneracy(first, width, height)
-    if problem:
-        return PairResult(None, 0, problem)
-    return PairResult(first, 0, "dense", correlation=correlation)
-
-
 def _registration_failure(sample: str, results: list[PairResult], failed: list[int], max_failed_fraction: float,
                           upscale: float) -> StageError:
     """The stage's error when too many pairs failed, headed by what the listed reasons have in common."""
@@ -312,9 +270,8 @@ def _registration_failure(sample: str, results: list[PairResult], failed: list[i
     featureless = [t for t in failed if t not in implausible]
     if not implausible:
         headline = "frames have too few features to register"
-        fix = ("neither features nor dense alignment registered those pairs: the clip may lack texture or be dominated "
-               "by the moving object; check the masks (a mask covering most of the frame leaves nothing to match), "
-               "lower min_inliers, or raise max_failed_fraction")
+        fix = ("the clip may lack texture or be dominated by the moving object; check the masks (a mask covering most "
+               "of the frame leaves nothing to match), lower min_inliers, or raise max_failed_fraction")
     elif not featureless:
         headline = "the motion found between frames is not a plausible camera motion"
         fix = ("the matched features may sit on moving things or on blur; check the masks cover every moving object, "
@@ -526,22 +483,6 @@ def estimate_homographies(
     for t, r in enumerate(results):
         log.debug("%s: pair %d->%d: %d inliers, ECC %.3f %s", sample, t, t + 1, r.inliers, r.correlation, r.reason)
 
-    # A pair whose features failed is aligned densely, from the nearest registered pair's motion (else none).
-    featureless = [t for t, r in enumerate(results) if r.matrix is None]
-    if featureless:
-        starts = {t: np.eye(3) if (k := _nearest_success(t, results)) is None else results[k].matrix for t in featureless}
-        with opencv_pool() as pool:
-            dense = list(pool.map(lambda t: _register_dense(features[t], features[t + 1], starts[t], ransac_threshold),
-                                  featureless))
-        for t, result in zip(featureless, dense):
-            if result.matrix is not None:
-                log.info("%s: pair %d->%d registered by dense alignment (ECC %.3f); its features failed: %s", sample,
-                         t, t + 1, result.correlation, results[t].reason)
-                results[t] = result
-            else:
-                results[t] = PairResult(None, results[t].inliers, f"{results[t].reason}; {result.reason}")
-    dense_pairs = [t for t in featureless if results[t].matrix is not None]
-
     failed = [t for t, r in enumerate(results) if r.matrix is None]
     if results and len(failed) > max_failed_fraction * len(results):
         raise _registration_failure(sample, results, failed, max_failed_fraction, upscale)
@@ -599,7 +540,6 @@ def estimate_homographies(
         "reference_frame": 0,
         "offset": offset,
         "failed_pairs": failed,
-        "dense_pairs": dense_pairs,
         "keyframes": sorted(set(anchors)),
         "direct_frames": sorted(placed),
         "fallback_frames": sorted(fallback_frames),
@@ -630,8 +570,7 @@ def run_homography(
 
     canvas.json: width/height of the canvas (multiples of 16), frame size and count,
     reference_frame (0), offset (canvas position of frame 0's origin), failed_pairs
-    (t for each pair t->t+1 that neither features nor dense alignment registered), dense_pairs
-    (pairs whose features failed, registered by dense alignment), fallback_frames (frames placed by a neighbour's
+    (t for each failed pair t->t+1), fallback_frames (frames placed by a neighbour's
     motion), bridged ([start, end] gaps registered directly), and per pair t->t+1 the
     RANSAC inliers and the ECC correlation after refinement (0 = not refined).
     `refine` turns the dense ECC refinement of each pair off (faster, ~1-5 px less exact).
