@@ -116,16 +116,16 @@ def score_rendered(model, video: VideoTensors, rendered: RenderedClip, settings:
 
 
 def run_rendered_clip(rendered: RenderedClip, suite: Suite, config, work: Path, device: torch.device,
-                      flow_weights: str, max_canvas_scale: float = 4.0) -> dict:
-    """Run one rendered clip through the pipeline's stages and score it (the module's docstring), the canvas up
-    to its scene's `max_canvas_scale` frame areas; returns its result row, curve and render ablations."""
+                      flow_weights: str) -> dict:
+    """Run one rendered clip through the pipeline's stages and score it (the module's docstring); returns its
+    result row, curve and render ablations."""
     name = rendered.info["scene"]
     if work.exists():
         shutil.rmtree(work)
     began = time.perf_counter()
     clip = rendered.clip
     video, flow_info = prepare_clip(work, name, clip, config.trimap_band, device, flow_weights, config.scale,
-                                    canvas_plate=config.background == "canvas", max_canvas_scale=max_canvas_scale)
+                                    canvas_plate=config.background == "canvas")
     run, curve, train_seconds = train_scored(name, clip, video, suite, config, work, device)
     model = run.model
     settings = RenderSettings.from_config(config)
@@ -189,13 +189,11 @@ def run_rendered_suite(suite: Suite, out_dir: Path, names: list[str] | None = No
     log.info("benchmark %s on %s: clips %s, about %d steps expected (%d to %d)", suite.name, header["device"],
              ", ".join(folders), config.steps, config.min_steps, config.max_steps)
     results, failures = {}, {}
-    scene_by_name = {scene.name: scene for scene in scenes}
     for name, folder in folders.items():
         log.info("benchmark: %s", name)
         rendered = load_rendered_clip(folder)
         try:
-            results[name] = run_rendered_clip(rendered, suite, config, out_dir / name, device, flow_weights,
-                                              scene_by_name[name].max_canvas_scale)
+            results[name] = run_rendered_clip(rendered, suite, config, out_dir / name, device, flow_weights)
         except StageError as err:  # a stage refused the clip: that is the clip's result, and the others still run
             log.error("benchmark: %s failed: %s", name, err)
             failures[name] = str(err)
