@@ -731,5 +731,5 @@ def fit_background(frames: np.ndarray, camera: Camera, masks: dict[str, np.ndarr
         parallax[t] &= drawn
         mover[t] &= drawn
     return BackgroundFit(settings, realigned, registration_error, registered.plate, registered.gains, noise,
-                         registered.noise_curves, motion["flow_noise"], motion["camera_motion"], residual, change, motion["flow_residual"],
-                         free, near, unfit, moving, mover, parallax, misfit)
+                         registered.noise_curves, motion["flow_noise"], motion["camera_motion"], residual, change,
+                         motion["flow_residual"], free, near, unfit, moving, mover, parallax, misfit)

@@ -342,8 +342,7 @@ def _anchor_to_keyframes(sample: str, features: list[FrameFeatures], chained: np
     with the chain to within the RANSAC threshold times the square root of the links between the two frames (the
     chain's error grows about so, one independent error a pair): a repeating texture matched a period off is never
     taken. Elsewhere the frame follows the previous one as the chain does (its pair's motion, a bridge or a
-    neighbour's motion). Returns the homographies,
-    each frame's keyframe and the frames placed directly."""
+    neighbour's motion). Returns the homographies, each frame's keyframe and the frames placed directly."""
     height, width = features[0].gray.shape
     anchors = _keyframes(chained, width, height)
     distant = [t for t in range(1, len(chained)) if anchors[t] != t - 1]
@@ -360,7 +359,8 @@ def _anchor_to_keyframes(sample: str, features: list[FrameFeatures], chained: np
         matrix = direct.get(t)
         if matrix is not None:
             by_chain = np.linalg.solve(anchored[key], anchored[t])  # frame t -> keyframe, through the chain
-            apart = np.abs(cv2.perspectiveTransform(corners, matrix) - cv2.perspectiveTransform(corners, by_chain)).max()
+            apart = np.abs(cv2.perspectiveTransform(corners, matrix)
+                           - cv2.perspectiveTransform(corners, by_chain)).max()
             if apart <= ransac_threshold * math.sqrt(t - key):
                 anchored[t] = anchored[key] @ matrix
                 placed.add(t)
