@@ -50,7 +50,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from omnimatte.camera import Camera, registered_median, translation
+from omnimatte.camera import Camera, registered_median
 
 #: The median of the RMS over 3 channels of Gaussian noise, in units of its sigma (chi-square with 3 degrees).
 RMS_MEDIAN = math.sqrt(2.366 / 3)
@@ -69,8 +69,6 @@ COHERENT_SPREAD = 0.5
 #: and the camera moves there by at least MIN_CAMERA_MOTION px a frame.
 ALONG_CAMERA = 0.7
 MIN_CAMERA_MOTION = 0.25
-#: The plate is made in tiles of this many canvas pixels a side.
-PLATE_TILE = 256
 #: The noise level is measured in this many bins of the plate's brightness, each from at least MIN_BIN_PIXELS.
 NOISE_BINS = 16
 MIN_BIN_PIXELS = 64
@@ -519,34 +517,11 @@ def noise_curve(rms: np.ndarray, texture: np.ndarray, brightness: np.ndarray, fr
     return np.maximum(curve, MIN_NOISE)
 
 
-def plate_of(frames: np.ndarray, camera: Camera, free: np.ndarray) -> np.ndarray:
-    """The registered median of the frames outside the grown masks, each canvas pixel from the frames before an
-    object first reaches it (camera.registered_median), made tile by tile over the canvas from the frames that
-    cover each tile, so that a long pan's large canvas needs no more memory than a tile's frames."""
-    height, width = camera.canvas_size
-    frame_height, frame_width = frames.shape[1:3]
-    corners = np.array([[0, 0, 1], [frame_width, 0, 1], [frame_width, frame_height, 1], [0, frame_height, 1]], float)
-    outlines = np.einsum("tij,kj->tki", camera.homographies, corners)
-    outlines = outlines[..., :2] / outlines[..., 2:]
-    plate = np.zeros((height, width, 3), np.float32)
-    for top in range(0, height, PLATE_TILE):
-        for left in range(0, width, PLATE_TILE):
-            bottom, right = min(top + PLATE_TILE, height), min(left + PLATE_TILE, width)
-            covering = np.flatnonzero((outlines[..., 0].max(1) >= left - 1) & (outlines[..., 0].min(1) <= right + 1)
-                                      & (outlines[..., 1].max(1) >= top - 1) & (outlines[..., 1].min(1) <= bottom + 1))
-            if len(covering) == 0:
-                continue
-            shifted = np.einsum("ij,tjk->tik", translation(-left, -top), camera.homographies[covering])
-            plate[top:bottom, left:right] = registered_median(
-                frames[covering], shifted, (bottom - top, right - left), exclude=~free[covering],
-                before_first_exclusion=True, min_votes=min(2, len(covering)))
-    return plate
-
-
 def _register(frames: np.ndarray, camera: Camera, free: np.ndarray) -> _Registered:
     """The plate of the frames through `camera` and, against it, each frame's gains and noise curve."""
     num_frames, height, width = frames.shape[:3]
-    plate = plate_of(frames, camera, free)
+    plate = registered_median(frames, camera.homographies, camera.canvas_size, exclude=~free,
+                              before_first_exclusion=True)
     gains = np.ones((num_frames, 3))
     curves = np.zeros((num_frames, NOISE_BINS))
     for t in range(num_frames):

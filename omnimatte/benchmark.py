@@ -82,16 +82,18 @@ def prepare_synthetic(work: Path, preset: str, n_frames: int, width: int, height
 
 
 def prepare_clip(work: Path, name: str, clip: Clip, trimap_band: int, device: torch.device,
-                 flow_weights: str = "DEFAULT", scale: float = 1.0, *, canvas_plate: bool
-                 ) -> tuple[VideoTensors, dict]:
-    """Write a clip's frames and masks into work/, run the flow and homography stages on them, and load
-    them for training; returns the training tensors and the flow stage's info."""
+                 flow_weights: str = "DEFAULT", scale: float = 1.0, *, canvas_plate: bool,
+                 max_canvas_scale: float = 4.0) -> tuple[VideoTensors, dict]:
+    """Write a clip's frames and masks into work/, run the flow and homography stages on them (the canvas up to
+    `max_canvas_scale` frame areas), and load them for training; returns the training tensors and the flow
+    stage's info."""
     write_frames(work / "frames", clip.frames)
     for object_name in clip.object_names:
         write_frames(work / "masks" / object_name, clip.masks[object_name])
     flow_info = run_flow(name, work / "frames", work / "flow", work / "flow.mp4", weights=flow_weights,
                          device=str(device))
-    run_homography(name, work / "frames", work / "masks", work / "homography", work / "stabilised.mp4")
+    run_homography(name, work / "frames", work / "masks", work / "homography", work / "stabilised.mp4",
+                   max_canvas_scale=max_canvas_scale)
     video = load_video(name, work / "frames", work / "flow", work / "homography", work / "masks",
                        clip.object_names, trimap_band, device, scale, canvas_plate=canvas_plate)
     return video, flow_info

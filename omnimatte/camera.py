@@ -80,6 +80,11 @@ def camera_flow(homographies: np.ndarray, height: int, width: int) -> np.ndarray
     return flows
 
 
+# The median and first_reached work over the canvas in square tiles of this many pixels a side, each from
+# the frames that cover it, so that a long pan's large canvas needs no more memory than one tile's frames.
+CANVAS_TILE = 256
+
+
 def _frame_area(frame_size: tuple[int, int], homography: np.ndarray, canvas_size: tuple[int, int]) -> np.ndarray:
     """The canvas pixels (Hc, Wc) bool that a frame's pixel area covers, out to the outer half of its edge
     pixels (bilinear weight 0.5 half a pixel past the edge ones, 1 between pixel centres)."""
@@ -94,37 +99,41 @@ def _excluded_area(exclude: np.ndarray, homography: np.ndarray, canvas_size: tup
     return cv2.warpPerspective(exclude.astype(np.float32), homography, (width, height), flags=cv2.INTER_LINEAR) > 0.0
 
 
-def _reach_from_areas(inside: np.ndarray, excluded: np.ndarray, min_votes: int) -> np.ndarray:
-    """first_reached from each frame's canvas area and excluded area, (T, Hc, Wc) bool each."""
-    num_frames = len(inside)
+def _reach_from_areas(inside: np.ndarray, excluded: np.ndarray, min_votes: int, frame_numbers: np.ndarray,
+                      num_frames: int) -> np.ndarray:
+    """first_reached from the canvas area and excluded area (n, Hc, Wc) bool each of the frames numbered
+    `frame_numbers` (increasing; the frames left out cover none of these pixels) of a clip of num_frames."""
     ever = excluded.any(axis=0)
-    first = np.where(ever, excluded.argmax(axis=0), num_frames)
-    before = np.arange(num_frames)[:, None, None] < first
+    first = np.where(ever, frame_numbers[excluded.argmax(axis=0)], num_frames)
+    before = frame_numbers[:, None, None] < first
     enough = (inside & ~excluded & before).sum(axis=0) >= min_votes
     return np.where(enough, first, num_frames)
 
 
-def first_reached(homographies: np.ndarray, exclude: np.ndarray, canvas_size: tuple[int, int],
-                  min_votes: int = 2) -> np.ndarray:
-    """For each canvas pixel (canvas_size: height, width), the first frame whose `exclude` (T,H,W bool, e.g. the
-    objects' grown masks) touches it, where at least `min_votes` frames show it free before then; elsewhere
-    (no object reaches it, or too few frames show it before one does) the number of frames. (Hc, Wc) int.
-
-    What an object leaves behind (dust, a wake, tracks) trails it, so a pixel shows the
-    background before the object first reaches it, and after that, for as long as the
-    effect lingers, maybe not.
-    """
-    if min_votes < 1:
-        raise ValueError(f"min_votes must be at least 1, got {min_votes}")
-    frame_size = exclude.shape[1:3]
-    inside = np.stack([_frame_area(frame_size, matrix, canvas_size) for matrix in homographies])
-    excluded = np.stack([_excluded_area(mask, matrix, canvas_size) for mask, matrix in zip(exclude, homographies)])
-    return _reach_from_areas(inside, excluded, min_votes)
+def _tiles(homographies: np.ndarray, frame_size: tuple[int, int], canvas_size: tuple[int, int], tile: int):
+    """The canvas in tiles: (rows, columns, frame numbers of the frames whose area may touch the tile, their
+    homographies into the tile's own pixels), for every tile some frame touches."""
+    if tile < 1:
+        raise ValueError(f"tile must be at least 1 pixel, got {tile}")
+    frame_height, frame_width = frame_size
+    corners = np.array([[0, 0, 1], [frame_width, 0, 1], [frame_width, frame_height, 1], [0, frame_height, 1]], float)
+    outlines = np.einsum("tij,kj->tki", homographies, corners)
+    outlines = outlines[..., :2] / outlines[..., 2:]
+    low, high = outlines.min(axis=1) - 2, outlines.max(axis=1) + 2  # (T, 2) x, y; a pixel's margin for filtering
+    height, width = canvas_size
+    for top in range(0, height, tile):
+        for left in range(0, width, tile):
+            bottom, right = min(top + tile, height), min(left + tile, width)
+            numbers = np.flatnonzero((high[:, 0] >= left) & (low[:, 0] <= right)
+                                     & (high[:, 1] >= top) & (low[:, 1] <= bottom))
+            if len(numbers):
+                shifted = np.einsum("ij,tjk->tik", translation(-left, -top), homographies[numbers])
+                yield slice(top, bottom), slice(left, right), numbers, shifted
 
 
 def registered_median(frames: np.ndarray, homographies: np.ndarray, canvas_size: tuple[int, int],
                       exclude: np.ndarray | None = None, before_first_exclusion: bool = False,
-                      min_votes: int = 2) -> np.ndarray:
+                      min_votes: int = 2, tile: int = CANVAS_TILE) -> np.ndarray:
     """The per-pixel median of the frames warped into the canvas (canvas_size: height, width), float32 (Hc,Wc,3).
 
     Only frames that cover a canvas pixel vote on it: those whose pixel area it lies in,
@@ -137,20 +146,42 @@ def registered_median(frames: np.ndarray, homographies: np.ndarray, canvas_size:
     frames covering it. With `before_first_exclusion`, only the frames before the one
     first_reached gives vote on it. Pixels no frame covers take the nearest covered pixel's
     value, so that sampling the canvas between them and a covered one never blends in black.
+    Made tile by tile (CANVAS_TILE); the result does not depend on the tile's size.
     """
     if min_votes < 1:
         raise ValueError(f"min_votes must be at least 1, got {min_votes}")
     height, width = canvas_size
+    plate = np.zeros((height, width, 3), np.float32)
+    covered = np.zeros((height, width), bool)
+    for rows, columns, numbers, shifted in _tiles(homographies, frames.shape[1:3], canvas_size, tile):
+        size = (rows.stop - rows.start, columns.stop - columns.start)
+        plate[rows, columns], covered[rows, columns] = _median_of_tile(
+            frames[numbers], shifted, size, None if exclude is None else exclude[numbers],
+            before_first_exclusion, min_votes, numbers, len(frames))
+    if covered.any() and not covered.all():
+        # Each pixel's nearest covered pixel: the labels number the covered (zero) pixels in raster order.
+        _, nearest = cv2.distanceTransformWithLabels((~covered).astype(np.uint8), cv2.DIST_L2, 5,
+                                                     labelType=cv2.DIST_LABEL_PIXEL)
+        plate[~covered] = plate[covered][nearest[~covered] - 1]
+    return plate
+
+
+def _median_of_tile(frames: np.ndarray, homographies: np.ndarray, size: tuple[int, int], exclude: np.ndarray | None,
+                    before_first_exclusion: bool, min_votes: int, frame_numbers: np.ndarray,
+                    num_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """registered_median of one tile (size: height, width) from the frames numbered `frame_numbers`, with their
+    homographies into the tile: the tile's plate and which of its pixels some frame covers."""
+    height, width = size
     stack = np.full((len(frames), height, width, 3), np.nan, np.float32)
     inside = np.zeros((len(frames), height, width), bool)
     excluded = np.zeros((len(frames), height, width), bool)
-    for t, (frame, matrix) in enumerate(zip(frames, homographies)):
+    for i, (frame, matrix) in enumerate(zip(frames, homographies)):
         warped = cv2.warpPerspective(frame.astype(np.float32), matrix, (width, height), flags=cv2.INTER_LINEAR,
                                      borderMode=cv2.BORDER_REPLICATE)
-        inside[t] = _frame_area(frame.shape[:2], matrix, canvas_size)
-        stack[t][inside[t]] = warped[inside[t]]
+        inside[i] = _frame_area(frame.shape[:2], matrix, size)
+        stack[i][inside[i]] = warped[inside[i]]
         if exclude is not None:
-            excluded[t] = _excluded_area(exclude[t], matrix, canvas_size)
+            excluded[i] = _excluded_area(exclude[i], matrix, size)
     kept = inside & ~excluded if exclude is not None else np.zeros_like(inside)
     covered = inside.any(axis=0)
     plate = np.zeros((height, width, 3), np.float32)
@@ -158,16 +189,34 @@ def registered_median(frames: np.ndarray, homographies: np.ndarray, canvas_size:
     plate[covered & ~clean] = np.nanmedian(stack[:, covered & ~clean], axis=0)
     if clean.any():
         if before_first_exclusion:
-            kept &= np.arange(len(frames))[:, None, None] < _reach_from_areas(inside, excluded, min_votes)
+            reach = _reach_from_areas(inside, excluded, min_votes, frame_numbers, num_frames)
+            kept &= frame_numbers[:, None, None] < reach
         free = stack[:, clean]
         free[~kept[:, clean]] = np.nan
         plate[clean] = np.nanmedian(free, axis=0)
-    if covered.any() and not covered.all():
-        # Each pixel's nearest covered pixel: the labels number the covered (zero) pixels in raster order.
-        _, nearest = cv2.distanceTransformWithLabels((~covered).astype(np.uint8), cv2.DIST_L2, 5,
-                                                     labelType=cv2.DIST_LABEL_PIXEL)
-        plate[~covered] = plate[covered][nearest[~covered] - 1]
-    return plate
+    return plate, covered
+
+
+def first_reached(homographies: np.ndarray, exclude: np.ndarray, canvas_size: tuple[int, int],
+                  min_votes: int = 2, tile: int = CANVAS_TILE) -> np.ndarray:
+    """For each canvas pixel (canvas_size: height, width), the first frame whose `exclude` (T,H,W bool, e.g. the
+    objects' grown masks) touches it, where at least `min_votes` frames show it free before then; elsewhere
+    (no object reaches it, or too few frames show it before one does) the number of frames. (Hc, Wc) int.
+
+    What an object leaves behind (dust, a wake, tracks) trails it, so a pixel shows the
+    background before the object first reaches it, and after that, for as long as the
+    effect lingers, maybe not. Made tile by tile, as registered_median.
+    """
+    if min_votes < 1:
+        raise ValueError(f"min_votes must be at least 1, got {min_votes}")
+    num_frames, frame_size = len(exclude), exclude.shape[1:3]
+    reached = np.full(canvas_size, num_frames, np.int64)
+    for rows, columns, numbers, shifted in _tiles(homographies, frame_size, canvas_size, tile):
+        size = (rows.stop - rows.start, columns.stop - columns.start)
+        inside = np.stack([_frame_area(frame_size, matrix, size) for matrix in shifted])
+        excluded = np.stack([_excluded_area(exclude[n], matrix, size) for n, matrix in zip(numbers, shifted)])
+        reached[rows, columns] = _reach_from_areas(inside, excluded, min_votes, numbers, num_frames)
+    return reached
 
 
 def frame_view(canvas: np.ndarray, homography: np.ndarray, frame_height: int, frame_width: int) -> np.ndarray:

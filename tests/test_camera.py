@@ -80,6 +80,28 @@ def test_first_reached_follows_the_camera():
     assert (reached[:, :9] == 5).all()  # the object never gets there
 
 
+def test_tiles_do_not_change_the_median_or_first_reached():
+    """A pan with a moving object and what it leaves behind: the median, masked and before first exclusion, and
+    first_reached made in 7-pixel tiles (frames covering only some tiles, tiles no frame covers) equal those
+    made in one tile holding the whole canvas."""
+    rng = np.random.default_rng(5)
+    num_frames, height, width = 9, 12, 20
+    frames = rng.integers(0, 256, (num_frames, height, width, 3), dtype=np.uint8)
+    masks = np.zeros((num_frames, height, width), bool)
+    for t in range(num_frames):
+        masks[t, 3:8, 2 + t:6 + t] = True
+    homographies = np.stack([np.array([[1.0, 0, 3.5 * t], [0, 1.0, 0.4 * t], [0, 0, 1]]) for t in range(num_frames)])
+    canvas_size = (height + 5, width + 30)  # the last rows and columns no frame covers
+    whole = max(canvas_size)
+    for kwargs in ({}, {"exclude": masks}, {"exclude": masks, "before_first_exclusion": True}):
+        tiled = registered_median(frames, homographies, canvas_size, tile=7, **kwargs)
+        assert np.array_equal(tiled, registered_median(frames, homographies, canvas_size, tile=whole, **kwargs))
+    assert np.array_equal(first_reached(homographies, masks, canvas_size, tile=7),
+                          first_reached(homographies, masks, canvas_size, tile=whole))
+    with pytest.raises(ValueError, match="tile"):
+        registered_median(frames, homographies, canvas_size, tile=0)
+
+
 def test_median_holds_the_rim_that_only_frame_edges_see_under_a_sub_pixel_pan():
     """A camera that moves by fractions of a pixel: the canvas's outer rows and columns lie within only the
     frames' outermost pixels. They still get the ground's colour (not black), so every frame's view of the

@@ -18,6 +18,7 @@ import pytest
 from omnimatte.io import read_frames, read_png, read_video
 from omnimatte.rendered import SCENES, Body, CameraPath, Filming, Floor, Lighting, Scene, load_rendered_clip
 from omnimatte.rendered import cache as cache_module
+from omnimatte.rendered import suite as suite_module
 from omnimatte.rendered.cache import cache_key, clip_folder, ensure_clips, is_cached
 from omnimatte.rendered.clip import check_layer_order
 from omnimatte.rendered.coarse_masks import coarse_masks, signed_distance
@@ -257,9 +258,9 @@ def test_the_rendered_suite_command_on_a_tiny_setting(tmp_path: Path):
     assert refused.returncode != 0 and "rendered suite's" in refused.stderr
 
 
-def test_a_clip_a_stage_refuses_is_reported_and_the_suite_goes_on(tmp_path: Path):
+def test_a_clip_a_stage_refuses_is_reported_and_the_suite_goes_on(tmp_path: Path, monkeypatch):
     """At 64x36 the floor has too few features for the homography stage: the clip's row says why, the table
-    is written all the same."""
+    is written all the same, before the next clip runs, so that a run stopped part way keeps it."""
     suite = RENDERED.with_overrides(frames=3, width=64, height=36, steps=1, device="cpu", train={"nf": 8})
     result = run_rendered_suite(suite, tmp_path / "bench", ["dark_floor"], flow_weights="none",
                                 cache=tmp_path / "cache")
@@ -267,3 +268,17 @@ def test_a_clip_a_stage_refuses_is_reported_and_the_suite_goes_on(tmp_path: Path
     assert "too few features" in row["error"]
     assert "dark_floor failed" in (tmp_path / "bench" / "table.md").read_text()
     assert read_png(tmp_path / "bench" / "clips.png").shape[:2] == (36, 64)
+
+    run_clip = suite_module.run_rendered_clip
+
+    def stopped_at_pan_shadow(rendered, *args):
+        if rendered.info["scene"] == "pan_shadow":
+            raise KeyboardInterrupt
+        return run_clip(rendered, *args)
+
+    monkeypatch.setattr(suite_module, "run_rendered_clip", stopped_at_pan_shadow)
+    with pytest.raises(KeyboardInterrupt):
+        run_rendered_suite(suite, tmp_path / "stopped", ["dark_floor", "pan_shadow"], flow_weights="none",
+                           cache=tmp_path / "cache")
+    assert "dark_floor failed" in (tmp_path / "stopped" / "table.md").read_text()
+    assert set(json.loads((tmp_path / "stopped" / "benchmark.json").read_text())["results"]) == {"dark_floor"}

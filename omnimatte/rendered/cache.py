@@ -35,9 +35,9 @@ def cache_root(path: str | os.PathLike | None = None) -> Path:
 
 
 def cache_key(scene: Scene, renderer: str | None = None) -> str:
-    """16 hex digits of the hash of the scene's description (less the line that says what it stresses), the
-    renderer and GROUND_TRUTH_VERSION."""
-    description = {key: value for key, value in scene.describe().items() if key != "stresses"}
+    """16 hex digits of the hash of the scene's description (less the line that says what it stresses and the
+    homography stage's canvas limit, which do not change the render), the renderer and GROUND_TRUTH_VERSION."""
+    description = {key: value for key, value in scene.describe().items() if key not in ("stresses", "max_canvas_scale")}
     content = {"scene": description, "renderer": renderer or renderer_version(), "ground_truth": GROUND_TRUTH_VERSION}
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -167,7 +167,8 @@ class Filming:
 
 @dataclass(frozen=True)
 class Scene:
-    """One clip of the rendered suite: `stresses` says in a line what it tests."""
+    """One clip of the rendered suite: `stresses` says in a line what it tests; `max_canvas_scale` is the homography
+    stage's limit on the canvas, raised for a long pan as a user would raise it (not part of the render)."""
 
     name: str
     stresses: str
@@ -178,6 +179,7 @@ class Scene:
     filming: Filming = Filming()
     props: tuple[Prop, ...] = ()
     pond: Pond | None = None
+    max_canvas_scale: float = 4.0
 
     def __post_init__(self) -> None:
         names = [b.name for b in self.bodies] + [p.name for p in self.props]

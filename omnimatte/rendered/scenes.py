@@ -65,5 +65,5 @@ SCENES: dict[str, Scene] = {scene.name: scene for scene in (
     Scene("long", "a long clip: 200 frames of a walk across a 60 degree pan (drift of chained registration)",
           CameraPath(EYE, TARGET, yaw_degrees=60.0),
           (_walker(start=(-3.8, 0.6), end=(3.8, -0.6)),),
-          floor=FLOOR, filming=Filming(n_frames=200)),
+          floor=FLOOR, filming=Filming(n_frames=200), max_canvas_scale=30.0),
 )}

@@ -116,16 +116,16 @@ def score_rendered(model, video: VideoTensors, rendered: RenderedClip, settings:
 
 
 def run_rendered_clip(rendered: RenderedClip, suite: Suite, config, work: Path, device: torch.device,
-                      flow_weights: str) -> dict:
-    """Run one rendered clip through the pipeline's stages and score it (the module's docstring); returns its
-    result row, curve and render ablations."""
+                      flow_weights: str, max_canvas_scale: float = 4.0) -> dict:
+    """Run one rendered clip through the pipeline's stages and score it (the module's docstring), the canvas up
+    to its scene's `max_canvas_scale` frame areas; returns its result row, curve and render ablations."""
     name = rendered.info["scene"]
     if work.exists():
         shutil.rmtree(work)
     began = time.perf_counter()
     clip = rendered.clip
     video, flow_info = prepare_clip(work, name, clip, config.trimap_band, device, flow_weights, config.scale,
-                                    canvas_plate=config.background == "canvas")
+                                    canvas_plate=config.background == "canvas", max_canvas_scale=max_canvas_scale)
     run, curve, train_seconds = train_scored(name, clip, video, suite, config, work, device)
     model = run.model
     settings = RenderSettings.from_config(config)
@@ -189,16 +189,29 @@ def run_rendered_suite(suite: Suite, out_dir: Path, names: list[str] | None = No
     log.info("benchmark %s on %s: clips %s, about %d steps expected (%d to %d)", suite.name, header["device"],
              ", ".join(folders), config.steps, config.min_steps, config.max_steps)
     results, failures = {}, {}
+    scene_by_name = {scene.name: scene for scene in scenes}
     for name, folder in folders.items():
         log.info("benchmark: %s", name)
         rendered = load_rendered_clip(folder)
         try:
-            results[name] = run_rendered_clip(rendered, suite, config, out_dir / name, device, flow_weights)
+            results[name] = run_rendered_clip(rendered, suite, config, out_dir / name, device, flow_weights,
+                                              scene_by_name[name].max_canvas_scale)
         except StageError as err:  # a stage refused the clip: that is the clip's result, and the others still run
             log.error("benchmark: %s failed: %s", name, err)
             failures[name] = str(err)
             results[name] = {"row": {"clip": name, "objects": len(rendered.clip.object_names), "error": str(err)},
                              "curve": [], "checks": [], "render_ablations": {}}
+        # After every clip, so that a run stopped or killed part way keeps the clips it finished.
+        title, table = write_suite_results(out_dir, suite, config, header, results, failures)
+    print(f"{title}\n\n{table}\n\nwritten to {out_dir}/ (table.md, table.csv, ablation.md, ablation.csv, curves.png, "
+          "clips.png, benchmark.json)", flush=True)
+    return {**header, "results": results}
+
+
+def write_suite_results(out_dir: Path, suite: Suite, config, header: dict, results: dict[str, dict],
+                        failures: dict[str, str]) -> tuple[str, str]:
+    """Write the clips run so far: table.md/csv, ablation.md/csv, curves.png and benchmark.json (each atomically);
+    returns the tables' title and the markdown table."""
     rows = [result["row"] for result in results.values()]
     flows = ", ".join(sorted({row["flow"] for row in rows if "flow" in row})) or "none"
     title = (f"omnimatte benchmark, suite {suite.name}: {header['device']}; {header['date']}; commit "
@@ -219,6 +232,4 @@ def run_rendered_suite(suite: Suite, out_dir: Path, names: list[str] | None = No
     write_csv(out_dir / "ablation.csv", ablation)
     plot_curves(out_dir / "curves.png", results, title)
     save_json(out_dir / "benchmark.json", {**header, "results": results})
-    print(f"{title}\n\n{table}\n\nwritten to {out_dir}/ (table.md, table.csv, ablation.md, ablation.csv, curves.png, "
-          "clips.png, benchmark.json)", flush=True)
-    return {**header, "results": results}
+    return title, table
