@@ -502,6 +502,7 @@ def estimate_homographies(
         fallback_frames.update(range(start + 1, end if bridge is not None else end + 1))
 
     relative = []
+    substitutes: dict[int, str] = {}  # frame -> what stands in for its failed pair's motion
     for t, result in enumerate(results):
         if result.matrix is not None:
             relative.append(result.matrix)
@@ -509,14 +510,11 @@ def estimate_homographies(
         source = _nearest_success(t, results)
         relative.append(np.eye(3) if source is None else results[source].matrix)
         if t + 1 in bridges:
-            used = f"a direct registration to frame {bridges[t + 1][0]}"
+            substitutes[t + 1] = f"a direct registration to frame {bridges[t + 1][0]}"
         elif source is None:
-            used = "no motion (identity)"
+            substitutes[t + 1] = "no motion (identity)"
         else:
-            used = f"the motion of pair {source}->{source + 1}"
-        log.warning(
-            "%s: frame %d (%s): registration %d->%d failed: %s; using %s", sample, t + 1, frame_name(t + 1), t, t + 1, result.reason, used
-        )
+            substitutes[t + 1] = f"the motion of pair {source}->{source + 1}"
 
     chained = np.empty((num_frames, 3, 3), dtype=np.float64)
     chained[0] = np.eye(3)  # frame 0 is the reference
@@ -530,6 +528,14 @@ def estimate_homographies(
 
     chained, anchors, placed = _anchor_to_keyframes(sample, features, chained, ransac_threshold, min_inliers, refine)
     fallback_frames -= placed
+    # Said once the keyframes are known: a frame registered directly to its keyframe does not keep the stand-in.
+    for frame, used in substitutes.items():
+        pair = f"registration {frame - 1}->{frame} failed: {results[frame - 1].reason}"
+        if frame in placed:
+            log.info("%s: frame %d (%s): %s; placed by registering it directly to keyframe %d", sample, frame,
+                     frame_name(frame), pair, anchors[frame])
+        else:
+            log.warning("%s: frame %d (%s): %s; using %s", sample, frame, frame_name(frame), pair, used)
     homographies, canvas_w, canvas_h, offset = _fit_canvas(sample, chained, width, height, max_canvas_scale)
     info = {
         "width": canvas_w,

@@ -108,11 +108,12 @@ def scene() -> np.ndarray:
 
 
 @pytest.fixture
-def warnings_log(caplog: pytest.LogCaptureFixture):
-    """Capture the stage's warnings even if the package logger stops propagating (setup_logging)."""
+def stage_log(caplog: pytest.LogCaptureFixture):
+    """Capture the stage's information and warnings even if the package logger stops propagating (setup_logging)."""
     logger = get_logger("homography")
     logger.addHandler(caplog.handler)
-    caplog.handler.setLevel(logging.WARNING)
+    caplog.handler.setLevel(logging.INFO)
+    caplog.set_level(logging.INFO, logger=logger.name)
     yield caplog
     logger.removeHandler(caplog.handler)
 
@@ -160,7 +161,7 @@ def test_masks_keep_a_moving_object_out_of_the_estimate(tmp_path: Path, scene: n
     assert motion_error(homographies, list(range(10))) < 1.0
 
 
-def test_featureless_frame_falls_back_to_neighbour_motion(tmp_path: Path, scene: np.ndarray, warnings_log) -> None:
+def test_featureless_frame_falls_back_to_neighbour_motion(tmp_path: Path, scene: np.ndarray, stage_log) -> None:
     frames = film(scene, 12)
     frames[5] = 128
     info = run(tmp_path, frames)
@@ -169,8 +170,13 @@ def test_featureless_frame_falls_back_to_neighbour_motion(tmp_path: Path, scene:
     assert info["failed_pairs"] == [4, 5]
     assert 5 in info["fallback_frames"]
     assert np.all(np.isfinite(homographies))
-    messages = [r.getMessage() for r in warnings_log.records if r.levelno == logging.WARNING]
+    messages = [r.getMessage() for r in stage_log.records if r.levelno == logging.WARNING]
     assert any("frame 5 " in m and "00005.png" in m for m in messages), messages
+    # Frame 6 follows a failed pair but is registered directly to its keyframe: said as information, not warned.
+    assert 6 in info["direct_frames"]
+    assert not any("frame 6 " in m for m in messages), messages
+    assert any("frame 6 " in r.getMessage() and "keyframe" in r.getMessage() for r in stage_log.records
+               if r.levelno == logging.INFO)
     # The blank frame is placed by its neighbour's motion (close to the truth for a steady pan) ...
     assert motion_error(homographies, [5]) < 5.0
     # ... and the frames after it are registered directly across the gap, so they stay right.
@@ -179,14 +185,14 @@ def test_featureless_frame_falls_back_to_neighbour_motion(tmp_path: Path, scene:
     assert info["width"] < 2 * WIDTH and info["height"] < 2 * HEIGHT
 
 
-def test_fallback_without_bridge_uses_neighbour_motion(scene: np.ndarray, warnings_log) -> None:
+def test_fallback_without_bridge_uses_neighbour_motion(scene: np.ndarray, stage_log) -> None:
     frames = film(scene, 8)
     frames[7] = 128  # the last pair fails and there is no later frame to bridge to
     homographies, info = estimate_homographies("clip", frames)
     assert info["failed_pairs"] == [6]
     assert info["fallback_frames"] == [7] and info["bridged"] == []
     assert motion_error(homographies, [7]) < 2.0
-    assert any("pair 5->6" in r.getMessage() for r in warnings_log.records)
+    assert any("pair 5->6" in r.getMessage() for r in stage_log.records)
 
 
 def test_a_still_camera_stays_still_and_a_pan_does_not_drift(scene: np.ndarray) -> None:
