@@ -50,7 +50,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from omnimatte.camera import Camera, registered_median
+from omnimatte.camera import Camera, frame_corners, registered_median
 
 #: The median of the RMS over 3 channels of Gaussian noise, in units of its sigma (chi-square with 3 degrees).
 RMS_MEDIAN = math.sqrt(2.366 / 3)
@@ -538,7 +538,7 @@ def realign(frames: np.ndarray, registered: _Registered, usable: np.ndarray) -> 
     """Each frame registered anew onto its relit view of the plate by a dense ECC alignment over its `usable`
     (T, H, W bool) pixels: the camera that does, and how far (px, at the frame's corners) each frame moved."""
     num_frames, height, width = frames.shape[:3]
-    corners = np.array([[0, 0, 1], [width, 0, 1], [width, height, 1], [0, height, 1]], np.float64)
+    corners = frame_corners(width, height)
     criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, REALIGN_ITERATIONS, 1e-5)
     homographies = registered.camera.homographies.copy()
     moved = np.zeros(num_frames)

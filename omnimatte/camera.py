@@ -46,6 +46,11 @@ class Camera:
         return frame_view(canvas, self.homographies[t], frame_height, frame_width)
 
 
+def frame_corners(width: int, height: int) -> np.ndarray:
+    """A frame's outline as homogeneous points (4, 3), clockwise in image coordinates."""
+    return np.array([[0, 0, 1], [width, 0, 1], [width, height, 1], [0, height, 1]], dtype=np.float64)
+
+
 def canvas_coordinates(homographies: np.ndarray, frame_height: int, frame_width: int) -> np.ndarray:
     """Canvas pixel position (x, y) of every frame pixel, (T,H,W,2) float32: where to sample the background."""
     ys, xs = np.mgrid[0:frame_height, 0:frame_width].astype(np.float64)
@@ -116,8 +121,7 @@ def _tiles(homographies: np.ndarray, frame_size: tuple[int, int], canvas_size: t
     if tile < 1:
         raise ValueError(f"tile must be at least 1 pixel, got {tile}")
     frame_height, frame_width = frame_size
-    corners = np.array([[0, 0, 1], [frame_width, 0, 1], [frame_width, frame_height, 1], [0, frame_height, 1]], float)
-    outlines = np.einsum("tij,kj->tki", homographies, corners)
+    outlines = np.einsum("tij,kj->tki", homographies, frame_corners(frame_width, frame_height))
     outlines = outlines[..., :2] / outlines[..., 2:]
     low, high = outlines.min(axis=1) - 2, outlines.max(axis=1) + 2  # (T, 2) x, y; a pixel's margin for filtering
     height, width = canvas_size

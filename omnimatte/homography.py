@@ -24,7 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from omnimatte.camera import translation
+from omnimatte.camera import frame_corners, translation
 from omnimatte.contract import HomographyFiles
 from omnimatte.errors import StageError
 from omnimatte.frames import UPSCALE_WARNING
@@ -170,7 +170,7 @@ def _degeneracy(matrix: np.ndarray, width: int, height: int) -> str:
         return f"the homography is degenerate (area change {det:.2f})"
     if abs(matrix[2, 0]) * width + abs(matrix[2, 1]) * height > MAX_PERSPECTIVE:
         return "the homography has implausibly strong perspective"
-    corners = _frame_corners(width, height)
+    corners = frame_corners(width, height)
     mapped = corners @ matrix.T
     if np.any(mapped[:, 2] <= 0):
         return "the homography maps the frame behind the camera"
@@ -312,11 +312,11 @@ def _nearest_success(t: int, results: list[PairResult]) -> int | None:
 def _overlap(to_reference_a: np.ndarray, to_reference_b: np.ndarray, width: int, height: int) -> float:
     """The share of frame b's area that lies inside frame a, by their homographies into one reference."""
     b_to_a = np.linalg.solve(to_reference_a, to_reference_b)
-    mapped = _frame_corners(width, height) @ b_to_a.T
+    mapped = frame_corners(width, height) @ b_to_a.T
     if np.any(mapped[:, 2] <= 1e-9):
         return 0.0
     quad = (mapped[:, :2] / mapped[:, 2:]).astype(np.float32)
-    frame = _frame_corners(width, height)[:, :2].astype(np.float32)
+    frame = frame_corners(width, height)[:, :2].astype(np.float32)
     inside, _ = cv2.intersectConvexConvex(quad, frame)
     area = abs(cv2.contourArea(quad))
     return float(inside) / area if area > 0 else 0.0
@@ -352,7 +352,7 @@ def _anchor_to_keyframes(sample: str, features: list[FrameFeatures], chained: np
             distant)))
     anchored = chained.copy()
     placed: set[int] = set()
-    corners = _frame_corners(width, height)[:, :2].reshape(-1, 1, 2)
+    corners = frame_corners(width, height)[:, :2].reshape(-1, 1, 2)
     for t in range(1, len(chained)):
         key = anchors[t]
         anchored[t] = anchored[t - 1] @ np.linalg.solve(chained[t - 1], chained[t])
@@ -374,11 +374,6 @@ def _anchor_to_keyframes(sample: str, features: list[FrameFeatures], chained: np
 # ----------------------------------------------------------------------------- canvas
 
 
-def _frame_corners(width: int, height: int) -> np.ndarray:
-    """The frame's outline as homogeneous points, clockwise in image coordinates."""
-    return np.array([[0, 0, 1], [width, 0, 1], [width, height, 1], [0, height, 1]], dtype=np.float64)
-
-
 def _round_up(value: float, multiple: int) -> int:
     return int(math.ceil(value / multiple) * multiple)
 
@@ -387,7 +382,7 @@ def _fit_canvas(
     sample: str, chained: np.ndarray, width: int, height: int, max_canvas_scale: float
 ) -> tuple[np.ndarray, int, int, list[float]]:
     """Shift the chained homographies so every warped frame lies in a canvas starting at (0, 0)."""
-    mapped = np.einsum("tij,kj->tki", chained, _frame_corners(width, height))
+    mapped = np.einsum("tij,kj->tki", chained, frame_corners(width, height))
     if np.any(mapped[..., 2] <= 1e-6):
         bad = sorted(set(np.nonzero(mapped[..., 2] <= 1e-6)[0].tolist()))
         raise StageError(
@@ -428,7 +423,7 @@ def render_preview(
     size = (max(1, round(info["width"] * scale)), max(1, round(info["height"] * scale)))
     to_preview = np.diag([scale, scale, 1.0])
     fallback = set(info.get("fallback_frames", []))
-    corners = _frame_corners(info["frame_width"], info["frame_height"])
+    corners = frame_corners(info["frame_width"], info["frame_height"])
     total = np.zeros((size[1], size[0], 3), dtype=np.float32)
     count = np.zeros((size[1], size[0], 1), dtype=np.float32)
     ones = np.full(frames.shape[1:3], 255, dtype=np.uint8)

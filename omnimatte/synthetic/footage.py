@@ -28,7 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from omnimatte.camera import Camera, translation
+from omnimatte.camera import Camera, frame_corners, translation
 from omnimatte.synthetic.clip import Clip, render_clip
 
 TRAITS = ("clean", "noise", "exposure", "white_balance", "parallax", "moving_background", "unmasked_mover",
@@ -55,7 +55,7 @@ class FootageClip:
         starts at 0): what a perfect registration of the ground finds."""
         to_ground = np.linalg.inv(self.clip.camera)
         height, width = self.frames.shape[1:3]
-        corners = np.array([[0, 0, 1], [width, 0, 1], [width, height, 1], [0, height, 1]], np.float64)
+        corners = frame_corners(width, height)
         mapped = np.einsum("tij,kj->tki", to_ground, corners)
         xy = mapped[..., :2] / mapped[..., 2:]
         low = np.floor(xy.reshape(-1, 2).min(axis=0))
