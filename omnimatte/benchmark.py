@@ -156,7 +156,7 @@ def score_model(model, video: VideoTensors, clip: Clip, settings: RenderSettings
     reconstruction PSNR."""
     was_training = model.training
     model.eval()
-    canvas = model.render_background(full_size=True)
+    canvas = model.render_background()
     motion = effect_motion_for(model, video, canvas) if settings.claim_effects else None
     alphas, backgrounds, composites = [], [], []
     for t in range(video.num_frames):

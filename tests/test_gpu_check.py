@@ -105,7 +105,7 @@ def test_every_tensor_training_and_rendering_make_follows_the_models_device_and_
             for _ in range(2):
                 terms = optimisation_step(*step)
             state.model.eval()
-            canvas = state.model.render_background(full_size=True)
+            canvas = state.model.render_background()
             motion = effect_motion_for(state.model, video, canvas)
             frame = render_frame(state.model, video, 3, canvas, RenderSettings.from_config(config), motion)
     finally:

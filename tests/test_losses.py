@@ -198,9 +198,12 @@ def test_canvas_background_starts_as_its_plate_and_is_the_same_for_every_frame()
     plate = torch.rand(1, 3, 20, 36) * 2 - 1
     model = Omnimatte(canvas_size=(10, 18), nf=8, background="canvas", plate=plate, camera_adjustment=False,
                       alpha_activation="tanh")
-    assert torch.allclose(model.render_background(full_size=True), plate)
-    # At the training scale it is the plate area-averaged.
-    assert torch.allclose(model.render_background(), torch.nn.functional.avg_pool2d(plate, 2), atol=1e-6)
+    assert torch.allclose(model.render_background(), plate)
+    # Viewed at the training scale, each training pixel sees the 2 x 2 plate pixels it covers: the plate area-averaged.
+    assert model.canvas_footprint == 2
+    view = model.view_background(model.render_background(), identity_grid(1, 10, 18, torch.device("cpu")), None,
+                                 model.canvas_footprint)
+    assert torch.allclose(view, F.avg_pool2d(plate, 2), atol=1e-5)
     grid = torch.zeros(3, 8, 12, 2)
     out = model(torch.randn(3, 1, 16, 8, 12), grid, torch.zeros(3, 2, 8, 12))
     assert torch.allclose(out["background"][0], out["background"][2])
@@ -209,6 +212,23 @@ def test_canvas_background_starts_as_its_plate_and_is_the_same_for_every_frame()
     assert all(level.grad is not None and level.grad.abs().sum() > 0 for level in model.canvas.grids)
     with pytest.raises(ValueError, match="needs its starting plate"):
         Omnimatte(canvas_size=(10, 18), nf=8, background="canvas")
+
+
+@pytest.mark.parametrize("footprint", [1, 2, 3])
+def test_a_footprint_is_the_mean_of_bilinear_samples_one_pixel_apart(footprint: int):
+    """sample_canvas with a footprint of k: at any fractional position, the mean of the k x k bilinear samples one
+    canvas pixel apart around it (a k-pixel box), not a box at the canvas's own grid followed by a second blur."""
+    canvas = torch.rand(1, 3, 20, 30, generator=torch.Generator().manual_seed(1))
+    grid = torch.rand(2, 7, 9, 2, generator=torch.Generator().manual_seed(2)) * 1.4 - 0.7  # clear of the border
+    expected = torch.zeros(2, 3, 7, 9)
+    for dy in range(footprint):
+        for dx in range(footprint):
+            step = torch.tensor([(dx - (footprint - 1) / 2) * 2 / 30, (dy - (footprint - 1) / 2) * 2 / 20])
+            expected += F.grid_sample(canvas.expand(2, -1, -1, -1), grid + step, mode="bilinear",
+                                      padding_mode="border", align_corners=False) / footprint**2
+    assert torch.allclose(sample_canvas(canvas, grid, footprint), expected, atol=1e-5)
+    if footprint == 1:
+        assert torch.equal(sample_canvas(canvas, grid), expected)
 
 
 def test_camera_adjustment_starts_as_no_adjustment_and_interpolates_between_keys():

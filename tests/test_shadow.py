@@ -32,7 +32,7 @@ NETWORK_ONLY = RenderSettings(refine_alpha=False, background_match_threshold=0.0
 def render(model, video, settings: RenderSettings) -> tuple[np.ndarray, np.ndarray]:
     """The dog layer's alpha (T, H, W) and the background (T, H, W, 3) in [0, 1] of every frame."""
     model.eval()
-    canvas = model.render_background(full_size=True)
+    canvas = model.render_background()
     motion = effect_motion_for(model, video, canvas) if settings.claim_effects else None
     frames = [render_frame(model, video, t, canvas, settings, motion) for t in range(video.num_frames)]
     alpha = np.stack([f.alpha[0, 0].numpy() for f in frames]).astype(np.float64)

@@ -27,12 +27,17 @@ T, H, W = 6, 48, 64
 
 @pytest.fixture
 def scene(tmp_path: Path) -> dict:
-    """A red square sliding right over a panning textured ground, with flow and homographies to match."""
+    """A red square sliding right over a textured ground that pans 2 px a frame, with flow and homographies to match."""
+    return write_scene(tmp_path, pan=2)
+
+
+def write_scene(tmp_path: Path, *, pan: int) -> dict:
+    """The scene fixture's square over a ground that pans `pan` px a frame (at most 3)."""
     rng = np.random.default_rng(0)
-    ground = (rng.random((H, W + 2 * T, 3)) * 255).astype(np.uint8)
+    ground = (rng.random((H, W + pan * T, 3)) * 255).astype(np.uint8)
     frames, masks = [], []
     for t in range(T):
-        frame = ground[:, 2 * t:2 * t + W].copy()
+        frame = ground[:, pan * t:pan * t + W].copy()
         mask = np.zeros((H, W), np.uint8)
         x = 8 + 5 * t
         frame[16:32, x:x + 12] = (220, 40, 40)
@@ -43,16 +48,16 @@ def scene(tmp_path: Path) -> dict:
     write_frames(tmp_path / "masks" / "square", masks)
     (tmp_path / "flow").mkdir()
     forward = np.zeros((T - 1, H, W, 2), np.float32)
-    forward[..., 0] = -2.0
+    forward[..., 0] = -pan
     forward[:, 16:32, :, 0] = 3.0
     save_npy(tmp_path / "flow" / "forward.npy", forward)
     backward = np.zeros((T - 1, H, W, 2), np.float32)
-    backward[..., 0] = 2.0
+    backward[..., 0] = pan
     backward[:, 16:32, :, 0] = -3.0
     save_npy(tmp_path / "flow" / "backward.npy", backward)
     save_npy(tmp_path / "flow" / "confidence_forward.npy", np.ones((T - 1, H, W), np.float32))
     (tmp_path / "homography").mkdir()
-    homographies = np.stack([np.array([[1, 0, 2 * t], [0, 1, 0], [0, 0, 1]], float) for t in range(T)])
+    homographies = np.stack([np.array([[1, 0, pan * t], [0, 1, 0], [0, 0, 1]], float) for t in range(T)])
     save_npy(tmp_path / "homography" / "homographies.npy", homographies)
     save_json(tmp_path / "homography" / "canvas.json", {"width": W + 16, "height": H})
     return {"frames_dir": tmp_path / "frames", "flow_dir": tmp_path / "flow", "homography_dir": tmp_path / "homography",
@@ -441,7 +446,7 @@ def test_the_canvas_learns_at_its_fraction_of_the_learning_rate(scene: dict, tmp
         model = train_loop.train_model("tiny", video, config, tmp_path / f"{fraction}.pt", torch.device("cpu")).model
         assert len(model.canvas.grids) == levels
         assert not torch.equal(model.net.encoder[0][0].weight, first_weight)
-        moved[fraction] = (model.render_background(full_size=True) - video.plate).abs().max().item()
+        moved[fraction] = (model.render_background() - video.plate).abs().max().item()
     assert moved[0.0] == 0.0
     assert 0.0 < moved[0.1] < moved[1.0]
     with pytest.raises(ValueError, match="train.canvas_levels is 0; it must be at least 1"):
@@ -487,10 +492,37 @@ def test_the_canvas_learns_each_pixel_from_the_frames_before_an_object_reaches_i
         model = train_loop.train_model("tiny", reached_at_once, config, tmp_path / f"{weight}.pt",
                                        torch.device("cpu")).model
         assert not torch.equal(model.net.encoder[0][0].weight, first_weight.detach())
-        moved[weight] = (model.render_background(full_size=True) - video.plate).abs().max().item()
+        moved[weight] = (model.render_background() - video.plate).abs().max().item()
     assert moved[0.0] == 0.0 < moved[1.0]
     with pytest.raises(ValueError, match="train.canvas_weight_once_reached is 1.5; it must be in"):
         TrainConfig(canvas_weight_once_reached=1.5)
+
+
+def test_below_the_working_resolution_a_zoomed_crop_of_a_frame_matches_the_canvas_seen_through_it(tmp_path: Path):
+    """At scale 0.5 a training pixel spans 2 x 2 working pixels, in the frame and in the canvas alike: an unzoomed
+    batch is the frames area-averaged, and in zoomed crops the ground (which the plate holds exactly) is the
+    model's view of its canvas to within rounding, so the canvas has nothing to sharpen or blur to fit it. The
+    ground pans an odd number of pixels a frame, so the frames' 2 x 2 blocks straddle the canvas's."""
+    from omnimatte.train.batch import Batch
+
+    scene = write_scene(tmp_path, pan=3)
+    video = train_module.load_video("tiny", scene["frames_dir"], scene["flow_dir"], scene["homography_dir"],
+                                    scene["masks_dir"], ["square"], 4, torch.device("cpu"), scale=0.5,
+                                    canvas_plate=True)
+    assert video.footprint == 2
+    config = tiny_config(scale=0.5, batch_size=3, camera_adjustment=False, background_match_threshold=0.0)
+    model = train_loop.build_model(video, config, torch.device("cpu"))
+    assert model.canvas_footprint == 2
+    unzoomed = Batch(video=video, model=model, indices=torch.arange(3), config=replace(config, jitter_rate=0.0),
+                     generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(unzoomed.image, video.frames[unzoomed.frame_indices], atol=1e-5)
+    zoomed = Batch(video=video, model=model, indices=torch.arange(3), config=replace(config, jitter_rate=1.0,
+                   jitter_max_scale=1.8), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        background = model(zoomed.inputs, zoomed.background_grid, zoomed.background_flow)["background"]
+    ground = zoomed.trimaps.amax(1) < 0  # clear of the square by the trimap's band
+    assert ground.float().mean() > 0.5
+    assert (background - zoomed.image).abs().amax(1, keepdim=True)[ground].max() < 1e-3
 
 
 def test_training_below_the_working_resolution_renders_at_it(scene: dict):

@@ -45,11 +45,9 @@ class CanvasBackground(nn.Module):
     def size(self) -> tuple[int, int]:
         return tuple(self.grids[0].shape[-2:])
 
-    def forward(self, size: tuple[int, int] | None = None) -> torch.Tensor:
-        """The canvas, area-averaged to `size` (height, width) when given: each coarser pixel sees all it covers."""
+    def forward(self) -> torch.Tensor:
+        """The canvas at the resolution it is held at: the first grid plus each coarser one upsampled to it."""
         canvas = self.grids[0]
         for grid in self.grids[1:]:
             canvas = canvas + F.interpolate(grid, size=self.size, mode="bilinear", align_corners=False)
-        if size is not None and tuple(size) != self.size:
-            canvas = F.interpolate(canvas, size=size, mode="area")
         return canvas

@@ -30,7 +30,10 @@ class Omnimatte(nn.Module):
     texture over the canvas at 1/latent_scale of its resolution (the authors use 1/16);
     it is a buffer, not a parameter, so it never changes. With background="canvas",
     `plate` (1, 3, H, W) in [-1, 1] is the canvas's starting image at any resolution
-    (the working one, so that rendering at the working resolution stays sharp), held as `canvas_levels` grids.
+    (the working one, so that rendering at the working resolution stays sharp), held as `canvas_levels` grids;
+    training views it at that resolution through each training pixel's footprint (`canvas_footprint` held
+    pixels a side, a box like the area average that shrinks the frames), so that the canvas learns what the
+    frames show at the working resolution, not a version sharpened to undo a second blur.
     With `background_match_threshold` > 0, training (given the frames) takes a frame pixel
     within it of the background (0..1, the largest channel difference) as showing the
     background: with the clamped alpha a zero alpha grows only where the frame differs
@@ -58,6 +61,7 @@ class Omnimatte(nn.Module):
             if plate is None:
                 raise ValueError("a canvas background needs its starting plate")
             self.canvas = CanvasBackground(plate, levels=canvas_levels)
+        self.canvas_footprint = 1 if self.canvas is None else max(1, round(self.canvas.size[1] / self.canvas_width))
         self.camera: CameraAdjustment | None = None
         if camera_adjustment:
             if num_frames is None:
@@ -77,28 +81,28 @@ class Omnimatte(nn.Module):
         latent = self.frame_latent(grid).unsqueeze(1).expand(-1, num_layers, -1, -1, -1)
         return torch.cat((masks * layer_ids, flow.unsqueeze(1) * masks, latent), 2)
 
-    def render_background(self, full_size: bool = False) -> torch.Tensor:
+    def render_background(self) -> torch.Tensor:
         """The whole background canvas (1, 3, Hc, Wc) in [-1, 1]; the same for every frame.
 
-        At the training scale by default; with full_size, a canvas background at the
-        resolution it is held at (the network's canvas has only one size).
+        A canvas background at the resolution it is held at; the network's at the training scale (its only size).
         """
         if self.canvas is not None:
-            return self.canvas(None if full_size else (self.canvas_height, self.canvas_width))
+            return self.canvas()
         latent = F.interpolate(self.latent, size=(self.canvas_height, self.canvas_width), mode="bilinear",
                                align_corners=False)
         zeros = latent.new_zeros(1, 3, self.canvas_height, self.canvas_width)
         rgba, _ = self.net(torch.cat((zeros, latent), 1))
         return rgba[:, :3]
 
-    def view_background(self, canvas: torch.Tensor, grid: torch.Tensor, offset: torch.Tensor | None) -> torch.Tensor:
+    def view_background(self, canvas: torch.Tensor, grid: torch.Tensor, offset: torch.Tensor | None,
+                        footprint: int = 1) -> torch.Tensor:
         """Each frame's view (N, 3, H, W) of the canvas; `offset` (N, 2, H, W) shifts it by canvas pixels of the
-        training scale."""
+        training scale; each view pixel sees `footprint` x `footprint` canvas pixels (sample_canvas)."""
         if offset is not None:
             step = torch.tensor([2.0 / self.canvas_width, 2.0 / self.canvas_height], device=grid.device,
                                 dtype=grid.dtype)
             grid = grid + offset.permute(0, 2, 3, 1).to(grid.dtype) * step
-        return sample_canvas(canvas, grid)
+        return sample_canvas(canvas, grid, footprint)
 
     def forward(self, layer_inputs: torch.Tensor, background_grid: torch.Tensor, background_flow: torch.Tensor,
                 frames: torch.Tensor | None = None, view_grid: torch.Tensor | None = None,
@@ -122,7 +126,7 @@ class Omnimatte(nn.Module):
         if self.camera is not None:
             brightness, offset = self.camera.fields(frames, view_grid)
         canvas = self.render_background()
-        background = self.view_background(canvas, background_grid, offset)
+        background = self.view_background(canvas, background_grid, offset, self.canvas_footprint)
         matches = None  # where each frame shows the background, to within background_match_threshold
         if image is not None and self.background_match_threshold > 0 and (
                 canvas_weight is not None or self.net.alpha_activation == "clamp"):
@@ -131,7 +135,8 @@ class Omnimatte(nn.Module):
             if matches is not None:  # a frame that shows the background still teaches it, wherever it does
                 canvas_weight = canvas_weight.masked_fill(matches, 1.0)
             # Only the canvas's gradient is scaled: the camera offset learns from every pixel alike.
-            canvas_only = self.view_background(canvas, background_grid, None if offset is None else offset.detach())
+            canvas_only = self.view_background(canvas, background_grid, None if offset is None else offset.detach(),
+                                               self.canvas_footprint)
             background = background + (canvas_weight.to(canvas_only.dtype) - 1) * (canvas_only - canvas_only.detach())
         release = None
         if matches is not None and self.net.alpha_activation == "clamp":

@@ -86,7 +86,7 @@ def render_frame(model: Omnimatte, video: VideoTensors, t: int, background_canva
                  settings: RenderSettings, motion: EffectMotion | None) -> RenderedFrame:
     """Render frame t at the working resolution, without jitter: the network's layers, then the steps in order.
 
-    `background_canvas` is model.render_background(full_size=True), rendered once for all frames. Each step
+    `background_canvas` is model.render_background(), rendered once for all frames. Each step
     runs when its setting is on:
     1. guided upsampling (refine_alpha), below the working resolution (network_layers);
     2. the plate matte (a positive background_match_threshold): alpha cut where the frame equals the background;

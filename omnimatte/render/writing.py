@@ -28,7 +28,7 @@ def render_layers(model: Omnimatte, video: VideoTensors, settings: RenderSetting
                   sample: str) -> dict[str, float]:
     """Render every frame and write the contract's layers, background and reconstruction."""
     model.eval()
-    background_canvas = model.render_background(full_size=True)
+    background_canvas = model.render_background()
     motion = effect_motion_for(model, video, background_canvas) if settings.claim_effects else None
     num_layers = len(video.object_names)
     alpha_sums = np.zeros(num_layers)

@@ -93,7 +93,7 @@ def score_rendered(model, video: VideoTensors, rendered: RenderedClip, settings:
     clip = rendered.clip
     was_training = model.training
     model.eval()
-    canvas = model.render_background(full_size=True)
+    canvas = model.render_background()
     motion = effect_motion_for(model, video, canvas) if settings.claim_effects else None
     alphas, layers, backgrounds, composites = [], [], [], []
     for t in range(video.num_frames):

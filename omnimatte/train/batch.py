@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from omnimatte.model import Omnimatte
+from omnimatte.model.compositing import box_sample
 from omnimatte.train.settings import TrainConfig
 from omnimatte.train.video import VideoTensors
 
@@ -63,7 +64,9 @@ class Batch:
         def sample(t: torch.Tensor) -> torch.Tensor:
             return resample(t[frames], grid)
 
-        self.image = sample(video.frames)
+        # The frames themselves from the working resolution, each training pixel seeing its footprint there (as
+        # the model views its canvas): a zoomed crop is as sharp as its pixels, not the shrunk frame blurred again.
+        self.image = box_sample(video.output_frames[frames], grid, video.footprint)
         self.masks = resample(video.masks[frames].flatten(1, 2), grid).unsqueeze(2)
         self.trimaps = resample(video.trimaps[frames].flatten(1, 2), grid).unsqueeze(2)
         self.flow = sample(video.flow) * scale

@@ -50,6 +50,11 @@ class VideoTensors:
     def num_frames(self) -> int:
         return self.frames.shape[0]
 
+    @property
+    def footprint(self) -> int:
+        """How many working-resolution pixels a training pixel spans a side (1 at the working resolution)."""
+        return max(1, round(self.output_frames.shape[-1] / self.frames.shape[-1]))
+
 
 def shrink(tensor: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Area-average an (N, C, H, W) tensor down to `size`; the tensor itself when it already has that size."""
