@@ -32,10 +32,6 @@ def jitter_grids(n: int, height: int, width: int, rate: float, max_scale: float,
     return torch.stack((src_x / width * 2 - 1, src_y / height * 2 - 1), -1), scale
 
 
-def resample(tensor: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
-    return F.grid_sample(tensor, grid, mode="bilinear", padding_mode="border", align_corners=False)
-
-
 def canvas_weight(video: VideoTensors, frames: torch.Tensor, background_grid: torch.Tensor,
                   config: TrainConfig) -> torch.Tensor | None:
     """How much each pixel of frames `frames` teaches the canvas (N, 1, H, W): 1 before an object first reaches
@@ -62,19 +58,19 @@ class Batch:
         grid, scale = torch.cat((grid, grid)), torch.cat((scale, scale)).view(-1, 1, 1, 1)
 
         def sample(t: torch.Tensor) -> torch.Tensor:
-            return resample(t[frames], grid)
+            return box_sample(t[frames], grid)
 
         # The frames themselves from the working resolution, each training pixel seeing its footprint there (as
         # the model views its canvas): a zoomed crop is as sharp as its pixels, not the shrunk frame blurred again.
         self.image = box_sample(video.output_frames[frames], grid, video.footprint)
-        self.masks = resample(video.masks[frames].flatten(1, 2), grid).unsqueeze(2)
-        self.trimaps = resample(video.trimaps[frames].flatten(1, 2), grid).unsqueeze(2)
+        self.masks = box_sample(video.masks[frames].flatten(1, 2), grid).unsqueeze(2)
+        self.trimaps = box_sample(video.trimaps[frames].flatten(1, 2), grid).unsqueeze(2)
         self.flow = sample(video.flow) * scale
         self.confidence = sample(video.confidence)
         # The flow term only judges flow where some object is, as the authors do.
         self.confidence = self.confidence * (self.masks.sum(1) > 0).to(self.confidence.dtype)
         self.background_flow = sample(video.background_flow) * scale
-        background_grid = resample(video.background_grid[frames].permute(0, 3, 1, 2), grid).permute(0, 2, 3, 1)
+        background_grid = box_sample(video.background_grid[frames].permute(0, 3, 1, 2), grid).permute(0, 2, 3, 1)
         self.background_grid = background_grid.contiguous()
         self.inputs = model.layer_inputs(self.masks, self.flow, self.background_grid)
         self.pairs = pairs
