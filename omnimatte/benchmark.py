@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 import torch
 
+from omnimatte.background_fit import BackgroundFitSettings
 from omnimatte.devices import resolve_device
 from omnimatte.diagnose.benchmark import diagnose_scored_clip
 from omnimatte.errors import StageError
@@ -70,23 +71,26 @@ COLUMNS = (
 
 def prepare_synthetic(work: Path, preset: str, n_frames: int, width: int, height: int, trimap_band: int,
                       device: torch.device, flow_weights: str = "DEFAULT", scale: float = 1.0,
-                      *, canvas_plate: bool) -> tuple[Clip, VideoTensors, dict]:
-    """Render a clip, run the flow and homography stages on it, and load it for training.
+                      *, canvas_plate: bool, background_fit: BackgroundFitSettings | None = None
+                      ) -> tuple[Clip, VideoTensors, dict]:
+    """Render a clip, run the flow and homography stages on it, and load it for training (with `background_fit`,
+    also where its background breaks the camera model, as load_video says).
 
     Returns the clip (with its ground truth), the training tensors and the flow stage's info.
     """
     clip = render_clip(preset, n_frames, width, height)
     video, flow_info = prepare_clip(work, preset, clip, trimap_band, device, flow_weights, scale,
-                                    canvas_plate=canvas_plate)
+                                    canvas_plate=canvas_plate, background_fit=background_fit)
     return clip, video, flow_info
 
 
 def prepare_clip(work: Path, name: str, clip: Clip, trimap_band: int, device: torch.device,
                  flow_weights: str = "DEFAULT", scale: float = 1.0, *, canvas_plate: bool,
-                 max_canvas_scale: float = 4.0) -> tuple[VideoTensors, dict]:
+                 max_canvas_scale: float = 4.0, background_fit: BackgroundFitSettings | None = None
+                 ) -> tuple[VideoTensors, dict]:
     """Write a clip's frames and masks into work/, run the flow and homography stages on them (the canvas up to
-    `max_canvas_scale` frame areas), and load them for training; returns the training tensors and the flow
-    stage's info."""
+    `max_canvas_scale` frame areas), and load them for training (load_video: `background_fit` as the train
+    stage gives it); returns the training tensors and the flow stage's info."""
     write_frames(work / "frames", clip.frames)
     for object_name in clip.object_names:
         write_frames(work / "masks" / object_name, clip.masks[object_name])
@@ -95,7 +99,8 @@ def prepare_clip(work: Path, name: str, clip: Clip, trimap_band: int, device: to
     run_homography(name, work / "frames", work / "masks", work / "homography", work / "stabilised.mp4",
                    max_canvas_scale=max_canvas_scale)
     video = load_video(name, work / "frames", work / "flow", work / "homography", work / "masks",
-                       clip.object_names, trimap_band, device, scale, canvas_plate=canvas_plate)
+                       clip.object_names, trimap_band, device, scale, canvas_plate=canvas_plate,
+                       background_fit=background_fit)
     return video, flow_info
 
 
@@ -310,7 +315,8 @@ def run_preset(preset: str, suite: Suite, config: TrainConfig, work: Path, devic
     began = time.perf_counter()
     clip, video, flow_info = prepare_synthetic(work, preset, suite.frames, suite.width, suite.height,
                                                config.trimap_band, device, flow_weights, config.scale,
-                                               canvas_plate=config.background == "canvas")
+                                               canvas_plate=config.background == "canvas",
+                                               background_fit=BackgroundFitSettings() if config.claim_effects else None)
     write_clip(clip, work / "clip")
     settings = RenderSettings.from_config(config)
     run, curve, train_seconds = train_scored(preset, clip, video, suite, config, work, device)

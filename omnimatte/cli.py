@@ -77,14 +77,21 @@ def _homography(args: argparse.Namespace, settings: dict) -> None:
 
 
 def _train(args: argparse.Namespace, settings: dict) -> None:
+    from omnimatte.diagnose import DiagnoseSettings
     from omnimatte.train import TrainConfig, run_train
 
     try:
         config = TrainConfig.from_dict(settings)
     except ValueError as err:
         raise StageError("train", args.sample, str(err), "fix the train section of the config") from err
+    try:
+        background = json.loads(args.background_fit)
+        fit = DiagnoseSettings.from_dict({"background": background}).background.fit_settings()
+    except (json.JSONDecodeError, TypeError, ValueError) as err:
+        raise StageError("train", args.sample, f"--background-fit: {err}",
+                         "fix the diagnose.background section of the config") from err
     run_train(args.sample, Path(args.frames), Path(args.flow), Path(args.homography), Path(args.masks),
-              args.objects.split(","), Path(args.out), Path(args.train_dir), config)
+              args.objects.split(","), Path(args.out), Path(args.train_dir), config, fit)
 
 
 def _composite(args: argparse.Namespace, settings: dict) -> None:
@@ -323,6 +330,9 @@ def _add_stages(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--objects", required=True, help="comma-separated object names, back to front")
     p.add_argument("--out", required=True, help="omnimatte folder to write (layers/, background/, reconstruction/)")
     p.add_argument("--train-dir", required=True, help="folder for checkpoints, loss curves and the model")
+    p.add_argument("--background-fit", default="{}",
+                   help="JSON object of the background fit's settings (the config's diagnose.background): the "
+                   "effect claim gives no layer what the camera model cannot explain")
 
     p = _subcommand(sub, "composite", _composite, "the overview video omnimatte.mp4", settings=False)
     p.add_argument("--frames", required=True)

@@ -56,6 +56,7 @@ def write_scene(tmp_path: Path, *, pan: int) -> dict:
     backward[:, 16:32, :, 0] = -3.0
     save_npy(tmp_path / "flow" / "backward.npy", backward)
     save_npy(tmp_path / "flow" / "confidence_forward.npy", np.ones((T - 1, H, W), np.float32))
+    save_npy(tmp_path / "flow" / "confidence_backward.npy", np.ones((T - 1, H, W), np.float32))
     (tmp_path / "homography").mkdir()
     homographies = np.stack([np.array([[1, 0, pan * t], [0, 1, 0], [0, 0, 1]], float) for t in range(T)])
     save_npy(tmp_path / "homography" / "homographies.npy", homographies)
@@ -557,3 +558,32 @@ def test_compiled_training_on_the_cpu_trains_and_renders(scene: dict):
     summary = run_train("tiny", **scene, config=tiny_config(compile=True, bf16=True, steps=4))
     assert read_frames(scene["out_dir"] / "layers" / "square" / "rgba", mode="rgba").shape == (T, H, W, 4)
     assert np.isfinite(summary["final_losses"]["total"])
+
+
+def test_the_effect_claim_is_kept_off_what_the_background_fit_finds_unexplainable(scene: dict, monkeypatch):
+    """With the background fit's settings, load_video marks per frame where the background breaks the camera
+    model (none on a textured ground panning under one homography), and rendering hands each frame's map to
+    the effect claim; without them nothing is fitted."""
+    from omnimatte.background_fit import BackgroundFitSettings
+    from omnimatte.render import RenderSettings, pipeline
+
+    paths = (scene["frames_dir"], scene["flow_dir"], scene["homography_dir"], scene["masks_dir"], ["square"], 4,
+             torch.device("cpu"))
+    assert train_module.load_video("tiny", *paths, canvas_plate=True).unexplainable is None
+    video = train_module.load_video("tiny", *paths, canvas_plate=True, background_fit=BackgroundFitSettings())
+    assert video.unexplainable.shape == (T, H, W) and video.unexplainable.dtype == torch.bool
+    assert video.unexplainable.float().mean() < 0.01
+    marked = replace(video, unexplainable=video.unexplainable.clone())
+    marked.unexplainable[2, :10] = True
+    handed = []
+
+    def claim(frame, background, rgb, alpha, moves_with, unexplainable):
+        handed.append(unexplainable)
+        return rgb, alpha
+
+    monkeypatch.setattr(pipeline, "claim_effects", claim)
+    config = tiny_config()
+    model = train_loop.build_model(video, config, torch.device("cpu")).eval()
+    with torch.no_grad():
+        pipeline.render_frame(model, marked, 2, model.render_background(), RenderSettings.from_config(config), None)
+    assert len(handed) == 1 and torch.equal(handed[0], marked.unexplainable[2])

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from omnimatte.background_fit import BackgroundFitSettings
 from omnimatte.benchmark import (RENDER_STEPS, Suite, ablated_steps, commit_id, device_name, markdown_table,
                                  mean_layer_scores, plot_curves, prepare_clip, score_alphas, train_scored, write_csv)
 from omnimatte.devices import resolve_device
@@ -125,7 +126,8 @@ def run_rendered_clip(rendered: RenderedClip, suite: Suite, config, work: Path, 
     began = time.perf_counter()
     clip = rendered.clip
     video, flow_info = prepare_clip(work, name, clip, config.trimap_band, device, flow_weights, config.scale,
-                                    canvas_plate=config.background == "canvas", max_canvas_scale=max_canvas_scale)
+                                    canvas_plate=config.background == "canvas", max_canvas_scale=max_canvas_scale,
+                                    background_fit=BackgroundFitSettings() if config.claim_effects else None)
     run, curve, train_seconds = train_scored(name, clip, video, suite, config, work, device)
     model = run.model
     settings = RenderSettings.from_config(config)

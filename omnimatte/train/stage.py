@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from omnimatte.background_fit import BackgroundFitSettings
 from omnimatte.contract import TrainFiles
 from omnimatte.devices import resolve_device
 from omnimatte.fingerprint import inputs_digest
@@ -31,11 +32,14 @@ log = get_logger(STAGE)
 
 
 def run_train(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Path, masks_dir: Path,
-              object_names: list[str], out_dir: Path, train_dir: Path, config: TrainConfig) -> dict:
+              object_names: list[str], out_dir: Path, train_dir: Path, config: TrainConfig,
+              background_fit: BackgroundFitSettings = BackgroundFitSettings()) -> dict:
     """Train, render the layers into out_dir and write loss curves and a summary into train_dir.
 
     The train folder's checkpoint.pt holds the newest unfinished state; it is removed
-    once the layers are written, and the final weights are kept as its model.pt.
+    once the layers are written, and the final weights are kept as its model.pt. With the
+    effect claim on, the background is fitted first with `background_fit` (the config's
+    diagnose.background), so that nothing the camera model cannot explain is claimed.
     """
     device = resolve_device(STAGE, sample, config.device)
     if device.type == "cpu" and config.cpu:
@@ -45,7 +49,8 @@ def run_train(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pat
     files.folder.mkdir(parents=True, exist_ok=True)
     log.info("%s: training on %s (%s)", sample, device, torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU")
     video = load_video(sample, frames_dir, flow_dir, homography_dir, masks_dir, object_names, config.trimap_band, device,
-                       config.scale, canvas_plate=config.background == "canvas")
+                       config.scale, canvas_plate=config.background == "canvas",
+                       background_fit=background_fit if config.claim_effects else None)
     log.info("%s: %d frames, trained at %dx%d (scale %g of %dx%d), %d layer(s) + background, canvas %dx%d", sample,
              video.num_frames, video.frames.shape[-1], video.frames.shape[-2], config.scale,
              video.output_frames.shape[-1], video.output_frames.shape[-2], len(object_names), video.canvas_size[1],

@@ -107,6 +107,12 @@ def settings(section, **overrides):
     return shlex.quote(json.dumps(values))
 
 
+def background_fit_settings():
+    """The config's diagnose.background (the registered background's fit, which the train stage's effect claim
+    consults too) as one shell-quoted JSON argument."""
+    return shlex.quote(json.dumps(config.get("diagnose", {}).get("background", {})))
+
+
 def frames_inputs(wildcards):
     """The source video; for an image sequence (a folder) also each of its images, so an image edited in place,
     added or removed remakes the frames."""

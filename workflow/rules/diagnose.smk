@@ -50,6 +50,7 @@ rule train_second_seed:
         flow="results/{sample}/flow/forward.npy",
         backward_flow="results/{sample}/flow/backward.npy",
         confidence="results/{sample}/flow/confidence_forward.npy",
+        backward_confidence="results/{sample}/flow/confidence_backward.npy",
         homographies="results/{sample}/homography/homographies.npy",
         canvas="results/{sample}/homography/canvas.json",
         masks="results/{sample}/masks",
@@ -65,6 +66,7 @@ rule train_second_seed:
         homography=lambda wildcards: f"results/{wildcards.sample}/homography",
         train_dir=lambda wildcards: f"results/{wildcards.sample}/second_seed/train",
         settings=settings("train", seed=config["train"].get("seed", 0) + config.get("diagnose", {}).get("seeds", {}).get("seed_offset", 1)),
+        background_fit=background_fit_settings(),
     threads: threads_for("train", 8)
     resources:
         mem_mb=16000,
@@ -79,4 +81,4 @@ rule train_second_seed:
         "$OMNIMATTE_PYTHON -m omnimatte train --sample {wildcards.sample} --frames {input.frames:q} --flow {params.flow:q}"
         " --homography {params.homography:q} --masks {input.masks:q} --objects {params.objects:q}"
         " --out {output.omnimatte:q} --train-dir {params.train_dir:q} --settings {params.settings}"
-        " --threads {threads} --log {log:q}"
+        " --background-fit {params.background_fit} --threads {threads} --log {log:q}"
