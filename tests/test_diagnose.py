@@ -27,7 +27,7 @@ from omnimatte.diagnose.drawing import outline_flagged
 from omnimatte.diagnose.exposure import check_exposure
 from omnimatte.diagnose.findings import CheckResult, Finding
 from omnimatte.diagnose.inputs import Layers, SampleInputs
-from omnimatte.diagnose.layers import check_layers, reach_zone
+from omnimatte.diagnose.layers import check_layers, missed_share, reach_zone
 from omnimatte.diagnose.masks import check_masks
 from omnimatte.diagnose.outputs import read_flags, write_flags
 from omnimatte.diagnose.seeds import check_seeds
@@ -242,6 +242,21 @@ def test_a_reconstruction_that_misses_where_no_layer_is():
     result = check_layers(inputs, layers, fitted("clean"), SETTINGS.layers)
     missed = finding(result, "missed")
     assert missed.verdict != OK and result.flagged[:, :30, -50:].mean() > 0.8
+
+
+def test_a_reconstruction_that_leaves_the_parallax_to_no_layer_is_missing_only_what_check_1_does_not_report(
+        monkeypatch):
+    """Where the pole slides over the ground, layers that give it to no one (as rendering does) reconstruct the
+    ground instead: where the fit finds the pole that is check 1's finding, not a miss of the layers'."""
+    inputs, layers, fit = sample("parallax"), true_layers("parallax"), fitted("parallax")
+    pole = truth("parallax")
+    layers.reconstruction[pole] = layers.background[pole]
+    unexplainable = np.stack([fit.unexplainable(t) for t in range(FRAMES)])
+    share, where = missed_share(inputs, layers, fit)
+    assert not (where & unexplainable).any()
+    monkeypatch.setattr(type(fit), "unexplainable", lambda self, t: np.zeros(inputs.shape, bool))
+    share_counting_the_pole, _ = missed_share(inputs, layers, fit)
+    assert share.mean() < 0.6 * share_counting_the_pole.mean()
 
 
 def test_a_layer_that_takes_up_the_parallax_is_said_to():

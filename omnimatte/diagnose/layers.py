@@ -12,7 +12,8 @@ for each pair of layers, overlap: the alpha both hold outside both masks over th
 their alphas there (two layers claiming one shadow); and for the clip, missed: the share of the
 frame, in the quarter of the frames where it is largest, where the reconstruction differs from
 the frame past what the background's fit tolerates (noise, and registration across texture) and
-no layer holds anything.
+no layer holds anything, outside the background that breaks the camera model (checks 1 and 2
+report that, and rendering gives it to no layer).
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ def _core(mask: np.ndarray, radius: int) -> np.ndarray:
 
 def missed_share(inputs: SampleInputs, layers: Layers, fit: BackgroundFit) -> tuple[np.ndarray, np.ndarray]:
     """Per frame, the share of the frame where the reconstruction differs from the frame by more than the fit's
-    residual threshold and no layer holds anything; and those pixels. The difference is measured in the fit's own
+    residual threshold and no layer holds anything, outside the fit's unexplainable background (which checks 1 and
+    2 report, and which the effect claim gives to no layer); and those pixels. The difference is measured in the fit's own
     tolerance (the frame's noise by brightness plus its registration tolerance across the plate's texture): the
     reconstruction's background is the same registered plate, resampled through the same homographies, so on
     textured ground it may miss by what the fit allows the plate itself."""
@@ -67,7 +69,7 @@ def missed_share(inputs: SampleInputs, layers: Layers, fit: BackgroundFit) -> tu
     for t in range(inputs.num_frames):
         difference = inputs.frames[t].astype(np.float32) - layers.reconstruction[t].astype(np.float32)
         score = local_score(difference, fit.tolerance(t), empty[t], sigma)
-        where[t] = empty[t] & (score > fit.settings.residual_threshold)
+        where[t] = empty[t] & ~fit.unexplainable(t) & (score > fit.settings.residual_threshold)
     return where.mean(axis=(1, 2)), where
 
 

@@ -133,12 +133,12 @@ def region_owners(labels: np.ndarray, alpha: torch.Tensor,
 
 def claim_effects(frame: torch.Tensor, background: torch.Tensor, rgb: torch.Tensor, alpha: torch.Tensor,
                   moves_with: Callable[[np.ndarray, int], dict[int, float]] | None = None,
-                  unexplainable: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                  unclaimable: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Layers' colour (L, 3, H, W) and alpha (L, 1, H, W), back to front, with the frame's (1, 3, H, W) effects.
 
     Each region goes to its owner (region_owners; `moves_with` settles regions several objects reach).
-    `unexplainable` (H, W) bool: where the background itself breaks the camera model (background_fit: parallax,
-    a background that moves by itself); no region is found there, so nothing of it is given to an object.
+    `unclaimable` (H, W) bool: what moves over the background by itself (background_fit: standing things sliding by
+    under parallax, water, an unmasked mover); no region is found there, so nothing of it is given to an object.
 
     In a region a layer owns, its alpha is raised (never lowered) to the least alpha with which
     some colour, over the layers behind it and seen through the faint alpha of those in front,
@@ -147,8 +147,8 @@ def claim_effects(frame: torch.Tensor, background: torch.Tensor, rgb: torch.Tens
     if len(alpha) == 0:
         return rgb, alpha
     free = alpha.amax(0, keepdim=True) < FREE_ALPHA
-    if unexplainable is not None:
-        free = free & ~unexplainable.to(free.device).view_as(free[0, 0])
+    if unclaimable is not None:
+        free = free & ~unclaimable.to(free.device).view_as(free[0, 0])
     labels = effect_regions(frame, background, free)
     if labels.max() == 0:
         return rgb, alpha

@@ -98,7 +98,7 @@ def render_frame(model: Omnimatte, video: VideoTensors, t: int, background_canva
     5. the effect claim (claim_effects): what the frame shows beyond the background away from every layer
        goes to the nearest object's layer or, where several objects reach it, to the one it moves with as
        `motion` (effect_motion_for(...), for every frame of one pass) follows it; None leaves the nearest;
-       nothing is claimed where the background itself breaks the camera model (video.unexplainable, when fitted);
+       nothing is claimed where something moves over the background by itself (video.unclaimable, when fitted);
     6. the shadow fit (fit_shadows): where a layer holds an even darkening of what lies below it, outside
        every coarse mask, its alpha is set to the darkening's, in black;
     7. detail transfer (detail_transfer): each foreground layer's colour gets the residual between the frame
@@ -122,7 +122,7 @@ def render_frame(model: Omnimatte, video: VideoTensors, t: int, background_canva
         rgb, alpha = fill_cores(target, background, rgb, alpha, cores, threshold)
     if settings.claim_effects:
         rgb, alpha = claim_effects(target, background, rgb, alpha, None if motion is None else motion.scorer(t),
-                                   None if video.unexplainable is None else video.unexplainable[t])
+                                   None if video.unclaimable is None else video.unclaimable[t])
     if settings.fit_shadows:
         rgb, alpha = fit_shadows(target, background, rgb, alpha, video.masks[t])
     model_composite = composite_over(background, list(rgb.split(1)), list(alpha.split(1)))

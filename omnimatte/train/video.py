@@ -47,9 +47,9 @@ class VideoTensors:
     object_names: list[str]
     output_frames: torch.Tensor  # (T, 3, H, W) the working-resolution frames
     output_grid: torch.Tensor  # (T, H, W, 2) their canvas positions
-    # (T, H, W) bool at the working resolution: where the background itself breaks the camera model
-    # (unexplainable_background), which the effect claim gives to no object; None where it was not fitted.
-    unexplainable: torch.Tensor | None = None
+    # (T, H, W) bool at the working resolution: what moves over the background by itself (unclaimable_background),
+    # which the effect claim gives to no object; None where the background was not fitted.
+    unclaimable: torch.Tensor | None = None
 
     @property
     def num_frames(self) -> int:
@@ -112,16 +112,16 @@ def starting_plate(frames: np.ndarray, objects: np.ndarray, homographies: np.nda
     return registered_median(frames, homographies, canvas_size, exclude=objects, before_first_exclusion=True)
 
 
-def unexplainable_background(sample: str, frames: np.ndarray, masks: np.ndarray, object_names: list[str],
+def unclaimable_background(sample: str, frames: np.ndarray, masks: np.ndarray, object_names: list[str],
                              camera: Camera, flow: FlowFields, settings: BackgroundFitSettings) -> np.ndarray:
-    """(T, H, W) bool: where the clip's background breaks the camera model (background_fit's `unexplainable`:
-    parallax, a misfit, a background that moves by itself), from frames (T, H, W, 3) uint8 and masks (T, L, H, W)
-    bool; the same fit the diagnose stage reports."""
+    """(T, H, W) bool: what moves over the clip's background by itself (background_fit's `unclaimable`: standing
+    things sliding by under parallax, a background that moves by itself, an unmasked mover), from frames
+    (T, H, W, 3) uint8 and masks (T, L, H, W) bool; the same fit the diagnose stage reports."""
     began = time.perf_counter()
     fit = fit_background(frames, camera, {name: masks[:, i] for i, name in enumerate(object_names)}, flow, settings)
-    maps = np.stack([fit.unexplainable(t) for t in range(fit.num_frames)])
-    log.info("%s: the background fit (%.1f s) finds %.2f%% of the background outside the masks that the camera "
-             "model does not explain (parallax, a background moving by itself); no layer is given it",
+    maps = np.stack([fit.unclaimable(t) for t in range(fit.num_frames)])
+    log.info("%s: the background fit (%.1f s) finds %.2f%% of the background outside the masks moving over it by "
+             "itself (parallax, water, an unmasked mover); the effect claim gives it to no layer",
              sample, time.perf_counter() - began, 100 * maps.sum() / max(int(fit.free.sum()), 1))
     return maps
 
@@ -134,8 +134,8 @@ def load_video(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pa
     With canvas_plate, also the canvas background's starting plate (the masked registered
     median) and the frame at which an object first reaches each of its pixels: both warp
     every frame's masks into the canvas (the plate the frames too), so they are only made
-    when the canvas is used. With `background_fit`, also where the background breaks the
-    camera model (unexplainable_background), for the effect claim.
+    when the canvas is used. With `background_fit`, also what moves over the background by
+    itself (unclaimable_background), for the effect claim.
     """
     frames = read_frames(frames_dir)
     num_frames, height, width = frames.shape[:3]
@@ -153,11 +153,11 @@ def load_video(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pa
 
     camera = load_camera(STAGE, sample, HomographyFiles(Path(homography_dir)), num_frames)
     homographies, canvas_size = camera.homographies, camera.canvas_size
-    unexplainable = None
+    unclaimable = None
     if background_fit is not None:
         confidence_backward = load_array(STAGE, sample, FlowFiles(Path(flow_dir)).confidence_backward,
                                          (num_frames - 1, height, width), "flow")
-        unexplainable = unexplainable_background(sample, frames, mask_array, object_names, camera,
+        unclaimable = unclaimable_background(sample, frames, mask_array, object_names, camera,
                                                  FlowFields(forward, backward, confidence, confidence_backward),
                                                  background_fit)
     plate = reached = None
@@ -191,5 +191,5 @@ def load_video(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pa
         object_names=list(object_names),
         output_frames=output_frames,
         output_grid=output_grid,
-        unexplainable=None if unexplainable is None else tensor(unexplainable),
+        unclaimable=None if unclaimable is None else tensor(unclaimable),
     )
