@@ -38,8 +38,10 @@ breaks the model. The fit tells them apart and keeps four per-frame maps of the 
 
 Regions are found on the smoothed scores and drawn at the pixels that do not fit.
 
-Rendering consults `unclaimable(t)` (what moves over the background by itself, which no object
-should be given); the diagnose stage reports all of the maps (`unexplainable(t)`: the four together).
+The effect claim consults `moves_by_itself(t)` (parallax, moving, mover: no object's effect unless it
+moves with the object) and `misfit` (an object's effect cast far, or a registration error, unless it
+stays where it is on the background); the diagnose stage reports all of the maps (`unexplainable(t)`:
+the four together).
 """
 
 from __future__ import annotations
@@ -193,11 +195,10 @@ class BackgroundFit:
         """(H, W) bool: where frame t's background breaks the model (what checks 1 and 2 report)."""
         return self.camera_model_misses(t) | self.moving_background(t)
 
-    def unclaimable(self, t: int) -> np.ndarray:
-        """(H, W) bool: what in frame t moves over the static background by itself, so is no object's effect and
-        the effect claim gives it to no layer: standing things sliding over the ground under parallax, a background
-        that moves by itself, an unmasked mover. Not `misfit`: a region that fits nothing far from every object
-        may as well be an object's own effect cast far (a bouncing ball's shadow) as a registration error."""
+    def moves_by_itself(self, t: int) -> np.ndarray:
+        """(H, W) bool: what in frame t moves over the static background by itself: standing things sliding over
+        the ground under parallax, a background that moves by itself, an unmasked mover. Unlike `misfit`, which may
+        as well be an object's own effect cast far (a bouncing ball's shadow) as a registration error."""
         return self.parallax[t] | self.moving_background(t)
 
 

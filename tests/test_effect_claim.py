@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from omnimatte.model import composite_over
-from omnimatte.render.effect_claim import claim_effects
+from omnimatte.render.effect_claim import UnexplainedBackground, claim_effects
 
 H, W = 64, 96
 
@@ -158,7 +158,8 @@ def test_nothing_is_claimed_where_a_layer_already_holds_the_pixel_or_no_object_s
 
 def test_nothing_is_claimed_where_the_background_moves_by_itself():
     """A change beside the object that the background fit finds moving by itself (a standing pole sliding by
-    under parallax, water) is given to no layer; the object's own shadow beside it still is."""
+    under parallax, water) is given to no layer where nothing shows it moving with the object; the object's own
+    shadow beside it still is. A misfit (a registration error, or an effect cast far) is kept unless shown to stay."""
     background = textured_background()
     rgb, alpha = layer_of(square(10, 10, 12))
     shadow, pole = 0.4 * square(24, 8, 10), 0.5 * square(8, 30, 10)
@@ -166,7 +167,11 @@ def test_nothing_is_claimed_where_the_background_moves_by_itself():
     frame = composite_over(background, [black, black, rgb], [shadow, pole, alpha])
     _, claimed = claim_effects(frame, background, rgb, alpha)
     assert claimed[0, 0][pole[0, 0] > 0].min() > 0.4  # without the map the nearest object takes the pole too
-    unclaimable = F.max_pool2d(pole, 5, stride=1, padding=2)[0, 0] > 0  # the fit's map, a little wider
-    _, claimed = claim_effects(frame, background, rgb, alpha, unclaimable=unclaimable)
-    assert claimed[0, 0][unclaimable].max() == 0
+    mapped = F.max_pool2d(pole, 5, stride=1, padding=2)[0, 0] > 0  # the fit's map, a little wider
+    none = torch.zeros_like(mapped)
+    # nothing follows the regions here (no motion): what moves by itself is left out, a misfit is kept
+    _, claimed = claim_effects(frame, background, rgb, alpha, unexplained=UnexplainedBackground(mapped, none))
+    assert claimed[0, 0][mapped].max() == 0
     assert claimed[0, 0][shadow[0, 0] > 0].mean() > 0.35
+    _, claimed = claim_effects(frame, background, rgb, alpha, unexplained=UnexplainedBackground(none, mapped))
+    assert claimed[0, 0][pole[0, 0] > 0].min() > 0.4

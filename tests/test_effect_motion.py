@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from omnimatte.model import composite_over
-from omnimatte.render.effect_claim import claim_effects, region_owners
+from omnimatte.render.effect_claim import UnexplainedBackground, claim_effects, region_owners
 from omnimatte.render.effect_motion import OFFSETS, EffectMotion
 
 H, W, T = 64, 96, 17
@@ -39,12 +39,18 @@ def shadow(t: int) -> torch.Tensor:
     return 0.4 * box(24, 10 + 2 * t, 8, 14)
 
 
-def scene(t: int, background: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Frame t, and its two layers (caster, bystander) without the shadow."""
+def pole() -> torch.Tensor:
+    """A standing thing the background does not hold (as under parallax): a darkening that stays where it is."""
+    return 0.5 * box(46, 20, 10, 8)
+
+
+def scene(t: int, background: torch.Tensor, with_pole: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Frame t, and its two layers (caster, bystander) without the shadow (or the pole)."""
     rgb = torch.cat([torch.full((1, 3, H, W), 0.8), torch.full((1, 3, H, W), -0.2)])
     alpha = torch.cat([caster(t), bystander(t)])
-    frame = composite_over(background, [torch.full_like(background, -1.0), rgb[:1], rgb[1:]],
-                           [shadow(t), alpha[:1], alpha[1:]])
+    below = [pole()] if with_pole else []
+    frame = composite_over(background, [torch.full_like(background, -1.0)] * (len(below) + 1) + [rgb[:1], rgb[1:]],
+                           below + [shadow(t), alpha[:1], alpha[1:]])
     return frame, rgb, alpha
 
 
@@ -52,9 +58,9 @@ def dilated(mask: torch.Tensor, px: int = 2) -> torch.Tensor:
     return torch.nn.functional.max_pool2d(mask, 2 * px + 1, stride=1, padding=px)
 
 
-def motion(background: torch.Tensor, mask_scale: int = 1, frames: int = T) -> EffectMotion:
+def motion(background: torch.Tensor, mask_scale: int = 1, frames: int = T, with_pole: bool = False) -> EffectMotion:
     """The clip's EffectMotion, its coarse masks (dilated 2 px) area-shrunk by `mask_scale` as training's are."""
-    clip = torch.cat([scene(t, background)[0] for t in range(frames)])
+    clip = torch.cat([scene(t, background, with_pole)[0] for t in range(frames)])
     masks = torch.stack([torch.cat([dilated(caster(t)), dilated(bystander(t))]) for t in range(frames)])
     if mask_scale > 1:
         masks = torch.nn.functional.avg_pool2d(masks.flatten(0, 1), mask_scale).view(frames, 2, 1, H // mask_scale, -1)
@@ -86,6 +92,37 @@ def test_the_shadow_goes_to_its_caster_though_the_bystander_touches_it():
     _, claimed = claim_effects(frame, background, rgb, alpha, motion(background).scorer(8))
     assert (claimed[0, 0][inside] - 0.4).abs().max() < 0.06
     assert torch.equal(claimed[1], alpha[1])
+
+
+def test_where_the_background_is_unexplained_a_region_moving_with_its_object_is_claimed_and_one_staying_put_is_not():
+    background = textured_background()
+    frame, rgb, alpha = scene(8, background, with_pole=True)
+    shadow_region, pole_region = shadow(8)[0, 0] > 0, pole()[0, 0] > 0
+    follow = motion(background, with_pole=True)
+    assert mean_share(follow.stays(8, shadow_region.numpy())) < 0.3  # the shadow leaves where it was
+    assert mean_share(follow.stays(8, pole_region.numpy())) > 0.9  # the pole stays
+    _, unchecked = claim_effects(frame, background, rgb, alpha, follow.scorer(8))
+    assert unchecked[1, 0][pole_region].min() > 0.4  # the nearest object, the bystander, takes the pole
+    mapped, none = shadow_region | pole_region, torch.zeros_like(shadow_region)
+    for unexplained in (UnexplainedBackground(mapped, none), UnexplainedBackground(none, mapped)):
+        # the fit finds both moving over the background by itself, or both fitting nothing: the same either way
+        _, claimed = claim_effects(frame, background, rgb, alpha, follow.scorer(8), unexplained)
+        assert (claimed[0, 0][shadow_region] - 0.4).abs().max() < 0.06
+        assert claimed[:, 0][:, pole_region].max() == 0
+    # nothing followed: nothing that moves by itself is claimed
+    _, blind = claim_effects(frame, background, rgb, alpha, None, UnexplainedBackground(mapped, none))
+    assert blind[:, 0][:, mapped].max() == 0
+
+
+def test_a_background_point_is_carried_by_the_camera_alone():
+    ys, xs = torch.meshgrid(torch.arange(H, dtype=torch.float32), torch.arange(W, dtype=torch.float32), indexing="ij")
+    # the camera pans 3 px right and 1 px down a frame (the canvas position of each pixel, x then y)
+    grid = torch.stack([torch.stack((xs + 3 * t, ys + t), -1) for t in range(T)])
+    follow = EffectMotion(torch.zeros(T, 3, H, W), torch.zeros(T, 1, 1, H, W), lambda s: torch.zeros(1, 3, H, W), grid)
+    assert np.allclose(follow._camera_shift(8, 12, np.array([30.0, 40.0])), [-4, -12], atol=1e-4)
+    assert np.allclose(follow._camera_shift(8, 4, np.array([30.0, 40.0])), [4, 12], atol=1e-4)
+    assert np.allclose(EffectMotion(torch.zeros(T, 3, H, W), torch.zeros(T, 1, 1, H, W),
+                                    lambda s: torch.zeros(1, 3, H, W))._camera_shift(8, 12, np.array([30.0, 40.0])), 0)
 
 
 def test_a_clip_too_short_to_follow_the_region_keeps_the_nearest():

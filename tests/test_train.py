@@ -560,25 +560,29 @@ def test_compiled_training_on_the_cpu_trains_and_renders(scene: dict):
     assert np.isfinite(summary["final_losses"]["total"])
 
 
-def test_the_effect_claim_is_kept_off_what_the_background_fit_finds_moving_by_itself(scene: dict, monkeypatch):
+def test_the_effect_claim_is_handed_what_the_background_fit_cannot_explain(scene: dict, monkeypatch):
     """With the background fit's settings, load_video marks per frame what moves over the background by itself
-    (nothing on a textured ground panning under one homography), and rendering hands each frame's map to the
-    effect claim; without them nothing is fitted."""
+    and what fits nothing (neither on a textured ground panning under one homography), and rendering hands each
+    frame's maps to the effect claim; without them nothing is fitted."""
     from omnimatte.background_fit import BackgroundFitSettings
     from omnimatte.render import RenderSettings, pipeline
+    from omnimatte.render.effect_claim import UnexplainedBackground
 
     paths = (scene["frames_dir"], scene["flow_dir"], scene["homography_dir"], scene["masks_dir"], ["square"], 4,
              torch.device("cpu"))
-    assert train_module.load_video("tiny", *paths, canvas_plate=True).unclaimable is None
+    assert train_module.load_video("tiny", *paths, canvas_plate=True).unexplained is None
     video = train_module.load_video("tiny", *paths, canvas_plate=True, background_fit=BackgroundFitSettings())
-    assert video.unclaimable.shape == (T, H, W) and video.unclaimable.dtype == torch.bool
-    assert video.unclaimable.float().mean() < 0.01
-    marked = replace(video, unclaimable=video.unclaimable.clone())
-    marked.unclaimable[2, :10] = True
+    for fitted in (video.unexplained.moves_by_itself, video.unexplained.misfit):
+        assert fitted.shape == (T, H, W) and fitted.dtype == torch.bool
+        assert fitted.float().mean() < 0.01
+    marked = replace(video, unexplained=UnexplainedBackground(video.unexplained.moves_by_itself.clone(),
+                                                              video.unexplained.misfit.clone()))
+    marked.unexplained.moves_by_itself[2, :10] = True
+    marked.unexplained.misfit[2, -10:] = True
     handed = []
 
-    def claim(frame, background, rgb, alpha, moves_with, unclaimable):
-        handed.append(unclaimable)
+    def claim(frame, background, rgb, alpha, motion, unexplained):
+        handed.append(unexplained)
         return rgb, alpha
 
     monkeypatch.setattr(pipeline, "claim_effects", claim)
@@ -586,4 +590,6 @@ def test_the_effect_claim_is_kept_off_what_the_background_fit_finds_moving_by_it
     model = train_loop.build_model(video, config, torch.device("cpu")).eval()
     with torch.no_grad():
         pipeline.render_frame(model, marked, 2, model.render_background(), RenderSettings.from_config(config), None)
-    assert len(handed) == 1 and torch.equal(handed[0], marked.unclaimable[2])
+    assert len(handed) == 1
+    assert torch.equal(handed[0].moves_by_itself, marked.unexplained.moves_by_itself[2])
+    assert torch.equal(handed[0].misfit, marked.unexplained.misfit[2])

@@ -11,12 +11,21 @@ a pixel or two wide) cancel. Each such region goes whole to the layer whose obje
 nearest, within a reach proportional to the object's size, or, where several objects reach
 it, to the one it moves with over the frames around (effect_motion); there the layer's alpha
 is raised to the least alpha with which any colour explains the frame, in that colour.
+
+Where the background moves by itself (the background fit's maps: water, standing things sliding
+over the ground under parallax, an unmasked mover), the frame differs from the background
+without any object's doing: a region reaching there is claimed whole only if it moves with its
+object clearly more than it stays where it is on the background, else its part there is left
+out. Where the background fits nothing far from every object (a misfit: a registration error,
+or an object's effect cast far), the burden is turned round: the region is left out there only
+if it stays where it is on the background clearly more than it moves with its object.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
 
 import cv2
 import numpy as np
@@ -25,6 +34,9 @@ import torch.nn.functional as F
 
 from omnimatte.model import colour_difference, composite_over
 from omnimatte.render.alpha_fit import layer_residual, least_alpha, least_alpha_colour
+
+if TYPE_CHECKING:  # effect_motion imports this module
+    from omnimatte.render.effect_motion import FrameMotion
 
 # A pixel is free for a claim where every layer's alpha is below this.
 FREE_ALPHA = 0.1
@@ -57,7 +69,7 @@ MOTION_UNKNOWN_NEAREST = 0.5
 
 def _masked_blur(image: torch.Tensor, weight: torch.Tensor, sigma: float) -> torch.Tensor:
     """Gaussian blur of `image` over the pixels `weight` selects, normalised so the others do not bleed in."""
-    radius = int(3 * sigma)
+    radius = smoothing_radius(sigma)
     taps = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)
     kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
     kernel = kernel / kernel.sum()
@@ -72,20 +84,99 @@ def _masked_blur(image: torch.Tensor, weight: torch.Tensor, sigma: float) -> tor
     return blur(image * weight) / blur(weight).clamp_min(1e-3)
 
 
+def smoothing_sigma(height: int, width: int) -> float:
+    """The residual's smoothing, in px, for a frame of this size."""
+    return max(1.0, min(height, width) / 64)
+
+
+def smoothing_radius(sigma: float) -> int:
+    """How far, in px, the residual's smoothing spreads a pixel's difference."""
+    return int(3 * sigma)
+
+
+def min_region_area(height: int, width: int) -> float:
+    """The fewest pixels an effect region has: smaller ones are noise."""
+    return max(MIN_REGION_SHARE * height * width, math.pi * smoothing_sigma(height, width) ** 2)
+
+
 def effect_regions(frame: torch.Tensor, background: torch.Tensor, free: torch.Tensor) -> np.ndarray:
     """Connected regions (H, W) int labels, 0 = none, where the free pixels' smoothed residual needs a layer."""
     height, width = frame.shape[-2:]
-    sigma = max(1.0, min(height, width) / 64)
+    sigma = smoothing_sigma(height, width)
     weight = free.to(frame.dtype)
     smooth_frame, smooth_background = _masked_blur(frame, weight, sigma), _masked_blur(background, weight, sigma)
     need = least_alpha(smooth_frame - smooth_background, smooth_background)
     noise = float(need[free].median()) if bool(free.any()) else 0.0
     significant = (free & (need > max(NEED_THRESHOLD, NOISE_FACTOR * noise))
                    & (colour_difference(smooth_frame, smooth_background) > DIFFERENCE_THRESHOLD))
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(significant[0, 0].cpu().numpy().astype(np.uint8),
-                                                               connectivity=8)
-    small = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] < max(MIN_REGION_SHARE * height * width, math.pi * sigma ** 2))
+    return connected_regions(significant[0, 0].cpu().numpy(), min_region_area(height, width))
+
+
+def connected_regions(pixels: np.ndarray, min_area: float) -> np.ndarray:
+    """(H, W) int labels of the 8-connected regions of `pixels` (H, W) bool of at least `min_area` pixels; 0 = none."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(pixels.astype(np.uint8), connectivity=8)
+    small = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] < min_area)
     labels[np.isin(labels, small)] = 0
+    return labels
+
+
+@dataclass(frozen=True)
+class UnexplainedBackground:
+    """Where the background breaks the camera model (background_fit), bool of one shape each, (H, W) for a frame or
+    (T, H, W) for a clip. moves_by_itself: parallax, water, an unmasked mover; misfit: what fits nothing far from
+    every object (a registration error, or an object's effect cast far)."""
+
+    moves_by_itself: torch.Tensor
+    misfit: torch.Tensor
+
+    def frame(self, t: int) -> UnexplainedBackground:
+        return UnexplainedBackground(self.moves_by_itself[t], self.misfit[t])
+
+
+def motion_shares(region: np.ndarray, layer: int, motion: FrameMotion) -> tuple[float, float] | None:
+    """How much of `region` (H, W) bool moving with layer `layer`'s object carries onto effects, and how much staying
+    where it is on the background (the camera alone carrying it) does: the means over the frames both were followed
+    to; None where they share fewer than MOTION_FRAMES."""
+    with_object, staying = motion(region, layer), motion.stays(region)
+    common = set(with_object) & set(staying)
+    if len(common) < MOTION_FRAMES:
+        return None
+    return float(np.mean([with_object[s] for s in common])), float(np.mean([staying[s] for s in common]))
+
+
+def is_no_effect(region: np.ndarray, layer: int, unexplained: UnexplainedBackground, motion: FrameMotion | None
+                 ) -> bool:
+    """Whether the part of owned `region` (H, W) bool that lies where the background is unexplained is no effect of
+    layer `layer`'s object. Where more of it moves by itself than misfits, it is none unless it moves with the
+    object more than it stays where it is by MOTION_MARGIN; where more misfits, it is none only if it stays where it
+    is more than it moves with the object by MOTION_MARGIN. Without `motion`, what moves by itself is none."""
+    moving = int((region & unexplained.moves_by_itself).sum())
+    misfit = int((region & unexplained.misfit).sum())
+    shares = None if motion is None else motion_shares(region, layer, motion)
+    if moving >= misfit:
+        return shares is None or shares[0] <= shares[1] + MOTION_MARGIN
+    return shares is not None and shares[1] > shares[0] + MOTION_MARGIN
+
+
+def set_aside_unexplained(labels: np.ndarray, owner: np.ndarray, unexplained: UnexplainedBackground,
+                          motion: FrameMotion | None) -> np.ndarray:
+    """The regions `labels` (H, W) without what no object should be given: in each owned region that reaches the
+    unexplained background and is no effect of its owner's object there (is_no_effect), the pixels there and
+    those the residual's smoothing spread from there are dropped, and what is left of it stays a region where it
+    is large enough for one (min_region_area)."""
+    height, width = labels.shape
+    anywhere = unexplained.moves_by_itself | unexplained.misfit
+    radius = smoothing_radius(smoothing_sigma(height, width))
+    spread = cv2.dilate(anywhere.astype(np.uint8), cv2.getStructuringElement(
+        cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))).astype(bool)
+    labels = labels.copy()
+    for label in np.unique(labels[anywhere & (labels > 0)]):
+        region = labels == label
+        if owner[label] < 0 or not is_no_effect(region, int(owner[label]), unexplained, motion):
+            continue
+        labels[region] = 0
+        kept = connected_regions(region & ~spread, min_region_area(height, width))
+        labels[kept > 0] = label
     return labels
 
 
@@ -132,13 +223,13 @@ def region_owners(labels: np.ndarray, alpha: torch.Tensor,
 
 
 def claim_effects(frame: torch.Tensor, background: torch.Tensor, rgb: torch.Tensor, alpha: torch.Tensor,
-                  moves_with: Callable[[np.ndarray, int], dict[int, float]] | None = None,
-                  unclaimable: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                  motion: FrameMotion | None = None,
+                  unexplained: UnexplainedBackground | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Layers' colour (L, 3, H, W) and alpha (L, 1, H, W), back to front, with the frame's (1, 3, H, W) effects.
 
-    Each region goes to its owner (region_owners; `moves_with` settles regions several objects reach).
-    `unclaimable` (H, W) bool: what moves over the background by itself (background_fit: standing things sliding by
-    under parallax, water, an unmasked mover); no region is found there, so nothing of it is given to an object.
+    Each region goes to its owner (region_owners; `motion`, how regions of this frame move (effect_motion),
+    settles regions several objects reach). `unexplained`: where the frame's background breaks the camera model;
+    a region reaching there keeps its part there only if it is its owner's object's effect (set_aside_unexplained).
 
     In a region a layer owns, its alpha is raised (never lowered) to the least alpha with which
     some colour, over the layers behind it and seen through the faint alpha of those in front,
@@ -147,12 +238,15 @@ def claim_effects(frame: torch.Tensor, background: torch.Tensor, rgb: torch.Tens
     if len(alpha) == 0:
         return rgb, alpha
     free = alpha.amax(0, keepdim=True) < FREE_ALPHA
-    if unclaimable is not None:
-        free = free & ~unclaimable.to(free.device).view_as(free[0, 0])
     labels = effect_regions(frame, background, free)
     if labels.max() == 0:
         return rgb, alpha
-    owners = torch.from_numpy(region_owners(labels, alpha, moves_with)[labels]).to(alpha.device)
+    owner = region_owners(labels, alpha, motion)
+    if unexplained is not None:
+        as_numpy = UnexplainedBackground(unexplained.moves_by_itself.cpu().numpy().reshape(labels.shape),
+                                         unexplained.misfit.cpu().numpy().reshape(labels.shape))
+        labels = set_aside_unexplained(labels, owner, as_numpy, motion)
+    owners = torch.from_numpy(np.where(labels > 0, owner[labels], -1)).to(alpha.device)
     rgb, alpha = rgb.clone(), alpha.clone()
     below = background
     for i in range(len(alpha)):

@@ -6,6 +6,11 @@ the region a few frames forward and back, each candidate's own motion (the shift
 coarse mask's centre) should carry it onto the effect as those frames show it; the candidate
 whose motion does so best owns it. The frames' effects are judged as the claim judges them,
 on pixels away from the coarse masks, so no network output from other frames is needed.
+
+The same test tells an effect from the background moving by itself: water, or a standing
+thing sliding over the ground under parallax, stays where it is on the background (or drifts
+by itself), while an effect moves with its object. `stays` carries a region with the camera
+alone, as a still part of the background would move, for the claim to compare against.
 """
 
 from __future__ import annotations
@@ -25,15 +30,32 @@ OFFSETS = (4, 8, 12)
 MIN_SEEN = 0.3
 
 
+class FrameMotion:
+    """How a region (H, W) bool of frame t moves: `motion(region, layer)` with layer `layer`'s object
+    (EffectMotion.score), `motion.stays(region)` with the camera alone (EffectMotion.stays)."""
+
+    def __init__(self, motion: EffectMotion, t: int):
+        self.motion, self.t = motion, t
+
+    def __call__(self, region: np.ndarray, layer: int) -> dict[int, float]:
+        return self.motion.score(self.t, region, layer)
+
+    def stays(self, region: np.ndarray) -> dict[int, float]:
+        return self.motion.stays(self.t, region)
+
+
 class EffectMotion:
     """Where each frame shows effects away from the coarse masks, and where each object's mask is.
 
     frames: (T, 3, H, W) at the working resolution; masks: (T, L, 1, h, w) coarse masks at any
-    resolution; background_at(s): frame s's background (1, 3, H, W). A frame's effects are computed
-    when first asked for and kept while frames near it are asked about (frames go in order).
+    resolution; background_at(s): frame s's background (1, 3, H, W); grid: (T, H, W, 2) where each
+    pixel of each frame lies on the background's canvas (any fixed coordinates, x then y), None for
+    a camera that does not move. A frame's effects are computed when first asked for and kept while
+    frames near it are asked about (frames go in order).
     """
 
-    def __init__(self, frames: torch.Tensor, masks: torch.Tensor, background_at: Callable[[int], torch.Tensor]):
+    def __init__(self, frames: torch.Tensor, masks: torch.Tensor, background_at: Callable[[int], torch.Tensor],
+                 grid: torch.Tensor | None = None):
         self.frames = frames
         self.background_at = background_at
         height, width = frames.shape[-2:]
@@ -41,6 +63,7 @@ class EffectMotion:
         self.num_frames = masks.shape[0]
         self.size = (height, width)
         self.centres = _mask_centres(masks, height, width)
+        self.grid = None if grid is None else grid.detach().float().cpu().numpy()
         self._effects: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     @torch.no_grad()
@@ -54,17 +77,51 @@ class EffectMotion:
             self._effects[s] = (labels > 0, free[0, 0].cpu().numpy())
         return self._effects[s]
 
-    def scorer(self, t: int) -> Callable[[np.ndarray, int], dict[int, float]]:
-        """For frame t: how well a region (H, W) bool moves with layer i (`score`)."""
+    def scorer(self, t: int) -> FrameMotion:
+        """For frame t: how a region (H, W) bool moves (FrameMotion)."""
         for s in [s for s in self._effects if abs(s - t) > max(OFFSETS)]:
             del self._effects[s]
-        return lambda region, layer: self.score(t, region, layer)
+        return FrameMotion(self, t)
 
     def score(self, t: int, region: np.ndarray, layer: int) -> dict[int, float]:
         """Per frame s OFFSETS away from t: the share of the region, moved as layer `layer` moves from
         frame t to s, that lands on s's effects. Frames where the layer's mask is missing or touches
         the picture's edge (its centre no longer moves with it) or that show too little of the moved
         region are left out."""
+        return self._landing(t, region, lambda s: self.centres[s, layer] - self.centres[t, layer])
+
+    def stays(self, t: int, region: np.ndarray) -> dict[int, float]:
+        """Per frame s OFFSETS away from t: the share of the region, carried by the camera alone from frame t to
+        s (a still part of the background, where its centre lies on the canvas), that lands on s's effects;
+        frames that show too little of the carried region are left out."""
+        ys, xs = np.nonzero(region)
+        centre = np.array([ys.mean(), xs.mean()])
+        return self._landing(t, region, lambda s: self._camera_shift(t, s, centre))
+
+    def _camera_shift(self, t: int, s: int, centre: np.ndarray) -> np.ndarray:
+        """(dy, dx): where the background point at `centre` (y, x) of frame t is in frame s, less `centre`."""
+        if self.grid is None:
+            return np.zeros(2)
+        height, width = self.size
+
+        def position(frame: int, point: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            """The canvas position (x, y) at `point` of `frame` and its change per pixel (2 x 2: d/dy, d/dx)."""
+            y = int(np.clip(np.rint(point[0]), 0, height - 2))
+            x = int(np.clip(np.rint(point[1]), 0, width - 2))
+            here = self.grid[frame, y, x]
+            slope = np.stack([self.grid[frame, y + 1, x] - here, self.grid[frame, y, x + 1] - here], 1)
+            return here + slope @ (point - (y, x)), slope
+
+        target, _ = position(t, centre)
+        point = centre.astype(np.float64)
+        for _ in range(3):  # Newton steps on the locally affine homography
+            here, slope = position(s, point)
+            point = point + np.linalg.lstsq(slope, target - here, rcond=None)[0]
+        return point - centre
+
+    def _landing(self, t: int, region: np.ndarray, shift_to: Callable[[int], np.ndarray]) -> dict[int, float]:
+        """Per frame s OFFSETS away from t, the share of the region, moved by shift_to(s) (dy, dx; NaN: not
+        known), that lands on s's effects, among frames that show at least MIN_SEEN of it away from the masks."""
         height, width = self.size
         ys, xs = np.nonzero(region)
         shares = {}
@@ -72,7 +129,7 @@ class EffectMotion:
             for s in (t - offset, t + offset):
                 if not 0 <= s < self.num_frames:
                     continue
-                shift = self.centres[s, layer] - self.centres[t, layer]
+                shift = shift_to(s)
                 if np.isnan(shift).any():
                     continue
                 move_y, move_x = np.rint(shift).astype(int)  # the region moves whole

@@ -59,7 +59,7 @@ def frame_background(model: Omnimatte, video: VideoTensors, t: int,
 def effect_motion_for(model: Omnimatte, video: VideoTensors, background_canvas: torch.Tensor) -> EffectMotion:
     """What the effect claim follows over the frames of one rendering pass of the model."""
     return EffectMotion(video.output_frames, video.masks,
-                        lambda s: frame_background(model, video, s, background_canvas)[0])
+                        lambda s: frame_background(model, video, s, background_canvas)[0], video.output_grid)
 
 
 def network_layers(model: Omnimatte, video: VideoTensors, t: int, refine_alpha: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -98,7 +98,9 @@ def render_frame(model: Omnimatte, video: VideoTensors, t: int, background_canva
     5. the effect claim (claim_effects): what the frame shows beyond the background away from every layer
        goes to the nearest object's layer or, where several objects reach it, to the one it moves with as
        `motion` (effect_motion_for(...), for every frame of one pass) follows it; None leaves the nearest;
-       nothing is claimed where something moves over the background by itself (video.unclaimable, when fitted);
+       where the background breaks the camera model (video.unexplained, when fitted), a region is claimed only as
+       its object's effect (what moves by itself, only if it moves with the object; what fits nothing far from
+       every object, unless it stays put on the background);
     6. the shadow fit (fit_shadows): where a layer holds an even darkening of what lies below it, outside
        every coarse mask, its alpha is set to the darkening's, in black;
     7. detail transfer (detail_transfer): each foreground layer's colour gets the residual between the frame
@@ -122,7 +124,7 @@ def render_frame(model: Omnimatte, video: VideoTensors, t: int, background_canva
         rgb, alpha = fill_cores(target, background, rgb, alpha, cores, threshold)
     if settings.claim_effects:
         rgb, alpha = claim_effects(target, background, rgb, alpha, None if motion is None else motion.scorer(t),
-                                   None if video.unclaimable is None else video.unclaimable[t])
+                                   None if video.unexplained is None else video.unexplained.frame(t))
     if settings.fit_shadows:
         rgb, alpha = fit_shadows(target, background, rgb, alpha, video.masks[t])
     model_composite = composite_over(background, list(rgb.split(1)), list(alpha.split(1)))

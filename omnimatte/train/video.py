@@ -18,6 +18,7 @@ from omnimatte.contract import FlowFiles, HomographyFiles, load_array, load_came
 from omnimatte.errors import StageError
 from omnimatte.io import list_frames, read_frames
 from omnimatte.logs import get_logger
+from omnimatte.render.effect_claim import UnexplainedBackground
 
 STAGE = "train"
 log = get_logger(STAGE)
@@ -47,9 +48,9 @@ class VideoTensors:
     object_names: list[str]
     output_frames: torch.Tensor  # (T, 3, H, W) the working-resolution frames
     output_grid: torch.Tensor  # (T, H, W, 2) their canvas positions
-    # (T, H, W) bool at the working resolution: what moves over the background by itself (unclaimable_background),
-    # which the effect claim gives to no object; None where the background was not fitted.
-    unclaimable: torch.Tensor | None = None
+    # (T, H, W) bool each, at the working resolution: where the background breaks the camera model
+    # (unexplained_background), which the effect claim gives an object only as its effect; None where not fitted.
+    unexplained: UnexplainedBackground | None = None
 
     @property
     def num_frames(self) -> int:
@@ -112,18 +113,23 @@ def starting_plate(frames: np.ndarray, objects: np.ndarray, homographies: np.nda
     return registered_median(frames, homographies, canvas_size, exclude=objects, before_first_exclusion=True)
 
 
-def unclaimable_background(sample: str, frames: np.ndarray, masks: np.ndarray, object_names: list[str],
-                             camera: Camera, flow: FlowFields, settings: BackgroundFitSettings) -> np.ndarray:
-    """(T, H, W) bool: what moves over the clip's background by itself (background_fit's `unclaimable`: standing
-    things sliding by under parallax, a background that moves by itself, an unmasked mover), from frames
-    (T, H, W, 3) uint8 and masks (T, L, H, W) bool; the same fit the diagnose stage reports."""
+def unexplained_background(sample: str, frames: np.ndarray, masks: np.ndarray, object_names: list[str],
+                           camera: Camera, flow: FlowFields, settings: BackgroundFitSettings
+                           ) -> tuple[np.ndarray, np.ndarray]:
+    """(T, H, W) bool each: where the clip's background moves by itself (background_fit's `moves_by_itself`:
+    standing things sliding by under parallax, a background that moves by itself, an unmasked mover) and where it
+    fits nothing far from every object (`misfit`), from frames (T, H, W, 3) uint8 and masks (T, L, H, W) bool; the
+    same fit the diagnose stage reports."""
     began = time.perf_counter()
     fit = fit_background(frames, camera, {name: masks[:, i] for i, name in enumerate(object_names)}, flow, settings)
-    maps = np.stack([fit.unclaimable(t) for t in range(fit.num_frames)])
+    moving = np.stack([fit.moves_by_itself(t) for t in range(fit.num_frames)])
+    misfit = fit.misfit & ~moving
+    counted = max(int(fit.free.sum()), 1)
     log.info("%s: the background fit (%.1f s) finds %.2f%% of the background outside the masks moving over it by "
-             "itself (parallax, water, an unmasked mover); the effect claim gives it to no layer",
-             sample, time.perf_counter() - began, 100 * maps.sum() / max(int(fit.free.sum()), 1))
-    return maps
+             "itself (parallax, water, an unmasked mover) and %.2f%% fitting nothing far from the objects; the effect "
+             "claim gives an object the first only where it moves with the object, the second unless it stays put",
+             sample, time.perf_counter() - began, 100 * moving.sum() / counted, 100 * misfit.sum() / counted)
+    return moving, misfit
 
 
 def load_video(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Path, masks_dir: Path,
@@ -135,7 +141,7 @@ def load_video(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pa
     median) and the frame at which an object first reaches each of its pixels: both warp
     every frame's masks into the canvas (the plate the frames too), so they are only made
     when the canvas is used. With `background_fit`, also what moves over the background by
-    itself (unclaimable_background), for the effect claim.
+    itself or fits nothing (unexplained_background), for the effect claim.
     """
     frames = read_frames(frames_dir)
     num_frames, height, width = frames.shape[:3]
@@ -153,11 +159,11 @@ def load_video(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pa
 
     camera = load_camera(STAGE, sample, HomographyFiles(Path(homography_dir)), num_frames)
     homographies, canvas_size = camera.homographies, camera.canvas_size
-    unclaimable = None
+    unexplained = None
     if background_fit is not None:
         confidence_backward = load_array(STAGE, sample, FlowFiles(Path(flow_dir)).confidence_backward,
                                          (num_frames - 1, height, width), "flow")
-        unclaimable = unclaimable_background(sample, frames, mask_array, object_names, camera,
+        unexplained = unexplained_background(sample, frames, mask_array, object_names, camera,
                                                  FlowFields(forward, backward, confidence, confidence_backward),
                                                  background_fit)
     plate = reached = None
@@ -191,5 +197,5 @@ def load_video(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pa
         object_names=list(object_names),
         output_frames=output_frames,
         output_grid=output_grid,
-        unclaimable=None if unclaimable is None else tensor(unclaimable),
+        unexplained=None if unexplained is None else UnexplainedBackground(*(tensor(m) for m in unexplained)),
     )
