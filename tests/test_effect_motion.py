@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from omnimatte.model import composite_over
-from omnimatte.render.effect_claim import UnexplainedBackground, claim_effects, region_owners
+from omnimatte.render.effect_claim import UnexplainedBackground, claim_effects, is_no_effect, region_owners
 from omnimatte.render.effect_motion import OFFSETS, EffectMotion
 
 H, W, T = 64, 96, 17
@@ -191,3 +191,30 @@ def test_a_region_only_one_object_reaches_is_not_followed():
         raise AssertionError("followed a region with one candidate")
 
     assert list(region_owners(labels, alpha, never)) == [-1, 0]
+
+
+class Shares:
+    """A region's shares moving with layer 0 and staying put, on frames 4 and 12."""
+
+    def __init__(self, with_object: float | None, staying: float):
+        self.with_object, self.staying = with_object, staying
+
+    def __call__(self, region, layer):
+        return {} if self.with_object is None else {4: self.with_object, 12: self.with_object}
+
+    def stays(self, region):
+        return {4: self.staying, 12: self.staying}
+
+
+def test_only_a_region_shown_to_stay_put_is_left_out_of_an_unexplained_background():
+    region = np.zeros((H, W), bool)
+    region[10:20, 10:20] = True
+    empty = np.zeros((H, W), bool)
+    moving, misfit = UnexplainedBackground(region, empty), UnexplainedBackground(empty, region)
+    for unexplained in (moving, misfit):
+        assert is_no_effect(region, 0, unexplained, Shares(0.1, 0.5))  # it stays: no effect
+        assert not is_no_effect(region, 0, unexplained, Shares(0.6, 0.5))  # it moves with the object
+        assert not is_no_effect(region, 0, unexplained, Shares(0.0, 0.1))  # too little of it stays to tell
+    # followed to too few frames: what moves by itself is none, a misfit is the object's
+    assert is_no_effect(region, 0, moving, Shares(None, 0.5)) and is_no_effect(region, 0, moving, None)
+    assert not is_no_effect(region, 0, misfit, Shares(None, 0.5)) and not is_no_effect(region, 0, misfit, None)

@@ -14,11 +14,10 @@ is raised to the least alpha with which any colour explains the frame, in that c
 
 Where the background moves by itself (the background fit's maps: water, standing things sliding
 over the ground under parallax, an unmasked mover), the frame differs from the background
-without any object's doing: a region reaching there is claimed whole only if it moves with its
-object clearly more than it stays where it is on the background, else its part there is left
-out. Where the background fits nothing far from every object (a misfit: a registration error,
-or an object's effect cast far), the burden is turned round: the region is left out there only
-if it stays where it is on the background clearly more than it moves with its object.
+without any object's doing; where it fits nothing far from every object (a misfit), a
+registration error or an object's effect cast far may be the cause. A region reaching either is
+followed over the frames around: its part there is left out where it stays where it is on the
+background clearly more than it moves with its object (an object's shadow leaves with it).
 """
 
 from __future__ import annotations
@@ -65,6 +64,9 @@ REACH = 4.0
 MOTION_MARGIN = 0.05
 MOTION_FRAMES = 2
 MOTION_UNKNOWN_NEAREST = 0.5
+# Part of the background stays where it is: carried by the camera alone to the frames around, at least
+# this share of it lands on what they show beyond the background again.
+STAYS_SHARE = 0.25
 
 
 def _masked_blur(image: torch.Tensor, weight: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -147,15 +149,14 @@ def motion_shares(region: np.ndarray, layer: int, motion: FrameMotion) -> tuple[
 def is_no_effect(region: np.ndarray, layer: int, unexplained: UnexplainedBackground, motion: FrameMotion | None
                  ) -> bool:
     """Whether the part of owned `region` (H, W) bool that lies where the background is unexplained is no effect of
-    layer `layer`'s object. Where more of it moves by itself than misfits, it is none unless it moves with the
-    object more than it stays where it is by MOTION_MARGIN; where more misfits, it is none only if it stays where it
-    is more than it moves with the object by MOTION_MARGIN. Without `motion`, what moves by itself is none."""
-    moving = int((region & unexplained.moves_by_itself).sum())
-    misfit = int((region & unexplained.misfit).sum())
+    layer `layer`'s object: it stays where it is on the background (staying put carries at least STAYS_SHARE of it
+    onto the frames' effects) more than it moves with the object, by MOTION_MARGIN. Where too few frames show it,
+    what moves by itself is none, a misfit (more of it misfits than moves by itself) is the object's."""
     shares = None if motion is None else motion_shares(region, layer, motion)
-    if moving >= misfit:
-        return shares is None or shares[0] <= shares[1] + MOTION_MARGIN
-    return shares is not None and shares[1] > shares[0] + MOTION_MARGIN
+    if shares is None:
+        return int((region & unexplained.moves_by_itself).sum()) >= int((region & unexplained.misfit).sum())
+    with_object, staying = shares
+    return staying >= STAYS_SHARE and staying > with_object + MOTION_MARGIN
 
 
 def set_aside_unexplained(labels: np.ndarray, owner: np.ndarray, unexplained: UnexplainedBackground,
