@@ -127,7 +127,7 @@ def unexplained_background(sample: str, frames: np.ndarray, masks: np.ndarray, o
     counted = max(int(fit.free.sum()), 1)
     log.info("%s: the background fit (%.1f s) finds %.2f%% of the background outside the masks moving over it by "
              "itself (parallax, water, an unmasked mover) and %.2f%% fitting nothing far from the objects; the effect "
-             "claim gives an object the first only where it moves with the object, the second unless it stays put",
+             "claim gives an object nothing there that stays put on the background",
              sample, time.perf_counter() - began, 100 * moving.sum() / counted, 100 * misfit.sum() / counted)
     return moving, misfit
 
