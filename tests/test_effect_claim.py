@@ -157,9 +157,9 @@ def test_nothing_is_claimed_where_a_layer_already_holds_the_pixel_or_no_object_s
 
 
 def test_nothing_is_claimed_where_the_background_moves_by_itself():
-    """A change beside the object that the background fit finds moving by itself (a standing pole sliding by
-    under parallax, water) is given to no layer where nothing shows it moving with the object; the object's own
-    shadow beside it still is. A misfit (a registration error, or an effect cast far) is kept unless shown to stay."""
+    """Where no frames around can show how it moves, a change beside the object that the background fit finds
+    moving by itself (a standing pole sliding by under parallax, water) is given to no layer; the object's own
+    shadow beside it still is. A misfit (a registration error, or an effect cast far) goes to the nearest object."""
     background = textured_background()
     rgb, alpha = layer_of(square(10, 10, 12))
     shadow, pole = 0.4 * square(24, 8, 10), 0.5 * square(8, 30, 10)

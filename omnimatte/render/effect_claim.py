@@ -12,12 +12,12 @@ nearest, within a reach proportional to the object's size, or, where several obj
 it, to the one it moves with over the frames around (effect_motion); there the layer's alpha
 is raised to the least alpha with which any colour explains the frame, in that colour.
 
-Where the background moves by itself (the background fit's maps: water, standing things sliding
-over the ground under parallax, an unmasked mover), the frame differs from the background
-without any object's doing; where it fits nothing far from every object (a misfit), a
-registration error or an object's effect cast far may be the cause. A region reaching either is
-followed over the frames around: its part there is left out where it stays where it is on the
-background clearly more than it moves with its object (an object's shadow leaves with it).
+A region that stays where it is on the background is no object's effect, though: a standing
+thing sliding over the ground under parallax, water, a registration error, a patch the canvas
+never learnt. Each region is followed over the frames around (effect_motion): where staying put
+(carried by the camera alone) lands clearly more of it on their effects than moving with its
+object does, it is left out. The background fit's maps (what moves by itself, what misfits) say
+how clear that must be, and what to do where too few frames show the region.
 """
 
 from __future__ import annotations
@@ -67,11 +67,14 @@ MOTION_UNKNOWN_NEAREST = 0.5
 # Part of the background stays where it is: carried by the camera alone to the frames around, at least
 # this share of it lands on what they show beyond the background again.
 STAYS_SHARE = 0.25
+# Staying put must carry this many times as much of a region onto effects as moving with its object does for the
+# region to be no effect, except where the background fit already finds the background moving by itself.
+STAYS_RATIO = 2.0
 
 
 def _masked_blur(image: torch.Tensor, weight: torch.Tensor, sigma: float) -> torch.Tensor:
     """Gaussian blur of `image` over the pixels `weight` selects, normalised so the others do not bleed in."""
-    radius = smoothing_radius(sigma)
+    radius = int(3 * sigma)
     taps = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)
     kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
     kernel = kernel / kernel.sum()
@@ -86,38 +89,19 @@ def _masked_blur(image: torch.Tensor, weight: torch.Tensor, sigma: float) -> tor
     return blur(image * weight) / blur(weight).clamp_min(1e-3)
 
 
-def smoothing_sigma(height: int, width: int) -> float:
-    """The residual's smoothing, in px, for a frame of this size."""
-    return max(1.0, min(height, width) / 64)
-
-
-def smoothing_radius(sigma: float) -> int:
-    """How far, in px, the residual's smoothing spreads a pixel's difference."""
-    return int(3 * sigma)
-
-
-def min_region_area(height: int, width: int) -> float:
-    """The fewest pixels an effect region has: smaller ones are noise."""
-    return max(MIN_REGION_SHARE * height * width, math.pi * smoothing_sigma(height, width) ** 2)
-
-
 def effect_regions(frame: torch.Tensor, background: torch.Tensor, free: torch.Tensor) -> np.ndarray:
     """Connected regions (H, W) int labels, 0 = none, where the free pixels' smoothed residual needs a layer."""
     height, width = frame.shape[-2:]
-    sigma = smoothing_sigma(height, width)
+    sigma = max(1.0, min(height, width) / 64)
     weight = free.to(frame.dtype)
     smooth_frame, smooth_background = _masked_blur(frame, weight, sigma), _masked_blur(background, weight, sigma)
     need = least_alpha(smooth_frame - smooth_background, smooth_background)
     noise = float(need[free].median()) if bool(free.any()) else 0.0
     significant = (free & (need > max(NEED_THRESHOLD, NOISE_FACTOR * noise))
                    & (colour_difference(smooth_frame, smooth_background) > DIFFERENCE_THRESHOLD))
-    return connected_regions(significant[0, 0].cpu().numpy(), min_region_area(height, width))
-
-
-def connected_regions(pixels: np.ndarray, min_area: float) -> np.ndarray:
-    """(H, W) int labels of the 8-connected regions of `pixels` (H, W) bool of at least `min_area` pixels; 0 = none."""
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(pixels.astype(np.uint8), connectivity=8)
-    small = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] < min_area)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(significant[0, 0].cpu().numpy().astype(np.uint8),
+                                                               connectivity=8)
+    small = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] < max(MIN_REGION_SHARE * height * width, math.pi * sigma ** 2))
     labels[np.isin(labels, small)] = 0
     return labels
 
@@ -146,38 +130,35 @@ def motion_shares(region: np.ndarray, layer: int, motion: FrameMotion) -> tuple[
     return float(np.mean([with_object[s] for s in common])), float(np.mean([staying[s] for s in common]))
 
 
-def is_no_effect(region: np.ndarray, layer: int, unexplained: UnexplainedBackground, motion: FrameMotion | None
-                 ) -> bool:
-    """Whether the part of owned `region` (H, W) bool that lies where the background is unexplained is no effect of
-    layer `layer`'s object: it stays where it is on the background (staying put carries at least STAYS_SHARE of it
-    onto the frames' effects) more than it moves with the object, by MOTION_MARGIN. Where too few frames show it,
-    what moves by itself is none, a misfit (more of it misfits than moves by itself) is the object's."""
+def is_no_effect(region: np.ndarray, layer: int, unexplained: UnexplainedBackground | None,
+                 motion: FrameMotion | None) -> bool:
+    """Whether owned `region` (H, W) bool is no effect of layer `layer`'s object, but part of the background that
+    stays where it is: staying put (carried by the camera alone) lands at least STAYS_SHARE of it on the frames'
+    effects around, and more than moving with the object does: by MOTION_MARGIN where more of it lies where the
+    background fit finds the background moving by itself than where it finds a misfit, STAYS_RATIO times as much
+    elsewhere (an object that moves slowly carries its shadow little further than staying put does). Where too few
+    frames show it, it is none only where the fit finds it moving by itself."""
+    moves_by_itself = False
+    if unexplained is not None:
+        moving = int((region & unexplained.moves_by_itself).sum())
+        moves_by_itself = moving > 0 and moving >= int((region & unexplained.misfit).sum())
     shares = None if motion is None else motion_shares(region, layer, motion)
     if shares is None:
-        return int((region & unexplained.moves_by_itself).sum()) >= int((region & unexplained.misfit).sum())
+        return moves_by_itself
     with_object, staying = shares
-    return staying >= STAYS_SHARE and staying > with_object + MOTION_MARGIN
+    if staying < STAYS_SHARE:
+        return False
+    return staying > (with_object + MOTION_MARGIN if moves_by_itself else STAYS_RATIO * with_object)
 
 
-def set_aside_unexplained(labels: np.ndarray, owner: np.ndarray, unexplained: UnexplainedBackground,
-                          motion: FrameMotion | None) -> np.ndarray:
-    """The regions `labels` (H, W) without what no object should be given: in each owned region that reaches the
-    unexplained background and is no effect of its owner's object there (is_no_effect), the pixels there and
-    those the residual's smoothing spread from there are dropped, and what is left of it stays a region where it
-    is large enough for one (min_region_area)."""
-    height, width = labels.shape
-    anywhere = unexplained.moves_by_itself | unexplained.misfit
-    radius = smoothing_radius(smoothing_sigma(height, width))
-    spread = cv2.dilate(anywhere.astype(np.uint8), cv2.getStructuringElement(
-        cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))).astype(bool)
+def set_aside_no_effects(labels: np.ndarray, owner: np.ndarray, unexplained: UnexplainedBackground | None,
+                         motion: FrameMotion | None) -> np.ndarray:
+    """The regions `labels` (H, W) without those that are no effect of their owner's object (is_no_effect)."""
     labels = labels.copy()
-    for label in np.unique(labels[anywhere & (labels > 0)]):
+    for label in np.flatnonzero(owner >= 0):
         region = labels == label
-        if owner[label] < 0 or not is_no_effect(region, int(owner[label]), unexplained, motion):
-            continue
-        labels[region] = 0
-        kept = connected_regions(region & ~spread, min_region_area(height, width))
-        labels[kept > 0] = label
+        if region.any() and is_no_effect(region, int(owner[label]), unexplained, motion):
+            labels[region] = 0
     return labels
 
 
@@ -229,8 +210,9 @@ def claim_effects(frame: torch.Tensor, background: torch.Tensor, rgb: torch.Tens
     """Layers' colour (L, 3, H, W) and alpha (L, 1, H, W), back to front, with the frame's (1, 3, H, W) effects.
 
     Each region goes to its owner (region_owners; `motion`, how regions of this frame move (effect_motion),
-    settles regions several objects reach). `unexplained`: where the frame's background breaks the camera model;
-    a region reaching there keeps its part there only if it is its owner's object's effect (set_aside_unexplained).
+    settles regions several objects reach), unless it stays put on the background rather than moving with the
+    owner's object (set_aside_no_effects; `unexplained`, where the background fit finds the frame's background
+    breaking the camera model, says how clearly; without `motion` only what the fit finds moving by itself).
 
     In a region a layer owns, its alpha is raised (never lowered) to the least alpha with which
     some colour, over the layers behind it and seen through the faint alpha of those in front,
@@ -244,9 +226,9 @@ def claim_effects(frame: torch.Tensor, background: torch.Tensor, rgb: torch.Tens
         return rgb, alpha
     owner = region_owners(labels, alpha, motion)
     if unexplained is not None:
-        as_numpy = UnexplainedBackground(unexplained.moves_by_itself.cpu().numpy().reshape(labels.shape),
-                                         unexplained.misfit.cpu().numpy().reshape(labels.shape))
-        labels = set_aside_unexplained(labels, owner, as_numpy, motion)
+        unexplained = UnexplainedBackground(unexplained.moves_by_itself.cpu().numpy().reshape(labels.shape),
+                                            unexplained.misfit.cpu().numpy().reshape(labels.shape))
+    labels = set_aside_no_effects(labels, owner, unexplained, motion)
     owners = torch.from_numpy(np.where(labels > 0, owner[labels], -1)).to(alpha.device)
     rgb, alpha = rgb.clone(), alpha.clone()
     below = background

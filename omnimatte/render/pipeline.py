@@ -98,9 +98,8 @@ def render_frame(model: Omnimatte, video: VideoTensors, t: int, background_canva
     5. the effect claim (claim_effects): what the frame shows beyond the background away from every layer
        goes to the nearest object's layer or, where several objects reach it, to the one it moves with as
        `motion` (effect_motion_for(...), for every frame of one pass) follows it; None leaves the nearest;
-       where the background breaks the camera model (video.unexplained, when fitted), a region is claimed only as
-       its object's effect (what moves by itself, only if it moves with the object; what fits nothing far from
-       every object, unless it stays put on the background);
+       a region that stays put on the background more than it moves with its object is claimed by none (how much
+       more, from where the background fit finds the camera model broken: video.unexplained, when fitted);
     6. the shadow fit (fit_shadows): where a layer holds an even darkening of what lies below it, outside
        every coarse mask, its alpha is set to the darkening's, in black;
     7. detail transfer (detail_transfer): each foreground layer's colour gets the residual between the frame
