@@ -38,10 +38,9 @@ breaks the model. The fit tells them apart and keeps four per-frame maps of the 
 
 Regions are found on the smoothed scores and drawn at the pixels that do not fit.
 
-The effect claim consults `moves_by_itself(t)` (parallax, moving, mover: no object's effect unless it
-moves with the object) and `misfit` (an object's effect cast far, or a registration error, unless it
-stays where it is on the background); the diagnose stage reports all of the maps (`unexplainable(t)`:
-the four together).
+The effect claim consults `moves_by_itself(t)` (parallax, moving, mover) and `misfit` (an object's
+effect cast far, or a registration error) to judge how clearly a region must stay put on the background
+to be left out; the diagnose stage reports all of the maps (`unexplainable(t)`: the four together).
 """
 
 from __future__ import annotations

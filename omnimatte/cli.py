@@ -331,8 +331,8 @@ def _add_stages(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="omnimatte folder to write (layers/, background/, reconstruction/)")
     p.add_argument("--train-dir", required=True, help="folder for checkpoints, loss curves and the model")
     p.add_argument("--background-fit", default="{}",
-                   help="JSON object of the background fit's settings (the config's diagnose.background): the "
-                   "effect claim gives no layer what the camera model cannot explain")
+                   help="JSON object of the background fit's settings (the config's diagnose.background): where "
+                   "the camera model cannot explain the background, the effect claim leaves out what stays put")
 
     p = _subcommand(sub, "composite", _composite, "the overview video omnimatte.mp4", settings=False)
     p.add_argument("--frames", required=True)

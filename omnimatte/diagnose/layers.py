@@ -13,7 +13,7 @@ their alphas there (two layers claiming one shadow); and for the clip, missed: t
 frame, in the quarter of the frames where it is largest, where the reconstruction differs from
 the frame past what the background's fit tolerates (noise, and registration across texture) and
 no layer holds anything, outside the background that breaks the camera model (checks 1 and 2
-report that, and rendering gives it to no layer).
+report that, and the effect claim leaves out what of it stays put).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def _core(mask: np.ndarray, radius: int) -> np.ndarray:
 def missed_share(inputs: SampleInputs, layers: Layers, fit: BackgroundFit) -> tuple[np.ndarray, np.ndarray]:
     """Per frame, the share of the frame where the reconstruction differs from the frame by more than the fit's
     residual threshold and no layer holds anything, outside the fit's unexplainable background (which checks 1 and
-    2 report, and which the effect claim gives to no layer); and those pixels. The difference is measured in the fit's own
+    2 report); and those pixels. The difference is measured in the fit's own
     tolerance (the frame's noise by brightness plus its registration tolerance across the plate's texture): the
     reconstruction's background is the same registered plate, resampled through the same homographies, so on
     textured ground it may miss by what the fit allows the plate itself."""

@@ -39,7 +39,8 @@ def run_train(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pat
     The train folder's checkpoint.pt holds the newest unfinished state; it is removed
     once the layers are written, and the final weights are kept as its model.pt. With the
     effect claim on, the background is fitted first with `background_fit` (the config's
-    diagnose.background), so that nothing the camera model cannot explain is claimed.
+    diagnose.background): where the camera model cannot explain the background, the claim
+    leaves out more readily what stays put there.
     """
     device = resolve_device(STAGE, sample, config.device)
     if device.type == "cpu" and config.cpu:

@@ -49,7 +49,7 @@ class VideoTensors:
     output_frames: torch.Tensor  # (T, 3, H, W) the working-resolution frames
     output_grid: torch.Tensor  # (T, H, W, 2) their canvas positions
     # (T, H, W) bool each, at the working resolution: where the background breaks the camera model
-    # (unexplained_background), which the effect claim gives an object only as its effect; None where not fitted.
+    # (unexplained_background), which the effect claim consults; None where not fitted.
     unexplained: UnexplainedBackground | None = None
 
     @property
