@@ -1,12 +1,14 @@
 """Camera geometry: the masked registered median that the canvas background starts from, and guided alpha upsampling."""
 
 import cv2
+import warnings
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from omnimatte.camera import first_reached, frame_view, registered_median
+from omnimatte.camera import first_reached, frame_view, nan_median, registered_median
 from omnimatte.render.alpha_upsampling import guided_upsample
 from omnimatte.train.video import grown_objects, starting_plate
 
@@ -156,3 +158,19 @@ def test_plate_matte_clears_alpha_where_the_frame_shows_the_background():
     noisy = frame.clone()
     noisy[..., 3, :] = 0.4  # 0.2 of difference where no layer is: threshold 0.6
     assert plate_matte(noisy, background, alpha, threshold=0.04)[0, 0, 0, 0].item() == pytest.approx(0.1 / 0.6)
+
+
+def test_nan_median_is_numpys_value_for_value():
+    rng = np.random.default_rng(3)
+    for count in (1, 2, 5, 8):
+        stack = rng.uniform(0, 255, (count, 40, 3)).astype(np.float32)
+        stack[rng.random((count, 40)) < 0.5] = np.nan  # even and odd counts of values per pixel
+        stack[:, :2] = np.nan  # pixels no frame shows stay NaN
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            expected = np.nanmedian(stack, axis=0)
+        result = nan_median(stack)
+        assert result.dtype == np.float32
+        assert np.array_equal(result, expected, equal_nan=True)
+    assert nan_median(np.array([[1.0], [np.nan], [4.0], [2.0]], np.float32))[0] == 2.0
+    assert nan_median(np.array([[1.0], [np.nan], [4.0], [3.0], [2.0]], np.float32))[0] == 2.5
