@@ -53,6 +53,12 @@ MAX_AREA_CHANGE = 2.0
 MAX_PERSPECTIVE = 0.2
 #: Gaussian filter sizes of the successive ECC refinement passes (1 = no blur).
 ECC_BLUR_STAGES = (5, 1)
+#: After ECC has aligned the background, pixels whose local residual is more than this many times the median
+#: residual of the aligned pixels (a standing thing sliding by under parallax, an unmasked mover, water) are left
+#: out and ECC runs again from there, so that they do not pull the background's alignment towards their motion.
+ECC_OUTLIER_FACTOR = 3.0
+#: Grey levels below which a local residual is never an outlier (interpolation error over fine texture).
+ECC_OUTLIER_FLOOR = 4.0
 #: A run of failed pairs spanning at most this many frames is bridged by matching its ends directly.
 MAX_BRIDGE_SPAN = 5
 #: A frame is registered directly to the last keyframe while, by the chained motion, at least this share of it
@@ -216,10 +222,37 @@ def _refine_ecc(
     if not np.all(np.isfinite(refined)) or abs(refined[2, 2]) < 1e-12:
         return matrix, 0.0
     refined /= refined[2, 2]
+    outliers = _misaligned(a.gray, b.gray, refined, input_mask)
+    if outliers.any():
+        try:
+            again_correlation, again = cv2.findTransformECCWithMask(
+                b.gray, a.gray, template_mask, np.where(outliers, 0, input_mask).astype(np.uint8),
+                refined.astype(np.float32), cv2.MOTION_HOMOGRAPHY, criteria, 1)
+            again = again.astype(np.float64)
+            if again_correlation > 0 and np.all(np.isfinite(again)) and abs(again[2, 2]) > 1e-12:
+                refined, correlation = again / again[2, 2], again_correlation
+        except cv2.error:
+            pass  # the first alignment stands
     mapped = cv2.perspectiveTransform(src.reshape(-1, 1, 2).astype(np.float64), refined).reshape(-1, 2)
     if np.median(np.linalg.norm(mapped - dst, axis=1)) > tolerance:
         return matrix, 0.0
     return refined, float(correlation)
+
+
+def _misaligned(gray_a: np.ndarray, gray_b: np.ndarray, matrix: np.ndarray, region_a: np.ndarray) -> np.ndarray:
+    """(H, W) bool in frame a: background pixels that frame b, aligned by `matrix` (b -> a), does not explain: a
+    local residual above ECC_OUTLIER_FACTOR times the median over the aligned background (and ECC_OUTLIER_FLOOR),
+    grown by a few pixels."""
+    height, width = gray_a.shape
+    laid = cv2.warpPerspective(gray_b.astype(np.float32), matrix, (width, height), flags=cv2.INTER_LINEAR)
+    seen = cv2.warpPerspective(np.ones_like(gray_b, np.uint8), matrix, (width, height), flags=cv2.INTER_NEAREST)
+    valid = (seen > 0) & (region_a > 0)
+    if valid.sum() < 0.25 * valid.size:
+        return np.zeros_like(valid)
+    residual = cv2.GaussianBlur(np.abs(gray_a.astype(np.float32) - laid), (9, 9), 0)
+    threshold = max(ECC_OUTLIER_FACTOR * float(np.median(residual[valid])), ECC_OUTLIER_FLOOR)
+    outliers = ((residual > threshold) & valid).astype(np.uint8)
+    return cv2.dilate(outliers, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))).astype(bool)
 
 
 def _register(
