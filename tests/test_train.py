@@ -373,6 +373,27 @@ def test_learning_rate_holds_until_the_switch_then_decays_to_its_fraction():
     assert train_schedule.learning_rate_factor(99, replace(config, final_learning_rate_fraction=1.0)) == 1.0
 
 
+def test_the_decay_lowers_the_network_rate_and_leaves_the_canvas_its_own(scene: dict, tmp_path: Path, monkeypatch):
+    """The decay settles the network's layers; the canvas keeps sharpening at its fraction of the full rate."""
+    video = train_module.load_video("tiny", scene["frames_dir"], scene["flow_dir"], scene["homography_dir"],
+                                    scene["masks_dir"], ["square"], 4, torch.device("cpu"), canvas_plate=True)
+    config = tiny_config(steps=10, final_learning_rate_fraction=0.1, alpha_l1_off_fraction=0.5,
+                         canvas_learning_rate_fraction=0.3)
+    rates = []
+    step = train_loop.optimisation_step
+
+    def recording(model, step_fn, optimizer, *args):
+        rates.append([group["lr"] for group in optimizer.param_groups])
+        return step(model, step_fn, optimizer, *args)
+
+    monkeypatch.setattr(train_loop, "optimisation_step", recording)
+    run = train_loop.train_model("tiny", video, config, tmp_path / "decay.pt", torch.device("cpu"))
+    factors = [train_schedule.learning_rate_factor(index, config) for index in range(10)]
+    assert factors[0] == 1.0 and factors[-1] < 0.2
+    assert rates == [[pytest.approx(1e-3 * factor), pytest.approx(1e-3 * 0.3)] for factor in factors]
+    assert run.history[-1]["learning_rate"] == pytest.approx(1e-3 * factors[-1])
+
+
 def test_a_long_clip_switches_the_l1_term_off_in_a_short_cpu_run(tmp_path: Path, package_log):
     """300 frames through load_video and the loop with a 20-step budget: the log says where the switch comes,
     and the losses logged after it have the L1 term off."""

@@ -63,8 +63,9 @@ class TrainingState:
 
 
 def parameter_groups(model: Omnimatte, config: TrainConfig) -> list[dict]:
-    """The optimiser's groups, each with the fraction of the learning rate it takes: the network (and the
-    camera adjustment) at the full rate, a canvas background at train.canvas_learning_rate_fraction of it."""
+    """The optimiser's groups, each with the fraction of the learning rate it takes: first the network (and the
+    camera adjustment) at the full rate, then a canvas background at train.canvas_learning_rate_fraction of it.
+    The learning rate's decay (schedule.learning_rate_factor) applies to the first group only."""
     canvas = list(model.canvas.parameters()) if model.canvas is not None else []
     in_canvas = {id(parameter) for parameter in canvas}
     groups = [([p for p in model.parameters() if id(p) not in in_canvas], 1.0)]
@@ -166,9 +167,10 @@ def train_model(sample: str, video: VideoTensors, config: TrainConfig, checkpoin
     stop_reason = ""
     done = start
     while not stop_reason:
-        rate = config.learning_rate * learning_rate_factor(done, config)
-        for group in optimizer.param_groups:
-            group["lr"] = rate * group["rate_fraction"]
+        factor = learning_rate_factor(done, config)
+        for index, group in enumerate(optimizer.param_groups):
+            # The decay lets the network's layers settle; the canvas (the second group) keeps sharpening at its rate.
+            group["lr"] = config.learning_rate * group["rate_fraction"] * (factor if index == 0 else 1.0)
         terms = optimisation_step(model, step_fn, optimizer, video, config, weights, generator)
         done += 1
         progress.update()
@@ -203,7 +205,8 @@ def train_model(sample: str, video: VideoTensors, config: TrainConfig, checkpoin
             progress.refresh()
         if logged:
             history.append({"step": done, "seconds": round(seconds, 3), **values,
-                            "lambda_mask": weights.mask, "lambda_alpha_l1": weights.alpha_l1, "learning_rate": rate})
+                            "lambda_mask": weights.mask, "lambda_alpha_l1": weights.alpha_l1,
+                            "learning_rate": config.learning_rate * factor})
             postfix = {k[:5]: f"{v:.4f}" for k, v in values.items()}
             if rule.checks:
                 postfix["settled"] = f"{rule.settled_checks()}/{config.stop_patience}"
