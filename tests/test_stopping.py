@@ -27,9 +27,11 @@ def clip(tmp_path_factory) -> dict:
 
 
 def config(**changes) -> TrainConfig:
-    """30 expected steps: the mask term cut by step 7 and off by 14, the L1 term off at 15, the learning rate down
-    along a cosine from there to a ten-thousandth at step 30 (the last phase); a check every 5 steps."""
+    """30 expected steps: the mask term cut by step 7 and off by 14, the L1 term off at 15, the network's learning
+    rate down along a cosine from there to a ten-thousandth at step 30 (the last phase); a check every 5 steps. The
+    canvas stays its starting plate (the decay leaves it its own rate), so only the network's settling is seen."""
     settings = dict(steps=30, max_steps=60, min_steps=0, batch_size=2, nf=8, trimap_band=4, device="cpu", cpu={},
+                    canvas_learning_rate_fraction=0.0,
                     checkpoint_every=1000, alpha_l1_off_fraction=0.5, final_learning_rate_fraction=1e-4,
                     stop_check_every=5, stop_check_frames=3, stop_patience=2,
                     stop_alpha_tolerance=1e-3, stop_reconstruction_tolerance=1e-4)
