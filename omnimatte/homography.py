@@ -53,6 +53,8 @@ MAX_AREA_CHANGE = 2.0
 MAX_PERSPECTIVE = 0.2
 #: Gaussian filter sizes of the successive ECC refinement passes (1 = no blur).
 ECC_BLUR_STAGES = (5, 1)
+#: When an ECC pass stops: after 100 iterations or a change of the correlation below 1e-6.
+ECC_CRITERIA = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 100, 1e-6)
 #: After ECC has aligned the background, pixels whose local residual is more than this many times the median
 #: residual of the aligned pixels (a standing thing sliding by under parallax, an unmasked mover, water) are left
 #: out and ECC runs again from there, so that they do not pull the background's alignment towards their motion.
@@ -204,39 +206,50 @@ def _refine_ecc(
     full = np.full(a.gray.shape, 255, dtype=np.uint8)
     template_mask = full if b.region is None else b.region
     input_mask = full if a.region is None else a.region
-    criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 100, 1e-6)
     refined, correlation = matrix.astype(np.float32), 0.0
     # Blurred first (wider basin of convergence), then unblurred: blur in pixel units is
     # not zoom-invariant and biases the scale by ~0.1 px a pair, which chaining adds up.
     for blur in ECC_BLUR_STAGES:
-        try:
-            # ECC's warp maps template (b) pixels to input (a) pixels: the b->a homography.
-            correlation, refined = cv2.findTransformECCWithMask(
-                b.gray, a.gray, template_mask, input_mask, refined, cv2.MOTION_HOMOGRAPHY, criteria, blur
-            )
-        except cv2.error:
+        aligned = _ecc(a, b, template_mask, input_mask, refined, blur)
+        if aligned is None:
             break
-    if correlation == 0.0:
+        correlation, refined = aligned
+    normalised = _normalised(refined) if correlation != 0.0 else None
+    if normalised is None:
         return matrix, 0.0
-    refined = refined.astype(np.float64)
-    if not np.all(np.isfinite(refined)) or abs(refined[2, 2]) < 1e-12:
-        return matrix, 0.0
-    refined /= refined[2, 2]
+    refined = normalised
     outliers = _misaligned(a.gray, b.gray, refined, input_mask)
     if outliers.any():
-        try:
-            again_correlation, again = cv2.findTransformECCWithMask(
-                b.gray, a.gray, template_mask, np.where(outliers, 0, input_mask).astype(np.uint8),
-                refined.astype(np.float32), cv2.MOTION_HOMOGRAPHY, criteria, 1)
-            again = again.astype(np.float64)
-            if again_correlation > 0 and np.all(np.isfinite(again)) and abs(again[2, 2]) > 1e-12:
-                refined, correlation = again / again[2, 2], again_correlation
-        except cv2.error:
-            pass  # the first alignment stands
+        # Once more without what the first alignment leaves unexplained; where that fails, the first stands.
+        aligned = _ecc(a, b, template_mask, np.where(outliers, 0, input_mask).astype(np.uint8),
+                       refined.astype(np.float32), 1)
+        again = _normalised(aligned[1]) if aligned is not None and aligned[0] > 0 else None
+        if again is not None:
+            refined, correlation = again, aligned[0]
     mapped = cv2.perspectiveTransform(src.reshape(-1, 1, 2).astype(np.float64), refined).reshape(-1, 2)
     if np.median(np.linalg.norm(mapped - dst, axis=1)) > tolerance:
         return matrix, 0.0
     return refined, float(correlation)
+
+
+def _ecc(a: FrameFeatures, b: FrameFeatures, template_mask: np.ndarray, input_mask: np.ndarray, start: np.ndarray,
+         blur: int) -> tuple[float, np.ndarray] | None:
+    """One ECC alignment of frame b onto frame a from `start` (float32 3x3), over the masks' pixels, after a Gaussian
+    blur of size `blur`: (correlation, warp), or None where OpenCV gives up. ECC's warp maps template (b) pixels to
+    input (a) pixels: the b->a homography."""
+    try:
+        return cv2.findTransformECCWithMask(b.gray, a.gray, template_mask, input_mask, start, cv2.MOTION_HOMOGRAPHY,
+                                            ECC_CRITERIA, blur)
+    except cv2.error:
+        return None
+
+
+def _normalised(warp: np.ndarray) -> np.ndarray | None:
+    """An ECC warp as a float64 homography with H[2, 2] = 1, or None where it is not finite or degenerate."""
+    warp = warp.astype(np.float64)
+    if not np.all(np.isfinite(warp)) or abs(warp[2, 2]) < 1e-12:
+        return None
+    return warp / warp[2, 2]
 
 
 def _misaligned(gray_a: np.ndarray, gray_b: np.ndarray, matrix: np.ndarray, region_a: np.ndarray) -> np.ndarray:

@@ -1,8 +1,8 @@
 """Camera geometry: the masked registered median that the canvas background starts from, and guided alpha upsampling."""
 
-import cv2
 import warnings
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -166,8 +166,8 @@ def test_nan_median_is_numpys_value_for_value():
         stack = rng.uniform(0, 255, (count, 40, 3)).astype(np.float32)
         stack[rng.random((count, 40)) < 0.5] = np.nan  # even and odd counts of values per pixel
         stack[:, :2] = np.nan  # pixels no frame shows stay NaN
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # numpy's "All-NaN slice"
             expected = np.nanmedian(stack, axis=0)
         result = nan_median(stack)
         assert result.dtype == np.float32

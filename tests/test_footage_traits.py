@@ -12,6 +12,7 @@ UNEXPLAINED_BOUND: nothing there moves with the object.
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -38,8 +39,6 @@ CLAIMED = pytest.mark.xfail(strict=True, raises=AssertionError, reason="the effe
 @lru_cache(maxsize=None)
 def rendered(trait: str, tmp_root: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The dog's rendered alpha (T, H, W), its true layer's alpha and the trait's region (T, H, W) bool."""
-    from pathlib import Path
-
     footage = footage_clip(trait, "dog", FRAMES, WIDTH, HEIGHT, strength=1.0 if trait != "exposure" else 1 / 6)
     config = TrainConfig(**{**CPU_SETTINGS, "steps": STEPS, "min_steps": STEPS, "max_steps": STEPS,
                             "checkpoint_every": STEPS, "device": "cpu"})
