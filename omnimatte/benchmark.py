@@ -45,7 +45,8 @@ RECALL_TARGET = 0.5  # time-to-quality: until the layers hold half of their effe
 # The rendering steps the benchmark switches off in turn on each trained model (RenderSettings
 # field -> the ablation's name in table.csv and benchmark.json: without_<name>_<score>).
 RENDER_STEPS = {"background_match_threshold": "plate_matte", "fit_alpha": "fit_alpha", "fill_cores": "fill_cores",
-                "refine_alpha": "refine_alpha", "claim_effects": "claim_effects", "fit_shadows": "fit_shadows"}
+                "refine_alpha": "refine_alpha", "claim_effects": "claim_effects", "fit_shadows": "fit_shadows",
+                "cut_strays": "cut_strays"}
 CURVE_METRICS = ("soft_iou", "effect_recall", "alpha_leak", "background_psnr", "reconstruction_psnr")
 # Table columns: (title, key in a result row, format).
 COLUMNS = (

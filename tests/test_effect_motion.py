@@ -196,16 +196,20 @@ def test_a_region_only_one_object_reaches_is_not_followed():
 
 
 class Shares:
-    """A region's shares moving with layer 0 and staying put, on frames 4 and 12."""
+    """A region's shares moving with layer 0 and staying put, on frames 4 and 12, and whether its flow goes its own
+    way."""
 
-    def __init__(self, with_object: float | None, staying: float):
-        self.with_object, self.staying = with_object, staying
+    def __init__(self, with_object: float | None, staying: float, own_way: bool = False):
+        self.with_object, self.staying, self.own = with_object, staying, own_way
 
     def __call__(self, region, layer):
         return {} if self.with_object is None else {4: self.with_object, 12: self.with_object}
 
     def stays(self, region):
         return {4: self.staying, 12: self.staying}
+
+    def own_way(self, region, layer):
+        return self.own
 
 
 def test_only_a_region_shown_to_stay_put_is_no_effect():
@@ -224,3 +228,70 @@ def test_only_a_region_shown_to_stay_put_is_no_effect():
     assert is_no_effect(region, 0, moving, Shares(None, 0.5)) and is_no_effect(region, 0, moving, None)
     assert not is_no_effect(region, 0, misfit, Shares(None, 0.5)) and not is_no_effect(region, 0, misfit, None)
     assert not is_no_effect(region, 0, None, None)
+
+
+def test_a_region_that_does_not_move_with_its_object_and_goes_its_own_way_is_no_effect():
+    region = np.zeros((H, W), bool)
+    region[10:20, 10:20] = True
+    empty = np.zeros((H, W), bool)
+    for unexplained in (None, UnexplainedBackground(region, empty), UnexplainedBackground(empty, region)):
+        assert is_no_effect(region, 0, unexplained, Shares(0.1, 0.1, own_way=True))  # neither stays nor follows
+        assert is_no_effect(region, 0, unexplained, Shares(None, 0.1, own_way=True))  # not followed: its flow decides
+        assert not is_no_effect(region, 0, unexplained, Shares(0.6, 0.1, own_way=True))  # moves with the object
+        assert not is_no_effect(region, 0, unexplained, Shares(0.1, 0.1))  # no motion of its own: the object's
+
+
+def mover(t: int) -> torch.Tensor:
+    """Something nobody masked, moving down 2 px a frame between the caster and the bystander."""
+    return 0.5 * box(2 + 2 * t, 70, 8, 8)
+
+
+def flows(frames: int = T, mover_flow: tuple[float, float] = (0.0, 2.0), scale: int = 1) -> torch.Tensor:
+    """The clip's flow (x, y) to the next frame, the camera's taken out (it stands still), at 1/scale of the frames'
+    size and in those pixels: the caster moves right, the bystander left, the mover as given, the ground not at all."""
+    flow = torch.zeros(frames, 2, H, W)
+    for t in range(frames):
+        for where, (dx, dy) in ((caster(t), (2.0, 0.0)), (bystander(t), (-2.0, 0.0)), (mover(t), mover_flow)):
+            inside = where[0, 0] > 0
+            flow[t, 0][inside], flow[t, 1][inside] = dx, dy
+    generator = torch.Generator().manual_seed(1)
+    flow = flow + 0.05 * torch.randn(flow.shape, generator=generator)  # DIS's jitter over texture
+    return torch.nn.functional.avg_pool2d(flow, scale) / scale if scale > 1 else flow
+
+
+@pytest.mark.parametrize("scale", [1, 2])  # flow at the working resolution, and at half (scale 0.5)
+def test_a_region_goes_its_own_way_where_its_flow_is_unlike_its_objects(scale):
+    background = textured_background()
+    masks = torch.stack([torch.cat([dilated(caster(t)), dilated(bystander(t))]) for t in range(T)])
+    frames = torch.zeros(T, 3, H, W)
+    region = (mover(8)[0, 0] > 0).numpy()
+    down = EffectMotion(frames, masks, lambda s: background, flow=flows(scale=scale))
+    assert down.own_way(8, region, 0) and down.own_way(8, region, 1)  # across both objects' ways
+    left = EffectMotion(frames, masks, lambda s: background, flow=flows(mover_flow=(-2.0, 0.0), scale=scale))
+    assert left.own_way(8, region, 0) and not left.own_way(8, region, 1)  # against the caster, with the bystander
+    still = EffectMotion(frames, masks, lambda s: background, flow=flows(mover_flow=(0.0, 0.0), scale=scale))
+    assert not still.own_way(8, region, 0)  # no motion of its own: the ground's (a shadow's texture)
+    slow = EffectMotion(frames, masks, lambda s: background, flow=flows(mover_flow=(0.0, 0.4), scale=scale))
+    assert not slow.own_way(8, region, 0)  # under a working pixel a frame
+    assert not EffectMotion(frames, masks, lambda s: background).own_way(8, region, 0)  # no flow, no verdict
+    assert down.own_way(T - 1, (mover(T - 2)[0, 0] > 0).numpy(), 0)  # the last frame: the pair before it
+
+
+def test_an_unmasked_mover_is_claimed_by_none_with_flow_and_by_the_nearest_without():
+    background = textured_background()
+
+    def frame_at(t: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        frame, rgb, alpha = scene(t, background)
+        return composite_over(frame, [torch.full_like(background, -1.0)], [mover(t)]), rgb, alpha
+
+    clip = torch.cat([frame_at(t)[0] for t in range(T)])
+    masks = torch.stack([torch.cat([dilated(caster(t)), dilated(bystander(t))]) for t in range(T)])
+    frame, rgb, alpha = frame_at(8)
+    inside, shade = mover(8)[0, 0] > 0, shadow(8)[0, 0] > 0
+    blind = EffectMotion(clip, masks, lambda s: background)
+    _, claimed = claim_effects(frame, background, rgb, alpha, blind.scorer(8))
+    assert claimed[:, 0][:, inside].max() > 0.4  # it neither stays put nor moves with anyone: the nearest takes it
+    seeing = EffectMotion(clip, masks, lambda s: background, flow=flows())
+    _, claimed = claim_effects(frame, background, rgb, alpha, seeing.scorer(8))
+    assert claimed[:, 0][:, inside].max() == 0
+    assert (claimed[0, 0][shade] - 0.4).abs().max() < 0.06  # the caster's shadow is still the caster's

@@ -17,7 +17,9 @@ thing sliding over the ground under parallax, water, a registration error, a pat
 never learnt. Each region is followed over the frames around (effect_motion): where staying put
 (carried by the camera alone) lands clearly more of it on their effects than moving with its
 object does, it is left out. The background fit's maps (what moves by itself, what misfits) say
-how clear that must be, and what to do where too few frames show the region.
+how clear that must be, and what to do where too few frames show the region. Nor is a region that
+does not move with its object but has motion of its own, another way (an unmasked mover): its
+optical flow, the camera's taken out, says so.
 """
 
 from __future__ import annotations
@@ -89,10 +91,16 @@ def _masked_blur(image: torch.Tensor, weight: torch.Tensor, sigma: float) -> tor
     return blur(image * weight) / blur(weight).clamp_min(1e-3)
 
 
+def smoothing_sigma(height: int, width: int) -> float:
+    """The Gaussian's sigma, in pixels, at which effects are judged in a frame of this size: a 64th of its short
+    side (4 px at 256), wide enough that the canvas's signed texture errors cancel."""
+    return max(1.0, min(height, width) / 64)
+
+
 def effect_regions(frame: torch.Tensor, background: torch.Tensor, free: torch.Tensor) -> np.ndarray:
     """Connected regions (H, W) int labels, 0 = none, where the free pixels' smoothed residual needs a layer."""
     height, width = frame.shape[-2:]
-    sigma = max(1.0, min(height, width) / 64)
+    sigma = smoothing_sigma(height, width)
     weight = free.to(frame.dtype)
     smooth_frame, smooth_background = _masked_blur(frame, weight, sigma), _masked_blur(background, weight, sigma)
     need = least_alpha(smooth_frame - smooth_background, smooth_background)
@@ -137,12 +145,16 @@ def is_no_effect(region: np.ndarray, layer: int, unexplained: UnexplainedBackgro
     effects around, and more than moving with the object does: by MOTION_MARGIN where more of it lies where the
     background fit finds the background moving by itself than where it finds a misfit, STAYS_RATIO times as much
     elsewhere (an object that moves slowly carries its shadow little further than staying put does). Where too few
-    frames show it, it is none only where the fit finds it moving by itself."""
+    frames show it, it is none only where the fit finds it moving by itself. A region that moving with the object does
+    not land on effects (less than STAYS_SHARE of it, or too few frames to tell) and whose own flow goes its own way
+    (effect_motion's own_way: a person nobody masked, a pole sliding by under parallax) is none either."""
     moves_by_itself = False
     if unexplained is not None:
         moving = int((region & unexplained.moves_by_itself).sum())
         moves_by_itself = moving > 0 and moving >= int((region & unexplained.misfit).sum())
     shares = None if motion is None else motion_shares(region, layer, motion)
+    if motion is not None and (shares is None or shares[0] < STAYS_SHARE) and motion.own_way(region, layer):
+        return True
     if shares is None:
         return moves_by_itself
     with_object, staying = shares

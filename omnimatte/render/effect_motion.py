@@ -11,6 +11,12 @@ The same test tells an effect from the background moving by itself: water, or a 
 thing sliding over the ground under parallax, stays where it is on the background (or drifts
 by itself), while an effect moves with its object. `stays` carries a region with the camera
 alone, as a still part of the background would move, for the claim to compare against.
+
+Something that neither stays put nor moves with the object (a person nobody masked walking
+the other way, a pole sliding against the object's direction under parallax) passes both
+tests. Its own optical flow gives it away (`own_way`): with the camera's motion taken out, it
+moves, and not the object's way. A shadow or a reflection seldom shows flow of its own (the
+flow follows the ground's texture under it), and where it does, it goes the object's way.
 """
 
 from __future__ import annotations
@@ -28,6 +34,13 @@ from omnimatte.render.effect_claim import effect_regions
 OFFSETS = (4, 8, 12)
 # A frame counts only where at least this share of the moved region lands in it, away from every mask.
 MIN_SEEN = 0.3
+# A region moves its own way where its flow, the camera's taken out, is faster than OWN_SPEED_FLOOR working pixels
+# a frame (or OWN_SPEED_NOISE times the frame's median speed away from the masks, if that is larger: noisy flow),
+# and points more than 60 degrees away from its object's (their directions' cosine below OWN_DIRECTION_COSINE),
+# or its object is still by the same measure.
+OWN_SPEED_FLOOR = 1.0
+OWN_SPEED_NOISE = 4.0
+OWN_DIRECTION_COSINE = 0.5
 
 
 class FrameMotion:
@@ -43,6 +56,9 @@ class FrameMotion:
     def stays(self, region: np.ndarray) -> dict[int, float]:
         return self.motion.stays(self.t, region)
 
+    def own_way(self, region: np.ndarray, layer: int) -> bool:
+        return self.motion.own_way(self.t, region, layer)
+
 
 class EffectMotion:
     """Where each frame shows effects away from the coarse masks, and where each object's mask is.
@@ -50,12 +66,14 @@ class EffectMotion:
     frames: (T, 3, H, W) at the working resolution; masks: (T, L, 1, h, w) coarse masks at any
     resolution; background_at(s): frame s's background (1, 3, H, W); grid: (T, H, W, 2) where each
     pixel of each frame lies on the background's canvas (any fixed coordinates, x then y), None for
-    a camera that does not move. A frame's effects are computed when first asked for and kept while
+    a camera that does not move; flow: (T, 2, h, w) each frame's optical flow to the next with the
+    camera's taken out, in its own pixels (x then y), at the masks' resolution, None where not known
+    (own_way then finds nothing). A frame's effects are computed when first asked for and kept while
     frames near it are asked about (frames go in order).
     """
 
     def __init__(self, frames: torch.Tensor, masks: torch.Tensor, background_at: Callable[[int], torch.Tensor],
-                 grid: torch.Tensor | None = None):
+                 grid: torch.Tensor | None = None, flow: torch.Tensor | None = None):
         self.frames = frames
         self.background_at = background_at
         height, width = frames.shape[-2:]
@@ -64,6 +82,11 @@ class EffectMotion:
         self.size = (height, width)
         self.centres = _mask_centres(masks, height, width)
         self.grid = None if grid is None else grid.detach().float().cpu().numpy()
+        self.flow = None
+        if flow is not None:  # in working pixels a frame
+            flow_height, flow_width = flow.shape[-2:]
+            scale = np.array([width / flow_width, height / flow_height], dtype=np.float32).reshape(1, 2, 1, 1)
+            self.flow = flow.detach().float().cpu().numpy() * scale
         self._effects: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     @torch.no_grad()
@@ -97,6 +120,31 @@ class EffectMotion:
         ys, xs = np.nonzero(region)
         centre = np.array([ys.mean(), xs.mean()])
         return self._landing(t, region, lambda s: self._camera_shift(t, s, centre))
+
+    def own_way(self, t: int, region: np.ndarray, layer: int) -> bool:
+        """Whether `region` (H, W) bool of frame t moves its own way (OWN_SPEED_FLOOR and the constants after it):
+        the median of its flow, the camera's taken out, against the median over layer `layer`'s coarse mask. The
+        last frame is judged by the flow of the one before (its own comes from the backward flow). False without
+        flow, where the region is too small to show at the flow's resolution or the object's mask is empty."""
+        if self.flow is None or self.num_frames < 2:
+            return False
+        s = min(t, self.num_frames - 2)
+        flow = self.flow[s]
+        size = tuple(flow.shape[-2:])
+        shown = F.interpolate(torch.from_numpy(region.astype(np.float32))[None, None], size=size,
+                              mode="area")[0, 0].numpy() > 0.5
+        masks = F.interpolate(self.masks[s].float().cpu(), size=size, mode="bilinear", align_corners=False)[:, 0] > 0.5
+        masks = masks.numpy()
+        if not shown.any() or not masks[layer].any():
+            return False
+        away = ~masks.any(0)
+        noise = float(np.median(np.linalg.norm(flow[:, away], axis=0))) if away.any() else 0.0
+        floor = max(OWN_SPEED_FLOOR, OWN_SPEED_NOISE * noise)
+        own, its_object = np.median(flow[:, shown], axis=1), np.median(flow[:, masks[layer]], axis=1)
+        speed, object_speed = float(np.linalg.norm(own)), float(np.linalg.norm(its_object))
+        if speed <= floor:
+            return False
+        return object_speed <= floor or float(own @ its_object) / (speed * object_speed) < OWN_DIRECTION_COSINE
 
     def _camera_shift(self, t: int, s: int, centre: np.ndarray) -> np.ndarray:
         """(dy, dx): where the background point at `centre` (y, x) of frame t is in frame s, less `centre`."""

@@ -4,7 +4,7 @@ The steps, each in its own file and each switched by RenderSettings:
 guided alpha upsampling (alpha_upsampling.py, when the network ran below the working resolution),
 the plate matte (plate_matte.py), the alpha fit (alpha_fit.py), the core fill (core_fill.py),
 the effect claim (effect_claim.py, with effect_motion.py to settle who owns an effect),
-the shadow fit (shadow_fit.py) and detail transfer (detail_transfer.py).
+the shadow fit (shadow_fit.py), the stray cut (stray_cut.py) and detail transfer (detail_transfer.py).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from omnimatte.render.effect_motion import EffectMotion
 from omnimatte.render.plate_matte import plate_matte, plate_threshold
 from omnimatte.render.settings import RenderSettings
 from omnimatte.render.shadow_fit import fit_shadows
+from omnimatte.render.stray_cut import cut_strays
 
 if TYPE_CHECKING:  # the train package imports this one
     from omnimatte.train.video import VideoTensors
@@ -57,9 +58,11 @@ def frame_background(model: Omnimatte, video: VideoTensors, t: int,
 
 
 def effect_motion_for(model: Omnimatte, video: VideoTensors, background_canvas: torch.Tensor) -> EffectMotion:
-    """What the effect claim follows over the frames of one rendering pass of the model."""
+    """What the effect claim follows over the frames of one rendering pass of the model: the frames' effects, the
+    masks, the camera, and the flow with the camera's motion taken out."""
     return EffectMotion(video.output_frames, video.masks,
-                        lambda s: frame_background(model, video, s, background_canvas)[0], video.output_grid)
+                        lambda s: frame_background(model, video, s, background_canvas)[0], video.output_grid,
+                        video.flow - video.background_flow)
 
 
 def network_layers(model: Omnimatte, video: VideoTensors, t: int, refine_alpha: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -99,10 +102,13 @@ def render_frame(model: Omnimatte, video: VideoTensors, t: int, background_canva
        goes to the nearest object's layer or, where several objects reach it, to the one it moves with as
        `motion` (effect_motion_for(...), for every frame of one pass) follows it; None leaves the nearest;
        a region that stays put on the background more than it moves with its object is claimed by none (how much
-       more, from where the background fit finds the camera model broken: video.unexplained, when fitted);
+       more, from where the background fit finds the camera model broken: video.unexplained, when fitted), nor
+       one that does not move with its object but whose own flow (video.flow less the camera's) goes another way;
     6. the shadow fit (fit_shadows): where a layer holds an even darkening of what lies below it, outside
        every coarse mask, its alpha is set to the darkening's, in black;
-    7. detail transfer (detail_transfer): each foreground layer's colour gets the residual between the frame
+    7. the stray cut (cut_strays): alpha neither near some coarse mask nor on what the frame shows beyond the
+       background, at the effect claim's scale, nor joined to either through alpha above a faint level, is cut;
+    8. detail transfer (detail_transfer): each foreground layer's colour gets the residual between the frame
        and the layers' composite, attenuated by the layers in front of it, so fine texture the network
        could not reproduce still ends up in some layer.
     """
@@ -126,6 +132,8 @@ def render_frame(model: Omnimatte, video: VideoTensors, t: int, background_canva
                                    None if video.unexplained is None else video.unexplained.frame(t))
     if settings.fit_shadows:
         rgb, alpha = fit_shadows(target, background, rgb, alpha, video.masks[t])
+    if settings.cut_strays:
+        alpha = cut_strays(target, background, alpha, video.masks[t])
     model_composite = composite_over(background, list(rgb.split(1)), list(alpha.split(1)))
     composite = model_composite
     if settings.detail_transfer:

@@ -20,7 +20,8 @@ class RenderSettings:
     alpha well inside its coarse mask to what the frame shows there, by the plate matte's measure (core_fill);
     claim_effects: give what the frame shows beyond the background, away from every layer,
     to the nearest object's layer (effect_claim); fit_shadows: set a layer's alpha where it darkens
-    the ground evenly, outside the coarse masks, to the shadow's own (shadow_fit); detail_transfer:
+    the ground evenly, outside the coarse masks, to the shadow's own (shadow_fit); cut_strays: cut alpha that
+    neither reaches an object nor lies on anything the frame shows beyond the background (stray_cut); detail_transfer:
     put the remaining residual into the layers' colour.
     """
 
@@ -30,6 +31,7 @@ class RenderSettings:
     fill_cores: bool
     claim_effects: bool
     fit_shadows: bool
+    cut_strays: bool
     detail_transfer: bool
 
     @classmethod

@@ -98,6 +98,10 @@ class TrainConfig:
     # ... and, outside every coarse mask, lowers a layer's alpha where it darkens the ground evenly
     # to the share of light it takes, in black: a shadow at its own alpha (see render/shadow_fit.py).
     fit_shadows: bool = True
+    # ... and cuts alpha that is neither near some object's coarse mask nor on anything the frame shows beyond
+    # the background, nor joined to either through alpha above a faint level: the faint alpha a layer scatters
+    # over the ground's texture far from its object (see render/stray_cut.py).
+    cut_strays: bool = True
     lambda_mask: float = 50.0
     mask_threshold: float = 0.02  # the mask term drops 10x at the first epoch end where its error is below
     # this (at the latest at half the alpha L1 switch) and is off at twice that step; from then on each layer's

@@ -1,0 +1,88 @@
+"""The stray cut: alpha neither near an object nor on anything the frame shows, nor joined to either, is cut."""
+
+import torch
+
+from omnimatte.render.stray_cut import cut_strays
+from tests.helpers import box_mask, textured_ground
+
+H, W = 128, 192  # smoothing sigma 2 px: masks grown by 4 px, evidence by 4 px
+
+
+def box(top: int, left: int, height: int, width: int) -> torch.Tensor:
+    return box_mask(H, W, top, left, height, width)
+
+
+def darkened(ground: torch.Tensor, share: torch.Tensor) -> torch.Tensor:
+    """The ground with `share` of its light taken away (in 0..1 levels), back in [-1, 1]."""
+    return ((ground + 1.0) * 0.5 * (1.0 - share)) * 2.0 - 1.0
+
+
+def scattered(where: torch.Tensor, level: float, seed: int = 1) -> torch.Tensor:
+    """Faint alpha (1, 1, H, W) scattered over `where`: about one pixel in four at up to `level`."""
+    generator = torch.Generator().manual_seed(seed)
+    dots = torch.rand(1, 1, H, W, generator=generator)
+    return torch.where(where & (dots > 0.75), dots * level, torch.zeros(()))
+
+
+def test_faint_alpha_scattered_far_from_the_object_over_plain_background_is_cut():
+    ground = textured_ground(H, W)
+    body = box(40, 20, 30, 16)
+    frame = torch.where(body, torch.tensor(0.9), ground)
+    mask = body.float()
+    far = box(20, 100, 80, 80)
+    alpha = torch.maximum(body.float(), scattered(far, 0.08))
+    cut = cut_strays(frame, ground, alpha, mask)
+    assert float(alpha[0, 0][far[0, 0]].sum()) > 50
+    assert float(cut[0, 0][far[0, 0]].abs().max()) == 0.0
+    assert torch.equal(cut[0, 0][body[0, 0]], alpha[0, 0][body[0, 0]])
+
+
+def test_a_shadow_away_from_its_object_keeps_its_alpha_and_so_does_its_faint_edge():
+    ground = textured_ground(H, W)
+    body = box(10, 20, 24, 16)  # a ball in the air, its shadow on the ground far below it
+    shade = box(80, 100, 14, 40)
+    frame = darkened(ground, 0.4 * shade.float())
+    frame = torch.where(body, torch.tensor(0.9), frame)
+    # the shadow's penumbra: alpha fading from 0.4 to 0.03 over 12 px to the right, where the frame shows little
+    fade = torch.zeros(1, 1, H, W)
+    fade[..., 80:94, 140:152] = torch.linspace(0.4, 0.03, 12)
+    alpha = torch.maximum(torch.maximum(body.float(), 0.4 * shade.float()), fade)
+    cut = cut_strays(frame, ground, alpha, body.float())
+    assert torch.equal(cut[0, 0][shade[0, 0]], alpha[0, 0][shade[0, 0]])
+    inner = (slice(81, 93), slice(140, 151))  # the tail but its outermost pixels, on the cut's soft edge
+    assert torch.equal(cut[0, 0][inner], alpha[0, 0][inner])
+    tail = fade[0, 0] > 0
+    assert float(cut[0, 0][tail].sum()) > 0.9 * float(alpha[0, 0][tail].sum())
+
+
+def test_alpha_near_any_objects_mask_stands_and_a_layer_without_anything_to_hold_is_emptied():
+    ground = textured_ground(H, W)
+    walker, ball = box(30, 20, 40, 16), box(60, 130, 16, 16)
+    frame = torch.where(walker | ball, torch.tensor(0.9), ground)
+    masks = torch.cat([walker.float(), ball.float()])
+    # the ball's layer holds faint alpha on the walker's edge (objects shadow and mirror each other) and strays
+    ring = box(28, 18, 44, 20) & ~walker
+    strays = box(5, 60, 20, 50)
+    ball_alpha = torch.maximum(ball.float(), torch.maximum(0.05 * ring.float(), scattered(strays, 0.08)))
+    alpha = torch.cat([walker.float(), ball_alpha])
+    cut = cut_strays(frame, ground, alpha, masks)
+    assert torch.equal(cut[1, 0][ring[0, 0]], alpha[1, 0][ring[0, 0]])
+    assert float(cut[1, 0][strays[0, 0]].abs().max()) == 0.0
+    # a frame with no object in view and nothing beyond the background: every layer is emptied
+    empty = cut_strays(ground, ground, alpha, torch.zeros_like(masks))
+    assert float(empty.abs().max()) == 0.0
+
+
+def test_strays_touching_the_object_through_alpha_stay_and_others_go_whatever_their_level():
+    ground = textured_ground(H, W)
+    body = box(40, 20, 30, 16)
+    frame = torch.where(body, torch.tensor(0.9), ground)
+    bridge = box(52, 36, 4, 60)  # faint alpha from the object's edge out over the ground
+    island = box(90, 150, 10, 10)  # as faint, touching nothing
+    alpha = torch.maximum(body.float(), 0.05 * (bridge | island).float())
+    cut = cut_strays(frame, ground, alpha, body.float())
+    assert torch.equal(cut[0, 0, 53:55, 36:95], alpha[0, 0, 53:55, 36:95])  # the bridge but its soft edge
+    assert float(cut[0, 0][island[0, 0]].abs().max()) == 0.0
+    below = torch.maximum(body.float(), 0.01 * bridge.float())  # below STRAY_ALPHA the bridge joins nothing
+    cut_below = cut_strays(frame, ground, below, body.float())
+    assert float(cut_below[0, 0, 53, 80:96].abs().max()) == 0.0
