@@ -176,3 +176,8 @@ def box_mask(height: int, width: int, top: int, left: int, box_height: int, box_
     mask = torch.zeros(1, 1, height, width, dtype=torch.bool)
     mask[..., top:top + box_height, left:left + box_width] = True
     return mask
+
+
+def darkened(ground: torch.Tensor, share: torch.Tensor | float) -> torch.Tensor:
+    """The ground (in [-1, 1]) with `share` of its light taken away (in 0..1 levels), back in [-1, 1]: a shadow."""
+    return ((ground + 1.0) * 0.5 * (1.0 - share)) * 2.0 - 1.0

@@ -4,7 +4,7 @@ import torch
 
 from omnimatte.model import composite_over
 from omnimatte.render.shadow_fit import fit_shadows
-from tests.helpers import box_mask, textured_ground
+from tests.helpers import box_mask, darkened, textured_ground
 
 H, W = 48, 64
 
@@ -15,11 +15,6 @@ def coloured_ground() -> torch.Tensor:
 
 def box(top: int, left: int, height: int, width: int) -> torch.Tensor:
     return box_mask(H, W, top, left, height, width)
-
-
-def darkened(ground: torch.Tensor, share: torch.Tensor) -> torch.Tensor:
-    """The ground with `share` of its light taken away (in 0..1 levels), back in [-1, 1]."""
-    return ((ground + 1.0) * 0.5 * (1.0 - share)) * 2.0 - 1.0
 
 
 def drawn_too_opaque(ground: torch.Tensor, frame: torch.Tensor, where: torch.Tensor, alpha_value: float):

@@ -3,18 +3,13 @@
 import torch
 
 from omnimatte.render.stray_cut import cut_strays
-from tests.helpers import box_mask, textured_ground
+from tests.helpers import box_mask, darkened, textured_ground
 
 H, W = 128, 192  # smoothing sigma 2 px: masks grown by 4 px, evidence by 4 px
 
 
 def box(top: int, left: int, height: int, width: int) -> torch.Tensor:
     return box_mask(H, W, top, left, height, width)
-
-
-def darkened(ground: torch.Tensor, share: torch.Tensor) -> torch.Tensor:
-    """The ground with `share` of its light taken away (in 0..1 levels), back in [-1, 1]."""
-    return ((ground + 1.0) * 0.5 * (1.0 - share)) * 2.0 - 1.0
 
 
 def scattered(where: torch.Tensor, level: float, seed: int = 1) -> torch.Tensor:
