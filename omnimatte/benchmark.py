@@ -46,7 +46,7 @@ RECALL_TARGET = 0.5  # time-to-quality: until the layers hold half of their effe
 # field -> the ablation's name in table.csv and benchmark.json: without_<name>_<score>).
 RENDER_STEPS = {"background_match_threshold": "plate_matte", "fit_alpha": "fit_alpha", "fill_cores": "fill_cores",
                 "refine_alpha": "refine_alpha", "claim_effects": "claim_effects", "fit_shadows": "fit_shadows",
-                "cut_strays": "cut_strays"}
+                "cut_strays": "cut_strays", "merge_overlaps": "merge_overlaps"}
 CURVE_METRICS = ("soft_iou", "effect_recall", "alpha_leak", "background_psnr", "reconstruction_psnr")
 # Table columns: (title, key in a result row, format).
 COLUMNS = (
@@ -149,10 +149,12 @@ def mean_layer_scores(per_object: dict, object_names: list[str]) -> dict[str, fl
     return row
 
 
-def ablated_steps(settings: RenderSettings, scale: float, steps=RENDER_STEPS) -> list[str]:
-    """The rendering steps of `steps` that are on in `settings` and do something at training scale `scale`
-    (refine_alpha does nothing at full size): each is switched off in turn for the render ablation."""
-    return [step for step in steps if getattr(settings, step) and (step != "refine_alpha" or scale < 1)]
+def ablated_steps(settings: RenderSettings, scale: float, objects: int, steps=RENDER_STEPS) -> list[str]:
+    """The rendering steps of `steps` that are on in `settings` and do something at training scale `scale` with
+    `objects` layers (refine_alpha does nothing at full size, merge_overlaps nothing with one layer): each is
+    switched off in turn for the render ablation."""
+    return [step for step in steps if getattr(settings, step) and (step != "refine_alpha" or scale < 1)
+            and (step != "merge_overlaps" or objects > 1)]
 
 
 @torch.no_grad()
@@ -324,7 +326,7 @@ def run_preset(preset: str, suite: Suite, config: TrainConfig, work: Path, devic
     model = run.model
     # What the rendering steps buy, from the same trained model: each switched off in turn.
     render_ablations = {f"without_{RENDER_STEPS[step]}": score_model(model, video, clip, settings.without(step))
-                        for step in ablated_steps(settings, config.scale)}
+                        for step in ablated_steps(settings, config.scale, len(clip.object_names))}
     render_layers(model, video, settings, work / "omnimatte", preset)
     metrics = run_evaluate(preset, work / "omnimatte", work / "frames", work / "clip" / "gt", clip.object_names,
                            work / "metrics.json", masks_dir=work / "masks", homography_dir=work / "homography",

@@ -26,7 +26,8 @@ from omnimatte.train.loop import start_training
 # The network's layer as it comes out of the network: every rendering step off (trained at full size, so
 # there is no upsampling to refine either).
 NETWORK_ONLY = RenderSettings(refine_alpha=False, background_match_threshold=0.0, fit_alpha=False, fill_cores=False,
-                              claim_effects=False, fit_shadows=False, cut_strays=False, detail_transfer=False)
+                              claim_effects=False, fit_shadows=False, cut_strays=False, merge_overlaps=False,
+                              detail_transfer=False)
 
 
 def render(model, video, settings: RenderSettings) -> tuple[np.ndarray, np.ndarray]:

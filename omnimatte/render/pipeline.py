@@ -4,7 +4,8 @@ The steps, each in its own file and each switched by RenderSettings:
 guided alpha upsampling (alpha_upsampling.py, when the network ran below the working resolution),
 the plate matte (plate_matte.py), the alpha fit (alpha_fit.py), the core fill (core_fill.py),
 the effect claim (effect_claim.py, with effect_motion.py to settle who owns an effect),
-the shadow fit (shadow_fit.py), the stray cut (stray_cut.py) and detail transfer (detail_transfer.py).
+the shadow fit (shadow_fit.py), the stray cut (stray_cut.py), the overlap merge (overlap_merge.py) and detail
+transfer (detail_transfer.py).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from omnimatte.render.effect_motion import EffectMotion
 from omnimatte.render.plate_matte import plate_matte, plate_threshold
 from omnimatte.render.settings import RenderSettings
 from omnimatte.render.shadow_fit import fit_shadows
+from omnimatte.render.overlap_merge import merge_overlaps
 from omnimatte.render.stray_cut import cut_strays
 
 if TYPE_CHECKING:  # the train package imports this one
@@ -108,7 +110,9 @@ def render_frame(model: Omnimatte, video: VideoTensors, t: int, background_canva
        every coarse mask, its alpha is set to the darkening's, in black;
     7. the stray cut (cut_strays): alpha neither near some coarse mask nor on what the frame shows beyond the
        background, at the effect claim's scale, nor joined to either through alpha above a faint level, is cut;
-    8. detail transfer (detail_transfer): each foreground layer's colour gets the residual between the frame
+    8. the overlap merge (merge_overlaps): outside every coarse mask, what several layers hold goes to the layer
+       that holds most around it, the layers composited into it, so that no effect is split between layers;
+    9. detail transfer (detail_transfer): each foreground layer's colour gets the residual between the frame
        and the layers' composite, attenuated by the layers in front of it, so fine texture the network
        could not reproduce still ends up in some layer.
     """
@@ -134,6 +138,8 @@ def render_frame(model: Omnimatte, video: VideoTensors, t: int, background_canva
         rgb, alpha = fit_shadows(target, background, rgb, alpha, video.masks[t])
     if settings.cut_strays:
         alpha = cut_strays(target, background, alpha, video.masks[t])
+    if settings.merge_overlaps:
+        rgb, alpha = merge_overlaps(rgb, alpha, video.masks[t])
     model_composite = composite_over(background, list(rgb.split(1)), list(alpha.split(1)))
     composite = model_composite
     if settings.detail_transfer:

@@ -133,7 +133,7 @@ def run_rendered_clip(rendered: RenderedClip, suite: Suite, config, work: Path, 
     settings = RenderSettings.from_config(config)
     ablations = {"as_trained": score_rendered(model, video, rendered, settings)}
     ablations.update({f"without_{ABLATED_STEPS[step]}": score_rendered(model, video, rendered, settings.without(step))
-                      for step in ablated_steps(settings, config.scale, ABLATED_STEPS)})
+                      for step in ablated_steps(settings, config.scale, len(clip.object_names), ABLATED_STEPS)})
     render_layers(model, video, settings, work / "omnimatte", name)
     metrics = run_evaluate(name, work / "omnimatte", work / "frames", rendered.folder / "gt", clip.object_names,
                            work / "metrics.json", masks_dir=work / "masks", homography_dir=work / "homography",

@@ -102,6 +102,7 @@ class TrainConfig:
     # the background, nor joined to either through alpha above a faint level: the faint alpha a layer scatters
     # over the ground's texture far from its object (see render/stray_cut.py).
     cut_strays: bool = True
+    merge_overlaps: bool = True
     lambda_mask: float = 50.0
     mask_threshold: float = 0.02  # the mask term drops 10x at the first epoch end where its error is below
     # this (at the latest at half the alpha L1 switch) and is off at twice that step; from then on each layer's
