@@ -74,21 +74,22 @@ STAYS_SHARE = 0.25
 STAYS_RATIO = 2.0
 
 
-def _masked_blur(image: torch.Tensor, weight: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Gaussian blur of `image` over the pixels `weight` selects, normalised so the others do not bleed in."""
+def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(N, C, H, W) blurred by a separable Gaussian of `sigma` pixels (3 sigmas each side), the border replicated."""
     radius = int(3 * sigma)
     taps = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)
     kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
     kernel = kernel / kernel.sum()
+    channels = image.shape[1]
+    rows = F.conv2d(F.pad(image, (radius, radius, 0, 0), mode="replicate"),
+                    kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
+    return F.conv2d(F.pad(rows, (0, 0, radius, radius), mode="replicate"),
+                    kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
 
-    def blur(x: torch.Tensor) -> torch.Tensor:
-        channels = x.shape[1]
-        x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="replicate"),
-                     kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
-        return F.conv2d(F.pad(x, (0, 0, radius, radius), mode="replicate"),
-                        kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
 
-    return blur(image * weight) / blur(weight).clamp_min(1e-3)
+def _masked_blur(image: torch.Tensor, weight: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian blur of `image` over the pixels `weight` selects, normalised so the others do not bleed in."""
+    return gaussian_blur(image * weight, sigma) / gaussian_blur(weight, sigma).clamp_min(1e-3)
 
 
 def smoothing_sigma(height: int, width: int) -> float:

@@ -19,10 +19,10 @@ layer in front of another is an occlusion, not a shared effect.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
+from omnimatte.model import composite_over
 from omnimatte.render.alpha_fit import masks_at
-from omnimatte.render.effect_claim import smoothing_sigma
+from omnimatte.render.effect_claim import gaussian_blur, smoothing_sigma
 
 # A layer owns a pixel where its smoothed alpha is at least this many times every other layer's.
 DOMINANCE = 3.0
@@ -30,21 +30,10 @@ DOMINANCE = 3.0
 VISIBLE = 1e-4
 
 
-def _gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
-    """(N, 1, H, W) blurred by a separable Gaussian of `sigma` pixels, reflected at the border."""
-    radius = max(1, round(3 * sigma))
-    offsets = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)
-    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
-    kernel = kernel / kernel.sum()
-    padded = F.pad(image, (radius, radius, radius, radius), mode="reflect")
-    rows = F.conv2d(padded, kernel.view(1, 1, 1, -1))
-    return F.conv2d(rows, kernel.view(1, 1, -1, 1))
-
-
 def owners(alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per pixel (1, 1, H, W), the layer of `alpha` (L >= 2, 1, H, W) that holds most around it (the largest alpha
     smoothed at the effect claim's scale; long) and whether it holds DOMINANCE times any other's there (bool)."""
-    smoothed = _gaussian_blur(alpha.float(), smoothing_sigma(*alpha.shape[-2:]))
+    smoothed = gaussian_blur(alpha.float(), smoothing_sigma(*alpha.shape[-2:]))
     top_two = smoothed.topk(2, dim=0)
     dominant = (top_two.values[0:1] > 0) & (top_two.values[0:1] >= DOMINANCE * top_two.values[1:2])
     return top_two.indices[0:1], dominant
@@ -59,11 +48,10 @@ def merge_overlaps(rgb: torch.Tensor, alpha: torch.Tensor, masks: torch.Tensor) 
         return rgb, alpha
     owner, dominant = owners(alpha)
     moves = dominant & ~masks_at(masks, tuple(alpha.shape[-2:])).any(0, keepdim=True)
-    premultiplied = torch.zeros_like(rgb[:1])
-    merged_alpha = torch.zeros_like(alpha[:1])
-    for colour, layer_alpha in zip(rgb.split(1), alpha.split(1)):
-        premultiplied = layer_alpha * colour + (1.0 - layer_alpha) * premultiplied
-        merged_alpha = layer_alpha + (1.0 - layer_alpha) * merged_alpha
+    # The layers over black give their premultiplied colour; over nothing, in white, their combined alpha.
+    alphas = list(alpha.split(1))
+    premultiplied = composite_over(torch.zeros_like(rgb[:1]), list(rgb.split(1)), alphas)
+    merged_alpha = composite_over(torch.zeros_like(alpha[:1]), [torch.ones_like(alpha[:1])] * len(alphas), alphas)
     merged_rgb = premultiplied / merged_alpha.clamp_min(VISIBLE)
     layer_index = torch.arange(len(alpha), device=alpha.device).view(-1, 1, 1, 1)
     owned = layer_index == owner

@@ -23,10 +23,10 @@ from omnimatte.render.core_fill import fill_cores
 from omnimatte.render.detail_transfer import transfer_detail
 from omnimatte.render.effect_claim import claim_effects
 from omnimatte.render.effect_motion import EffectMotion
+from omnimatte.render.overlap_merge import merge_overlaps
 from omnimatte.render.plate_matte import plate_matte, plate_threshold
 from omnimatte.render.settings import RenderSettings
 from omnimatte.render.shadow_fit import fit_shadows
-from omnimatte.render.overlap_merge import merge_overlaps
 from omnimatte.render.stray_cut import cut_strays
 
 if TYPE_CHECKING:  # the train package imports this one

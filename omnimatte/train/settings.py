@@ -102,6 +102,8 @@ class TrainConfig:
     # the background, nor joined to either through alpha above a faint level: the faint alpha a layer scatters
     # over the ground's texture far from its object (see render/stray_cut.py).
     cut_strays: bool = True
+    # Rendering: outside the masks, where one layer holds three times any other's alpha around a pixel, it takes what
+    # all of them hold there, composited into one (see render/overlap_merge.py).
     merge_overlaps: bool = True
     lambda_mask: float = 50.0
     mask_threshold: float = 0.02  # the mask term drops 10x at the first epoch end where its error is below
