@@ -143,23 +143,6 @@ def test_guided_upsampling_follows_the_frame_edge_that_bilinear_blurs():
     assert (guided - truth).abs().mean() < 0.5 * (bilinear - truth).abs().mean()
 
 
-def test_plate_matte_clears_alpha_where_the_frame_shows_the_background():
-    from omnimatte.render.plate_matte import plate_matte
-
-    background = torch.zeros(1, 3, 4, 4)
-    frame = background.clone()
-    frame[..., 0, :] = 0.2  # a strong change: 0.1 on the 0..1 scale
-    frame[..., 1, :] = 0.04  # a faint one: 0.02
-    alpha = torch.ones(1, 1, 4, 4)
-    alpha[..., 3, :] = 0.0  # nothing here: the noise estimate looks at these pixels
-    keep = plate_matte(frame, background, alpha, threshold=0.04)
-    assert keep[0, 0, :, 0].tolist() == pytest.approx([1.0, 0.5, 0.0, 0.0])
-    # On noisy footage the threshold follows the noise where no layer is.
-    noisy = frame.clone()
-    noisy[..., 3, :] = 0.4  # 0.2 of difference where no layer is: threshold 0.6
-    assert plate_matte(noisy, background, alpha, threshold=0.04)[0, 0, 0, 0].item() == pytest.approx(0.1 / 0.6)
-
-
 def test_nan_median_is_numpys_value_for_value():
     rng = np.random.default_rng(3)
     for count in (1, 2, 5, 8):

@@ -31,10 +31,10 @@ from typing import TYPE_CHECKING, Callable
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from omnimatte.model import colour_difference, composite_over
 from omnimatte.render.alpha_fit import layer_residual, least_alpha, least_alpha_colour
+from omnimatte.render.blur import gaussian_blur
 
 if TYPE_CHECKING:  # effect_motion imports this module
     from omnimatte.render.effect_motion import FrameMotion
@@ -72,19 +72,6 @@ STAYS_SHARE = 0.25
 # Staying put must carry this many times as much of a region onto effects as moving with its object does for the
 # region to be no effect, except where the background fit already finds the background moving by itself.
 STAYS_RATIO = 2.0
-
-
-def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
-    """(N, C, H, W) blurred by a separable Gaussian of `sigma` pixels (3 sigmas each side), the border replicated."""
-    radius = int(3 * sigma)
-    taps = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)
-    kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
-    kernel = kernel / kernel.sum()
-    channels = image.shape[1]
-    rows = F.conv2d(F.pad(image, (radius, radius, 0, 0), mode="replicate"),
-                    kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
-    return F.conv2d(F.pad(rows, (0, 0, radius, radius), mode="replicate"),
-                    kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
 
 
 def _masked_blur(image: torch.Tensor, weight: torch.Tensor, sigma: float) -> torch.Tensor:

@@ -22,7 +22,8 @@ import torch
 
 from omnimatte.model import composite_over
 from omnimatte.render.alpha_fit import masks_at
-from omnimatte.render.effect_claim import gaussian_blur, smoothing_sigma
+from omnimatte.render.blur import gaussian_blur
+from omnimatte.render.effect_claim import smoothing_sigma
 
 # A layer owns a pixel where its smoothed alpha is at least this many times every other layer's.
 DOMINANCE = 3.0

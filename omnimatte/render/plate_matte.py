@@ -5,6 +5,14 @@ from __future__ import annotations
 import torch
 
 from omnimatte.model import colour_difference
+from omnimatte.render.blur import gaussian_blur
+
+#: On footage whose noise sets the plate matte's threshold, the matte judges the frame and the background blurred by
+#: this Gaussian sigma (px). Pixel by pixel against three times the noise, each pixel's own noise decides how much of
+#: a halo's alpha it keeps (a third on average, over ground that shows just the background); blurred, the noise
+#: falls toward the setting's threshold while what a layer adds over an area stays. Noiseless frames are judged
+#: pixel by pixel, where the difference is exact.
+NOISE_BLUR_SIGMA = 1.5
 
 
 def plate_matte(frame: torch.Tensor, background: torch.Tensor, alpha: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -14,16 +22,24 @@ def plate_matte(frame: torch.Tensor, background: torch.Tensor, alpha: torch.Tens
     there, whatever the network's smooth alpha says (the gaps between a dog's legs, the
     halo a coarse mask leaves). The largest channel difference d (0..1) against the
     threshold gives clamp(d / t, 0, 1), where t is `threshold` or, on noisy footage,
-    three times the frame's median d over the pixels no layer holds, if that is larger.
+    three times the frame's median d over the pixels no layer holds, if that is larger;
+    there d and t are measured on the frame and background blurred by NOISE_BLUR_SIGMA.
     """
     difference = colour_difference(frame, background)
+    if 3.0 * frame_noise(difference, alpha) > threshold:
+        difference = colour_difference(gaussian_blur(frame, NOISE_BLUR_SIGMA), gaussian_blur(background, NOISE_BLUR_SIGMA))
     return (difference / plate_threshold(difference, alpha, threshold)).clamp(0, 1)
+
+
+def frame_noise(difference: torch.Tensor, alpha: torch.Tensor) -> float:
+    """The frame's noise as the plate matte sees it: the median `difference` (colour_difference from the
+    background) over the pixels no layer holds (0 where every pixel holds some layer)."""
+    empty = (alpha.amax(0, keepdim=True) < 0.01)
+    return float(difference[empty].median()) if bool(empty.any()) else 0.0
 
 
 def plate_threshold(difference: torch.Tensor, alpha: torch.Tensor, threshold: float) -> float:
     """The colour difference past which a pixel surely shows more than the background, given the frame's
-    `difference` from it (colour_difference): `threshold`, or three times the median difference over the
-    pixels no layer holds (the frame's noise), if that is larger."""
-    empty = (alpha.amax(0, keepdim=True) < 0.01)
-    noise = float(difference[empty].median()) if bool(empty.any()) else 0.0
-    return max(threshold, 3.0 * noise)
+    `difference` from it (colour_difference): `threshold`, or three times the frame's noise (frame_noise), if
+    that is larger."""
+    return max(threshold, 3.0 * frame_noise(difference, alpha))
