@@ -20,6 +20,7 @@ from omnimatte.io import (
     SourceAudio,
     atomic_dir,
     count_packets,
+    decoded_as,
     ffmpeg_binary,
     frame_name,
     probe_video,
@@ -78,8 +79,7 @@ def decode_frames(video: Path, width: int, height: int, start: int = 0, end: int
     if end is not None:
         selection += f"*lt(n,{end})"
     process = (
-        ffmpeg.input(str(video))
-        .filter("select", selection)
+        decoded_as(ffmpeg.input(str(video)).filter("select", selection), "rgb24")
         .filter("scale", width, height, flags="area")
         .output("pipe:", format="rawvideo", pix_fmt="rgb24", fps_mode="passthrough")
         .global_args("-loglevel", "error", "-nostdin")

@@ -23,6 +23,7 @@ from omnimatte.io.prores import write_alpha_video
 from omnimatte.io.video import (
     IMAGE_SUFFIXES,
     count_packets,
+    decoded_as,
     ffmpeg_binary,
     has_encoder,
     probe_video,
@@ -32,7 +33,7 @@ from omnimatte.io.video import (
     write_video,
 )
 
-__all__ = ["IMAGE_SUFFIXES", "SourceAudio", "atomic_dir", "atomic_path", "count_packets", "ffmpeg_binary",
+__all__ = ["IMAGE_SUFFIXES", "SourceAudio", "atomic_dir", "atomic_path", "count_packets", "decoded_as", "ffmpeg_binary",
            "frame_name", "has_encoder", "list_frames", "load_json", "name_list", "numbered_pngs", "probe_video",
            "rate_text", "read_frames", "read_png", "read_video", "save_json", "save_npy", "sequence_images",
            "write_alpha_video", "write_frames", "write_image", "write_png", "write_video"]

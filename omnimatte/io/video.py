@@ -21,6 +21,19 @@ from omnimatte.io.audio import SourceAudio, audio_args
 from omnimatte.io.files import atomic_path, numbered_pngs
 
 
+#: The scaler flags with which decoded YUV frames become RGB. With ffmpeg's default (fast, inexact) conversion, the
+#: frames of an H.264 clip came out 1.1 to 1.4 levels of 255 darker than the frames encoded (the rendered suite's
+#: clips, losslessly encoded and at crf 20 alike); with accurate rounding and the chroma interpolated at full
+#: resolution they are within 0.1 level of them on average, and 2.9 instead of 3.6 levels RMS when lossless.
+RGB_CONVERSION_FLAGS = "accurate_rnd+full_chroma_int"
+
+
+def decoded_as(stream, pix_fmt: str):
+    """An ffmpeg-python stream converted to `pix_fmt` (rgb24, rgba) at its own size with RGB_CONVERSION_FLAGS, so
+    that later filters (a resize) work on exact RGB."""
+    return stream.filter("scale", flags=RGB_CONVERSION_FLAGS).filter("format", pix_fmt)
+
+
 def ffmpeg_binary() -> str:
     """The ffmpeg executable bundled with imageio-ffmpeg, so no system ffmpeg is needed."""
     import imageio_ffmpeg
@@ -164,7 +177,7 @@ def read_video(path: str | os.PathLike, mode: str = "rgb", max_frames: int | Non
     pix_fmt, channels = {"rgb": ("rgb24", 3), "rgba": ("rgba", 4)}[mode]
     info = probe_video(Path(path))
     limit = {"vframes": max_frames} if max_frames else {}
-    out, _ = (ffmpeg.input(str(path)).output("pipe:", format="rawvideo", pix_fmt=pix_fmt, **limit)
+    out, _ = (decoded_as(ffmpeg.input(str(path)), pix_fmt).output("pipe:", format="rawvideo", pix_fmt=pix_fmt, **limit)
               .global_args("-loglevel", "error").run(cmd=ffmpeg_binary(), capture_stdout=True, capture_stderr=True))
     return np.frombuffer(out, np.uint8).reshape(-1, info["height"], info["width"], channels)
 
