@@ -26,9 +26,10 @@ def plate_matte(frame: torch.Tensor, background: torch.Tensor, alpha: torch.Tens
     there d and t are measured on the frame and background blurred by NOISE_BLUR_SIGMA.
     """
     difference = colour_difference(frame, background)
-    if 3.0 * frame_noise(difference, alpha) > threshold:
-        difference = colour_difference(gaussian_blur(frame, NOISE_BLUR_SIGMA), gaussian_blur(background, NOISE_BLUR_SIGMA))
-    return (difference / plate_threshold(difference, alpha, threshold)).clamp(0, 1)
+    if 3.0 * frame_noise(difference, alpha) <= threshold:  # the noise does not set the threshold: judged as it is
+        return (difference / threshold).clamp(0, 1)
+    blurred = colour_difference(gaussian_blur(frame, NOISE_BLUR_SIGMA), gaussian_blur(background, NOISE_BLUR_SIGMA))
+    return (blurred / plate_threshold(blurred, alpha, threshold)).clamp(0, 1)
 
 
 def frame_noise(difference: torch.Tensor, alpha: torch.Tensor) -> float:
