@@ -93,3 +93,25 @@ def test_a_shadow_behind_a_layer_in_front_is_fitted_through_it():
     assert torch.equal(fitted[1], alpha[1])
     composite = composite_over(ground, list(fitted_rgb.split(1)), list(fitted.split(1)))
     assert (composite - frame).abs().max() < 1e-4
+
+
+def test_on_a_noisy_frame_a_shadow_judged_blurred_gets_its_alpha_evenly():
+    """With noise on every pixel, each pixel judged alone is an uneven darkening or a wrong depth by its own noise:
+    the fitted alpha is speckled between the shadow's and what the layer drew. Judged on the residual and ground
+    blurred, the shadow's inside gets its own alpha nearly everywhere, and the colour gives the frame back but where
+    a pixel's noise darkens it past black at that alpha (or lightens it past white)."""
+    generator = torch.Generator().manual_seed(0)
+    ground = coloured_ground()
+    shade = box(20, 10, 20, 44)
+    frame = darkened(ground, 0.3 * shade.float()) + 0.03 * torch.randn(ground.shape, generator=generator)
+    rgb, alpha = drawn_too_opaque(ground, frame, shade, 0.8)
+    object_mask = box(0, 10, 12, 20).float()
+    inside = box(24, 14, 12, 36)[0, 0]  # more than two blur sigmas inside the shadow's edge
+    _, pixel_by_pixel = fit_shadows(frame, ground, rgb, alpha, object_mask)
+    fitted_rgb, fitted = fit_shadows(frame, ground, rgb, alpha, object_mask, blur_sigma=1.5)
+    off = lambda a: ((a[0, 0][inside] - 0.3).abs() > 0.1).float().mean()  # share of the inside fitted wrong
+    assert off(pixel_by_pixel) > 0.2
+    assert off(fitted) < 0.05
+    composite = composite_over(ground, [fitted_rgb], [fitted])
+    error = (composite - frame)[..., inside].abs()
+    assert (error < 1e-4).float().mean() > 0.5 and error.mean() < 0.4 * 0.03  # the noise: 0.024 on average

@@ -24,7 +24,7 @@ from omnimatte.render.detail_transfer import transfer_detail
 from omnimatte.render.effect_claim import claim_effects
 from omnimatte.render.effect_motion import EffectMotion
 from omnimatte.render.overlap_merge import merge_overlaps
-from omnimatte.render.plate_matte import plate_matte, plate_threshold
+from omnimatte.render.plate_matte import NOISE_BLUR_SIGMA, noise_sets_threshold, plate_matte, plate_threshold
 from omnimatte.render.settings import RenderSettings
 from omnimatte.render.shadow_fit import fit_shadows
 from omnimatte.render.stray_cut import cut_strays
@@ -107,7 +107,8 @@ def render_frame(model: Omnimatte, video: VideoTensors, t: int, background_canva
        more, from where the background fit finds the camera model broken: video.unexplained, when fitted), nor
        one that does not move with its object but whose own flow (video.flow less the camera's) goes another way;
     6. the shadow fit (fit_shadows): where a layer holds an even darkening of what lies below it, outside
-       every coarse mask, its alpha is set to the darkening's, in black;
+       every coarse mask, its alpha is set to the darkening's, in black; on a frame whose noise sets the plate
+       threshold (noise_sets_threshold, with the plate matte on), judged blurred as the plate matte judges it;
     7. the stray cut (cut_strays): alpha neither near some coarse mask nor on what the frame shows beyond the
        background, at the effect claim's scale, nor joined to either through alpha above a faint level, is cut;
     8. the overlap merge (merge_overlaps): outside every coarse mask, what several layers hold goes to the layer
@@ -122,8 +123,10 @@ def render_frame(model: Omnimatte, video: VideoTensors, t: int, background_canva
     if brightness is not None:
         rgb = relight(rgb, brightness)
     target = video.output_frames[t:t + 1]
+    noisy = (settings.background_match_threshold > 0
+             and noise_sets_threshold(target, background, alpha, settings.background_match_threshold))
     if settings.background_match_threshold > 0:
-        alpha = alpha * plate_matte(target, background, alpha, settings.background_match_threshold)
+        alpha = alpha * plate_matte(target, background, alpha, settings.background_match_threshold, noisy)
     fill = settings.fill_cores and settings.background_match_threshold > 0
     cores = mask_cores(video.masks[t], output_size) if settings.fit_alpha or fill else None
     if settings.fit_alpha:
@@ -135,7 +138,7 @@ def render_frame(model: Omnimatte, video: VideoTensors, t: int, background_canva
         rgb, alpha = claim_effects(target, background, rgb, alpha, None if motion is None else motion.scorer(t),
                                    None if video.unexplained is None else video.unexplained.frame(t))
     if settings.fit_shadows:
-        rgb, alpha = fit_shadows(target, background, rgb, alpha, video.masks[t])
+        rgb, alpha = fit_shadows(target, background, rgb, alpha, video.masks[t], NOISE_BLUR_SIGMA if noisy else 0.0)
     if settings.cut_strays:
         alpha = cut_strays(target, background, alpha, video.masks[t])
     if settings.merge_overlaps:

@@ -15,19 +15,27 @@ from omnimatte.render.blur import gaussian_blur
 NOISE_BLUR_SIGMA = 1.5
 
 
-def plate_matte(frame: torch.Tensor, background: torch.Tensor, alpha: torch.Tensor, threshold: float) -> torch.Tensor:
+def noise_sets_threshold(frame: torch.Tensor, background: torch.Tensor, alpha: torch.Tensor,
+                         threshold: float) -> bool:
+    """Whether the frame's noise, not the setting, sets the plate threshold: three times its median colour
+    difference from the background where no layer is (frame_noise) exceeds `threshold`. Steps that judge such a
+    frame pixel by pixel would judge each pixel's own noise; they judge it blurred by NOISE_BLUR_SIGMA instead."""
+    return 3.0 * frame_noise(colour_difference(frame, background), alpha) > threshold
+
+
+def plate_matte(frame: torch.Tensor, background: torch.Tensor, alpha: torch.Tensor, threshold: float,
+                noisy: bool) -> torch.Tensor:
     """How much each pixel (1, 1, H, W) may hold any layer: 0 where the frame shows exactly the background.
 
     With a sharp background, a pixel whose colour equals the background's needs no layer
     there, whatever the network's smooth alpha says (the gaps between a dog's legs, the
     halo a coarse mask leaves). The largest channel difference d (0..1) against the
-    threshold gives clamp(d / t, 0, 1), where t is `threshold` or, on noisy footage,
-    three times the frame's median d over the pixels no layer holds, if that is larger;
-    there d and t are measured on the frame and background blurred by NOISE_BLUR_SIGMA.
+    threshold gives clamp(d / t, 0, 1), where t is `threshold`; on a `noisy` frame
+    (noise_sets_threshold), d is measured on the frame and background blurred by NOISE_BLUR_SIGMA and t is three
+    times its median over the pixels no layer holds, if that is larger.
     """
-    difference = colour_difference(frame, background)
-    if 3.0 * frame_noise(difference, alpha) <= threshold:  # the noise does not set the threshold: judged as it is
-        return (difference / threshold).clamp(0, 1)
+    if not noisy:
+        return (colour_difference(frame, background) / threshold).clamp(0, 1)
     blurred = colour_difference(gaussian_blur(frame, NOISE_BLUR_SIGMA), gaussian_blur(background, NOISE_BLUR_SIGMA))
     return (blurred / plate_threshold(blurred, alpha, threshold)).clamp(0, 1)
 

@@ -13,7 +13,10 @@ darkening of what lies below it, outside every object's coarse mask (inside it, 
 object over lighter ground would look the same), and the layer holds at least RAISE_FROM
 of it, the layer's alpha is set to the least alpha that explains the frame, in the colour
 that then does so exactly, which for an even darkening is black or near it. A darkening
-the layer holds less of than that is not taken as its shadow and is left alone.
+the layer holds less of than that is not taken as its shadow and is left alone. On a frame whose
+noise sets the plate threshold, the darkening and its least alpha are judged on the residual and the
+ground blurred (blur_sigma): pixel by pixel, each pixel's own noise would decide whether it is a
+shadow's and how dark, speckling the fitted alpha; the colour still adds the unblurred residual.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from __future__ import annotations
 import torch
 
 from omnimatte.model import composite_over
-from omnimatte.render.alpha_fit import layer_residual, least_alpha_colour, masks_at
+from omnimatte.render.alpha_fit import colour_at, layer_residual, least_alpha, masks_at
+from omnimatte.render.blur import gaussian_blur
 
 # A darkening counts where every channel loses at least half of MIN_DARKENING of its light and
 # they lose MIN_DARKENING on average (a share: 0.02, about 3 levels of 255 on mid-grey ground) ...
@@ -47,18 +51,21 @@ def even_darkening(residual: torch.Tensor, below: torch.Tensor, through: torch.T
 
 
 def fit_shadows(frame: torch.Tensor, background: torch.Tensor, rgb: torch.Tensor, alpha: torch.Tensor,
-                masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                masks: torch.Tensor, blur_sigma: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Layers (rgb (L, 3, H, W) in [-1, 1], alpha (L, 1, H, W), back to front) with the shadows they hold at the
-    alpha by which they darken what lies below, outside every coarse mask (`masks` (L, 1, h, w), any size)."""
+    alpha by which they darken what lies below, outside every coarse mask (`masks` (L, 1, h, w), any size); a
+    positive `blur_sigma` (px) judges the darkening on the residual and what lies below blurred by it."""
     outside = ~masks_at(masks, tuple(frame.shape[-2:])).any(0, keepdim=True)
     rgb, alpha = rgb.clone(), alpha.clone()
     below = background
     for i in range(len(rgb)):
         residual, through = layer_residual(frame, below, rgb, alpha, i)
-        least, exact = least_alpha_colour(residual, below, through)
+        judged_residual, judged_below = ((gaussian_blur(residual, blur_sigma), gaussian_blur(below, blur_sigma))
+                                         if blur_sigma > 0 else (residual, below))
+        least = least_alpha(judged_residual, judged_below, through)
         held = alpha[i:i + 1] >= RAISE_FROM * least
-        fit = outside & even_darkening(residual, below, through) & held
+        fit = outside & even_darkening(judged_residual, judged_below, through) & held
         alpha[i:i + 1] = torch.where(fit, least, alpha[i:i + 1])
-        rgb[i:i + 1] = torch.where(fit, exact, rgb[i:i + 1])
+        rgb[i:i + 1] = torch.where(fit, colour_at(residual, below, through, least), rgb[i:i + 1])
         below = composite_over(below, [rgb[i:i + 1]], [alpha[i:i + 1]])
     return rgb, alpha
