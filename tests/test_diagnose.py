@@ -208,14 +208,47 @@ def test_true_layers_pass_every_layer_check():
 def test_alpha_far_from_its_object_is_a_leak():
     inputs, layers = sample("clean"), true_layers()
     patch = np.zeros(inputs.frames.shape[:3], bool)
-    patch[:, :20, -30:] = True  # in the far corner, in every frame
-    layers.rgba["dog"][..., 3][patch] = 255
+    patch[:, :20, -30:] = True  # in the far corner, in every frame, where it lies beyond the dog's reach
+    beyond = patch & ~reach_zone(inputs.masks["dog"], SETTINGS.background.effect_reach)
+    assert beyond.sum() > 0.2 * patch.sum()
+    layers.rgba["dog"][..., 3][beyond] = 255
     result = check_layers(inputs, layers, fitted("clean"), SETTINGS.layers)
     leak = finding(result, "leak", "dog")
     assert leak.verdict != OK, leak.text
-    beyond = patch & ~reach_zone(inputs.masks["dog"], SETTINGS.background.effect_reach)
-    assert beyond.sum() > 0.2 * patch.sum()
-    assert result.flagged[beyond].all() and result.flagged[~patch].mean() < 0.01
+    assert result.flagged[beyond].all() and result.flagged[~beyond].mean() < 0.01
+
+
+def test_a_long_shadow_running_on_from_its_object_is_no_leak_and_the_same_shadow_apart_is():
+    """A shadow cast long by a low sun runs from the object past any fixed reach (here half an object size): joined
+    to what the layer holds within the reach it is the object's; the same alpha beyond the reach, cut off from it,
+    is alpha the object cannot reach."""
+    inputs, layers = sample("clean"), true_layers()
+    fit = fitted("clean")
+    fit = replace(fit, settings=replace(fit.settings, effect_reach=0.5))
+    mask = inputs.masks["dog"]
+    zone = reach_zone(mask, 0.5)
+    distance = np.stack([cv2.distanceTransform((~m).astype(np.uint8), cv2.DIST_L2, 5) for m in mask])
+    band = np.zeros_like(mask)
+    for t in range(FRAMES):
+        bottom = int(np.nonzero(mask[t])[0].max())
+        band[t, bottom - 5:bottom + 1] = True  # along the ground from the dog's feet to both edges of the frame
+    alpha = layers.rgba["dog"][..., 3]
+    original = alpha.copy()
+    shadow = band & (distance > 0)
+    alpha[shadow] = np.maximum(alpha[shadow], 100)
+    assert (alpha / 255 * ~zone).sum() > 0.1 * mask.sum()  # by distance alone: a leak past leak_fail
+    joined = finding(check_layers(inputs, layers, fit, SETTINGS.layers), "leak", "dog")
+    assert joined.verdict == OK, joined.text
+    alpha[:] = original
+    apart = band & (distance > zone_reach_px(mask, 0.5)[:, None, None] + 3)
+    alpha[apart] = np.maximum(alpha[apart], 100)
+    found = finding(check_layers(inputs, layers, fit, SETTINGS.layers), "leak", "dog")
+    assert found.verdict != OK, found.text
+
+
+def zone_reach_px(mask: np.ndarray, reach: float) -> np.ndarray:
+    """Per frame, `reach` object sizes in px (as reach_zone measures them)."""
+    return reach * np.sqrt(mask.sum(axis=(1, 2)))
 
 
 @pytest.mark.parametrize(("alpha", "name", "verdict"), [(0, "collapse", FAIL), (255, "fill", FAIL)])

@@ -3,7 +3,9 @@
 Per layer:
 
 * leak: its alpha beyond its object's reach (effect_reach object sizes from the mask, as the
-  effects may lie; everywhere in frames where the object is absent), over its mask's area;
+  effects may lie; everywhere in frames where the object is absent) and not joined to what it holds
+  within that reach through alpha of at least EMPTY, over its mask's area: a shadow cast long by a low
+  sun runs on from the object past any fixed reach, while what the layer took up elsewhere lies apart;
 * collapse: its mean alpha in its mask's core (graded downwards): a layer that lost its object;
 * fill: the largest share of the frame it holds (alpha over one half);
 * absorbed: the share of the background that breaks the camera model (checks 1 and 2) it holds;
@@ -48,6 +50,19 @@ def reach_zone(mask: np.ndarray, reach: float) -> np.ndarray:
     return zone
 
 
+def beyond_reach(alpha: np.ndarray, zone: np.ndarray) -> np.ndarray:
+    """Per frame (T, H, W) bool: outside `zone` (reach_zone) and not joined to the alpha within it through pixels
+    (8-connected) where `alpha` (T, H, W, 0..1) is at least EMPTY."""
+    beyond = ~zone
+    for t in range(len(alpha)):
+        held = alpha[t] >= EMPTY
+        count, labels = cv2.connectedComponents(held.astype(np.uint8), connectivity=8)
+        if count > 1:
+            reached = np.unique(labels[zone[t] & held])
+            beyond[t] &= ~np.isin(labels, reached[reached > 0])
+    return beyond
+
+
 def _core(mask: np.ndarray, radius: int) -> np.ndarray:
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     return np.stack([cv2.erode(m.astype(np.uint8), kernel) > 0 for m in mask])
@@ -84,15 +99,15 @@ def check_layers(inputs: SampleInputs, layers: Layers, fit: BackgroundFit, setti
     alphas = {name: layers.alpha(name) for name in names}
     for name in names:
         alpha, mask = alphas[name], inputs.masks[name]
-        zone = reach_zone(mask, fit.settings.effect_reach)
-        far = alpha * ~zone
+        beyond = beyond_reach(alpha, reach_zone(mask, fit.settings.effect_reach))
+        far = alpha * beyond
         leak = float(far.sum() / max(mask.sum(), 1))
         series[f"{name}_leak"] = far.sum(axis=(1, 2)) / max(mask.sum() / len(mask), 1)
-        flagged |= (alpha >= EMPTY) & ~zone
+        flagged |= (alpha >= EMPTY) & beyond
         findings.append(Finding(
             CHECK, "leak", leak, "of the mask's area", settings.leak_warn, settings.leak_fail,
             f"Layer '{name}' holds alpha worth {percent(leak)} of its mask's area beyond {fit.settings.effect_reach:g} "
-            f"object sizes from its object (or in frames without it).",
+            f"object sizes from its object (or in frames without it), apart from what it holds within that reach.",
             "Nothing the object does reaches that far: the layer took up background the model could not explain (see "
             "checks 1 and 2) or another object's effect. The edits will carry it along with the object.",
             frames=worst_frames(series[f"{name}_leak"]), subject=name))
