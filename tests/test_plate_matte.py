@@ -14,7 +14,8 @@ def test_plate_matte_clears_alpha_where_the_frame_shows_the_background():
     frame[..., 1, :] = 0.04  # a faint one: 0.02
     alpha = torch.ones(1, 1, 4, 4)
     alpha[..., 3, :] = 0.0  # nothing here: the noise estimate looks at these pixels
-    keep = plate_matte(frame, background, alpha, 0.04, noise_sets_threshold(frame, background, alpha, 0.04))
+    noisy = noise_sets_threshold(colour_difference(frame, background), alpha, 0.04)
+    keep = plate_matte(frame, background, alpha, 0.04, noisy)
     assert keep[0, 0, :, 0].tolist() == pytest.approx([1.0, 0.5, 0.0, 0.0])
 
 
@@ -40,8 +41,8 @@ def test_on_noisy_footage_a_halo_over_the_background_is_cut_and_the_object_kept(
     noise falls under the setting's threshold, the halo more than two blur sigmas from the object keeps well under
     half of that. Nearer, the object's blurred edge keeps part of it."""
     frame, background, alpha = noisy_scene(noise=0.04)
-    keep = plate_matte(frame, background, alpha, 0.04, noise_sets_threshold(frame, background, alpha, 0.04))
     difference = colour_difference(frame, background)
+    keep = plate_matte(frame, background, alpha, 0.04, noise_sets_threshold(difference, alpha, 0.04))
     pixel_by_pixel = (difference / plate_threshold(difference, alpha, 0.04)).clamp(0, 1)
     far = alpha == 0.5
     far[..., 21:43, 21:43] = False
@@ -55,6 +56,7 @@ def test_noiseless_frames_are_judged_pixel_by_pixel():
     frame, background, alpha = noisy_scene(noise=0.0)
     frame[..., 10, :] = background[..., 10, :] + 0.2
     alpha[..., 8:13, :] = 1.0
-    keep = plate_matte(frame, background, alpha, 0.04, noise_sets_threshold(frame, background, alpha, 0.04))
+    noisy = noise_sets_threshold(colour_difference(frame, background), alpha, 0.04)
+    keep = plate_matte(frame, background, alpha, 0.04, noisy)
     assert keep[..., 10, :].min() == 1.0
     assert keep[..., 9, :].max() == 0.0 and keep[..., 11, :].max() == 0.0

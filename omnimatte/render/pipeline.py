@@ -123,17 +123,17 @@ def render_frame(model: Omnimatte, video: VideoTensors, t: int, background_canva
     if brightness is not None:
         rgb = relight(rgb, brightness)
     target = video.output_frames[t:t + 1]
-    noisy = (settings.background_match_threshold > 0
-             and noise_sets_threshold(target, background, alpha, settings.background_match_threshold))
-    if settings.background_match_threshold > 0:
-        alpha = alpha * plate_matte(target, background, alpha, settings.background_match_threshold, noisy)
-    fill = settings.fill_cores and settings.background_match_threshold > 0
+    match = settings.background_match_threshold
+    difference = colour_difference(target, background)
+    noisy = match > 0 and noise_sets_threshold(difference, alpha, match)
+    if match > 0:
+        alpha = alpha * plate_matte(target, background, alpha, match, noisy)
+    fill = settings.fill_cores and match > 0
     cores = mask_cores(video.masks[t], output_size) if settings.fit_alpha or fill else None
     if settings.fit_alpha:
         alpha = fit_alphas_to_frame(target, background, rgb, alpha, cores)
     if fill:
-        threshold = plate_threshold(colour_difference(target, background), alpha, settings.background_match_threshold)
-        rgb, alpha = fill_cores(target, background, rgb, alpha, cores, threshold)
+        rgb, alpha = fill_cores(target, background, rgb, alpha, cores, plate_threshold(difference, alpha, match))
     if settings.claim_effects:
         rgb, alpha = claim_effects(target, background, rgb, alpha, None if motion is None else motion.scorer(t),
                                    None if video.unexplained is None else video.unexplained.frame(t))

@@ -15,12 +15,12 @@ from omnimatte.render.blur import gaussian_blur
 NOISE_BLUR_SIGMA = 1.5
 
 
-def noise_sets_threshold(frame: torch.Tensor, background: torch.Tensor, alpha: torch.Tensor,
-                         threshold: float) -> bool:
-    """Whether the frame's noise, not the setting, sets the plate threshold: three times its median colour
-    difference from the background where no layer is (frame_noise) exceeds `threshold`. Steps that judge such a
-    frame pixel by pixel would judge each pixel's own noise; they judge it blurred by NOISE_BLUR_SIGMA instead."""
-    return 3.0 * frame_noise(colour_difference(frame, background), alpha) > threshold
+def noise_sets_threshold(difference: torch.Tensor, alpha: torch.Tensor, threshold: float) -> bool:
+    """Whether the frame's noise, not the setting, sets the plate threshold, given the frame's `difference` from the
+    background (colour_difference): three times its median where no layer is (frame_noise) exceeds `threshold`.
+    Steps that judge such a frame pixel by pixel would judge each pixel's own noise; they judge it blurred by
+    NOISE_BLUR_SIGMA instead."""
+    return 3.0 * frame_noise(difference, alpha) > threshold
 
 
 def plate_matte(frame: torch.Tensor, background: torch.Tensor, alpha: torch.Tensor, threshold: float,
