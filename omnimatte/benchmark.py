@@ -33,7 +33,8 @@ from omnimatte.imaging import psnr
 from omnimatte.io import atomic_path, save_json, write_frames
 from omnimatte.logs import get_logger
 from omnimatte.synthetic import PRESETS, Clip, render_clip, write_clip
-from omnimatte.render import RenderSettings, effect_motion_for, render_frame, render_layers, tensor_to_uint8
+from omnimatte.render import (RenderSettings, SampledBackgrounds, render_frame, render_layers, render_pass,
+                              tensor_to_uint8)
 from omnimatte.train import CPU_SETTINGS, TrainConfig, TrainingRun, VideoTensors, load_video, train_model
 
 STAGE = "benchmark"
@@ -46,7 +47,8 @@ RECALL_TARGET = 0.5  # time-to-quality: until the layers hold half of their effe
 # field -> the ablation's name in table.csv and benchmark.json: without_<name>_<score>).
 RENDER_STEPS = {"background_match_threshold": "plate_matte", "fit_alpha": "fit_alpha", "fill_cores": "fill_cores",
                 "refine_alpha": "refine_alpha", "claim_effects": "claim_effects", "fit_shadows": "fit_shadows",
-                "cut_strays": "cut_strays", "merge_overlaps": "merge_overlaps"}
+                "cut_strays": "cut_strays", "merge_overlaps": "merge_overlaps",
+                "sample_background": "sampled_background"}
 CURVE_METRICS = ("soft_iou", "effect_recall", "alpha_leak", "background_psnr", "reconstruction_psnr")
 # Table columns: (title, key in a result row, format).
 COLUMNS = (
@@ -158,17 +160,17 @@ def ablated_steps(settings: RenderSettings, scale: float, objects: int, steps=RE
 
 
 @torch.no_grad()
-def score_model(model, video: VideoTensors, clip: Clip, settings: RenderSettings) -> dict[str, float | None]:
+def score_model(model, video: VideoTensors, clip: Clip, settings: RenderSettings,
+                sampled: SampledBackgrounds | None = None) -> dict[str, float | None]:
     """The model's layers now, without detail transfer, scored against the clip: the
     per-object means of soft IoU, effect recall and alpha leak, and the background and
-    reconstruction PSNR."""
+    reconstruction PSNR (the sampled backgrounds from `sampled` when given: render_pass)."""
     was_training = model.training
     model.eval()
-    canvas = model.render_background()
-    motion = effect_motion_for(model, video, canvas) if settings.claim_effects else None
+    shared = render_pass(model, video, settings.without("detail_transfer"), sampled)
     alphas, backgrounds, composites = [], [], []
     for t in range(video.num_frames):
-        frame = render_frame(model, video, t, canvas, settings.without("detail_transfer"), motion)
+        frame = render_frame(shared, t)
         alphas.append(frame.alpha[:, 0].cpu().numpy())
         backgrounds.append(tensor_to_uint8(frame.background[0] * 0.5 + 0.5))
         composites.append(tensor_to_uint8(frame.model_composite[0] * 0.5 + 0.5))
@@ -275,7 +277,9 @@ def train_scored(name: str, clip: Clip, video: VideoTensors, suite: Suite, confi
     and the training seconds (the scoring left out)."""
     curve: list[dict] = []
     clock = {"train": 0.0, "since": time.perf_counter()}
-    settings = RenderSettings.from_config(config)
+    # The curve follows the layers over the learnt background: sampling each frame's background from the frames
+    # again at every point would cost more than the training between points on the CPU.
+    settings = RenderSettings.from_config(config).without("sample_background")
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
@@ -325,9 +329,11 @@ def run_preset(preset: str, suite: Suite, config: TrainConfig, work: Path, devic
     run, curve, train_seconds = train_scored(preset, clip, video, suite, config, work, device)
     model = run.model
     # What the rendering steps buy, from the same trained model: each switched off in turn.
-    render_ablations = {f"without_{RENDER_STEPS[step]}": score_model(model, video, clip, settings.without(step))
+    sampled = SampledBackgrounds(model, video)
+    render_ablations = {f"without_{RENDER_STEPS[step]}":
+                        score_model(model, video, clip, settings.without(step), sampled)
                         for step in ablated_steps(settings, config.scale, len(clip.object_names))}
-    render_layers(model, video, settings, work / "omnimatte", preset)
+    render_layers(model, video, settings, work / "omnimatte", preset, sampled)
     metrics = run_evaluate(preset, work / "omnimatte", work / "frames", work / "clip" / "gt", clip.object_names,
                            work / "metrics.json", masks_dir=work / "masks", homography_dir=work / "homography",
                            sheet_path=work / "evaluation.png")

@@ -184,31 +184,35 @@ def test_train_speed_records_every_setting_and_what_each_rendering_step_buys(tmp
 
 def test_each_rendering_step_is_scored_switched_off_alone_on_the_trained_model(tmp_path: Path, monkeypatch):
     """run_preset scores the trained model once with each rendering step off and the others as trained (below the
-    working resolution, so that guided upsampling counts too; the overlap merge has nothing to do with one layer),
-    and reports exactly those scores under each step's name."""
+    working resolution, so that guided upsampling counts too; the overlap merge has nothing to do with one layer;
+    the sampled background, off by default, switched on so that it counts too), and reports exactly those scores
+    under each step's name. The ablations share one model's sampled backgrounds; the curve renders without them."""
     calls = []
     real_score_model = benchmark.score_model
 
-    def recorded(model, video, clip, settings):
-        scores = real_score_model(model, video, clip, settings)
-        calls.append((model, settings, scores))
+    def recorded(model, video, clip, settings, sampled=None):
+        scores = real_score_model(model, video, clip, settings, sampled)
+        calls.append((model, settings, sampled, scores))
         return scores
 
     monkeypatch.setattr(benchmark, "score_model", recorded)
     cpu = torch.device("cpu")
     suite = SUITES["demo"].with_overrides(frames=8, width=192, height=112, steps=2, eval_every=2, device="cpu",
-                                          train={"nf": 8, "batch_size": 2})
+                                          train={"nf": 8, "batch_size": 2, "sample_background": True})
     config = suite.train_config(cpu)
     assert config.scale < 1
     result = run_preset("dog", suite, config, tmp_path / "dog", cpu, "none")
     trained = RenderSettings.from_config(config)
     assert all(getattr(trained, step) for step in RENDER_STEPS)  # each is on as trained, so each ablation changes one
-    (curve_model, curve_settings, curve_scores), *ablations = calls
-    assert curve_settings == trained and result["curve"][-1]["soft_iou"] == curve_scores["soft_iou"]
+    (curve_model, curve_settings, curve_sampled, curve_scores), *ablations = calls
+    assert curve_settings == trained.without("sample_background") and curve_sampled is None
+    assert result["curve"][-1]["soft_iou"] == curve_scores["soft_iou"]
     ablated = [step for step in RENDER_STEPS if step != "merge_overlaps"]  # one layer: nothing to merge
-    assert [settings for _, settings, _ in ablations] == [trained.without(step) for step in ablated]
-    assert all(model is curve_model for model, _, _ in ablations)  # the trained model, not another
-    for (_, _, scores), name in zip(ablations, (RENDER_STEPS[step] for step in ablated)):
+    assert [settings for _, settings, _, _ in ablations] == [trained.without(step) for step in ablated]
+    assert all(model is curve_model for model, _, _, _ in ablations)  # the trained model, not another
+    shared = {id(sampled) for _, _, sampled, _ in ablations}
+    assert len(shared) == 1 and ablations[0][2] is not None  # one model's sampled backgrounds, made once
+    for (_, _, _, scores), name in zip(ablations, (RENDER_STEPS[step] for step in ablated)):
         assert result["render_ablations"][f"without_{name}"] == scores
         assert all(result["row"][f"without_{name}_{key}"] == value for key, value in scores.items())
 

@@ -23,7 +23,7 @@ import torch
 
 from omnimatte.background_fit import BackgroundFitSettings
 from omnimatte.benchmark import far_leak, prepare_clip
-from omnimatte.render import RenderSettings, effect_motion_for, render_frame
+from omnimatte.render import RenderSettings, render_frame, render_pass
 from omnimatte.synthetic.footage import footage_clip
 from omnimatte.train import CPU_SETTINGS, TrainConfig
 from omnimatte.train.loop import train_model
@@ -52,9 +52,8 @@ def rendered(trait: str, tmp_root: str) -> tuple[np.ndarray, np.ndarray, np.ndar
     model.eval()
     settings = RenderSettings.from_config(config)
     with torch.no_grad():
-        canvas = model.render_background()
-        motion = effect_motion_for(model, video, canvas)
-        alpha = np.stack([render_frame(model, video, t, canvas, settings, motion).alpha[0, 0].cpu().numpy()
+        shared = render_pass(model, video, settings)
+        alpha = np.stack([render_frame(shared, t).alpha[0, 0].cpu().numpy()
                           for t in range(video.num_frames)])
     truth = footage.clip.layers["dog"][..., 3].astype(np.float64) / 255
     return alpha, truth, footage.unexplained

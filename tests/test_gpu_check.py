@@ -16,7 +16,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from omnimatte.benchmark import prepare_synthetic
-from omnimatte.render import RenderSettings, effect_motion_for, render_frame
+from omnimatte.render import RenderSettings, render_frame, render_pass
 from omnimatte.train import TrainConfig
 from omnimatte.train.loop import optimisation_step, start_training
 from tests.helpers import REPO
@@ -105,9 +105,7 @@ def test_every_tensor_training_and_rendering_make_follows_the_models_device_and_
             for _ in range(2):
                 terms = optimisation_step(*step)
             state.model.eval()
-            canvas = state.model.render_background()
-            motion = effect_motion_for(state.model, video, canvas)
-            frame = render_frame(state.model, video, 3, canvas, RenderSettings.from_config(config), motion)
+            frame = render_frame(render_pass(state.model, video, RenderSettings.from_config(config)), 3)
     finally:
         torch.set_default_dtype(previous_dtype)
     assert torch.isfinite(terms["total"]) and frame.alpha.dtype == torch.float32

@@ -19,23 +19,22 @@ import torch
 
 from omnimatte.benchmark import far_leak, prepare_synthetic
 from omnimatte.evaluate import effect_recall, soft_iou
-from omnimatte.render import RenderSettings, effect_motion_for, render_frame
+from omnimatte.render import RenderSettings, render_frame, render_pass
 from omnimatte.train import CPU_SETTINGS, TrainConfig, train_model
 from omnimatte.train.loop import start_training
 
 # The network's layer as it comes out of the network: every rendering step off (trained at full size, so
 # there is no upsampling to refine either).
-NETWORK_ONLY = RenderSettings(refine_alpha=False, background_match_threshold=0.0, fit_alpha=False, fill_cores=False,
-                              claim_effects=False, fit_shadows=False, cut_strays=False, merge_overlaps=False,
-                              detail_transfer=False)
+NETWORK_ONLY = RenderSettings(sample_background=False, refine_alpha=False, background_match_threshold=0.0,
+                              fit_alpha=False, fill_cores=False, claim_effects=False, fit_shadows=False,
+                              cut_strays=False, merge_overlaps=False, detail_transfer=False)
 
 
 def render(model, video, settings: RenderSettings) -> tuple[np.ndarray, np.ndarray]:
     """The dog layer's alpha (T, H, W) and the background (T, H, W, 3) in [0, 1] of every frame."""
     model.eval()
-    canvas = model.render_background()
-    motion = effect_motion_for(model, video, canvas) if settings.claim_effects else None
-    frames = [render_frame(model, video, t, canvas, settings, motion) for t in range(video.num_frames)]
+    shared = render_pass(model, video, settings)
+    frames = [render_frame(shared, t) for t in range(video.num_frames)]
     alpha = np.stack([f.alpha[0, 0].numpy() for f in frames]).astype(np.float64)
     background = np.stack([(f.background[0].permute(1, 2, 0).numpy() * 0.5 + 0.5) for f in frames])
     return alpha, background

@@ -610,7 +610,40 @@ def test_the_effect_claim_is_handed_what_the_background_fit_cannot_explain(scene
     config = tiny_config()
     model = train_loop.build_model(video, config, torch.device("cpu")).eval()
     with torch.no_grad():
-        pipeline.render_frame(model, marked, 2, model.render_background(), RenderSettings.from_config(config), None)
+        pipeline.render_frame(pipeline.render_pass(model, marked, RenderSettings.from_config(config)), 2)
     assert len(handed) == 1
     assert torch.equal(handed[0].moves_by_itself, marked.unexplained.moves_by_itself[2])
     assert torch.equal(handed[0].misfit, marked.unexplained.misfit[2])
+
+
+def test_with_the_sampled_background_each_frame_is_rendered_over_the_median_of_the_frames(scene: dict):
+    """sample_background: the pass's background for a frame is what the sampled background made for it (not the
+    learnt canvas's view), close to the frame where it shows the ground free on this noiseless clip; one
+    SampledBackgrounds serves every pass of a model with the same refine_alpha."""
+    from omnimatte.render import RenderSettings, SampledBackgrounds, frame_background, render_frame, render_pass
+
+    paths = (scene["frames_dir"], scene["flow_dir"], scene["homography_dir"], scene["masks_dir"], ["square"], 4,
+             torch.device("cpu"))
+    video = train_module.load_video("tiny", *paths, canvas_plate=True)
+    config = tiny_config()
+    model = train_loop.build_model(video, config, torch.device("cpu")).eval()
+    with torch.no_grad():  # a learnt canvas that is plainly wrong (mid grey) and a layer that holds nothing
+        model.canvas.grids[0].fill_(0.0)
+        model.net.to_output.weight[3].zero_()
+        model.net.to_output.bias[3].fill_(-10.0)
+    settings = replace(RenderSettings.from_config(config), sample_background=True)
+    sampled = SampledBackgrounds(model, video)
+    with torch.no_grad():
+        shared = render_pass(model, video, settings, sampled)
+        assert render_pass(model, video, settings.without("detail_transfer"), sampled).sampled is shared.sampled
+        t = 3
+        frame = render_frame(shared, t)
+        learnt = frame_background(model, video, t, shared.canvas)[0]
+    image, votes = shared.sampled.frame(t)
+    assert torch.allclose(frame.background[0].permute(1, 2, 0), torch.from_numpy(image) * 2 - 1, atol=1e-6)
+    target = video.output_frames[t].permute(1, 2, 0).numpy() * 0.5 + 0.5
+    free = shared.sampled.free[t] & (votes >= 3)
+    assert free.mean() > 0.5
+    off = np.abs(image[free] - target[free]).mean()  # the ground's texture carried in from frames a sub-pixel pan apart
+    assert off < 0.03
+    assert np.abs(learnt[0].permute(1, 2, 0).numpy() * 0.5 + 0.5 - target)[free].mean() > 4 * off

@@ -1,11 +1,12 @@
 """One frame of a trained model as layers: the network's output, then the rendering steps in order.
 
-The steps, each in its own file and each switched by RenderSettings:
-guided alpha upsampling (alpha_upsampling.py, when the network ran below the working resolution),
-the plate matte (plate_matte.py), the alpha fit (alpha_fit.py), the core fill (core_fill.py),
-the effect claim (effect_claim.py, with effect_motion.py to settle who owns an effect),
-the shadow fit (shadow_fit.py), the stray cut (stray_cut.py), the overlap merge (overlap_merge.py) and detail
-transfer (detail_transfer.py).
+What every frame of one rendering pass shares (RenderPass: the learnt canvas, each frame's background, what the
+effect claim follows) is made once by render_pass. The steps, each in its own file and each switched by
+RenderSettings: the sampled background (sampled_background.py), guided alpha upsampling (alpha_upsampling.py,
+when the network ran below the working resolution), the plate matte (plate_matte.py), the alpha fit
+(alpha_fit.py), the core fill (core_fill.py), the effect claim (effect_claim.py, with effect_motion.py to settle
+who owns an effect), the shadow fit (shadow_fit.py), the stray cut (stray_cut.py), the overlap merge
+(overlap_merge.py) and detail transfer (detail_transfer.py).
 """
 
 from __future__ import annotations
@@ -13,18 +14,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from omnimatte.model import Omnimatte, colour_difference, composite_over, identity_grid, relight
-from omnimatte.render.alpha_fit import fit_alphas_to_frame, mask_cores
+from omnimatte.render.alpha_fit import fit_alphas_to_frame, mask_cores, masks_at
 from omnimatte.render.alpha_upsampling import guided_upsample
 from omnimatte.render.core_fill import fill_cores
 from omnimatte.render.detail_transfer import transfer_detail
-from omnimatte.render.effect_claim import claim_effects
+from omnimatte.render.effect_claim import FREE_ALPHA, claim_effects
 from omnimatte.render.effect_motion import EffectMotion
 from omnimatte.render.overlap_merge import merge_overlaps
 from omnimatte.render.plate_matte import NOISE_BLUR_SIGMA, noise_sets_threshold, plate_matte, plate_threshold
+from omnimatte.render.sampled_background import SampledBackground, pixel_homographies
 from omnimatte.render.settings import RenderSettings
 from omnimatte.render.shadow_fit import fit_shadows
 from omnimatte.render.stray_cut import cut_strays
@@ -59,14 +62,6 @@ def frame_background(model: Omnimatte, video: VideoTensors, t: int,
     return background, brightness
 
 
-def effect_motion_for(model: Omnimatte, video: VideoTensors, background_canvas: torch.Tensor) -> EffectMotion:
-    """What the effect claim follows over the frames of one rendering pass of the model: the frames' effects, the
-    masks, the camera, and the flow with the camera's motion taken out."""
-    return EffectMotion(video.output_frames, video.masks,
-                        lambda s: frame_background(model, video, s, background_canvas)[0], video.output_grid,
-                        video.flow - video.background_flow)
-
-
 def network_layers(model: Omnimatte, video: VideoTensors, t: int, refine_alpha: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """The network's layers for frame t at the working resolution: colour (L, 3, H, W) in [-1, 1] and alpha
     (L, 1, H, W) in [0, 1]. Trained below the working resolution, the colour is upsampled bilinearly and the
@@ -86,13 +81,90 @@ def network_layers(model: Omnimatte, video: VideoTensors, t: int, refine_alpha: 
     return rgb, alpha
 
 
-@torch.no_grad()
-def render_frame(model: Omnimatte, video: VideoTensors, t: int, background_canvas: torch.Tensor,
-                 settings: RenderSettings, motion: EffectMotion | None) -> RenderedFrame:
-    """Render frame t at the working resolution, without jitter: the network's layers, then the steps in order.
+def sampled_background_for(model: Omnimatte, video: VideoTensors, background_canvas: torch.Tensor,
+                           refine_alpha: bool) -> SampledBackground:
+    """Each frame's background sampled from the frames (sampled_background.py): a frame votes where it shows no
+    coarse mask and no layer's network alpha reaches the effect claim's FREE_ALPHA; the learnt background behind the
+    rest."""
+    output_size = tuple(video.output_frames.shape[-2:])
+    free = []
+    for t in range(video.num_frames):
+        _, alpha = network_layers(model, video, t, refine_alpha)
+        held = (alpha >= FREE_ALPHA) | masks_at(video.masks[t], output_size)
+        free.append(~held.any(0)[0].cpu().numpy())
 
-    `background_canvas` is model.render_background(), rendered once for all frames. Each step
-    runs when its setting is on:
+    def learnt(t: int) -> np.ndarray:
+        background = frame_background(model, video, t, background_canvas)[0]
+        return (background[0].permute(1, 2, 0).float().cpu().numpy() * 0.5 + 0.5).clip(0, 1)
+
+    frames = torch.stack([((frame.permute(1, 2, 0).float() * 0.5 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8).cpu()
+                          for frame in video.output_frames]).numpy()
+    return SampledBackground(frames=frames, free=np.stack(free),
+                             homographies=pixel_homographies(video.output_grid.float().cpu().numpy()), learnt=learnt)
+
+
+class SampledBackgrounds:
+    """One model's sampled backgrounds over one video, made on first use for each refine_alpha (which shapes the
+    network's alpha that decides where a frame votes) and kept for every later pass of that model, such as the
+    benchmark's renders with one step off. Only for a model that no longer changes."""
+
+    def __init__(self, model: Omnimatte, video: VideoTensors):
+        self.model, self.video = model, video
+        self.made: dict[bool, SampledBackground] = {}
+
+    def for_settings(self, settings: RenderSettings, background_canvas: torch.Tensor) -> SampledBackground | None:
+        if not settings.sample_background:
+            return None
+        if settings.refine_alpha not in self.made:
+            self.made[settings.refine_alpha] = sampled_background_for(self.model, self.video, background_canvas,
+                                                                      settings.refine_alpha)
+        return self.made[settings.refine_alpha]
+
+
+@dataclass(kw_only=True)
+class RenderPass:
+    """What every frame of one rendering pass of a model shares (render_pass): the learnt background canvas, the
+    frames' sampled backgrounds (None without the step) and what the effect claim follows (None without it)."""
+
+    model: Omnimatte
+    video: VideoTensors
+    settings: RenderSettings
+    canvas: torch.Tensor
+    sampled: SampledBackground | None
+    motion: EffectMotion | None
+
+    def background(self, t: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Frame t's background (1, 3, H, W) in [-1, 1] and the camera adjustment's brightness for the layers
+        (None without it): sampled from the frames with that step, else the learnt canvas's view."""
+        background, brightness = frame_background(self.model, self.video, t, self.canvas)
+        if self.sampled is not None:
+            image = self.sampled.frame(t)[0]
+            background = (torch.from_numpy(image).permute(2, 0, 1)[None] * 2 - 1).to(background)
+        return background, brightness
+
+
+@torch.no_grad()
+def render_pass(model: Omnimatte, video: VideoTensors, settings: RenderSettings,
+                sampled: SampledBackgrounds | None = None) -> RenderPass:
+    """Everything the frames of one rendering pass with `settings` share, made once: the learnt canvas
+    (model.render_background()), the sampled backgrounds (sample_background; from `sampled`, kept for the model's
+    other passes, when given) and, with the effect claim, the effect motion over every frame (the camera's flow
+    taken out)."""
+    canvas = model.render_background()
+    sampled = (sampled or SampledBackgrounds(model, video)).for_settings(settings, canvas)
+    shared = RenderPass(model=model, video=video, settings=settings, canvas=canvas, sampled=sampled, motion=None)
+    if settings.claim_effects:
+        shared.motion = EffectMotion(video.output_frames, video.masks, lambda s: shared.background(s)[0],
+                                     video.output_grid, video.flow - video.background_flow)
+    return shared
+
+
+@torch.no_grad()
+def render_frame(shared: RenderPass, t: int) -> RenderedFrame:
+    """Render frame t of a rendering pass (render_pass) at the working resolution, without jitter: the network's
+    layers over the frame's background, then the steps in order, each when its setting is on:
+    0. the sampled background (sample_background): each frame's background the median of what the frames show
+       there, each resampled once into it, rather than the learnt canvas's view;
     1. guided upsampling (refine_alpha), below the working resolution (network_layers);
     2. the plate matte (a positive background_match_threshold): alpha cut where the frame equals the background;
     3. the alpha fit (fit_alpha): each alpha lowered to what the frame shows of its layer, but where the
@@ -102,7 +174,7 @@ def render_frame(model: Omnimatte, video: VideoTensors, t: int, background_canva
        threshold, except where that is an even darkening;
     5. the effect claim (claim_effects): what the frame shows beyond the background away from every layer
        goes to the nearest object's layer or, where several objects reach it, to the one it moves with as
-       `motion` (effect_motion_for(...), for every frame of one pass) follows it; None leaves the nearest;
+       the pass's effect motion follows it;
        a region that stays put on the background more than it moves with its object is claimed by none (how much
        more, from where the background fit finds the camera model broken: video.unexplained, when fitted), nor
        one that does not move with its object but whose own flow (video.flow less the camera's) goes another way;
@@ -117,9 +189,10 @@ def render_frame(model: Omnimatte, video: VideoTensors, t: int, background_canva
        and the layers' composite, attenuated by the layers in front of it, so fine texture the network
        could not reproduce still ends up in some layer.
     """
+    model, video, settings, motion = shared.model, shared.video, shared.settings, shared.motion
     rgb, alpha = network_layers(model, video, t, settings.refine_alpha)
     output_size = tuple(video.output_frames.shape[-2:])
-    background, brightness = frame_background(model, video, t, background_canvas)
+    background, brightness = shared.background(t)
     if brightness is not None:
         rgb = relight(rgb, brightness)
     target = video.output_frames[t:t + 1]

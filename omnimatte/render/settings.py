@@ -14,6 +14,8 @@ if TYPE_CHECKING:  # the train package imports this one
 class RenderSettings:
     """How a trained model becomes layers: each step after the network's forward, on or off.
 
+    sample_background: each frame's background the median of what the frames show there, each resampled once
+    into it (sampled_background), rather than the learnt canvas's view;
     refine_alpha: upsample alpha guided by the full-size frame (when trained below it);
     background_match_threshold: cut alpha where the frame equals the background (0: off);
     fit_alpha: lower each alpha to what the frame shows of its layer (alpha_fit); fill_cores: raise each
@@ -27,6 +29,7 @@ class RenderSettings:
     put the remaining residual into the layers' colour.
     """
 
+    sample_background: bool
     refine_alpha: bool
     background_match_threshold: float
     fit_alpha: bool

@@ -14,7 +14,7 @@ from omnimatte.imaging import tensor_psnr
 from omnimatte.io import atomic_dir, frame_name, write_png
 from omnimatte.logs import get_logger
 from omnimatte.model import Omnimatte
-from omnimatte.render.pipeline import effect_motion_for, render_frame
+from omnimatte.render.pipeline import SampledBackgrounds, render_frame, render_pass
 from omnimatte.render.settings import RenderSettings
 
 if TYPE_CHECKING:  # the train package imports this one
@@ -25,11 +25,11 @@ log = get_logger("train")
 
 @torch.no_grad()
 def render_layers(model: Omnimatte, video: VideoTensors, settings: RenderSettings, out_dir: Path,
-                  sample: str) -> dict[str, float]:
-    """Render every frame and write the contract's layers, background and reconstruction."""
+                  sample: str, sampled: SampledBackgrounds | None = None) -> dict[str, float]:
+    """Render every frame and write the contract's layers, background and reconstruction (the sampled backgrounds
+    from `sampled` when given: render_pass)."""
     model.eval()
-    background_canvas = model.render_background()
-    motion = effect_motion_for(model, video, background_canvas) if settings.claim_effects else None
+    shared = render_pass(model, video, settings, sampled)
     num_layers = len(video.object_names)
     alpha_sums = np.zeros(num_layers)
     psnr_model, psnr_output = [], []
@@ -39,7 +39,7 @@ def render_layers(model: Omnimatte, video: VideoTensors, settings: RenderSetting
         for folder in [*folders.values(), files.background, files.reconstruction]:
             folder.mkdir(parents=True)
         for t in tqdm(range(video.num_frames), desc=f"{sample}: render", unit="frame"):
-            frame = render_frame(model, video, t, background_canvas, settings, motion)
+            frame = render_frame(shared, t)
             target = video.output_frames[t:t + 1]
             psnr_model.append(tensor_psnr(frame.model_composite, target))
             psnr_output.append(tensor_psnr(frame.composite, target))

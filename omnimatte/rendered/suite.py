@@ -30,7 +30,8 @@ from omnimatte.evaluate import LAYER_SCORES, run_evaluate
 from omnimatte.imaging import psnr
 from omnimatte.io import atomic_path, save_json
 from omnimatte.logs import get_logger
-from omnimatte.render import RenderSettings, effect_motion_for, render_frame, render_layers, tensor_to_uint8
+from omnimatte.render import (RenderSettings, SampledBackgrounds, render_frame, render_layers, render_pass,
+                              tensor_to_uint8)
 from omnimatte.rendered.cache import cache_root, ensure_clips
 from omnimatte.rendered.clip import RenderedClip, load_rendered_clip
 from omnimatte.rendered.removal import evaluate_removal, remove_layer
@@ -87,18 +88,18 @@ def suite_scenes(suite: Suite, names: list[str] | None) -> list[Scene]:
 
 
 @torch.no_grad()
-def score_rendered(model, video: VideoTensors, rendered: RenderedClip, settings: RenderSettings) -> dict:
+def score_rendered(model, video: VideoTensors, rendered: RenderedClip, settings: RenderSettings,
+                   sampled: SampledBackgrounds | None = None) -> dict:
     """The model's layers rendered with `settings` (detail transfer included), scored against the rendered
     clip: the per-object means of soft IoU, effect recall and alpha leak, the background PSNR against the
     clean plate, the mean removal PSNR and the reconstruction PSNR against the input."""
     clip = rendered.clip
     was_training = model.training
     model.eval()
-    canvas = model.render_background()
-    motion = effect_motion_for(model, video, canvas) if settings.claim_effects else None
+    shared = render_pass(model, video, settings, sampled)
     alphas, layers, backgrounds, composites = [], [], [], []
     for t in range(video.num_frames):
-        frame = render_frame(model, video, t, canvas, settings, motion)
+        frame = render_frame(shared, t)
         alphas.append(frame.alpha[:, 0].cpu().numpy())
         layers.append(np.stack([tensor_to_uint8(torch.cat((frame.rgb[i] * 0.5 + 0.5, frame.alpha[i])))
                                 for i in range(len(clip.object_names))]))
@@ -131,10 +132,12 @@ def run_rendered_clip(rendered: RenderedClip, suite: Suite, config, work: Path, 
     run, curve, train_seconds = train_scored(name, clip, video, suite, config, work, device)
     model = run.model
     settings = RenderSettings.from_config(config)
-    ablations = {"as_trained": score_rendered(model, video, rendered, settings)}
-    ablations.update({f"without_{ABLATED_STEPS[step]}": score_rendered(model, video, rendered, settings.without(step))
+    sampled = SampledBackgrounds(model, video)
+    ablations = {"as_trained": score_rendered(model, video, rendered, settings, sampled)}
+    ablations.update({f"without_{ABLATED_STEPS[step]}": score_rendered(model, video, rendered, settings.without(step),
+                                                                       sampled)
                       for step in ablated_steps(settings, config.scale, len(clip.object_names), ABLATED_STEPS)})
-    render_layers(model, video, settings, work / "omnimatte", name)
+    render_layers(model, video, settings, work / "omnimatte", name, sampled)
     metrics = run_evaluate(name, work / "omnimatte", work / "frames", rendered.folder / "gt", clip.object_names,
                            work / "metrics.json", masks_dir=work / "masks", homography_dir=work / "homography",
                            sheet_path=work / "evaluation.png")

@@ -105,6 +105,11 @@ class TrainConfig:
     # Rendering: outside the masks, where one layer holds three times any other's alpha around a pixel, it takes what
     # all of them hold there, composited into one (see render/overlap_merge.py).
     merge_overlaps: bool = True
+    # Rendering: each frame's background is the median of what the frames show there, each carried into it by the
+    # camera (one bicubic resampling), where no coarse mask and no layer's alpha is; the learnt canvas where too few
+    # frames show it (see render/sampled_background.py). Off: it pays on footage (noise, a codec), not on noiseless
+    # composites, whose learnt canvas is sharper and keeps a lingering dust cloud out.
+    sample_background: bool = False
     lambda_mask: float = 50.0
     mask_threshold: float = 0.02  # the mask term drops 10x at the first epoch end where its error is below
     # this (at the latest at half the alpha L1 switch) and is off at twice that step; from then on each layer's
