@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from omnimatte.imaging import to_uint8
 from omnimatte.model import Omnimatte, colour_difference, composite_over, identity_grid, relight
 from omnimatte.render.alpha_fit import fit_alphas_to_frame, mask_cores, masks_at
 from omnimatte.render.alpha_upsampling import guided_upsample
@@ -97,8 +98,8 @@ def sampled_background_for(model: Omnimatte, video: VideoTensors, background_can
         background = frame_background(model, video, t, background_canvas)[0]
         return (background[0].permute(1, 2, 0).float().cpu().numpy() * 0.5 + 0.5).clip(0, 1)
 
-    frames = torch.stack([((frame.permute(1, 2, 0).float() * 0.5 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8).cpu()
-                          for frame in video.output_frames]).numpy()
+    frames = np.stack([to_uint8(frame.permute(1, 2, 0).float().cpu().numpy() * 0.5 + 0.5, half_even=True)
+                       for frame in video.output_frames])
     return SampledBackground(frames=frames, free=np.stack(free),
                              homographies=pixel_homographies(video.output_grid.float().cpu().numpy()), learnt=learnt)
 

@@ -29,6 +29,8 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from omnimatte.camera import translation
+
 #: At most this many frames vote on a frame's background, spread evenly over the clip.
 MAX_SOURCES = 32
 #: Below this many votes a pixel takes the learnt background.
@@ -74,12 +76,6 @@ def source_frames(t: int, num_frames: int, max_sources: int) -> list[int]:
     chosen = set(np.linspace(0, num_frames - 1, max_sources - 1).round().astype(int).tolist())
     chosen.add(t)
     return sorted(chosen)
-
-
-def _strip(matrix: np.ndarray, top: int) -> np.ndarray:
-    """`matrix` (source -> target pixels) for a target strip whose first row is `top`."""
-    shift = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, -float(top)], [0.0, 0.0, 1.0]])
-    return shift @ matrix
 
 
 class SampledBackground:
@@ -158,7 +154,7 @@ class SampledBackground:
                 if s == t:
                     carried, voting = self.frames[t][rows], self.free[t][rows]
                 else:
-                    matrix = _strip(self.to_frame(s, t), top)
+                    matrix = translation(0, -top) @ self.to_frame(s, t)  # into the strip from row `top`
                     carried = cv2.warpPerspective(self.frames[s], matrix, (width, strip_height), flags=cv2.INTER_CUBIC,
                                                   borderMode=cv2.BORDER_REPLICATE)
                     voting = cv2.warpPerspective(self.voters[s], matrix, (width, strip_height), flags=cv2.INTER_NEAREST,
