@@ -299,6 +299,15 @@ def _close(mask: np.ndarray, radius: int) -> np.ndarray:
     return cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, kernel) > 0
 
 
+def within_reach(mask: np.ndarray, reach: float) -> np.ndarray:
+    """(H, W) bool: within `reach` object sizes (the square root of the mask's area) of `mask` (H, W) bool, where
+    an object's effects may lie (effect_reach); nowhere when the mask is empty."""
+    area = int(mask.sum())
+    if not area:
+        return np.zeros_like(mask)
+    return cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, 5) <= reach * math.sqrt(area)
+
+
 @dataclass
 class _Objects:
     """One frame's objects: per object, the distance (H, W) of every pixel from its mask, its reach in px

@@ -47,7 +47,7 @@ RECALL_TARGET = 0.5  # time-to-quality: until the layers hold half of their effe
 # field -> the ablation's name in table.csv and benchmark.json: without_<name>_<score>).
 RENDER_STEPS = {"background_match_threshold": "plate_matte", "fit_alpha": "fit_alpha", "fill_cores": "fill_cores",
                 "refine_alpha": "refine_alpha", "claim_effects": "claim_effects", "fit_shadows": "fit_shadows",
-                "cut_strays": "cut_strays", "merge_overlaps": "merge_overlaps",
+                "cut_strays": "cut_strays", "cut_copies": "cut_copies", "merge_overlaps": "merge_overlaps",
                 "sample_background": "sampled_background"}
 CURVE_METRICS = ("soft_iou", "effect_recall", "alpha_leak", "background_psnr", "reconstruction_psnr")
 # Table columns: (title, key in a result row, format).
@@ -153,10 +153,10 @@ def mean_layer_scores(per_object: dict, object_names: list[str]) -> dict[str, fl
 
 def ablated_steps(settings: RenderSettings, scale: float, objects: int, steps=RENDER_STEPS) -> list[str]:
     """The rendering steps of `steps` that are on in `settings` and do something at training scale `scale` with
-    `objects` layers (refine_alpha does nothing at full size, merge_overlaps nothing with one layer): each is
-    switched off in turn for the render ablation."""
+    `objects` layers (refine_alpha does nothing at full size, cut_copies and merge_overlaps nothing with one layer):
+    each is switched off in turn for the render ablation."""
     return [step for step in steps if getattr(settings, step) and (step != "refine_alpha" or scale < 1)
-            and (step != "merge_overlaps" or objects > 1)]
+            and (step not in ("cut_copies", "merge_overlaps") or objects > 1)]
 
 
 @torch.no_grad()

@@ -36,7 +36,7 @@ from omnimatte.frames import decode_frames
 from omnimatte.io import probe_video
 from omnimatte.logs import get_logger
 from omnimatte.masks import PALETTE, SamSegmenter, load_sam
-from omnimatte.samples import SCHEMA_DIR, SheetError, check_row, load_schema, parse_cell, read_rows, save_sample
+from omnimatte.samples import SCHEMA_DIR, check_row, load_schema, parse_cell, read_rows, save_sample
 
 STAGE = "pick"
 log = get_logger(STAGE)

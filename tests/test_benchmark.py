@@ -207,7 +207,7 @@ def test_each_rendering_step_is_scored_switched_off_alone_on_the_trained_model(t
     (curve_model, curve_settings, curve_sampled, curve_scores), *ablations = calls
     assert curve_settings == trained.without("sample_background") and curve_sampled is None
     assert result["curve"][-1]["soft_iou"] == curve_scores["soft_iou"]
-    ablated = [step for step in RENDER_STEPS if step != "merge_overlaps"]  # one layer: nothing to merge
+    ablated = [step for step in RENDER_STEPS if step not in ("cut_copies", "merge_overlaps")]  # one layer: no other
     assert [settings for _, settings, _, _ in ablations] == [trained.without(step) for step in ablated]
     assert all(model is curve_model for model, _, _, _ in ablations)  # the trained model, not another
     shared = {id(sampled) for _, _, sampled, _ in ablations}

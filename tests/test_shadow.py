@@ -27,7 +27,7 @@ from omnimatte.train.loop import start_training
 # there is no upsampling to refine either).
 NETWORK_ONLY = RenderSettings(sample_background=False, refine_alpha=False, background_match_threshold=0.0,
                               fit_alpha=False, fill_cores=False, claim_effects=False, fit_shadows=False,
-                              cut_strays=False, merge_overlaps=False, detail_transfer=False)
+                              cut_strays=False, cut_copies=False, merge_overlaps=False, detail_transfer=False)
 
 
 def render(model, video, settings: RenderSettings) -> tuple[np.ndarray, np.ndarray]:

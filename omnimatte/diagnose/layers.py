@@ -20,12 +20,11 @@ report that, and the effect claim leaves out what of it stays put).
 
 from __future__ import annotations
 
-import math
 
 import cv2
 import numpy as np
 
-from omnimatte.background_fit import BackgroundFit, local_score
+from omnimatte.background_fit import BackgroundFit, local_score, within_reach
 from omnimatte.diagnose.findings import CheckResult, Finding, percent, worst_frames
 from omnimatte.diagnose.inputs import Layers, SampleInputs
 from omnimatte.diagnose.settings import LayerSettings
@@ -42,12 +41,7 @@ WORST_QUARTER = 75
 
 def reach_zone(mask: np.ndarray, reach: float) -> np.ndarray:
     """Per frame (T, H, W) bool: within `reach` object sizes (the square root of the mask's area) of the mask."""
-    zone = np.zeros_like(mask)
-    for t, m in enumerate(mask):
-        area = int(m.sum())
-        if area:
-            zone[t] = cv2.distanceTransform((~m).astype(np.uint8), cv2.DIST_L2, 5) <= reach * math.sqrt(area)
-    return zone
+    return np.stack([within_reach(m, reach) for m in mask])
 
 
 def beyond_reach(alpha: np.ndarray, zone: np.ndarray) -> np.ndarray:

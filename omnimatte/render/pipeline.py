@@ -5,7 +5,7 @@ effect claim follows) is made once by render_pass. The steps, each in its own fi
 RenderSettings: the sampled background (sampled_background.py), guided alpha upsampling (alpha_upsampling.py,
 when the network ran below the working resolution), the plate matte (plate_matte.py), the alpha fit
 (alpha_fit.py), the core fill (core_fill.py), the effect claim (effect_claim.py, with effect_motion.py to settle
-who owns an effect), the shadow fit (shadow_fit.py), the stray cut (stray_cut.py), the overlap merge
+who owns an effect), the shadow fit (shadow_fit.py), the stray cut (stray_cut.py), the copy cut (copy_cut.py), the overlap merge
 (overlap_merge.py) and detail transfer (detail_transfer.py).
 """
 
@@ -22,6 +22,7 @@ from omnimatte.imaging import to_uint8
 from omnimatte.model import Omnimatte, colour_difference, composite_over, identity_grid, relight
 from omnimatte.render.alpha_fit import fit_alphas_to_frame, mask_cores, masks_at
 from omnimatte.render.alpha_upsampling import guided_upsample
+from omnimatte.render.copy_cut import cut_copies
 from omnimatte.render.core_fill import fill_cores
 from omnimatte.render.detail_transfer import transfer_detail
 from omnimatte.render.effect_claim import FREE_ALPHA, claim_effects
@@ -184,11 +185,13 @@ def render_frame(shared: RenderPass, t: int) -> RenderedFrame:
        threshold (noise_sets_threshold, with the plate matte on), judged blurred as the plate matte judges it;
     7. the stray cut (cut_strays): alpha neither near some coarse mask nor on what the frame shows beyond the
        background, at the effect claim's scale, nor joined to either through alpha above a faint level, is cut;
-    8. the overlap merge (merge_overlaps): outside every coarse mask, what several layers hold goes to the layer
+    8. the copy cut (cut_copies): a layer's alpha on another object's body (its coarse mask, where its layer holds
+       it) beyond the layer's own object's reach (video.effect_reach object sizes) is cut;
+    9. the overlap merge (merge_overlaps): outside every coarse mask, what several layers hold goes to the layer
        that holds most around it, the layers composited into it, so that no effect is split between layers;
-    9. detail transfer (detail_transfer): each foreground layer's colour gets the residual between the frame
-       and the layers' composite, attenuated by the layers in front of it, so fine texture the network
-       could not reproduce still ends up in some layer.
+    10. detail transfer (detail_transfer): each foreground layer's colour gets the residual between the frame
+        and the layers' composite, attenuated by the layers in front of it, so fine texture the network
+        could not reproduce still ends up in some layer.
     """
     model, video, settings, motion = shared.model, shared.video, shared.settings, shared.motion
     rgb, alpha = network_layers(model, video, t, settings.refine_alpha)
@@ -215,6 +218,8 @@ def render_frame(shared: RenderPass, t: int) -> RenderedFrame:
         rgb, alpha = fit_shadows(target, background, rgb, alpha, video.masks[t], NOISE_BLUR_SIGMA if noisy else 0.0)
     if settings.cut_strays:
         alpha = cut_strays(target, background, alpha, video.masks[t])
+    if settings.cut_copies:
+        alpha = cut_copies(alpha, video.masks[t], video.effect_reach)
     if settings.merge_overlaps:
         rgb, alpha = merge_overlaps(rgb, alpha, video.masks[t])
     model_composite = composite_over(background, list(rgb.split(1)), list(alpha.split(1)))

@@ -102,6 +102,10 @@ class TrainConfig:
     # the background, nor joined to either through alpha above a faint level: the faint alpha a layer scatters
     # over the ground's texture far from its object (see render/stray_cut.py).
     cut_strays: bool = True
+    # ... and cuts a layer's alpha on another object's body (its coarse mask, where its layer holds it) beyond the
+    # object's reach (diagnose.background.effect_reach): the faint copies of the other objects a layer holds
+    # (see render/copy_cut.py).
+    cut_copies: bool = True
     # Rendering: outside the masks, where one layer holds three times any other's alpha around a pixel, it takes what
     # all of them hold there, composited into one (see render/overlap_merge.py).
     merge_overlaps: bool = True

@@ -51,7 +51,8 @@ def run_train(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pat
     log.info("%s: training on %s (%s)", sample, device, torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU")
     video = load_video(sample, frames_dir, flow_dir, homography_dir, masks_dir, object_names, config.trimap_band, device,
                        config.scale, canvas_plate=config.background == "canvas",
-                       background_fit=background_fit if config.claim_effects else None)
+                       background_fit=background_fit if config.claim_effects else None,
+                       effect_reach=background_fit.effect_reach)
     log.info("%s: %d frames, trained at %dx%d (scale %g of %dx%d), %d layer(s) + background, canvas %dx%d", sample,
              video.num_frames, video.frames.shape[-1], video.frames.shape[-2], config.scale,
              video.output_frames.shape[-1], video.output_frames.shape[-2], len(object_names), video.canvas_size[1],

@@ -51,6 +51,8 @@ class VideoTensors:
     # (T, H, W) bool each, at the working resolution: where the background breaks the camera model
     # (unexplained_background), which the effect claim consults; None where not fitted.
     unexplained: UnexplainedBackground | None = None
+    # How far an object's effects may lie, in object sizes (BackgroundFitSettings.effect_reach): the copy cut's reach.
+    effect_reach: float = BackgroundFitSettings.effect_reach
 
     @property
     def num_frames(self) -> int:
@@ -134,14 +136,16 @@ def unexplained_background(sample: str, frames: np.ndarray, masks: np.ndarray, o
 
 def load_video(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Path, masks_dir: Path,
                object_names: list[str], trimap_band: int, device: torch.device, scale: float = 1.0,
-               *, canvas_plate: bool, background_fit: BackgroundFitSettings | None = None) -> VideoTensors:
+               *, canvas_plate: bool, background_fit: BackgroundFitSettings | None = None,
+               effect_reach: float = BackgroundFitSettings.effect_reach) -> VideoTensors:
     """Read the upstream stages' outputs, check that they agree, and resample them to the training scale.
 
     With canvas_plate, also the canvas background's starting plate (the masked registered
     median) and the frame at which an object first reaches each of its pixels: both warp
     every frame's masks into the canvas (the plate the frames too), so they are only made
     when the canvas is used. With `background_fit`, also what moves over the background by
-    itself or fits nothing (unexplained_background), for the effect claim.
+    itself or fits nothing (unexplained_background), for the effect claim. `effect_reach` (object sizes) is kept
+    for the copy cut.
     """
     frames = read_frames(frames_dir)
     num_frames, height, width = frames.shape[:3]
@@ -198,4 +202,5 @@ def load_video(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pa
         output_frames=output_frames,
         output_grid=output_grid,
         unexplained=None if unexplained is None else UnexplainedBackground(*(tensor(m) for m in unexplained)),
+        effect_reach=effect_reach,
     )
