@@ -7,8 +7,8 @@ such a copy can outweigh what the layer holds of its own small object's effects,
 with the layer into every edit: remove the other object and its ghost stays.
 
 Beyond an object's reach (effect_reach object sizes from its coarse mask, the distance within
-which the background fit, the effect claim's map and the diagnose stage expect an object's
-effects; everywhere in a frame without the object) nothing the object causes lies on another
+which the background fit, whose map the effect claim consults, and the diagnose stage expect an
+object's effects; everywhere in a frame without the object) nothing the object causes lies on another
 object's body that the other's layer holds itself. There the layer's alpha is cut: where another
 object's coarse mask and its layer's alpha of at least HELD meet, outside the reach and outside
 the layer's own coarse mask grown by one smoothing sigma (effect_claim.smoothing_sigma), so that
