@@ -3,7 +3,7 @@
 import torch
 
 from omnimatte.model import composite_over
-from omnimatte.render.shadow_fit import fit_shadows
+from omnimatte.render.shadow_fit import MAX_TINT, darkening, darkening_share, fit_shadows, shadow_tint
 from tests.helpers import box_mask, darkened, textured_ground
 
 H, W = 48, 64
@@ -60,6 +60,35 @@ def test_an_uneven_darkening_such_as_a_coloured_reflection_is_left_alone():
     # On ground of levels 0.25..0.85, half-way to blue (0.05, 0.05, 0.5) takes 0.5 - 0.025 / g of the light of red
     # and green (0.40 or more) but 0.5 - 0.25 / g of blue's (0.21 or less): never even, on any pixel.
     assert torch.equal(fitted, alpha) and torch.equal(fitted_rgb, rgb)
+
+
+SKY_LIT = torch.tensor([0.44, 0.40, 0.32]).view(1, 3, 1, 1)  # a sun's shadow the sky still lights: blue darkens least
+
+
+def test_a_sky_lit_shadow_is_fitted_once_its_tint_is_measured_and_its_colour_gives_the_frame_back():
+    ground = coloured_ground()
+    shade = box(30, 10, 10, 40)
+    frame = darkened(ground, SKY_LIT * shade.float())  # the shares differ by 31 % of their mean: uneven untinted
+    rgb, alpha = drawn_too_opaque(ground, frame, shade, 0.8)
+    share = darkening_share(frame - ground, ground, torch.ones(1, 1, H, W))
+    tint = shadow_tint(share, darkening(share, ground) & shade)
+    assert torch.allclose(tint, SKY_LIT / SKY_LIT.mean(), atol=1e-3)
+    fitted_rgb, fitted = fit_shadows(frame, ground, rgb, alpha, box(0, 0, 5, 5).float())
+    inside = shade[0, 0]
+    assert (fitted[0, 0][inside] - 0.44).abs().max() < 1e-3  # the least alpha: red's share
+    assert (fitted_rgb[0, 0][inside] + 1.0).abs().max() < 1e-3  # black in red, the blue the sky leaves in blue
+    assert (composite_over(ground, [fitted_rgb], [fitted]) - frame).abs().max() < 1e-4
+
+
+def test_a_tint_measured_from_too_few_pixels_or_past_max_tint_is_neutral():
+    ground = coloured_ground()
+    share = darkening_share(darkened(ground, SKY_LIT.expand(1, 3, H, W)) - ground, ground, torch.ones(1, 1, H, W))
+    neutral = torch.ones(1, 3, 1, 1)
+    assert torch.equal(shadow_tint(share, box(0, 0, 6, 6)), neutral)  # 36 pixels
+    coloured = torch.tensor([0.6, 0.4, 0.1]).view(1, 3, 1, 1)  # a reflection's colour, not a shadow's tint
+    assert float(coloured.max() - coloured.min()) / float(coloured.mean()) > MAX_TINT
+    share = darkening_share(darkened(ground, coloured.expand(1, 3, H, W)) - ground, ground, torch.ones(1, 1, H, W))
+    assert torch.equal(shadow_tint(share, box(0, 0, H, W)), neutral)
 
 
 def test_a_shadow_held_too_faint_is_raised_to_its_own_alpha_and_one_the_layer_barely_holds_is_left_alone():

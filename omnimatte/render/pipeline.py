@@ -5,8 +5,8 @@ effect claim follows) is made once by render_pass. The steps, each in its own fi
 RenderSettings: the sampled background (sampled_background.py), guided alpha upsampling (alpha_upsampling.py,
 when the network ran below the working resolution), the plate matte (plate_matte.py), the alpha fit
 (alpha_fit.py), the core fill (core_fill.py), the effect claim (effect_claim.py, with effect_motion.py to settle
-who owns an effect), the shadow fit (shadow_fit.py), the stray cut (stray_cut.py), the copy cut (copy_cut.py), the overlap merge
-(overlap_merge.py) and detail transfer (detail_transfer.py).
+who owns an effect), the shadow fit (shadow_fit.py), the stray cut (stray_cut.py), the copy cut (copy_cut.py),
+the overlap merge (overlap_merge.py) and detail transfer (detail_transfer.py).
 """
 
 from __future__ import annotations
@@ -180,8 +180,9 @@ def render_frame(shared: RenderPass, t: int) -> RenderedFrame:
        a region that stays put on the background more than it moves with its object is claimed by none (how much
        more, from where the background fit finds the camera model broken: video.unexplained, when fitted), nor
        one that does not move with its object but whose own flow (video.flow less the camera's) goes another way;
-    6. the shadow fit (fit_shadows): where a layer holds an even darkening of what lies below it, outside
-       every coarse mask, its alpha is set to the darkening's, in black; on a frame whose noise sets the plate
+    6. the shadow fit (fit_shadows): where a layer holds an even darkening of what lies below it (even once the
+       tint of the shadows it holds in the frame is divided out), outside every coarse mask, its alpha is set to
+       the darkening's, in black or that tint; on a frame whose noise sets the plate
        threshold (noise_sets_threshold, with the plate matte on), judged blurred as the plate matte judges it;
     7. the stray cut (cut_strays): alpha neither near some coarse mask nor on what the frame shows beyond the
        background, at the effect claim's scale, nor joined to either through alpha above a faint level, is cut;

@@ -21,13 +21,12 @@ class RenderSettings:
     fit_alpha: lower each alpha to what the frame shows of its layer (alpha_fit); fill_cores: raise each
     alpha well inside its coarse mask to what the frame shows there, by the plate matte's measure (core_fill);
     claim_effects: give what the frame shows beyond the background, away from every layer,
-    to the nearest object's layer (effect_claim); fit_shadows: set a layer's alpha where it darkens
-    the ground evenly, outside the coarse masks, to the shadow's own (shadow_fit); cut_strays: cut alpha that
-    neither reaches an object nor lies on anything the frame shows beyond the background (stray_cut); cut_copies: cut
-    a layer's alpha on another object's body beyond its own object's reach (copy_cut); merge_overlaps:
-    outside the coarse masks, give what several layers hold to the one that holds most around it (overlap_merge);
-    detail_transfer:
-    put the remaining residual into the layers' colour.
+    to the nearest object's layer (effect_claim); fit_shadows: set a layer's alpha where it darkens the ground evenly
+    (its measured tint divided out), outside the coarse masks, to the shadow's own (shadow_fit); cut_strays: cut alpha
+    that neither reaches an object nor lies on anything the frame shows beyond the background (stray_cut); cut_copies:
+    cut a layer's alpha on another object's body beyond its own object's reach (copy_cut); merge_overlaps: outside the
+    coarse masks, give what several layers hold to the one that holds most around it (overlap_merge);
+    detail_transfer: put the remaining residual into the layers' colour.
     """
 
     sample_background: bool

@@ -95,8 +95,9 @@ class TrainConfig:
     # ... and gives what the frame shows beyond the background, away from every layer, to the
     # nearest object's layer: the effects the network left at zero alpha (see render/effect_claim.py).
     claim_effects: bool = True
-    # ... and, outside every coarse mask, lowers a layer's alpha where it darkens the ground evenly
-    # to the share of light it takes, in black: a shadow at its own alpha (see render/shadow_fit.py).
+    # ... and, outside every coarse mask, sets a layer's alpha where it darkens the ground evenly (once the shadow's
+    # tint, measured from what the layer holds, is divided out) to the share of light it takes: a shadow at its own
+    # alpha, in black or the tint the sky leaves (see render/shadow_fit.py).
     fit_shadows: bool = True
     # ... and cuts alpha that is neither near some object's coarse mask nor on anything the frame shows beyond
     # the background, nor joined to either through alpha above a faint level: the faint alpha a layer scatters
