@@ -20,7 +20,6 @@ report that, and the effect claim leaves out what of it stays put).
 
 from __future__ import annotations
 
-
 import cv2
 import numpy as np
 

@@ -78,14 +78,19 @@ def shadow_tint(share: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
     return tint.view(1, 3, 1, 1)
 
 
-def even_darkening(residual: torch.Tensor, below: torch.Tensor, through: torch.Tensor,
-                   tint: torch.Tensor | None = None) -> torch.Tensor:
-    """Where adding `residual` (N, 3, H, W) to the frame darkens `below` (seen through `through`) by about the same
-    share in every channel once `tint` (shadow_tint; neutral when None) is divided out: (N, 1, H, W) bool."""
-    share = darkening_share(residual, below, through)
+def even(share: torch.Tensor, tint: torch.Tensor | None = None) -> torch.Tensor:
+    """Where the channels' shares (darkening_share), `tint` (shadow_tint; neutral when None) divided out, lie within
+    EVENNESS of their mean of each other: (N, 1, H, W) bool."""
     untinted = share if tint is None else share / tint
     lowest, highest = untinted.amin(1, keepdim=True), untinted.amax(1, keepdim=True)
-    return darkening(share, below) & (highest - lowest < EVENNESS * untinted.mean(1, keepdim=True))
+    return highest - lowest < EVENNESS * untinted.mean(1, keepdim=True)
+
+
+def even_darkening(residual: torch.Tensor, below: torch.Tensor, through: torch.Tensor) -> torch.Tensor:
+    """Where adding `residual` (N, 3, H, W) to the frame darkens `below` (seen through `through`) by about the same
+    share in every channel: (N, 1, H, W) bool."""
+    share = darkening_share(residual, below, through)
+    return darkening(share, below) & even(share)
 
 
 def fit_shadows(frame: torch.Tensor, background: torch.Tensor, rgb: torch.Tensor, alpha: torch.Tensor,
@@ -103,8 +108,8 @@ def fit_shadows(frame: torch.Tensor, background: torch.Tensor, rgb: torch.Tensor
         least = least_alpha(judged_residual, judged_below, through)
         held = alpha[i:i + 1] >= RAISE_FROM * least
         share = darkening_share(judged_residual, judged_below, through)
-        tint = shadow_tint(share, outside & held & darkening(share, judged_below))
-        fit = outside & even_darkening(judged_residual, judged_below, through, tint) & held
+        darkened = outside & held & darkening(share, judged_below)
+        fit = darkened & even(share, shadow_tint(share, darkened))
         alpha[i:i + 1] = torch.where(fit, least, alpha[i:i + 1])
         rgb[i:i + 1] = torch.where(fit, colour_at(residual, below, through, least), rgb[i:i + 1])
         below = composite_over(below, [rgb[i:i + 1]], [alpha[i:i + 1]])
