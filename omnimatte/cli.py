@@ -91,7 +91,20 @@ def _train(args: argparse.Namespace, settings: dict) -> None:
         raise StageError("train", args.sample, f"--background-fit: {err}",
                          "fix the diagnose.background section of the config") from err
     run_train(args.sample, Path(args.frames), Path(args.flow), Path(args.homography), Path(args.masks),
-              args.objects.split(","), Path(args.out), Path(args.train_dir), config, fit)
+              args.objects.split(","), Path(args.out), Path(args.train_dir), config, fit,
+              Path(args.background_fit_file) if args.background_fit_file else None)
+
+
+def _background_fit(args: argparse.Namespace, settings: dict) -> None:
+    from omnimatte.background_fit_stage import STAGE, run_background_fit
+    from omnimatte.diagnose import DiagnoseSettings
+
+    try:
+        fit = DiagnoseSettings.from_dict({"background": settings}).background.fit_settings()
+    except (TypeError, ValueError) as err:
+        raise StageError(STAGE, args.sample, str(err), "fix the diagnose.background section of the config") from err
+    run_background_fit(args.sample, Path(args.frames), Path(args.masks), args.objects.split(","), Path(args.homography),
+                       Path(args.flow), fit, Path(args.out))
 
 
 def _composite(args: argparse.Namespace, settings: dict) -> None:
@@ -121,7 +134,8 @@ def _diagnose(args: argparse.Namespace, settings: dict) -> None:
     run_diagnose(args.sample, Path(args.frames), Path(args.masks), args.objects.split(","), Path(args.homography),
                  Path(args.flow) if args.flow else None, Path(args.omnimatte) if args.omnimatte else None,
                  Path(args.out), Path(args.sheet), Path(args.flags), Path(args.table), diagnose_settings,
-                 Path(args.second_omnimatte) if args.second_omnimatte else None)
+                 Path(args.second_omnimatte) if args.second_omnimatte else None,
+                 Path(args.background_fit_file) if args.background_fit_file else None)
 
 
 def _benchmark(args: argparse.Namespace, settings: dict) -> None:
@@ -333,6 +347,13 @@ def _add_stages(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--background-fit", default="{}",
                    help="JSON object of the background fit's settings (the config's diagnose.background): where "
                    "the camera model cannot explain the background, the effect claim leaves out what stays put")
+    p.add_argument("--background-fit-file", help="the background_fit stage's fit (.npz), made with those settings "
+                   "(without it the fit is made here)")
+
+    p = _subcommand(sub, "background-fit", _background_fit, "fit the registered background once (for the train "
+                    "and diagnose stages): what the camera model explains, frame by frame")
+    _add_sample_inputs(p, flow_help=None)
+    p.add_argument("--out", required=True, help="background_fit.npz to write")
 
     p = _subcommand(sub, "composite", _composite, "the overview video omnimatte.mp4", settings=False)
     p.add_argument("--frames", required=True)
@@ -356,17 +377,28 @@ def _add_stages(sub: argparse._SubParsersAction) -> None:
 
     p = _subcommand(sub, "diagnose", _diagnose, "where the clip breaks the method's assumptions: checks with "
                     "verdicts into diagnostics.json and diagnostics.png")
-    p.add_argument("--frames", required=True)
-    p.add_argument("--masks", required=True)
-    p.add_argument("--objects", required=True, help="comma-separated object names, back to front")
-    p.add_argument("--homography", required=True)
-    p.add_argument("--flow", help="the flow folder (without it nothing is found to move on its own)")
+    _add_sample_inputs(p, flow_help="the flow folder (without it nothing is found to move on its own)")
     p.add_argument("--omnimatte", help="the trained layers (without them the layer checks are skipped)")
     p.add_argument("--second-omnimatte", help="layers of a second training with another seed (check 6)")
+    p.add_argument("--background-fit-file", help="the background_fit stage's fit (.npz), made with the settings' "
+                   "background section (without it the fit is made here)")
     p.add_argument("--out", required=True, help="diagnostics.json to write")
     p.add_argument("--sheet", required=True, help="diagnostics.png to write")
     p.add_argument("--flags", required=True, help="the flagged regions (.npz) for the overview video")
     p.add_argument("--table", required=True, help="the report's table (.html)")
+
+
+def _add_sample_inputs(p: argparse.ArgumentParser, flow_help: str | None) -> None:
+    """The stage outputs the background fit reads: frames, masks, objects, homography and flow (required without
+    `flow_help`, else optional with it)."""
+    p.add_argument("--frames", required=True)
+    p.add_argument("--masks", required=True)
+    p.add_argument("--objects", required=True, help="comma-separated object names, back to front")
+    p.add_argument("--homography", required=True)
+    if flow_help is None:
+        p.add_argument("--flow", required=True)
+    else:
+        p.add_argument("--flow", help=flow_help)
 
 
 def _add_edits(sub: argparse._SubParsersAction) -> None:

@@ -170,6 +170,11 @@ class SampleResults:
         return HomographyFiles(self.root / "homography")
 
     @property
+    def background_fit(self) -> Path:
+        """The registered background's fit (background_fit_stage.py), which the train and diagnose stages read."""
+        return self.root / "background_fit.npz"
+
+    @property
     def omnimatte(self) -> OmnimatteFiles:
         return OmnimatteFiles(self.root / "omnimatte")
 

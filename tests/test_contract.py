@@ -44,6 +44,7 @@ def contract_paths() -> set[str]:
     r = SampleResults(Path("results/{sample}"))
     paths = [r.frames, r.frames_info, r.flow.folder, r.flow.forward, r.flow.backward, r.flow.confidence_forward,
              r.flow.confidence_backward, r.flow.info, r.masks, r.homography.folder, r.homography.homographies, r.homography.canvas,
+             r.background_fit,
              r.omnimatte.folder, r.train.folder, r.train.checkpoint, r.train.model, r.train.losses_csv, r.train.losses_plot,
              r.train.summary, r.overview, r.preview("flow"), r.preview("masks"), r.preview("stabilised"), r.metrics,
              r.evaluation_sheet, r.edits, r.export.folder, r.report_sheet("{}"), r.runtimes_plot, r.runtimes_table,
@@ -80,7 +81,7 @@ def test_env_files_name_the_rules_that_use_them():
 def test_only_commands_with_settings_take_them(capsys):
     commands = build_parser()._subparsers._group_actions[0].choices
     with_settings = {name for name, parser in commands.items() if parser.get_default("takes_settings")}
-    assert with_settings == {"demo", "frames", "flow", "masks", "homography", "train", "stroboscope",
+    assert with_settings == {"demo", "frames", "flow", "masks", "homography", "background-fit", "train", "stroboscope",
                              "replace-background", "retime", "export", "contact-sheet", "stills", "benchmark", "diagnose"}
     with pytest.raises(SystemExit) as refused:
         main(["remove", "--sample", "toy", "--omnimatte", "o", "--objects", "a", "--frames-info", "f.json",

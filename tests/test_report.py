@@ -112,7 +112,7 @@ edits: {shift: 3, freeze: 2, stroboscope: {interval: 3}}
     for sheet in ("overview", "masks", "flow"):
         assert read_png(dog / "report" / f"{sheet}.jpg").shape[0] > height, sheet
     table = (dog / "report" / "runtimes.html").read_text()
-    for stage in ("demo_clip", "frames", "flow", "masks", "homography", "train", "composite"):
+    for stage in ("demo_clip", "frames", "flow", "masks", "homography", "background_fit", "train", "composite"):
         assert f"<td>{stage}</td>" in table, stage
 
     report = run_snakemake(workdir, "--configfile", config, "--report", "report.html", "--", "report_figures", "edits")

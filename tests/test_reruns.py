@@ -79,13 +79,15 @@ def test_failed_stage_stops_the_run_then_only_it_and_its_dependents_rerun(run_di
 
     fixed = snakemake(run_dir, "--", *TARGETS)
     assert fixed.returncode == 0, fixed.stderr[-3000:]
-    assert jobs_planned(fixed.stdout + fixed.stderr) == {"homography": 1, "train": 1, "diagnose": 1, "composite": 1,
-                                                          "evaluate": 1}
+    assert jobs_planned(fixed.stdout + fixed.stderr) == {"homography": 1, "background_fit": 1, "train": 1,
+                                                          "diagnose": 1, "composite": 1, "evaluate": 1}
     assert modification_times(run_dir, UPSTREAM) == before
     assert (run_dir / "results/dog/omnimatte.mp4").is_file() and (run_dir / "results/dog/metrics.json").is_file()
 
-    # --forcerun train retrains (and remakes what reads its layers) but recomputes no flow, homography or masks.
-    kept = UPSTREAM + ("results/dog/homography", "logs/homography")
+    # --forcerun train retrains (and remakes what reads its layers) but recomputes no flow, homography, masks or
+    # background fit.
+    kept = UPSTREAM + ("results/dog/homography", "logs/homography", "results/dog/background_fit.npz",
+                       "logs/background_fit")
     before = modification_times(run_dir, kept)
     model_time = (run_dir / "results/dog/train/model.pt").stat().st_mtime_ns
     forced = snakemake(run_dir, "--forcerun", "train", "--", *TARGETS)

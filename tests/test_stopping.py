@@ -13,7 +13,7 @@ from omnimatte.benchmark import prepare_synthetic
 from omnimatte.train import TrainConfig, run_train
 from omnimatte.train import loop as train_loop
 from omnimatte.train.schedule import alpha_l1_off_step, decay_end_step, mask_cut_deadline
-from omnimatte.train.stopping import check_frame_indices, measure_change
+from omnimatte.train.stopping import StoppingRule, WeightAverage, check_frame_indices, measure_change
 
 CPU = torch.device("cpu")
 
@@ -28,13 +28,14 @@ def clip(tmp_path_factory) -> dict:
 
 def config(**changes) -> TrainConfig:
     """30 expected steps: the mask term cut by step 7 and off by 14, the L1 term off at 15, the network's learning
-    rate down along a cosine from there to a ten-thousandth at step 30 (the last phase); a check every 5 steps. The
-    canvas stays its starting plate (the decay leaves it its own rate), so only the network's settling is seen."""
+    rate down along a cosine from there to a ten-thousandth at step 30 (the last phase); a check every 5 steps, of the
+    last step's weights (no average: a run this short has no noise to average away). The canvas stays its starting
+    plate (the decay leaves it its own rate), so only the network's settling is seen."""
     settings = dict(steps=30, max_steps=60, min_steps=0, batch_size=2, nf=8, trimap_band=4, device="cpu", cpu={},
                     canvas_learning_rate_fraction=0.0,
                     checkpoint_every=1000, alpha_l1_off_fraction=0.5, final_learning_rate_fraction=1e-4,
                     stop_check_every=5, stop_check_frames=3, stop_patience=2,
-                    stop_alpha_tolerance=1e-3, stop_reconstruction_tolerance=1e-4)
+                    stop_alpha_tolerance=1e-3, stop_reconstruction_tolerance=1e-4, stop_average_decay=0.0)
     settings.update(changes)
     return TrainConfig(**settings)
 
@@ -64,6 +65,57 @@ def test_the_change_is_each_layers_share_of_alpha_and_the_reconstructions_mean()
     assert change.alpha == pytest.approx(0.5)  # the largest share over the layers, not the mean
     assert change.reconstruction == pytest.approx(0.1)  # [-1, 1] colours, measured 0..1
     assert change.within(0.5, 0.1) and not change.within(0.4, 0.1) and not change.within(0.5, 0.09)
+
+
+def test_the_average_keeps_its_decay_of_itself_each_step(clip):
+    model = train_loop.build_model(clip["video"], config(), CPU)
+    average = WeightAverage(model, 0.75)
+    start = [parameter.detach().clone() for parameter in model.parameters()]
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(1.0)
+    average.follow(model)
+    for averaged, before in zip(average.model.parameters(), start):
+        assert torch.allclose(averaged, before + 0.25)
+        assert not averaged.requires_grad
+    last_step = WeightAverage(model, 0.0)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.mul_(2.0)
+    last_step.follow(model)
+    assert all(torch.equal(mine, theirs) for mine, theirs in zip(last_step.model.parameters(), model.parameters()))
+
+
+def wander(clip: dict, decay: float, drift: float, steps: int = 60) -> list[dict]:
+    """The rule's checks on weights that jitter around where they started by 2 % at each step (a constant learning
+    rate's noise), drifting by `drift` of themselves a step besides; a check every 5 steps."""
+    settings = config(stop_average_decay=decay, max_steps=steps)
+    model = train_loop.build_model(clip["video"], settings, CPU)
+    rule = StoppingRule(clip["video"], settings, model)
+    start = [parameter.detach().clone() for parameter in model.parameters()]
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for step in range(1, steps + 1):
+            for parameter, origin in zip(model.parameters(), start):
+                noise = torch.randn(origin.shape, generator=generator) * 0.02
+                parameter.copy_(origin * (1 + drift * step + noise))
+            rule.follow(model)
+            if rule.due(step):
+                rule.check(step, 0.0, model, phases_done=True)
+    return rule.checks
+
+
+def test_the_checks_see_the_weights_drift_and_not_the_steps_noise(clip):
+    """Checks of the last step's weights measure each step's noise however long the run (the layers never settle);
+    checks of the average measure it shrunk, settle once the average has caught up, and still see a drift."""
+    raw = wander(clip, decay=0.0, drift=0.0)
+    averaged = wander(clip, decay=0.9, drift=0.0)
+    drifting = wander(clip, decay=0.9, drift=0.01)
+    late = slice(len(raw) // 2, None)
+    noise = min(check["alpha_change"] for check in raw[late])
+    assert max(check["alpha_change"] for check in averaged[late]) < noise / 2
+    assert min(check["alpha_change"] for check in drifting[late]) > 2 * max(check["alpha_change"]
+                                                                            for check in averaged[late])
 
 
 def train(clip: dict, settings: TrainConfig, checkpoint: Path) -> train_loop.TrainingRun:
@@ -110,7 +162,7 @@ class Killed(Exception):
 
 
 def test_a_resumed_run_stops_where_an_uninterrupted_one_does(clip, tmp_path, monkeypatch):
-    settings = config(checkpoint_every=10)
+    settings = config(checkpoint_every=10, stop_average_decay=0.5)  # the average, too, goes on where it was
     straight = train(clip, settings, tmp_path / "straight.pt")
     real_batch = train_loop.Batch
     calls = {"n": 0}
@@ -140,8 +192,9 @@ def test_the_stopping_settings_count_in_the_fingerprint(clip):
     model = train_loop.build_model(clip["video"], config(), CPU)
     prints = {json.dumps(config_fingerprint(config(**change), clip["video"], model))
               for change in ({}, {"max_steps": 61}, {"stop_patience": 3}, {"stop_alpha_tolerance": 0.01},
-                             {"stop_check_every": 6}, {"min_steps": 1}, {"alpha_l1_off_fraction": 0.6})}
-    assert len(prints) == 7
+                             {"stop_check_every": 6}, {"min_steps": 1}, {"alpha_l1_off_fraction": 0.6},
+                             {"stop_average_decay": 0.9})}
+    assert len(prints) == 8
 
 
 def test_the_stage_says_why_and_when_it_stopped(clip, tmp_path, package_log):
@@ -154,6 +207,7 @@ def test_the_stage_says_why_and_when_it_stopped(clip, tmp_path, package_log):
     assert stopping["checks"][-1]["step"] == stopping["step"] and {"alpha_change", "reconstruction_change", "within",
                                                                    "phases_done"} <= set(stopping["checks"][0])
     assert (stopping["expected_steps"], stopping["max_steps"], stopping["patience"]) == (30, 60, 2)
+    assert stopping["average_decay"] == 0.0
     assert (tmp_path / "train" / "losses.png").stat().st_size > 0
     text = package_log.text
     assert "check at step 10: alpha changed" in text

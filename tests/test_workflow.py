@@ -211,7 +211,7 @@ def test_tiny_demo_end_to_end_then_a_user_video(workdir: Path):
     assert set(np.unique(mask)) <= {0, 255}
     for path in ("flow/forward.npy", "flow/backward.npy", "flow/info.json", "homography/homographies.npy",
                  "homography/canvas.json", "previews/flow.mp4", "previews/masks.mp4", "previews/stabilised.mp4",
-                 "train/losses.csv", "train/losses.png"):
+                 "background_fit.npz", "train/losses.csv", "train/losses.png"):
         assert (dog / path).is_file(), path
     overview = read_video(dog / "omnimatte.mp4")
     assert overview.shape == (count, 2 * 112, 3 * 192, 3)

@@ -57,13 +57,13 @@ class SampleInputs:
 
 
 def _read_folder(sample: str, folder: Path, mode: str, count: int, shape: tuple[int, int], what: str,
-                 maker: str) -> np.ndarray:
+                 maker: str, stage: str = STAGE) -> np.ndarray:
     if len(list_frames(folder)) != count:
-        raise StageError(STAGE, sample, f"{what} in {folder}: {len(list_frames(folder))} images for {count} frames",
+        raise StageError(stage, sample, f"{what} in {folder}: {len(list_frames(folder))} images for {count} frames",
                          f"rerun the {maker} stage (snakemake --forcerun {maker})")
     images = read_frames(folder, mode)
     if images.shape[1:3] != shape:
-        raise StageError(STAGE, sample, f"{what} in {folder} are {images.shape[2]}x{images.shape[1]}, the frames "
+        raise StageError(stage, sample, f"{what} in {folder} are {images.shape[2]}x{images.shape[1]}, the frames "
                          f"{shape[1]}x{shape[0]}", f"rerun the {maker} stage (snakemake --forcerun {maker})")
     return images
 
@@ -79,24 +79,24 @@ def read_layers(sample: str, folder: Path, object_names: list[str], count: int, 
 
 def read_sample(sample: str, frames_dir: Path, masks_dir: Path, object_names: list[str], homography_dir: Path,
                 flow_dir: Path | None = None, omnimatte_dir: Path | None = None,
-                second_omnimatte_dir: Path | None = None) -> SampleInputs:
-    """Read a sample's stage outputs; the flow and the layers only when their folders are given."""
+                second_omnimatte_dir: Path | None = None, stage: str = STAGE) -> SampleInputs:
+    """Read a sample's stage outputs, for `stage`; the flow and the layers only when their folders are given."""
     frames_dir = Path(frames_dir)
     if not list_frames(frames_dir):
-        raise StageError(STAGE, sample, f"no PNG frames in {frames_dir}", "run the frames stage first")
+        raise StageError(stage, sample, f"no PNG frames in {frames_dir}", "run the frames stage first")
     frames = read_frames(frames_dir, "rgb")
     count, shape = len(frames), frames.shape[1:3]
-    masks = {name: _read_folder(sample, Path(masks_dir) / name, "gray", count, shape, f"masks of '{name}'", "masks")
-             > 127 for name in object_names}
-    camera = load_camera(STAGE, sample, HomographyFiles(Path(homography_dir)), count)
+    masks = {name: _read_folder(sample, Path(masks_dir) / name, "gray", count, shape, f"masks of '{name}'", "masks",
+                                stage) > 127 for name in object_names}
+    camera = load_camera(stage, sample, HomographyFiles(Path(homography_dir)), count)
     flow = None
     if flow_dir is not None:
         files = FlowFiles(Path(flow_dir))
         pairs = (count - 1, *shape)
-        flow = FlowFields(load_array(STAGE, sample, files.forward, (*pairs, 2), "flow"),
-                          load_array(STAGE, sample, files.backward, (*pairs, 2), "flow"),
-                          load_array(STAGE, sample, files.confidence_forward, pairs, "flow"),
-                          load_array(STAGE, sample, files.confidence_backward, pairs, "flow"))
+        flow = FlowFields(load_array(stage, sample, files.forward, (*pairs, 2), "flow"),
+                          load_array(stage, sample, files.backward, (*pairs, 2), "flow"),
+                          load_array(stage, sample, files.confidence_forward, pairs, "flow"),
+                          load_array(stage, sample, files.confidence_backward, pairs, "flow"))
     layers = read_layers(sample, omnimatte_dir, object_names, count, shape) if omnimatte_dir is not None else None
     second = (read_layers(sample, second_omnimatte_dir, object_names, count, shape)
               if second_omnimatte_dir is not None else None)

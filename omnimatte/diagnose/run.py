@@ -17,6 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from omnimatte.background_fit import BackgroundFit, fit_background
+from omnimatte.background_fit_stage import load_background_fit
 from omnimatte.diagnose.camera_model import check_camera_model
 from omnimatte.diagnose.drawing import draw_diagnostics
 from omnimatte.diagnose.exposure import check_exposure
@@ -34,11 +35,14 @@ from omnimatte.logs import get_logger
 log = get_logger(STAGE)
 
 
-def run_checks(inputs: SampleInputs, settings: DiagnoseSettings) -> tuple[BackgroundFit, list[CheckResult]]:
-    """The background's fit and every check's result on a read sample (layers and seeds only when given)."""
+def run_checks(inputs: SampleInputs, settings: DiagnoseSettings,
+               fit: BackgroundFit | None = None) -> tuple[BackgroundFit, list[CheckResult]]:
+    """The background's fit (`fit`, or made here) and every check's result on a read sample (layers and seeds only
+    when given)."""
     with tqdm(total=6, desc=f"{inputs.sample}: diagnose", unit="check") as progress:
-        fit = fit_background(inputs.frames, inputs.camera, inputs.masks, inputs.flow,
-                             settings.background.fit_settings())
+        if fit is None:
+            fit = fit_background(inputs.frames, inputs.camera, inputs.masks, inputs.flow,
+                                 settings.background.fit_settings())
         progress.update()
         results = [check_camera_model(inputs, fit, settings.camera_model)]
         progress.update()
@@ -67,10 +71,11 @@ def summary_line(sample: str, verdict: str, results: list[CheckResult]) -> str:
 
 
 def diagnose(inputs: SampleInputs, settings: DiagnoseSettings, report_path: Path, sheet_path: Path,
-             flags_path: Path, table_path: Path) -> dict:
-    """Run the checks on a read sample and write their outputs; returns diagnostics.json's content."""
+             flags_path: Path, table_path: Path, fit: BackgroundFit | None = None) -> dict:
+    """Run the checks on a read sample (on `fit`, the background's, or one made here) and write their outputs;
+    returns diagnostics.json's content."""
     started = time.perf_counter()
-    fit, results = run_checks(inputs, settings)
+    fit, results = run_checks(inputs, settings, fit)
     return write_diagnosis(inputs, settings, fit, results, time.perf_counter() - started, report_path, sheet_path,
                            flags_path, table_path)
 
@@ -108,10 +113,15 @@ def write_diagnosis(inputs: SampleInputs, settings: DiagnoseSettings, fit: Backg
 def run_diagnose(sample: str, frames_dir: Path, masks_dir: Path, object_names: list[str], homography_dir: Path,
                  flow_dir: Path | None, omnimatte_dir: Path | None, report_path: Path, sheet_path: Path,
                  flags_path: Path, table_path: Path, settings: DiagnoseSettings,
-                 second_omnimatte_dir: Path | None = None) -> dict:
-    """Read a sample's stage outputs and diagnose it (see `diagnose`)."""
+                 second_omnimatte_dir: Path | None = None, background_fit_file: Path | None = None) -> dict:
+    """Read a sample's stage outputs and diagnose it (see `diagnose`), on the background_fit stage's fit in
+    `background_fit_file` (refused unless made with the settings' background section) or one made here."""
     inputs = read_sample(sample, frames_dir, masks_dir, object_names, homography_dir, flow_dir, omnimatte_dir,
                          second_omnimatte_dir)
     log.info("%s: diagnosing %d frames of %dx%d, objects %s%s", sample, inputs.num_frames, inputs.shape[1],
              inputs.shape[0], ", ".join(object_names), "" if omnimatte_dir else " (no layers: checks 1-4 only)")
-    return diagnose(inputs, settings, Path(report_path), Path(sheet_path), Path(flags_path), Path(table_path))
+    fit = None
+    if background_fit_file is not None:
+        fit = load_background_fit(STAGE, sample, Path(background_fit_file), settings.background.fit_settings(),
+                                  inputs.num_frames, inputs.shape)
+    return diagnose(inputs, settings, Path(report_path), Path(sheet_path), Path(flags_path), Path(table_path), fit)

@@ -129,7 +129,7 @@ def train_model(sample: str, video: VideoTensors, config: TrainConfig, checkpoin
     """
     fresh = start_training(video, config, device)
     model, optimizer, generator, weights = fresh.model, fresh.optimizer, fresh.generator, fresh.weights
-    rule = StoppingRule(video, config)
+    rule = StoppingRule(video, config, model)
     fingerprint = config_fingerprint(config, video, model, inputs)
     history: list[dict] = []
     start = 0
@@ -172,6 +172,7 @@ def train_model(sample: str, video: VideoTensors, config: TrainConfig, checkpoin
             # The decay lets the network's layers settle; the canvas (the second group) keeps sharpening at its rate.
             group["lr"] = config.learning_rate * group["rate_fraction"] * (factor if index == 0 else 1.0)
         terms = optimisation_step(model, step_fn, optimizer, video, config, weights, generator)
+        rule.follow(model)
         done += 1
         progress.update()
         # Reading a loss back waits for the device, so it happens only to log, for the mask term's switch

@@ -36,13 +36,15 @@ class TrainConfig:
     # training size, without jitter; training stops after stop_patience checks in a row, all after the
     # schedule's last phase, in which the share of each layer's alpha that changed is at most
     # stop_alpha_tolerance and the reconstruction's mean change (0..1) at most stop_reconstruction_tolerance.
-    # At a constant learning rate the layers keep moving by a few hundredths every 25 steps (the batches
-    # and the jitter differ); an effect entering a layer, or an object leaving one, moves it by more.
+    # The frames are rendered with a moving average of the weights, keeping stop_average_decay of itself
+    # each step: at a constant learning rate the last step's layers keep moving by a few hundredths every
+    # 25 steps (the batches and the jitter differ), the average's by their drift alone.
     stop_check_every: int = 25
     stop_check_frames: int = 6
     stop_patience: int = 3
-    stop_alpha_tolerance: float = 0.05
-    stop_reconstruction_tolerance: float = 0.003
+    stop_alpha_tolerance: float = 0.015
+    stop_reconstruction_tolerance: float = 0.001
+    stop_average_decay: float = 0.99
     batch_size: int = 8  # frame pairs per step
     learning_rate: float = 1e-3
     # After the alpha L1 term switches off, the learning rate falls along a cosine to this
@@ -159,6 +161,8 @@ class TrainConfig:
                 raise ValueError(f"train.{name} is {getattr(self, name)}; it must be at least 1")
         if self.stop_alpha_tolerance < 0 or self.stop_reconstruction_tolerance < 0:
             raise ValueError("train.stop_alpha_tolerance and train.stop_reconstruction_tolerance must be at least 0")
+        if not 0.0 <= self.stop_average_decay < 1.0:
+            raise ValueError(f"train.stop_average_decay is {self.stop_average_decay}; it must be in [0, 1)")
         if not 0.0 <= self.object_alpha_floor <= 1.0:
             raise ValueError(f"train.object_alpha_floor is {self.object_alpha_floor}; it must be in [0, 1]")
         if self.canvas_levels < 1:

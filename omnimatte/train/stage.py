@@ -33,13 +33,15 @@ log = get_logger(STAGE)
 
 def run_train(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Path, masks_dir: Path,
               object_names: list[str], out_dir: Path, train_dir: Path, config: TrainConfig,
-              background_fit: BackgroundFitSettings = BackgroundFitSettings()) -> dict:
+              background_fit: BackgroundFitSettings = BackgroundFitSettings(),
+              background_fit_file: Path | None = None) -> dict:
     """Train, render the layers into out_dir and write loss curves and a summary into train_dir.
 
     The train folder's checkpoint.pt holds the newest unfinished state; it is removed
     once the layers are written, and the final weights are kept as its model.pt. With the
-    effect claim on, the background is fitted first with `background_fit` (the config's
-    diagnose.background): where the camera model cannot explain the background, the claim
+    effect claim on, the background's fit with `background_fit` (the config's
+    diagnose.background) is read from `background_fit_file` (the background_fit stage's), or
+    made first without it: where the camera model cannot explain the background, the claim
     leaves out more readily what stays put there.
     """
     device = resolve_device(STAGE, sample, config.device)
@@ -52,7 +54,7 @@ def run_train(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pat
     video = load_video(sample, frames_dir, flow_dir, homography_dir, masks_dir, object_names, config.trimap_band, device,
                        config.scale, canvas_plate=config.background == "canvas",
                        background_fit=background_fit if config.claim_effects else None,
-                       effect_reach=background_fit.effect_reach)
+                       background_fit_file=background_fit_file, effect_reach=background_fit.effect_reach)
     log.info("%s: %d frames, trained at %dx%d (scale %g of %dx%d), %d layer(s) + background, canvas %dx%d", sample,
              video.num_frames, video.frames.shape[-1], video.frames.shape[-2], config.scale,
              video.output_frames.shape[-1], video.output_frames.shape[-2], len(object_names), video.canvas_size[1],
@@ -85,4 +87,5 @@ def stopping_summary(run: TrainingRun, config: TrainConfig) -> dict:
             "expected_steps": config.steps, "min_steps": config.min_steps, "max_steps": config.max_steps,
             "check_every": config.stop_check_every, "check_frames": config.stop_check_frames,
             "patience": config.stop_patience, "alpha_tolerance": config.stop_alpha_tolerance,
-            "reconstruction_tolerance": config.stop_reconstruction_tolerance, "checks": run.checks}
+            "reconstruction_tolerance": config.stop_reconstruction_tolerance,
+            "average_decay": config.stop_average_decay, "checks": run.checks}

@@ -1,15 +1,24 @@
 """When training is done, measured from the run itself.
 
-Every `stop_check_every` steps the model renders a few fixed frames of the clip at the
-training size, without jitter (CheckFrames), and the check measures how much their layers
-moved since the last check: the share of each layer's alpha that changed (the largest over
-the layers) and the mean change of the reconstruction (0..1 per channel). Training stops
-once every phase of the schedule has run (schedule.py) and `stop_patience` checks in a row
-since then have had both changes within their tolerances; `min_steps` and `max_steps` bound it.
+Every `stop_check_every` steps a few fixed frames of the clip are rendered at the training
+size, without jitter (CheckFrames), and the check measures how much their layers moved since
+the last check: the share of each layer's alpha that changed (the largest over the layers)
+and the mean change of the reconstruction (0..1 per channel). Training stops once every
+phase of the schedule has run (schedule.py) and `stop_patience` checks in a row since then
+have had both changes within their tolerances; `min_steps` and `max_steps` bound it.
+
+The check frames are rendered with an exponential moving average of the weights
+(`stop_average_decay` per step), not the weights of the last step: at a constant learning
+rate each step's batch and jitter move the layers by a few hundredths every check however
+long the run, so a change measured on the last step's weights falls within a tolerance by
+chance; the average keeps the trend (an effect entering a layer, an object leaving one) and
+drops the steps' noise. The average only judges: the layers are rendered from the trained
+weights.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -71,15 +80,48 @@ def measure_change(alpha: torch.Tensor, rgb: torch.Tensor, previous_alpha: torch
     return Change(alpha=float((moved / held).max()), reconstruction=float((rgb - previous_rgb).abs().mean() * 0.5))
 
 
-class StoppingRule:
-    """Reads the checks and says when training is done; its state (the last check's frames and every check's
-    measures) goes into checkpoints, so a resumed run stops where an uninterrupted one would."""
+class WeightAverage:
+    """An exponential moving average of a model's weights: a copy of the model whose parameters follow the
+    trained ones, keeping `decay` of itself each step (0: the last step's weights)."""
 
-    def __init__(self, video: VideoTensors, config: TrainConfig) -> None:
+    def __init__(self, model: Omnimatte, decay: float) -> None:
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def follow(self, model: Omnimatte) -> None:
+        """Move the average's parameters towards `model`'s after a step."""
+        averaged = list(self.model.parameters())
+        trained = [parameter.detach() for parameter in model.parameters()]
+        torch._foreach_lerp_(averaged, trained, 1.0 - self.decay)
+
+    @torch.no_grad()
+    def take_buffers(self, model: Omnimatte) -> None:
+        """The trained model's buffers (a batch norm's statistics), which are not averaged."""
+        for average_buffer, buffer in zip(self.model.buffers(), model.buffers()):
+            average_buffer.copy_(buffer)
+
+    def state_dict(self) -> dict:
+        return self.model.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state)
+
+
+class StoppingRule:
+    """Reads the checks and says when training is done; its state (the weights' average, the last check's frames
+    and every check's measures) goes into checkpoints, so a resumed run stops where an uninterrupted one would."""
+
+    def __init__(self, video: VideoTensors, config: TrainConfig, model: Omnimatte) -> None:
         self.config = config
         self.frames = CheckFrames(video, config.stop_check_frames)
+        self.average = WeightAverage(model, config.stop_average_decay)
         self.previous: tuple[torch.Tensor, torch.Tensor] | None = None
         self.checks: list[dict] = []  # step, seconds, alpha_change, reconstruction_change, within, phases_done
+
+    def follow(self, model: Omnimatte) -> None:
+        """After every step: the average takes in the step's weights."""
+        self.average.follow(model)
 
     def due(self, step: int) -> bool:
         return step % self.config.stop_check_every == 0
@@ -95,9 +137,10 @@ class StoppingRule:
         return count
 
     def check(self, step: int, seconds: float, model: Omnimatte, phases_done: bool) -> str | None:
-        """Render the check frames and measure their change since the last check; returns why training stops now,
-        or None to go on."""
-        alpha, rgb = self.frames.render(model)
+        """Render the check frames with the average of `model`'s weights and measure their change since the last
+        check; returns why training stops now, or None to go on."""
+        self.average.take_buffers(model)
+        alpha, rgb = self.frames.render(self.average.model)
         if self.previous is not None:
             change = measure_change(alpha, rgb, *self.previous)
             self.checks.append({"step": step, "seconds": round(seconds, 3), "alpha_change": round(change.alpha, 6),
@@ -114,8 +157,9 @@ class StoppingRule:
         return None
 
     def state_dict(self) -> dict:
-        return {"previous": self.previous, "checks": self.checks}
+        return {"average": self.average.state_dict(), "previous": self.previous, "checks": self.checks}
 
     def load_state_dict(self, state: dict) -> None:
+        self.average.load_state_dict(state["average"])
         self.previous = state["previous"]
         self.checks = state["checks"]

@@ -12,8 +12,9 @@ import torch
 import torch.nn.functional as F
 
 from omnimatte import losses
-from omnimatte.background_fit import BackgroundFitSettings, FlowFields, fit_background
-from omnimatte.camera import Camera, camera_flow, first_reached, homography_grid, registered_median
+from omnimatte.background_fit import BackgroundFit, BackgroundFitSettings, FlowFields, fit_background
+from omnimatte.background_fit_stage import load_background_fit, unexplained_share
+from omnimatte.camera import camera_flow, first_reached, homography_grid, registered_median
 from omnimatte.contract import FlowFiles, HomographyFiles, load_array, load_camera, load_flow
 from omnimatte.errors import StageError
 from omnimatte.io import list_frames, read_frames
@@ -115,28 +116,23 @@ def starting_plate(frames: np.ndarray, objects: np.ndarray, homographies: np.nda
     return registered_median(frames, homographies, canvas_size, exclude=objects, before_first_exclusion=True)
 
 
-def unexplained_background(sample: str, frames: np.ndarray, masks: np.ndarray, object_names: list[str],
-                           camera: Camera, flow: FlowFields, settings: BackgroundFitSettings
-                           ) -> tuple[np.ndarray, np.ndarray]:
-    """(T, H, W) bool each: where the clip's background moves by itself (background_fit's `moves_by_itself`:
-    standing things sliding by under parallax, a background that moves by itself, an unmasked mover) and where it
-    fits nothing far from every object (`misfit`), from frames (T, H, W, 3) uint8 and masks (T, L, H, W) bool; the
-    same fit the diagnose stage reports."""
-    began = time.perf_counter()
-    fit = fit_background(frames, camera, {name: masks[:, i] for i, name in enumerate(object_names)}, flow, settings)
+def unexplained_background(sample: str, fit: BackgroundFit) -> tuple[np.ndarray, np.ndarray]:
+    """(T, H, W) bool each: where the clip's background moves by itself (the fit's `moves_by_itself`: standing
+    things sliding by under parallax, a background that moves by itself, an unmasked mover) and where it fits
+    nothing far from every object (`misfit`): the same fit the diagnose stage reports."""
     moving = np.stack([fit.moves_by_itself(t) for t in range(fit.num_frames)])
-    misfit = fit.misfit & ~moving
-    counted = max(int(fit.free.sum()), 1)
-    log.info("%s: the background fit (%.1f s) finds %.2f%% of the background outside the masks moving over it by "
-             "itself (parallax, water, an unmasked mover) and %.2f%% fitting nothing far from the objects; the effect "
-             "claim gives an object nothing there that stays put on the background",
-             sample, time.perf_counter() - began, 100 * moving.sum() / counted, 100 * misfit.sum() / counted)
-    return moving, misfit
+    moving_share, misfit_share = unexplained_share(fit)
+    log.info("%s: the background fit finds %.2f%% of the background outside the masks moving over it by itself "
+             "(parallax, water, an unmasked mover) and %.2f%% fitting nothing far from the objects; the effect claim "
+             "gives an object nothing there that stays put on the background", sample, 100 * moving_share,
+             100 * misfit_share)
+    return moving, fit.misfit & ~moving
 
 
 def load_video(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Path, masks_dir: Path,
                object_names: list[str], trimap_band: int, device: torch.device, scale: float = 1.0,
                *, canvas_plate: bool, background_fit: BackgroundFitSettings | None = None,
+               background_fit_file: Path | None = None,
                effect_reach: float = BackgroundFitSettings.effect_reach) -> VideoTensors:
     """Read the upstream stages' outputs, check that they agree, and resample them to the training scale.
 
@@ -144,8 +140,9 @@ def load_video(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pa
     median) and the frame at which an object first reaches each of its pixels: both warp
     every frame's masks into the canvas (the plate the frames too), so they are only made
     when the canvas is used. With `background_fit`, also what moves over the background by
-    itself or fits nothing (unexplained_background), for the effect claim. `effect_reach` (object sizes) is kept
-    for the copy cut.
+    itself or fits nothing (unexplained_background), for the effect claim: read from `background_fit_file` (the
+    background_fit stage's, refused unless made with `background_fit` for these frames) or, without it, fitted
+    here. `effect_reach` (object sizes) is kept for the copy cut.
     """
     frames = read_frames(frames_dir)
     num_frames, height, width = frames.shape[:3]
@@ -164,12 +161,17 @@ def load_video(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pa
     camera = load_camera(STAGE, sample, HomographyFiles(Path(homography_dir)), num_frames)
     homographies, canvas_size = camera.homographies, camera.canvas_size
     unexplained = None
-    if background_fit is not None:
+    if background_fit is not None and background_fit_file is not None:
+        fit = load_background_fit(STAGE, sample, background_fit_file, background_fit, num_frames, (height, width))
+        unexplained = unexplained_background(sample, fit)
+    elif background_fit is not None:
         confidence_backward = load_array(STAGE, sample, FlowFiles(Path(flow_dir)).confidence_backward,
                                          (num_frames - 1, height, width), "flow")
-        unexplained = unexplained_background(sample, frames, mask_array, object_names, camera,
-                                                 FlowFields(forward, backward, confidence, confidence_backward),
-                                                 background_fit)
+        began = time.perf_counter()
+        fit = fit_background(frames, camera, {name: mask_array[:, i] for i, name in enumerate(object_names)},
+                             FlowFields(forward, backward, confidence, confidence_backward), background_fit)
+        log.info("%s: the background fit took %.1f s", sample, time.perf_counter() - began)
+        unexplained = unexplained_background(sample, fit)
     plate = reached = None
     if canvas_plate:
         objects = grown_objects(mask_array, margin=max(1, trimap_band // 2))

@@ -273,7 +273,7 @@ def sheet_video(wildcards):
 def stage_benchmarks(wildcards):
     """The benchmark files of the stages that made a sample's omnimatte, in pipeline order."""
     sample = sample_of(wildcards)
-    stages = ["frames", "flow", "masks", "homography", "train", "diagnose", "composite"]
+    stages = ["frames", "flow", "masks", "homography", "background_fit", "train", "diagnose", "composite"]
     made_by_demo = [f"benchmarks/demo_clip/{sample['demo']}.tsv"] if "demo" in sample else []
     return made_by_demo + [f"benchmarks/{stage}/{wildcards.sample}.tsv" for stage in stages]
 

@@ -5,10 +5,11 @@
 
 rule diagnose:
     input:
-        unpack(logs_of("frames", "flow", "masks", "homography", "train")),
+        unpack(logs_of("frames", "flow", "masks", "homography", "background_fit", "train")),
         unpack(diagnose_second_seed),
         frames="results/{sample}/frames",
         masks="results/{sample}/masks",
+        background_fit="results/{sample}/background_fit.npz",
         homographies="results/{sample}/homography/homographies.npy",
         canvas="results/{sample}/homography/canvas.json",
         flow="results/{sample}/flow/forward.npy",
@@ -40,12 +41,13 @@ rule diagnose:
         "$OMNIMATTE_PYTHON -m omnimatte diagnose --sample {wildcards.sample} --frames {input.frames:q} --masks {input.masks:q}"
         " --objects {params.objects:q} --homography {params.homography:q} --flow {params.flow:q}"
         " --omnimatte {input.omnimatte:q} {params.second} --out {output.report:q} --sheet {output.sheet:q}"
-        " --flags {output.flags:q} --table {output.table:q} --settings {params.settings} --log {log:q}"
+        " --flags {output.flags:q} --table {output.table:q} --background-fit-file {input.background_fit:q}"
+        " --settings {params.settings} --log {log:q}"
 
 
 rule train_second_seed:
     input:
-        unpack(logs_of("frames", "flow", "masks", "homography")),
+        unpack(logs_of("frames", "flow", "masks", "homography", "background_fit")),
         frames="results/{sample}/frames",
         flow="results/{sample}/flow/forward.npy",
         backward_flow="results/{sample}/flow/backward.npy",
@@ -54,6 +56,7 @@ rule train_second_seed:
         homographies="results/{sample}/homography/homographies.npy",
         canvas="results/{sample}/homography/canvas.json",
         masks="results/{sample}/masks",
+        background_fit="results/{sample}/background_fit.npz",
     output:
         omnimatte=directory("results/{sample}/second_seed/omnimatte"),
         model="results/{sample}/second_seed/train/model.pt",
@@ -81,4 +84,5 @@ rule train_second_seed:
         "$OMNIMATTE_PYTHON -m omnimatte train --sample {wildcards.sample} --frames {input.frames:q} --flow {params.flow:q}"
         " --homography {params.homography:q} --masks {input.masks:q} --objects {params.objects:q}"
         " --out {output.omnimatte:q} --train-dir {params.train_dir:q} --settings {params.settings}"
-        " --background-fit {params.background_fit} --threads {threads} --log {log:q}"
+        " --background-fit {params.background_fit} --background-fit-file {input.background_fit:q} --threads {threads}"
+        " --log {log:q}"

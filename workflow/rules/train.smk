@@ -5,7 +5,7 @@
 
 rule train:
     input:
-        unpack(logs_of("frames", "flow", "masks", "homography")),
+        unpack(logs_of("frames", "flow", "masks", "homography", "background_fit")),
         frames="results/{sample}/frames",
         flow="results/{sample}/flow/forward.npy",
         backward_flow="results/{sample}/flow/backward.npy",
@@ -14,6 +14,7 @@ rule train:
         homographies="results/{sample}/homography/homographies.npy",
         canvas="results/{sample}/homography/canvas.json",
         masks="results/{sample}/masks",
+        background_fit="results/{sample}/background_fit.npz",
     output:
         omnimatte=directory("results/{sample}/omnimatte"),
         model="results/{sample}/train/model.pt",
@@ -41,4 +42,5 @@ rule train:
         "$OMNIMATTE_PYTHON -m omnimatte train --sample {wildcards.sample} --frames {input.frames:q} --flow {params.flow:q}"
         " --homography {params.homography:q} --masks {input.masks:q} --objects {params.objects:q}"
         " --out {output.omnimatte:q} --train-dir {params.train_dir:q} --settings {params.settings}"
-        " --background-fit {params.background_fit} --threads {threads} --log {log:q}"
+        " --background-fit {params.background_fit} --background-fit-file {input.background_fit:q} --threads {threads}"
+        " --log {log:q}"
