@@ -76,12 +76,18 @@ def load_background_fit(stage: str, sample: str, path: Path, settings: Backgroun
                          **{name: content[name] for name in ARRAYS}, **maps)
 
 
-def unexplained_share(fit: BackgroundFit) -> tuple[float, float]:
-    """The shares of the background outside the masks that move over it by themselves (parallax, water, an
-    unmasked mover) and that fit nothing far from the objects: what the effect claim leaves out."""
+def unexplained_maps(fit: BackgroundFit) -> tuple[np.ndarray, np.ndarray]:
+    """(T, H, W) bool each: where the background moves by itself (the fit's `moves_by_itself`:
+    parallax, water, an unmasked mover) and where it fits nothing far from the objects (`misfit`, apart from that):
+    what the effect claim leaves out."""
     moving = np.stack([fit.moves_by_itself(t) for t in range(fit.num_frames)])
+    return moving, fit.misfit & ~moving
+
+
+def moving_and_misfit_shares(fit: BackgroundFit, moving: np.ndarray, misfit: np.ndarray) -> tuple[float, float]:
+    """The shares of the background outside the masks that `moving` and `misfit` (unexplained_maps) cover."""
     counted = max(int(fit.free.sum()), 1)
-    return float(moving.sum() / counted), float((fit.misfit & ~moving).sum() / counted)
+    return float(moving.sum() / counted), float(misfit.sum() / counted)
 
 
 def run_background_fit(sample: str, frames_dir: Path, masks_dir: Path, object_names: list[str], homography_dir: Path,
@@ -92,7 +98,7 @@ def run_background_fit(sample: str, frames_dir: Path, masks_dir: Path, object_na
     inputs = read_sample(sample, frames_dir, masks_dir, object_names, homography_dir, flow_dir, stage=STAGE)
     began = time.perf_counter()
     fit = fit_background(inputs.frames, inputs.camera, inputs.masks, inputs.flow, settings)
-    moving, misfit = unexplained_share(fit)
+    moving, misfit = moving_and_misfit_shares(fit, *unexplained_maps(fit))
     log.info("%s: the background fit of %d frames (%.1f s) finds %.2f%% of the background outside the masks moving "
              "over it by itself (parallax, water, an unmasked mover) and %.2f%% fitting nothing far from the "
              "objects", sample, fit.num_frames, time.perf_counter() - began, 100 * moving, 100 * misfit)

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from omnimatte import losses
 from omnimatte.background_fit import BackgroundFit, BackgroundFitSettings, FlowFields, fit_background
-from omnimatte.background_fit_stage import load_background_fit, unexplained_share
+from omnimatte.background_fit_stage import load_background_fit, moving_and_misfit_shares, unexplained_maps
 from omnimatte.camera import camera_flow, first_reached, homography_grid, registered_median
 from omnimatte.contract import FlowFiles, HomographyFiles, load_array, load_camera, load_flow
 from omnimatte.errors import StageError
@@ -120,13 +120,13 @@ def unexplained_background(sample: str, fit: BackgroundFit) -> tuple[np.ndarray,
     """(T, H, W) bool each: where the clip's background moves by itself (the fit's `moves_by_itself`: standing
     things sliding by under parallax, a background that moves by itself, an unmasked mover) and where it fits
     nothing far from every object (`misfit`): the same fit the diagnose stage reports."""
-    moving = np.stack([fit.moves_by_itself(t) for t in range(fit.num_frames)])
-    moving_share, misfit_share = unexplained_share(fit)
+    moving, misfit = unexplained_maps(fit)
+    moving_share, misfit_share = moving_and_misfit_shares(fit, moving, misfit)
     log.info("%s: the background fit finds %.2f%% of the background outside the masks moving over it by itself "
              "(parallax, water, an unmasked mover) and %.2f%% fitting nothing far from the objects; the effect claim "
              "gives an object nothing there that stays put on the background", sample, 100 * moving_share,
              100 * misfit_share)
-    return moving, fit.misfit & ~moving
+    return moving, misfit
 
 
 def load_video(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Path, masks_dir: Path,
@@ -161,16 +161,16 @@ def load_video(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pa
     camera = load_camera(STAGE, sample, HomographyFiles(Path(homography_dir)), num_frames)
     homographies, canvas_size = camera.homographies, camera.canvas_size
     unexplained = None
-    if background_fit is not None and background_fit_file is not None:
-        fit = load_background_fit(STAGE, sample, background_fit_file, background_fit, num_frames, (height, width))
-        unexplained = unexplained_background(sample, fit)
-    elif background_fit is not None:
-        confidence_backward = load_array(STAGE, sample, FlowFiles(Path(flow_dir)).confidence_backward,
-                                         (num_frames - 1, height, width), "flow")
-        began = time.perf_counter()
-        fit = fit_background(frames, camera, {name: mask_array[:, i] for i, name in enumerate(object_names)},
-                             FlowFields(forward, backward, confidence, confidence_backward), background_fit)
-        log.info("%s: the background fit took %.1f s", sample, time.perf_counter() - began)
+    if background_fit is not None:
+        if background_fit_file is not None:
+            fit = load_background_fit(STAGE, sample, background_fit_file, background_fit, num_frames, (height, width))
+        else:
+            confidence_backward = load_array(STAGE, sample, FlowFiles(Path(flow_dir)).confidence_backward,
+                                             (num_frames - 1, height, width), "flow")
+            began = time.perf_counter()
+            fit = fit_background(frames, camera, {name: mask_array[:, i] for i, name in enumerate(object_names)},
+                                 FlowFields(forward, backward, confidence, confidence_backward), background_fit)
+            log.info("%s: the background fit took %.1f s", sample, time.perf_counter() - began)
         unexplained = unexplained_background(sample, fit)
     plate = reached = None
     if canvas_plate:
