@@ -1,6 +1,6 @@
-"""The background fit as a stage of its own: fitted once per sample, read by the train and diagnose stages.
+"""The background fit as a stage of its own: fitted once per sample, read by the render and diagnose stages.
 
-The fit (background_fit.py) takes seconds a frame's hundredth: the train stage's effect claim and the diagnose
+The fit (background_fit.py) takes seconds a frame's hundredth: the render stage's effect claim and the diagnose
 stage's checks both read it, so it is made once, after the flow and the homographies, and written to
 results/{sample}/background_fit.npz with the settings it was made with. A reader names the settings it expects and
 the frames it reads; a file made with other settings or for other frames is refused with what to rerun, never used.

@@ -54,9 +54,10 @@ def frame_corners(width: int, height: int) -> np.ndarray:
 def canvas_coordinates(homographies: np.ndarray, frame_height: int, frame_width: int) -> np.ndarray:
     """Canvas pixel position (x, y) of every frame pixel, (T,H,W,2) float32: where to sample the background."""
     ys, xs = np.mgrid[0:frame_height, 0:frame_width].astype(np.float64)
-    points = np.stack([xs, ys, np.ones_like(xs)], axis=-1)
-    mapped = np.einsum("tij,hwj->thwi", homographies, points)
-    return (mapped[..., :2] / mapped[..., 2:]).astype(np.float32)
+    rows = np.asarray(homographies, np.float64)[:, :, :, None, None]
+    # Each row of H times (x, y, 1), summed in that order (as einsum does, at twice its speed).
+    x, y, w = (rows[:, i, 0] * xs + rows[:, i, 1] * ys + rows[:, i, 2] for i in range(3))
+    return np.stack((x / w, y / w), -1).astype(np.float32)
 
 
 def homography_grid(homographies: np.ndarray, height: int, width: int, canvas_size: tuple[int, int]) -> np.ndarray:

@@ -12,11 +12,15 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from omnimatte.contract import FlowFiles, HomographyFiles, load_frames_info
 from omnimatte.errors import StageError
 from omnimatte.logs import setup_logging
 from omnimatte.threads import fit_threads
+
+if TYPE_CHECKING:  # imported where used: torch loads with it
+    from omnimatte.train import TrainConfig
 
 DEFAULT_CONFIG = "config/config.yaml"
 
@@ -76,23 +80,37 @@ def _homography(args: argparse.Namespace, settings: dict) -> None:
                    **settings)
 
 
-def _train(args: argparse.Namespace, settings: dict) -> None:
-    from omnimatte.diagnose import DiagnoseSettings
-    from omnimatte.train import TrainConfig, run_train
+def _train_config(args: argparse.Namespace, settings: dict, stage: str) -> TrainConfig:
+    """The config's train section as settings, refused with the stage's name where it is wrong."""
+    from omnimatte.train import TrainConfig
 
     try:
-        config = TrainConfig.from_dict(settings)
+        return TrainConfig.from_dict(settings)
     except ValueError as err:
-        raise StageError("train", args.sample, str(err), "fix the train section of the config") from err
+        raise StageError(stage, args.sample, str(err), "fix the train section of the config") from err
+
+
+def _train(args: argparse.Namespace, settings: dict) -> None:
+    from omnimatte.train import run_train
+
+    run_train(args.sample, Path(args.frames), Path(args.flow), Path(args.homography), Path(args.masks),
+              args.objects.split(","), Path(args.train_dir), _train_config(args, settings, "train"))
+
+
+def _render(args: argparse.Namespace, settings: dict) -> None:
+    from omnimatte.diagnose import DiagnoseSettings
+    from omnimatte.render.stage import STAGE, run_render
+
+    config = _train_config(args, settings, STAGE)
     try:
         background = json.loads(args.background_fit)
         fit = DiagnoseSettings.from_dict({"background": background}).background.fit_settings()
     except (json.JSONDecodeError, TypeError, ValueError) as err:
-        raise StageError("train", args.sample, f"--background-fit: {err}",
+        raise StageError(STAGE, args.sample, f"--background-fit: {err}",
                          "fix the diagnose.background section of the config") from err
-    run_train(args.sample, Path(args.frames), Path(args.flow), Path(args.homography), Path(args.masks),
-              args.objects.split(","), Path(args.out), Path(args.train_dir), config, fit,
-              Path(args.background_fit_file) if args.background_fit_file else None)
+    run_render(args.sample, Path(args.frames), Path(args.flow), Path(args.homography), Path(args.masks),
+               args.objects.split(","), Path(args.model), Path(args.out), config, fit,
+               Path(args.background_fit_file) if args.background_fit_file else None)
 
 
 def _background_fit(args: argparse.Namespace, settings: dict) -> None:
@@ -336,21 +354,23 @@ def _add_stages(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--preview", required=True)
 
-    p = _subcommand(sub, "train", _train, "train the Omnimatte model and render the layers")
-    p.add_argument("--frames", required=True)
-    p.add_argument("--flow", required=True)
-    p.add_argument("--homography", required=True)
-    p.add_argument("--masks", required=True)
-    p.add_argument("--objects", required=True, help="comma-separated object names, back to front")
-    p.add_argument("--out", required=True, help="omnimatte folder to write (layers/, background/, reconstruction/)")
+    p = _subcommand(sub, "train", _train, "train the Omnimatte model (the render stage makes its layers)")
+    _add_sample_inputs(p, flow_help=None)
     p.add_argument("--train-dir", required=True, help="folder for checkpoints, loss curves and the model")
+
+    p = _subcommand(sub, "render", _render, "render the trained model into the layers (settings: the config's train "
+                    "section, whose rendering switches apply)")
+    _add_sample_inputs(p, flow_help=None)
+    p.add_argument("--model", required=True, help="the train stage's model.pt")
+    p.add_argument("--out", required=True, help="omnimatte folder to write (layers/, background/, reconstruction/, "
+                   "summary.json)")
     p.add_argument("--background-fit", default="{}",
                    help="JSON object of the background fit's settings (the config's diagnose.background): where "
                    "the camera model cannot explain the background, the effect claim leaves out what stays put")
     p.add_argument("--background-fit-file", help="the background_fit stage's fit (.npz), made with those settings "
                    "(without it the fit is made here)")
 
-    p = _subcommand(sub, "background-fit", _background_fit, "fit the registered background once (for the train "
+    p = _subcommand(sub, "background-fit", _background_fit, "fit the registered background once (for the render "
                     "and diagnose stages): what the camera model explains, frame by frame")
     _add_sample_inputs(p, flow_help=None)
     p.add_argument("--out", required=True, help="background_fit.npz to write")
@@ -389,8 +409,8 @@ def _add_stages(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_sample_inputs(p: argparse.ArgumentParser, flow_help: str | None) -> None:
-    """The stage outputs the background fit reads: frames, masks, objects, homography and flow (required without
-    `flow_help`, else optional with it)."""
+    """The stage outputs the background fit, train and render stages read: frames, masks, objects, homography and
+    flow (required without `flow_help`, else optional with it)."""
     p.add_argument("--frames", required=True)
     p.add_argument("--masks", required=True)
     p.add_argument("--objects", required=True, help="comma-separated object names, back to front")

@@ -41,7 +41,7 @@ def run_composite(sample: str, frames_dir: Path, omnimatte_dir: Path, object_nam
     for key, paths in sources.items():
         if len(paths) != len(frames):
             raise StageError(STAGE, sample, f"{len(paths)} '{key}' images for {len(frames)} frames in {omnimatte.folder}",
-                             "rerun the train stage (snakemake --forcerun train)")
+                             "rerun the render stage (snakemake --forcerun render)")
     columns = max(3, 2 * len(object_names)) if len(object_names) > 1 else 3
     flags = read_flags(flags_path) if flags_path is not None else None
 

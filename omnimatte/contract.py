@@ -65,7 +65,7 @@ class HomographyFiles:
 
 @dataclass(frozen=True)
 class OmnimatteFiles:
-    """The train stage's layers: one numbered PNG per frame in each folder."""
+    """The render stage's layers: one numbered PNG per frame in each folder, and its summary."""
 
     folder: Path
 
@@ -84,6 +84,11 @@ class OmnimatteFiles:
     @property
     def reconstruction(self) -> Path:
         return self.folder / "reconstruction"
+
+    @property
+    def summary(self) -> Path:
+        """The render's figures: reconstruction PSNR, each layer's mean alpha and the rendering steps that ran."""
+        return self.folder / "summary.json"
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,7 @@ class Layers:
             if len(paths) != len(self.background_paths):
                 raise StageError(stage, sample,
                                  f"layer '{name}' has {len(paths)} frames, the background {len(self.background_paths)}",
-                                 "rerun the train stage (snakemake --forcerun train)")
+                                 "rerun the render stage (snakemake --forcerun render)")
             self.layer_paths[name] = paths
         self.height, self.width = read_png(self.background_paths[0]).shape[:2]
 

@@ -151,7 +151,7 @@ def evaluate(sample: str, omnimatte_dir: Path, frames_dir: Path, ground_truth_di
         layer_dir = omnimatte.layer(name)
         if len(list_frames(layer_dir)) != len(frames):
             raise StageError(STAGE, sample, f"layer '{name}' is missing or incomplete in {layer_dir}",
-                             "rerun the train stage")
+                             "rerun the render stage (snakemake --forcerun render)")
         layers[name] = read_frames(layer_dir, mode="rgba")
         alpha = layers[name][..., 3].astype(np.float64) / 255
         effects[name] = read_frames(ground_truth_dir / "effects" / name, mode="gray").astype(np.float64) / 255

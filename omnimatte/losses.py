@@ -7,8 +7,8 @@ compute the terms, which keeps each one testable with hand-made tensors.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
+from omnimatte.imaging.morphology import square_max
 from omnimatte.model.compositing import composite_over, warp_by_flow
 
 
@@ -56,7 +56,7 @@ def trimap(mask: torch.Tensor, band: int) -> torch.Tensor:
     inside = (mask > 0.5).to(mask.dtype)
     if band <= 0:
         return inside * 2 - 1
-    grown = F.max_pool2d(inside, kernel_size=2 * band + 1, stride=1, padding=band)
+    grown = square_max(inside, band)
     return inside - (1.0 - grown)
 
 

@@ -33,8 +33,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 TINY_CONFIG = REPO / ".test" / "config_tiny.yaml"
 TINY = TINY_CONFIG.read_text()  # text, so a test can append its own keys or change a line
-RULES = ("demo_clip", "frames", "flow", "masks", "homography", "background_fit", "train", "diagnose", "composite",
-         "evaluate")
+RULES = ("demo_clip", "frames", "flow", "masks", "homography", "background_fit", "train", "render", "diagnose",
+         "composite", "evaluate")
 
 
 def run_snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:

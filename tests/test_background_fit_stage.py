@@ -1,4 +1,4 @@
-"""The background fit as a stage: written once, read back whole by the train and diagnose stages, and refused when
+"""The background fit as a stage: written once, read back whole by the render and diagnose stages, and refused when
 it was made with other settings or for other frames."""
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def clip(tmp_path_factory) -> dict:
 
 def test_a_fit_comes_back_from_its_file_as_it_was(clip):
     fit = clip["fit"]
-    read = load_background_fit("train", "tiny", clip["file"], SETTINGS, FRAMES, (HEIGHT, WIDTH))
+    read = load_background_fit("render", "tiny", clip["file"], SETTINGS, FRAMES, (HEIGHT, WIDTH))
     for name in (*ARRAYS, *MAPS):
         assert np.array_equal(getattr(read, name), getattr(fit, name)), name
         assert getattr(read, name).dtype == getattr(fit, name).dtype, name
@@ -58,7 +58,7 @@ def test_maps_of_a_width_that_is_no_multiple_of_8_come_back_cut_to_it(clip, tmp_
                    for name in (*MAPS, "residual", "change", "flow_residual")}
     narrow = dataclasses.replace(clip["fit"], **frame_sized)
     save_background_fit(tmp_path / "narrow.npz", narrow)
-    read = load_background_fit("train", "tiny", tmp_path / "narrow.npz", SETTINGS, FRAMES, (HEIGHT, width))
+    read = load_background_fit("render", "tiny", tmp_path / "narrow.npz", SETTINGS, FRAMES, (HEIGHT, width))
     for name in MAPS:
         assert getattr(read, name).shape == (FRAMES, HEIGHT, width)
         assert np.array_equal(getattr(read, name), getattr(narrow, name)), name
@@ -72,27 +72,27 @@ def test_a_fit_for_other_settings_or_frames_is_refused(clip, tmp_path):
     assert message.startswith("[diagnose] sample 'tiny'") and "residual_threshold 3.0 (now 4.0)" in message
     assert "forcerun background_fit" in message
     with pytest.raises(StageError, match="for 8 frames of 160x96, the frames are 9 of 160x96"):
-        load_background_fit("train", "tiny", clip["file"], SETTINGS, FRAMES + 1, (HEIGHT, WIDTH))
+        load_background_fit("render", "tiny", clip["file"], SETTINGS, FRAMES + 1, (HEIGHT, WIDTH))
     with pytest.raises(StageError, match="is missing"):
-        load_background_fit("train", "tiny", tmp_path / "none.npz", SETTINGS, FRAMES, (HEIGHT, WIDTH))
+        load_background_fit("render", "tiny", tmp_path / "none.npz", SETTINGS, FRAMES, (HEIGHT, WIDTH))
     broken = tmp_path / "broken.npz"
     broken.write_bytes(clip["file"].read_bytes()[:1000])
     with pytest.raises(StageError, match="cannot be read"):
-        load_background_fit("train", "tiny", broken, SETTINGS, FRAMES, (HEIGHT, WIDTH))
+        load_background_fit("render", "tiny", broken, SETTINGS, FRAMES, (HEIGHT, WIDTH))
 
 
-def test_the_train_stage_reads_the_fit_it_is_given(clip):
-    """The effect claim's maps from the stage's file are those of a fit made in the train stage itself."""
+def test_the_render_stage_reads_the_fit_it_is_given(clip):
+    """The effect claim's maps from the stage's file are those of a fit made in the render stage itself."""
     folders = clip["folders"]
     common = dict(sample="tiny", frames_dir=folders["frames_dir"], flow_dir=folders["flow_dir"],
                   homography_dir=folders["homography_dir"], masks_dir=folders["masks_dir"],
                   object_names=folders["object_names"], trimap_band=4, device=torch.device("cpu"), canvas_plate=False,
-                  background_fit=SETTINGS)
+                  background_fit=SETTINGS, stage="render")
     made = load_video(**common)
     read = load_video(**common, background_fit_file=clip["file"])
     assert torch.equal(made.unexplained.moves_by_itself, read.unexplained.moves_by_itself)
     assert torch.equal(made.unexplained.misfit, read.unexplained.misfit)
-    with pytest.raises(StageError, match=r"^\[train\] sample 'tiny': the background fit .* other settings"):
+    with pytest.raises(StageError, match=r"^\[render\] sample 'tiny': the background fit .* other settings"):
         load_video(**{**common, "background_fit": dataclasses.replace(SETTINGS, persistence=0.7)},
                    background_fit_file=clip["file"])
 

@@ -81,7 +81,8 @@ def test_env_files_name_the_rules_that_use_them():
 def test_only_commands_with_settings_take_them(capsys):
     commands = build_parser()._subparsers._group_actions[0].choices
     with_settings = {name for name, parser in commands.items() if parser.get_default("takes_settings")}
-    assert with_settings == {"demo", "frames", "flow", "masks", "homography", "background-fit", "train", "stroboscope",
+    assert with_settings == {"demo", "frames", "flow", "masks", "homography", "background-fit", "train", "render",
+                             "stroboscope",
                              "replace-background", "retime", "export", "contact-sheet", "stills", "benchmark", "diagnose"}
     with pytest.raises(SystemExit) as refused:
         main(["remove", "--sample", "toy", "--omnimatte", "o", "--objects", "a", "--frames-info", "f.json",

@@ -431,7 +431,10 @@ def test_two_seeds_train_the_sample_twice_only_when_asked(workdir: Path):
     assert planned.returncode == 0, planned.stderr[-2000:]
     job = planned.stdout[planned.stdout.index("rule train_second_seed:"):]
     job = job[:job.index("\n\n", job.index("omnimatte train"))]
-    assert "results/dog/second_seed/omnimatte" in job and '"seed": 5' in job  # train.seed + seed_offset
+    assert "results/dog/second_seed/train/model.pt" in job and '"seed": 5' in job  # train.seed + seed_offset
+    job = planned.stdout[planned.stdout.index("rule render_second_seed:"):]
+    job = job[:job.index("\n\n", job.index("omnimatte render"))]
+    assert "--model results/dog/second_seed/train/model.pt --out results/dog/second_seed/omnimatte" in job
     diagnose_job = planned.stdout[planned.stdout.index("rule diagnose:"):]
     assert "results/dog/second_seed/omnimatte" in diagnose_job[:diagnose_job.index("\n\n")]
 

@@ -1,9 +1,11 @@
-"""Reruns through Snakemake: a failed stage and its fix, --forcerun train, and training killed mid-way.
+"""Reruns through Snakemake: a failed stage and its fix, --forcerun train, a rendering switch changed, and training
+killed mid-way.
 
 Each test starts from a copy of one working directory where the tiny demo has run up
 to the masks, so the stages upstream of homography are computed once for the module.
 """
 
+import json
 import os
 import re
 import shutil
@@ -80,7 +82,7 @@ def test_failed_stage_stops_the_run_then_only_it_and_its_dependents_rerun(run_di
     fixed = snakemake(run_dir, "--", *TARGETS)
     assert fixed.returncode == 0, fixed.stderr[-3000:]
     assert jobs_planned(fixed.stdout + fixed.stderr) == {"homography": 1, "background_fit": 1, "train": 1,
-                                                          "diagnose": 1, "composite": 1, "evaluate": 1}
+                                                          "render": 1, "diagnose": 1, "composite": 1, "evaluate": 1}
     assert modification_times(run_dir, UPSTREAM) == before
     assert (run_dir / "results/dog/omnimatte.mp4").is_file() and (run_dir / "results/dog/metrics.json").is_file()
 
@@ -92,9 +94,24 @@ def test_failed_stage_stops_the_run_then_only_it_and_its_dependents_rerun(run_di
     model_time = (run_dir / "results/dog/train/model.pt").stat().st_mtime_ns
     forced = snakemake(run_dir, "--forcerun", "train", "--", *TARGETS)
     assert forced.returncode == 0, forced.stderr[-3000:]
-    assert jobs_planned(forced.stdout + forced.stderr) == {"train": 1, "diagnose": 1, "composite": 1, "evaluate": 1}
+    assert jobs_planned(forced.stdout + forced.stderr) == {"train": 1, "render": 1, "diagnose": 1, "composite": 1,
+                                                           "evaluate": 1}
     assert modification_times(run_dir, kept) == before
     assert (run_dir / "results/dog/train/model.pt").stat().st_mtime_ns > model_time
+
+    # A rendering switch changed in the config renders the trained model again (and remakes what reads its layers):
+    # no training.
+    kept = kept + ("results/dog/train", "logs/train")
+    before = modification_times(run_dir, kept)
+    switched = write_config(run_dir, "train: {fit_shadows: false}", name="switched.yaml")
+    rendered = run_snakemake(run_dir, "--cores", "2", "--configfile", str(run_dir / "config" / "extra.yaml"), switched,
+                             "--", *TARGETS)
+    assert rendered.returncode == 0, rendered.stderr[-3000:]
+    assert jobs_planned(rendered.stdout + rendered.stderr) == {"render": 1, "diagnose": 1, "composite": 1,
+                                                               "evaluate": 1}
+    assert modification_times(run_dir, kept) == before
+    summary = json.loads((run_dir / "results/dog/omnimatte/summary.json").read_text())
+    assert summary["render_settings"]["fit_shadows"] is False
 
 
 def train_process(snakemake_pid: int) -> int | None:
@@ -147,7 +164,7 @@ def kill_training_after_checkpoint(run_dir: Path, config: str, kill: signal.Sign
             run.kill()
     output = transcript.read_text()
     assert run.returncode != 0 and "Error in rule train" in output, output[-3000:]
-    assert not (run_dir / "results/dog/omnimatte").exists()  # outputs only appear complete
+    assert not (run_dir / "results/dog/train/model.pt").exists()  # outputs only appear complete
     return torch.load(checkpoint, weights_only=False)["step"]
 
 
@@ -174,7 +191,7 @@ def test_training_killed_by_sigterm_or_sigkill_resumes_from_its_checkpoint(run_d
                            "--", TARGETS[0])
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"resuming from step {killed_at} (" in log.read_text()
-    assert jobs_planned(result.stdout + result.stderr) == {"train": 1, "diagnose": 1, "composite": 1}
+    assert jobs_planned(result.stdout + result.stderr) == {"train": 1, "render": 1, "diagnose": 1, "composite": 1}
     train_dir = run_dir / "results/dog/train"
     assert not (train_dir / "checkpoint.pt").exists()
     assert (train_dir / "losses.csv").read_text().splitlines()[-1].startswith(f"{steps},")
@@ -211,19 +228,19 @@ def test_after_a_kill_running_the_same_command_again_finishes_the_run(run_dir: P
                           name="longer.yaml")
     assert snakemake(run_dir, longer, "--", TARGETS[0]).returncode == 0
 
-    # A `--forcerun train` killed mid-way: Snakemake deleted the old layers and the job's outputs. Snakemake
-    # does not remake an output whose inputs are missing, so without the train log as an input of composite
-    # the old overview passed for current: "Nothing to be done (all requested files are present and up to date)".
+    # A `--forcerun train` killed mid-way: Snakemake deleted the old model, the job's output. Snakemake does not
+    # remake an output whose inputs are missing, so without the train log as an input of render the old layers
+    # and overview passed for current: "Nothing to be done (all requested files are present and up to date)".
     kill_training_after_checkpoint(run_dir, longer, signal.SIGTERM, args=("--forcerun", "train"))
     planned = snakemake(run_dir, longer, "-n", "--", TARGETS[0])
     assert "Nothing to be done" not in planned.stdout + planned.stderr
-    assert jobs_planned(planned.stdout + planned.stderr) == {"train": 1, "diagnose": 1, "composite": 1}
+    assert jobs_planned(planned.stdout + planned.stderr) == {"train": 1, "render": 1, "diagnose": 1, "composite": 1}
 
-    # The same command, killed outright (Snakemake and its jobs) once training has written the layers but before
-    # Snakemake has checked them: the lock stays, and the layers are an output of an unfinished job.
-    layers = run_dir / "results/dog/omnimatte"
-    kill_whole_run_when(run_dir, longer, layers)
-    assert layers.exists() and list((run_dir / ".snakemake/locks").glob("*.lock"))
+    # The same command, killed outright (Snakemake and its jobs) once training has written the model but before
+    # Snakemake has checked it: the lock stays, and the model is an output of an unfinished job.
+    model = run_dir / "results/dog/train/model.pt"
+    kill_whole_run_when(run_dir, longer, model)
+    assert model.exists() and list((run_dir / ".snakemake/locks").glob("*.lock"))
     # Without the workflow profile (profiles/default: rerun-incomplete) Snakemake would stop with
     # "IncompleteFilesException: The files below seem to be incomplete. ..."
     copy = Path(shutil.copytree(run_dir, run_dir.parent / "copy", symlinks=True))
@@ -238,6 +255,6 @@ def test_after_a_kill_running_the_same_command_again_finishes_the_run(run_dir: P
     # "Removed .snakemake/locks/0.input.lock: the Snakemake run that held it (process N on HOST) was killed
     #  without unlocking."
     assert re.search(r"Removed \.snakemake/locks/\d+\.\w+\.lock: the Snakemake run that held it", output), output[-3000:]
-    assert jobs_planned(output) == {"train": 1, "diagnose": 1, "composite": 1}
+    assert jobs_planned(output) == {"train": 1, "render": 1, "diagnose": 1, "composite": 1}
     assert (run_dir / "results/dog/omnimatte/layers/dog/rgba/00000.png").is_file()
     assert "Nothing to be done" in (lambda r: r.stdout + r.stderr)(snakemake(run_dir, longer, "-n", "--", TARGETS[0]))

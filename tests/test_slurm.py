@@ -57,6 +57,13 @@ def test_profile_sets_what_a_cluster_run_needs():
     train = profile["set-resources"]["train"]
     assert {"slurm_partition", "runtime", "mem_mb"} <= set(train)
     assert train["slurm_partition"] != profile["default-resources"]["slurm_partition"]
+    # Every rule that asks for a GPU is sent to the GPU partition, not the default one.
+    gpu_rules = {name for file in (REPO / "workflow" / "rules").glob("*.smk")
+                 for name, body in re.findall(r"^rule (\w+):\n(.*?)(?=^rule |\Z)", file.read_text(), re.M | re.S)
+                 if re.search(r"^\s+gpu=1,", body, re.M)}
+    assert gpu_rules == {"train", "render", "train_second_seed", "render_second_seed"}
+    for rule in gpu_rules:
+        assert profile["set-resources"][rule]["slurm_partition"] == train["slurm_partition"], rule
     local = yaml.safe_load((REPO / "profiles" / "local" / "config.yaml").read_text())
     assert local["resources"]["gpu"] >= 1
 
@@ -65,7 +72,9 @@ def cluster_profile(folder: Path) -> Path:
     """profiles/slurm with the test cluster's partition names and short status polling; all else as shipped."""
     profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
     profile["default-resources"]["slurm_partition"] = CPU_PARTITION
-    profile["set-resources"]["train"]["slurm_partition"] = GPU_PARTITION
+    for resources in profile["set-resources"].values():  # the rules that ask for a GPU
+        if resources.get("slurm_partition") == "gpu":
+            resources["slurm_partition"] = GPU_PARTITION
     profile.update({
         "slurm-status-command": "squeue",  # no accounting daemon, so nothing for sacct to read
         "slurm-init-seconds-before-status-checks": 2,
@@ -136,6 +145,9 @@ def test_tiny_demo_runs_as_one_slurm_job_per_rule(demo_run: ClusterRun):
     assert train["Partition"] == GPU_PARTITION
     assert "gpu:1" in train["TresPerJob"]
     assert train["MinMemoryNode"] == "32000M" and train["TimeLimit"] == "12:00:00"
+    render = jobs.pop("render")
+    assert render["Partition"] == GPU_PARTITION and "gpu:1" in render["TresPerJob"]
+    assert render["MinMemoryNode"] == "16000M" and render["TimeLimit"] == "01:00:00"
     for rule, job in jobs.items():
         assert job["Partition"] == CPU_PARTITION and "gpu" not in job.get("TresPerJob", ""), (rule, job)
         assert job["TimeLimit"] == "01:00:00", (rule, job)
@@ -178,7 +190,7 @@ def test_train_job_stopped_by_sigterm_is_resubmitted_and_resumes(demo_run: Clust
     assert run.returncode == 0, output[-4000:]
 
     jobs = slurm_jobs(run_id_of(output))
-    assert [rule for rule, _ in jobs] == ["train", "train", "diagnose", "composite"], jobs
+    assert [rule for rule, _ in jobs] == ["train", "train", "render", "diagnose", "composite"], jobs
     (_, stopped), (_, resumed) = jobs[:2]
     assert stopped["JobId"] == job_id and stopped["JobState"] == "FAILED" and resumed["JobState"] == "COMPLETED"
     stopped_log = (demo_run.workdir / ".snakemake/slurm_logs/rule_train/dog" / f"{job_id}.log").read_text()

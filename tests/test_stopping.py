@@ -200,7 +200,7 @@ def test_the_stopping_settings_count_in_the_fingerprint(clip):
 def test_the_stage_says_why_and_when_it_stopped(clip, tmp_path, package_log):
     work = clip["work"]
     summary = run_train("tiny", work / "frames", work / "flow", work / "homography", work / "masks", clip["objects"],
-                        tmp_path / "omnimatte", tmp_path / "train", config())
+                        tmp_path / "train", config())
     stopping = json.loads((tmp_path / "train" / "summary.json").read_text())["stopping"]
     assert stopping == summary["stopping"] and summary["steps"] == stopping["step"] >= 30
     assert stopping["reason"].startswith("settled") and stopping["seconds"] > 0

@@ -1,5 +1,6 @@
 """The train stage on a tiny hand-made scene: output contract, resume after a kill, loud failures."""
 
+import dataclasses
 import itertools
 import json
 from dataclasses import replace
@@ -16,6 +17,8 @@ from omnimatte import train as train_module
 from omnimatte.errors import StageError
 from omnimatte.fingerprint import inputs_digest
 from omnimatte.io import read_frames, read_png, save_json, save_npy, write_frames
+from omnimatte.render.stage import run_render
+from omnimatte.render_switches import RENDER_ONLY
 from omnimatte.train import LossWeights, TrainConfig, run_train
 from omnimatte.train import loop as train_loop
 from omnimatte.train import objective as train_objective
@@ -66,6 +69,20 @@ def write_scene(tmp_path: Path, *, pan: int) -> dict:
             "train_dir": tmp_path / "train"}
 
 
+def train_and_render(sample: str, *, out_dir: Path, config: TrainConfig, **inputs) -> dict:
+    """The train stage, then the render stage from its model.pt into `out_dir`, as the pipeline runs them: both
+    summaries in one."""
+    trained = run_train(sample, **inputs, config=config)
+    rendered = run_render(sample, inputs["frames_dir"], inputs["flow_dir"], inputs["homography_dir"],
+                          inputs["masks_dir"], inputs["object_names"], inputs["train_dir"] / "model.pt", out_dir, config)
+    return {**trained, **rendered}
+
+
+def training_inputs(scene: dict) -> dict:
+    """The scene's inputs of the train stage (all but the render stage's output folder)."""
+    return {key: value for key, value in scene.items() if key != "out_dir"}
+
+
 def tiny_config(**changes) -> TrainConfig:
     """A tiny network trained for exactly `steps` steps (min_steps = max_steps = steps), unless told otherwise."""
     settings = dict(steps=12, batch_size=2, nf=8, checkpoint_every=4, device="cpu", cpu={})
@@ -76,7 +93,7 @@ def tiny_config(**changes) -> TrainConfig:
 
 
 def test_writes_the_output_contract(scene: dict):
-    summary = run_train("tiny", **scene, config=tiny_config())
+    summary = train_and_render("tiny", **scene, config=tiny_config())
     out = scene["out_dir"]
     layers = read_frames(out / "layers" / "square" / "rgba", mode="rgba")
     assert layers.shape == (T, H, W, 4)
@@ -85,7 +102,7 @@ def test_writes_the_output_contract(scene: dict):
     train_dir = scene["train_dir"]
     for name in ("model.pt", "losses.csv", "losses.png", "summary.json"):
         assert (train_dir / name).is_file()
-    assert not (train_dir / "checkpoint.pt").exists()  # removed once the layers are written
+    assert not (train_dir / "checkpoint.pt").exists()  # removed once the model is written
     rows = (train_dir / "losses.csv").read_text().splitlines()
     assert rows[0].startswith("step,seconds,total,reconstruction")
     assert summary["steps"] == 12 and np.isfinite(summary["psnr_output"])
@@ -93,7 +110,7 @@ def test_writes_the_output_contract(scene: dict):
 
 
 def test_detail_transfer_brings_the_composite_closer_to_the_input(scene: dict):
-    summary = run_train("tiny", **scene, config=tiny_config(steps=4))
+    summary = train_and_render("tiny", **scene, config=tiny_config(steps=4))
     assert summary["psnr_output"] > summary["psnr_model"] + 1.0
     # The written reconstruction is the written layer over the written background.
     # Each of the three was rounded to 8 bits apart: the colour and the reconstruction by at most half a level,
@@ -104,12 +121,81 @@ def test_detail_transfer_brings_the_composite_closer_to_the_input(scene: dict):
     assert np.abs(over(background, [layer]) - recon).max() <= 1.5
 
 
+def test_the_render_stage_renders_the_trained_model_with_the_configs_rendering_switches(scene: dict, tmp_path: Path):
+    """model.pt holds the training's settings without the rendering switches; the render stage takes those from its
+    settings, so one trained model renders either way without training again, and its summary says which."""
+    config = tiny_config(steps=4)
+    run_train("tiny", **training_inputs(scene), config=config)
+    stored = torch.load(scene["train_dir"] / "model.pt", weights_only=True)
+    assert stored["object_names"] == ["square"] and stored["config"]["steps"] == 4
+    assert not set(RENDER_ONLY) & set(stored["config"]) and "background_match_threshold" in stored["config"]
+    inputs = (scene["frames_dir"], scene["flow_dir"], scene["homography_dir"], scene["masks_dir"], ["square"],
+              scene["train_dir"] / "model.pt")
+    with_steps = run_render("tiny", *inputs, tmp_path / "with", config)
+    without = run_render("tiny", *inputs, tmp_path / "without", replace(config, fit_alpha=False, fill_cores=False,
+                                                                          detail_transfer=False))
+    assert with_steps["render_settings"]["fit_alpha"] and not without["render_settings"]["fit_alpha"]
+    assert json.loads((tmp_path / "without" / "summary.json").read_text()) == without
+    assert without["psnr_output"] == pytest.approx(without["psnr_model"], abs=0.5)
+    assert with_steps["psnr_output"] > without["psnr_output"] + 1.0
+    alpha = [read_frames(tmp_path / name / "layers" / "square" / "rgba", mode="rgba")[..., 3] for name in ("with",
+                                                                                                           "without")]
+    assert not np.array_equal(*alpha)
+    # Training's settings come from the model, not from the render stage's: another step count changes nothing.
+    again = run_render("tiny", *inputs, tmp_path / "again", replace(config, learning_rate=0.5, nf=16))
+    assert again == with_steps
+    assert np.array_equal(read_frames(tmp_path / "again" / "layers" / "square" / "rgba", mode="rgba"),
+                          read_frames(tmp_path / "with" / "layers" / "square" / "rgba", mode="rgba"))
+
+
+def test_the_rendering_switches_are_the_render_settings_that_training_never_reads():
+    """RENDER_ONLY is RenderSettings but the background match (training reads it too); the train rule's settings
+    leave them out, in the CPU overrides too, and keep everything else."""
+    from omnimatte.render import RenderSettings
+    from omnimatte.render_switches import training_settings
+
+    assert set(RENDER_ONLY) == {field.name for field in dataclasses.fields(RenderSettings)} - {"background_match_threshold"}
+    section = {"steps": 5, "fit_shadows": False, "background_match_threshold": 0.05,
+               "cpu": {"nf": 8, "detail_transfer": False}}
+    assert training_settings(section) == {"steps": 5, "background_match_threshold": 0.05, "cpu": {"nf": 8}}
+    assert section["cpu"] == {"nf": 8, "detail_transfer": False}
+
+
+def test_the_render_stage_refuses_a_model_it_cannot_trust(scene: dict, tmp_path: Path):
+    """A missing or broken model.pt, one of other objects, or one trained on other inputs is refused, naming the
+    train stage to rerun; nothing is written."""
+    config = tiny_config(steps=2)
+    run_train("tiny", **training_inputs(scene), config=config)
+    model = scene["train_dir"] / "model.pt"
+
+    def render(names=("square",), path=model):
+        return run_render("tiny", scene["frames_dir"], scene["flow_dir"], scene["homography_dir"], scene["masks_dir"],
+                          list(names), path, tmp_path / "out", config)
+
+    with pytest.raises(StageError, match="(?s)is missing.*forcerun train"):
+        render(path=tmp_path / "none.pt")
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a model")
+    with pytest.raises(StageError, match="cannot be read"):
+        render(path=broken)
+    write_frames(scene["masks_dir"] / "other", read_frames(scene["masks_dir"] / "square", mode="gray"))
+    with pytest.raises(StageError, match="is of objects square, not square, other"):
+        render(names=("square", "other"))
+    masks = read_frames(scene["masks_dir"] / "square", mode="gray")
+    masks[0, :2] = 255
+    write_frames(scene["masks_dir"] / "square", masks)
+    with pytest.raises(StageError, match="trained on other frames, flow, homographies or masks"):
+        render()
+    assert not (tmp_path / "out").exists()
+
+
 class Killed(Exception):
     pass
 
 
 def test_resume_after_kill_matches_an_uninterrupted_run(scene: dict, tmp_path: Path, monkeypatch):
-    straight = run_train("tiny", **{**scene, "out_dir": tmp_path / "a", "train_dir": tmp_path / "ta"}, config=tiny_config())
+    straight = train_and_render("tiny", **{**scene, "out_dir": tmp_path / "a", "train_dir": tmp_path / "ta"},
+                                config=tiny_config())
     straight_state = torch.load(tmp_path / "ta" / "model.pt")["model"]
 
     real_batch = train_loop.Batch
@@ -123,13 +209,13 @@ def test_resume_after_kill_matches_an_uninterrupted_run(scene: dict, tmp_path: P
 
     monkeypatch.setattr(train_loop, "Batch", dying_batch)
     with pytest.raises(Killed):
-        run_train("tiny", **scene, config=tiny_config())
+        train_and_render("tiny", **scene, config=tiny_config())
     checkpoint = torch.load(scene["train_dir"] / "checkpoint.pt", weights_only=False)
     assert checkpoint["step"] == 4
     assert not scene["out_dir"].exists()
 
     monkeypatch.setattr(train_loop, "Batch", real_batch)
-    resumed = run_train("tiny", **scene, config=tiny_config())
+    resumed = train_and_render("tiny", **scene, config=tiny_config())
     resumed_state = torch.load(scene["train_dir"] / "model.pt")["model"]
     for key, value in straight_state.items():
         assert torch.allclose(value, resumed_state[key], atol=1e-6), key
@@ -149,7 +235,7 @@ def kill_after_first_checkpoint(scene: dict, monkeypatch) -> None:
 
     monkeypatch.setattr(train_loop, "Batch", dying_batch)
     with pytest.raises(Killed):
-        run_train("tiny", **scene, config=tiny_config())
+        train_and_render("tiny", **scene, config=tiny_config())
     monkeypatch.setattr(train_loop, "Batch", real_batch)
     assert (scene["train_dir"] / "checkpoint.pt").exists()
 
@@ -179,7 +265,7 @@ def test_checkpoint_of_other_inputs_starts_over_saying_so(scene: dict, monkeypat
     write_frames(scene["masks_dir"] / "square", [read_png(p, "gray") if p != mask_path else mask
                                                  for p in sorted((scene["masks_dir"] / "square").iterdir())])
     package_log.clear()
-    run_train("tiny", **scene, config=tiny_config())
+    train_and_render("tiny", **scene, config=tiny_config())
     # "tiny: starting over: the inputs changed since the checkpoint (frames, masks, flow or homographies); ignoring ..."
     assert "starting over: the inputs changed since the checkpoint" in package_log.text
     assert "resuming" not in package_log.text
@@ -188,7 +274,7 @@ def test_checkpoint_of_other_inputs_starts_over_saying_so(scene: dict, monkeypat
 def test_checkpoint_of_other_settings_starts_over_saying_so(scene: dict, monkeypatch, package_log):
     kill_after_first_checkpoint(scene, monkeypatch)
     package_log.clear()
-    run_train("tiny", **scene, config=tiny_config(learning_rate=0.002))
+    train_and_render("tiny", **scene, config=tiny_config(learning_rate=0.002))
     # "tiny: starting over: the settings or the model's parameters changed since the checkpoint; ignoring ..."
     assert "starting over: the settings or the model's parameters changed since the checkpoint" in package_log.text
     assert "resuming" not in package_log.text
@@ -208,7 +294,7 @@ def test_checkpoint_of_another_model_layout_starts_over_instead_of_failing_to_lo
 
     monkeypatch.setattr(train_loop, "build_model", reshaped_model)
     package_log.clear()
-    run_train("tiny", **scene, config=tiny_config())
+    run_train("tiny", **training_inputs(scene), config=tiny_config())
     assert "starting over: the settings or the model's parameters changed since the checkpoint" in package_log.text
     assert "resuming" not in package_log.text
 
@@ -216,7 +302,7 @@ def test_checkpoint_of_another_model_layout_starts_over_instead_of_failing_to_lo
 def test_checkpoint_resumes_when_only_a_rendering_switch_changed(scene: dict, monkeypatch, package_log):
     kill_after_first_checkpoint(scene, monkeypatch)
     package_log.clear()
-    run_train("tiny", **scene, config=tiny_config(claim_effects=False, fit_alpha=False, detail_transfer=False,
+    train_and_render("tiny", **scene, config=tiny_config(claim_effects=False, fit_alpha=False, detail_transfer=False,
                                                   refine_alpha=False))
     assert "resuming" in package_log.text
     assert "starting over" not in package_log.text
@@ -248,7 +334,7 @@ def test_checkpoint_from_other_settings_is_not_resumed(scene: dict, monkeypatch)
                                     canvas_plate=True)
     untrained = train_loop.start_training(video, other, torch.device("cpu")).model.state_dict()
     assert not all(torch.equal(checkpoint["model"][key], value) for key, value in untrained.items())
-    run_train("tiny", **scene, config=other)
+    train_and_render("tiny", **scene, config=other)
     final = torch.load(scene["train_dir"] / "model.pt")["model"]
     assert final.keys() == untrained.keys()
     for key, value in untrained.items():
@@ -261,20 +347,20 @@ def test_nan_loss_stops_with_a_clear_message(scene: dict, monkeypatch):
 
     monkeypatch.setattr(losses, "flow_loss", broken_flow_loss)
     with pytest.raises(StageError, match="loss became nan"):
-        run_train("tiny", **scene, config=tiny_config())
+        train_and_render("tiny", **scene, config=tiny_config())
     assert not scene["out_dir"].exists()
 
 
 def test_object_with_empty_masks_everywhere_is_refused(scene: dict):
     write_frames(scene["masks_dir"] / "square", [np.zeros((H, W), np.uint8)] * T)
     with pytest.raises(StageError, match="empty mask on every frame"):
-        run_train("tiny", **scene, config=tiny_config())
+        train_and_render("tiny", **scene, config=tiny_config())
 
 
 def test_mask_count_mismatch_is_refused(scene: dict):
     write_frames(scene["masks_dir"] / "square", [np.zeros((H, W), np.uint8)] * (T - 1))
     with pytest.raises(StageError, match="5 masks .* for 6 frames"):
-        run_train("tiny", **scene, config=tiny_config())
+        train_and_render("tiny", **scene, config=tiny_config())
 
 
 def test_config_file_defaults_are_the_training_defaults():
@@ -434,7 +520,7 @@ def test_bf16_autocast_on_the_cpu_trains_and_keeps_the_alpha_head_in_float32(sce
     with torch.autocast("cpu", dtype=torch.bfloat16):
         rgba, flow = net(torch.randn(2, 16, 32, 32))
     assert rgba.dtype == torch.float32 and flow.dtype == torch.float32
-    summary = run_train("tiny", **scene, config=tiny_config(bf16=True))
+    summary = train_and_render("tiny", **scene, config=tiny_config(bf16=True))
     assert np.isfinite(summary["final_losses"]["total"])
 
 
@@ -442,7 +528,7 @@ def test_the_authors_options_train_and_render(scene: dict):
     """The authors' choices the defaults leave, all at once: the network background, BatchNorm, the tanh alpha,
     coverage sparsity, no camera adjustment, plate matte, alpha fit, effect claim, object floor or learning-rate decay,
     and plain bilinear alpha upsampling below the working resolution."""
-    summary = run_train("tiny", **scene, config=tiny_config(
+    summary = train_and_render("tiny", **scene, config=tiny_config(
         background="network", norm="batch", alpha_activation="tanh", alpha_reg_target="coverage",
         camera_adjustment=False, background_match_threshold=0.0, fit_alpha=False, claim_effects=False, object_alpha_floor=0.0,
         final_learning_rate_fraction=1.0,
@@ -567,7 +653,7 @@ def test_training_below_the_working_resolution_renders_at_it(scene: dict):
     # The coarse canvas grid is the fine one averaged: the same canvas positions.
     assert torch.allclose(video.background_grid[2], F.avg_pool2d(video.output_grid[2].permute(2, 0, 1), 2).permute(1, 2, 0))
 
-    summary = run_train("tiny", **scene, config=tiny_config(scale=0.5))
+    summary = train_and_render("tiny", **scene, config=tiny_config(scale=0.5))
     assert read_frames(scene["out_dir"] / "layers" / "square" / "rgba", mode="rgba").shape == (T, H, W, 4)
     assert read_frames(scene["out_dir"] / "background").shape == (T, H, W, 3)
     assert summary["psnr_output"] > summary["psnr_model"]  # detail transfer at the working resolution
@@ -576,7 +662,7 @@ def test_training_below_the_working_resolution_renders_at_it(scene: dict):
 def test_compiled_training_on_the_cpu_trains_and_renders(scene: dict):
     """train.compile wraps the model in torch.compile (inductor, which on the CPU needs a C++ compiler);
     the GPU path uses it, so it runs here too, with bf16 autocast, on a few steps."""
-    summary = run_train("tiny", **scene, config=tiny_config(compile=True, bf16=True, steps=4))
+    summary = train_and_render("tiny", **scene, config=tiny_config(compile=True, bf16=True, steps=4))
     assert read_frames(scene["out_dir"] / "layers" / "square" / "rgba", mode="rgba").shape == (T, H, W, 4)
     assert np.isfinite(summary["final_losses"]["total"])
 

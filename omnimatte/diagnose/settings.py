@@ -16,7 +16,7 @@ from omnimatte.background_fit import BackgroundFitSettings
 
 @dataclass(frozen=True)
 class BackgroundSettings:
-    """How the registered background's fit is measured (omnimatte/background_fit.py), shared by checks 1, 2 and 5 and by the train stage's effect claim."""
+    """How the registered background's fit is measured (omnimatte/background_fit.py), shared by checks 1, 2 and 5 and by the render stage's effect claim."""
 
     residual_threshold: float = 3.0
     registration_tolerance: float = 0.5

@@ -1,5 +1,5 @@
 """PSNR, the one score of how closely two images agree: of 8-bit images (evaluate's PSNRs, the export's
-recomposition) and of the model's images in [-1, 1] (the reconstruction the train stage reports)."""
+recomposition) and of the model's images in [-1, 1] (the reconstruction the render stage reports)."""
 
 from __future__ import annotations
 

@@ -43,14 +43,22 @@ def box_filtered(tensor: torch.Tensor, grid: torch.Tensor, footprint: int) -> tu
     moved onto the filtered tensor's pixels, which lie between the input's; both unchanged for a footprint of 1."""
     if footprint <= 1:
         return tensor, grid
-    height, width = tensor.shape[-2:]
+    return box_filter(tensor, footprint), footprint_grid(grid, tuple(tensor.shape[-2:]), footprint)
+
+
+def footprint_grid(grid: torch.Tensor, size: tuple[int, int], footprint: int) -> torch.Tensor:
+    """`grid` in [-1, 1] over an input of `size` (H, W), moved onto the pixels of that input box-filtered over
+    `footprint` x `footprint` pixels (box_filter), which lie between the input's; `grid` itself for a footprint
+    of 1."""
+    if footprint <= 1:
+        return grid
+    height, width = size
     if min(height, width) < footprint:
         raise ValueError(f"a {footprint}-pixel footprint needs an input of at least that size, got {width}x{height}")
     # The filtered pixel m lies at input position m + (k - 1) / 2: the same point in the filtered tensor's
     # normalised coordinates, per axis u -> ((u + 1) n - k + 1) / (n - k + 1) - 1 for n input pixels.
     sizes = torch.tensor([width, height], device=grid.device, dtype=grid.dtype)
-    moved = (grid + 1) * (sizes / (sizes - footprint + 1)) - (footprint - 1) / (sizes - footprint + 1) - 1
-    return box_filter(tensor, footprint), moved
+    return (grid + 1) * (sizes / (sizes - footprint + 1)) - (footprint - 1) / (sizes - footprint + 1) - 1
 
 
 def box_filter(tensor: torch.Tensor, footprint: int) -> torch.Tensor:

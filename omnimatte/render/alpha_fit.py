@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from omnimatte.imaging.morphology import square_max
 from omnimatte.model import composite_over
 
 # Weight of the network's own alpha against the fit, in squared colour differences ([-1, 1]
@@ -38,7 +39,7 @@ def mask_cores(masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """The cores (L, 1, H, W) bool of coarse masks (L, 1, h, w) at the working size `size`."""
     inside = masks_at(masks, size)
     radius = max(1, round(min(size) * CORE_EROSION))
-    return -F.max_pool2d(-inside.float(), 2 * radius + 1, stride=1, padding=radius) > 0.5
+    return -square_max(-inside.float(), radius) > 0.5
 
 
 def least_alpha(residual: torch.Tensor, below: torch.Tensor, through: torch.Tensor | float = 1.0) -> torch.Tensor:

@@ -20,9 +20,9 @@ there is in doubt).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from omnimatte.background_fit import within_reach
+from omnimatte.imaging.morphology import square_max
 from omnimatte.render.alpha_fit import masks_at
 from omnimatte.render.effect_claim import smoothing_sigma
 
@@ -40,7 +40,7 @@ def cut_copies(alpha: torch.Tensor, masks: torch.Tensor, reach: float) -> torch.
     inside = masks_at(masks, size)
     bodies = inside & (alpha >= HELD)
     radius = max(1, round(smoothing_sigma(*size)))
-    grown = F.max_pool2d(inside.float(), 2 * radius + 1, stride=1, padding=radius) > 0.5
+    grown = square_max(inside.float(), radius) > 0.5
     masks_np = inside[:, 0].cpu().numpy()
     cut = torch.zeros_like(inside)
     for layer in range(len(alpha)):

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from omnimatte.imaging.morphology import square_max
 from omnimatte.render.alpha_fit import masks_at
 from omnimatte.render.effect_claim import effect_regions, smoothing_sigma
 
@@ -40,7 +41,7 @@ FEATHER = 0.25
 def _grow(region: torch.Tensor, radius: float) -> torch.Tensor:
     """`region` (N, 1, H, W) bool grown by a square of `radius` pixels (at least one)."""
     r = max(1, round(radius))
-    return F.max_pool2d(region.float(), 2 * r + 1, stride=1, padding=r) > 0.5
+    return square_max(region.float(), r) > 0.5
 
 
 def supported(frame: torch.Tensor, background: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:

@@ -14,16 +14,13 @@ import torch
 
 from omnimatte.io import atomic_path
 from omnimatte.model import Omnimatte
+from omnimatte.render_switches import RENDER_ONLY
 from omnimatte.train.schedule import LossWeights
 from omnimatte.train.settings import TrainConfig
 from omnimatte.train.stopping import StoppingRule
 from omnimatte.train.video import VideoTensors
 
 
-# TrainConfig's fields that training never reads (omnimatte.render's RenderSettings; background_match_threshold is
-# also what shows the background in training, for the zero alpha's release and the canvas, so it stays).
-RENDER_ONLY = ("refine_alpha", "fit_alpha", "fill_cores", "claim_effects", "fit_shadows", "cut_strays", "cut_copies",
-               "merge_overlaps", "sample_background", "detail_transfer")
 # Nothing the network background reads.
 CANVAS_ONLY = ("canvas_learning_rate_fraction", "canvas_levels", "canvas_weight_once_reached")
 

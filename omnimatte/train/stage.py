@@ -1,4 +1,4 @@
-"""Stage 5: fit the Omnimatte model to one video and render its layers.
+"""Stage 5: fit the Omnimatte model to one video (the render stage turns it into layers).
 
 The whole video lives on the training device as tensors; each step draws a batch of
 frame pairs (t, t+1), jitters them with one random zoom-and-crop per pair, renders
@@ -8,22 +8,20 @@ written atomically every few hundred steps and a rerun resumes from the newest.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 
 import torch
 
-from omnimatte.background_fit import BackgroundFitSettings
 from omnimatte.contract import TrainFiles
 from omnimatte.devices import resolve_device
 from omnimatte.fingerprint import inputs_digest
-from omnimatte.io import atomic_path, save_json
+from omnimatte.io import save_json
 from omnimatte.logs import get_logger
-from omnimatte.render import RenderSettings, render_layers
 from omnimatte.train.checkpoint import catch_sigterm
 from omnimatte.train.curves import write_loss_curves
 from omnimatte.train.loop import TrainingRun, train_model
+from omnimatte.train.model_file import save_model
 from omnimatte.train.settings import TrainConfig
 from omnimatte.train.video import load_video
 
@@ -32,17 +30,13 @@ log = get_logger(STAGE)
 
 
 def run_train(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Path, masks_dir: Path,
-              object_names: list[str], out_dir: Path, train_dir: Path, config: TrainConfig,
-              background_fit: BackgroundFitSettings = BackgroundFitSettings(),
-              background_fit_file: Path | None = None) -> dict:
-    """Train, render the layers into out_dir and write loss curves and a summary into train_dir.
+              object_names: list[str], train_dir: Path, config: TrainConfig) -> dict:
+    """Train, then write the trained model (model.pt, which the render stage turns into layers), the loss curves
+    and a summary into train_dir.
 
-    The train folder's checkpoint.pt holds the newest unfinished state; it is removed
-    once the layers are written, and the final weights are kept as its model.pt. With the
-    effect claim on, the background's fit with `background_fit` (the config's
-    diagnose.background) is read from `background_fit_file` (the background_fit stage's), or
-    made first without it: where the camera model cannot explain the background, the claim
-    leaves out more readily what stays put there.
+    The train folder's checkpoint.pt holds the newest unfinished state; it is removed once the model is written.
+    model.pt holds the weights, the settings they were trained with (without the render-only switches, which the
+    render stage takes from the config), the canvas size and the object names.
     """
     device = resolve_device(STAGE, sample, config.device)
     if device.type == "cpu" and config.cpu:
@@ -52,32 +46,23 @@ def run_train(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pat
     files.folder.mkdir(parents=True, exist_ok=True)
     log.info("%s: training on %s (%s)", sample, device, torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU")
     video = load_video(sample, frames_dir, flow_dir, homography_dir, masks_dir, object_names, config.trimap_band, device,
-                       config.scale, canvas_plate=config.background == "canvas",
-                       background_fit=background_fit if config.claim_effects else None,
-                       background_fit_file=background_fit_file, effect_reach=background_fit.effect_reach)
+                       config.scale, canvas_plate=config.background == "canvas")
     log.info("%s: %d frames, trained at %dx%d (scale %g of %dx%d), %d layer(s) + background, canvas %dx%d", sample,
              video.num_frames, video.frames.shape[-1], video.frames.shape[-2], config.scale,
              video.output_frames.shape[-1], video.output_frames.shape[-2], len(object_names), video.canvas_size[1],
              video.canvas_size[0])
+    inputs = inputs_digest(frames_dir, flow_dir, homography_dir, masks_dir, object_names)
     began = time.perf_counter()
     with catch_sigterm() as stop:
-        run = train_model(sample, video, config, files.checkpoint, device, stop=stop,
-                          inputs=inputs_digest(frames_dir, flow_dir, homography_dir, masks_dir, object_names))
+        run = train_model(sample, video, config, files.checkpoint, device, stop=stop, inputs=inputs)
     train_seconds = time.perf_counter() - began
-    model = run.model
-    quality = render_layers(model, video, RenderSettings.from_config(config), out_dir, sample)
-    with atomic_path(files.model) as tmp:
-        torch.save({"model": model.state_dict(), "config": dataclasses.asdict(config),
-                    "canvas_size": list(video.canvas_size), "object_names": object_names}, tmp)
+    save_model(files.model, run.model, config, video.canvas_size, object_names, inputs)
     write_loss_curves(run.history, files.losses_csv, files.losses_plot, run.checks, config.stop_alpha_tolerance,
                       config.stop_reconstruction_tolerance)
     summary = {"device": str(device), "steps": run.stop_step, "train_seconds_this_run": round(train_seconds, 2),
-               "stopping": stopping_summary(run, config), **quality,
-               "final_losses": run.history[-1] if run.history else {}}
+               "stopping": stopping_summary(run, config), "final_losses": run.history[-1] if run.history else {}}
     save_json(files.summary, summary)
     files.checkpoint.unlink(missing_ok=True)
-    log.info("%s: reconstruction PSNR %.2f dB (model), %.2f dB (with detail transfer)", sample,
-             quality["psnr_model"], quality["psnr_output"])
     return summary
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from omnimatte.contract import FlowFiles, HomographyFiles, load_array, load_came
 from omnimatte.errors import StageError
 from omnimatte.io import list_frames, read_frames
 from omnimatte.logs import get_logger
+from omnimatte.model.compositing import box_filter
 from omnimatte.render.effect_claim import UnexplainedBackground
 
 STAGE = "train"
@@ -64,6 +66,12 @@ class VideoTensors:
         """How many working-resolution pixels a training pixel spans a side (1 at the working resolution)."""
         return max(1, round(self.output_frames.shape[-1] / self.frames.shape[-1]))
 
+    @functools.cached_property
+    def footprint_frames(self) -> torch.Tensor:
+        """output_frames box-filtered over the footprint (box_filter), once for every batch to sample: what a
+        training pixel sees of them. output_frames themselves at the working resolution."""
+        return box_filter(self.output_frames, self.footprint) if self.footprint > 1 else self.output_frames
+
 
 def shrink(tensor: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Area-average an (N, C, H, W) tensor down to `size`; the tensor itself when it already has that size."""
@@ -72,25 +80,25 @@ def shrink(tensor: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(tensor, size=size, mode="area")
 
 
-def _read_masks(sample: str, masks_dir: Path, object_names: list[str], num_frames: int, height: int,
+def _read_masks(stage: str, sample: str, masks_dir: Path, object_names: list[str], num_frames: int, height: int,
                 width: int) -> np.ndarray:
     """The coarse masks as (T, L, H, W) bool, refusing folders that do not match the frames."""
     if not object_names:
-        raise StageError(STAGE, sample, "the sample has no objects", "name at least one object under the sample's `objects`")
+        raise StageError(stage, sample, "the sample has no objects", "name at least one object under the sample's `objects`")
     masks = []
     for name in object_names:
         folder = Path(masks_dir) / name
         paths = list_frames(folder)
         if len(paths) != num_frames:
-            raise StageError(STAGE, sample, f"object '{name}' has {len(paths)} masks in {folder} for {num_frames} frames",
+            raise StageError(stage, sample, f"object '{name}' has {len(paths)} masks in {folder} for {num_frames} frames",
                              "rerun the masks stage (snakemake --forcerun masks)")
         stack = read_frames(folder, mode="gray")
         if stack.shape[1:] != (height, width):
-            raise StageError(STAGE, sample, f"masks of '{name}' are {stack.shape[2]}x{stack.shape[1]}, frames {width}x{height}",
+            raise StageError(stage, sample, f"masks of '{name}' are {stack.shape[2]}x{stack.shape[1]}, frames {width}x{height}",
                              "rerun the masks stage so masks match the working resolution")
         empty = [t for t in range(num_frames) if not (stack[t] > 127).any()]
         if len(empty) == num_frames:
-            raise StageError(STAGE, sample, f"object '{name}' has an empty mask on every frame",
+            raise StageError(stage, sample, f"object '{name}' has an empty mask on every frame",
                              "check the object's prompt or mask folder")
         if empty:
             log.warning("%s: object '%s' has an empty mask on %d frame(s) (first: %d); its layer is driven by the "
@@ -133,7 +141,7 @@ def load_video(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pa
                object_names: list[str], trimap_band: int, device: torch.device, scale: float = 1.0,
                *, canvas_plate: bool, background_fit: BackgroundFitSettings | None = None,
                background_fit_file: Path | None = None,
-               effect_reach: float = BackgroundFitSettings.effect_reach) -> VideoTensors:
+               effect_reach: float = BackgroundFitSettings.effect_reach, stage: str = STAGE) -> VideoTensors:
     """Read the upstream stages' outputs, check that they agree, and resample them to the training scale.
 
     With canvas_plate, also the canvas background's starting plate (the masked registered
@@ -142,13 +150,14 @@ def load_video(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pa
     when the canvas is used. With `background_fit`, also what moves over the background by
     itself or fits nothing (unexplained_background), for the effect claim: read from `background_fit_file` (the
     background_fit stage's, refused unless made with `background_fit` for these frames) or, without it, fitted
-    here. `effect_reach` (object sizes) is kept for the copy cut.
+    here. `effect_reach` (object sizes) is kept for the copy cut. A problem with the inputs is refused in the name
+    of `stage`, the stage reading them.
     """
     frames = read_frames(frames_dir)
     num_frames, height, width = frames.shape[:3]
-    mask_array = _read_masks(sample, masks_dir, object_names, num_frames, height, width)
+    mask_array = _read_masks(stage, sample, masks_dir, object_names, num_frames, height, width)
 
-    forward, backward, confidence = load_flow(STAGE, sample, FlowFiles(Path(flow_dir)), num_frames, height, width)
+    forward, backward, confidence = load_flow(stage, sample, FlowFiles(Path(flow_dir)), num_frames, height, width)
     flow = np.zeros((num_frames, 2, height, width), np.float32)
     flow[:-1] = forward.transpose(0, 3, 1, 2)
     # The last frame has no successor; as the network's input it gets its motion from the
@@ -158,14 +167,14 @@ def load_video(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pa
     conf = np.zeros((num_frames, 1, height, width), np.float32)
     conf[:-1, 0] = confidence
 
-    camera = load_camera(STAGE, sample, HomographyFiles(Path(homography_dir)), num_frames)
+    camera = load_camera(stage, sample, HomographyFiles(Path(homography_dir)), num_frames)
     homographies, canvas_size = camera.homographies, camera.canvas_size
     unexplained = None
     if background_fit is not None:
         if background_fit_file is not None:
-            fit = load_background_fit(STAGE, sample, background_fit_file, background_fit, num_frames, (height, width))
+            fit = load_background_fit(stage, sample, background_fit_file, background_fit, num_frames, (height, width))
         else:
-            confidence_backward = load_array(STAGE, sample, FlowFiles(Path(flow_dir)).confidence_backward,
+            confidence_backward = load_array(stage, sample, FlowFiles(Path(flow_dir)).confidence_backward,
                                              (num_frames - 1, height, width), "flow")
             began = time.perf_counter()
             fit = fit_background(frames, camera, {name: mask_array[:, i] for i, name in enumerate(object_names)},

@@ -1,4 +1,4 @@
-# Stage 4b: how well the registered background explains each frame (diagnose.background), fitted once: the train
+# Stage 4b: how well the registered background explains each frame (diagnose.background), fitted once: the render
 # stage's effect claim and the diagnose stage's checks read it.
 
 

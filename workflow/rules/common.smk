@@ -16,6 +16,7 @@ sys.path.insert(0, workflow.basedir)
 from omnimatte.config_check import MASKS_OR_PROMPT, config_problems
 from omnimatte.locks import record_owner, remove_stale_locks
 from omnimatte.folders import IMAGE_SUFFIXES, MASK_SUFFIXES, folder_files
+from omnimatte.render_switches import training_settings
 from omnimatte.samples import samples_of_config
 
 
@@ -107,8 +108,16 @@ def settings(section, **overrides):
     return shlex.quote(json.dumps(values))
 
 
+def train_settings(**overrides):
+    """The config's train section without its rendering switches (render_switches.RENDER_ONLY), as one
+    shell-quoted JSON argument: the train rule's, so that changing a switch reruns the render rule alone."""
+    values = training_settings(config.get("train", {}))
+    values.update(overrides)
+    return shlex.quote(json.dumps(values))
+
+
 def background_fit_settings():
-    """The config's diagnose.background (the registered background's fit, which the train stage's effect claim
+    """The config's diagnose.background (the registered background's fit, which the render stage's effect claim
     consults too) as one shell-quoted JSON argument."""
     return shlex.quote(json.dumps(config.get("diagnose", {}).get("background", {})))
 
@@ -211,7 +220,7 @@ def edit_inputs(camera, sound):
             raise ValueError(f"sample '{wildcards.sample}' has no object {', '.join(repr(n) for n in unknown)}; "
                              f"its objects are: {', '.join(sample['objects'])} (join several with '+', e.g. colorpop_a+b.mp4)")
         files = {"omnimatte": f"results/{wildcards.sample}/omnimatte", "info": f"results/{wildcards.sample}/frames_info.json",
-                 **logs_of("frames", "train")(wildcards)}
+                 **logs_of("frames", "render")(wildcards)}
         if camera:
             files.update({"homographies": f"results/{wildcards.sample}/homography/homographies.npy",
                           "canvas": f"results/{wildcards.sample}/homography/canvas.json", **logs_of("homography")(wildcards)})
@@ -273,7 +282,7 @@ def sheet_video(wildcards):
 def stage_benchmarks(wildcards):
     """The benchmark files of the stages that made a sample's omnimatte, in pipeline order."""
     sample = sample_of(wildcards)
-    stages = ["frames", "flow", "masks", "homography", "background_fit", "train", "diagnose", "composite"]
+    stages = ["frames", "flow", "masks", "homography", "background_fit", "train", "render", "diagnose", "composite"]
     made_by_demo = [f"benchmarks/demo_clip/{sample['demo']}.tsv"] if "demo" in sample else []
     return made_by_demo + [f"benchmarks/{stage}/{wildcards.sample}.tsv" for stage in stages]
 
@@ -285,7 +294,7 @@ def diagnose_second_seed(wildcards):
     """The second training's layers, when diagnose.seeds.enabled asks for the agreement of two seeds."""
     if not config.get("diagnose", {}).get("seeds", {}).get("enabled", False):
         return {}
-    return {"second_omnimatte": f"results/{wildcards.sample}/second_seed/omnimatte", **logs_of("train_second_seed")(wildcards)}
+    return {"second_omnimatte": f"results/{wildcards.sample}/second_seed/omnimatte", **logs_of("render_second_seed")(wildcards)}
 
 
 def diagnose_flags(wildcards):

@@ -3,7 +3,7 @@
 
 rule composite:
     input:
-        unpack(logs_of("frames", "flow", "train")),
+        unpack(logs_of("frames", "flow", "render")),
         unpack(diagnose_flags),
         frames="results/{sample}/frames",
         info="results/{sample}/frames_info.json",

@@ -5,7 +5,7 @@
 
 rule diagnose:
     input:
-        unpack(logs_of("frames", "flow", "masks", "homography", "background_fit", "train")),
+        unpack(logs_of("frames", "flow", "masks", "homography", "background_fit", "render")),
         unpack(diagnose_second_seed),
         frames="results/{sample}/frames",
         masks="results/{sample}/masks",
@@ -47,7 +47,7 @@ rule diagnose:
 
 rule train_second_seed:
     input:
-        unpack(logs_of("frames", "flow", "masks", "homography", "background_fit")),
+        unpack(logs_of("frames", "flow", "masks", "homography")),
         frames="results/{sample}/frames",
         flow="results/{sample}/flow/forward.npy",
         backward_flow="results/{sample}/flow/backward.npy",
@@ -56,9 +56,7 @@ rule train_second_seed:
         homographies="results/{sample}/homography/homographies.npy",
         canvas="results/{sample}/homography/canvas.json",
         masks="results/{sample}/masks",
-        background_fit="results/{sample}/background_fit.npz",
     output:
-        omnimatte=directory("results/{sample}/second_seed/omnimatte"),
         model="results/{sample}/second_seed/train/model.pt",
         losses="results/{sample}/second_seed/train/losses.csv",
         plot="results/{sample}/second_seed/train/losses.png",
@@ -68,8 +66,7 @@ rule train_second_seed:
         flow=lambda wildcards: f"results/{wildcards.sample}/flow",
         homography=lambda wildcards: f"results/{wildcards.sample}/homography",
         train_dir=lambda wildcards: f"results/{wildcards.sample}/second_seed/train",
-        settings=settings("train", seed=config["train"].get("seed", 0) + config.get("diagnose", {}).get("seeds", {}).get("seed_offset", 1)),
-        background_fit=background_fit_settings(),
+        settings=train_settings(seed=config["train"].get("seed", 0) + config.get("diagnose", {}).get("seeds", {}).get("seed_offset", 1)),
     threads: threads_for("train", 8)
     resources:
         mem_mb=16000,
@@ -83,6 +80,43 @@ rule train_second_seed:
     shell:
         "$OMNIMATTE_PYTHON -m omnimatte train --sample {wildcards.sample} --frames {input.frames:q} --flow {params.flow:q}"
         " --homography {params.homography:q} --masks {input.masks:q} --objects {params.objects:q}"
-        " --out {output.omnimatte:q} --train-dir {params.train_dir:q} --settings {params.settings}"
+        " --train-dir {params.train_dir:q} --settings {params.settings} --threads {threads} --log {log:q}"
+
+
+rule render_second_seed:
+    input:
+        unpack(logs_of("frames", "flow", "masks", "homography", "background_fit", "train_second_seed")),
+        frames="results/{sample}/frames",
+        flow="results/{sample}/flow/forward.npy",
+        backward_flow="results/{sample}/flow/backward.npy",
+        confidence="results/{sample}/flow/confidence_forward.npy",
+        backward_confidence="results/{sample}/flow/confidence_backward.npy",
+        homographies="results/{sample}/homography/homographies.npy",
+        canvas="results/{sample}/homography/canvas.json",
+        masks="results/{sample}/masks",
+        background_fit="results/{sample}/background_fit.npz",
+        model="results/{sample}/second_seed/train/model.pt",
+    output:
+        omnimatte=directory("results/{sample}/second_seed/omnimatte"),
+    params:
+        objects=object_names,
+        flow=lambda wildcards: f"results/{wildcards.sample}/flow",
+        homography=lambda wildcards: f"results/{wildcards.sample}/homography",
+        settings=settings("train"),
+        background_fit=background_fit_settings(),
+    threads: threads_for("render", 8)
+    resources:
+        mem_mb=16000,
+        gpu=1,
+    log:
+        "logs/render_second_seed/{sample}.log",
+    benchmark:
+        "benchmarks/render_second_seed/{sample}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "$OMNIMATTE_PYTHON -m omnimatte render --sample {wildcards.sample} --frames {input.frames:q} --flow {params.flow:q}"
+        " --homography {params.homography:q} --masks {input.masks:q} --objects {params.objects:q}"
+        " --model {input.model:q} --out {output.omnimatte:q} --settings {params.settings}"
         " --background-fit {params.background_fit} --background-fit-file {input.background_fit:q} --threads {threads}"
         " --log {log:q}"

@@ -3,7 +3,7 @@
 
 rule evaluate:
     input:
-        unpack(logs_of("frames", "masks", "homography", "train")),
+        unpack(logs_of("frames", "masks", "homography", "render")),
         frames="results/{sample}/frames",
         masks="results/{sample}/masks",
         homographies="results/{sample}/homography/homographies.npy",

@@ -4,7 +4,7 @@
 
 rule export:
     input:
-        unpack(logs_of("frames", "train")),
+        unpack(logs_of("frames", "render")),
         video=source_video,
         info="results/{sample}/frames_info.json",
         omnimatte="results/{sample}/omnimatte",

@@ -1,11 +1,11 @@
-# Stage 5: train the Omnimatte model (GPU when present) and render the layers.
+# Stage 5: train the Omnimatte model (GPU when present); the render stage (render.smk) makes its layers.
 # results/{sample}/train/checkpoint.pt is deliberately not an output: it must survive a
 # failed or killed job so that the rerun resumes from it.
 
 
 rule train:
     input:
-        unpack(logs_of("frames", "flow", "masks", "homography", "background_fit")),
+        unpack(logs_of("frames", "flow", "masks", "homography")),
         frames="results/{sample}/frames",
         flow="results/{sample}/flow/forward.npy",
         backward_flow="results/{sample}/flow/backward.npy",
@@ -14,9 +14,7 @@ rule train:
         homographies="results/{sample}/homography/homographies.npy",
         canvas="results/{sample}/homography/canvas.json",
         masks="results/{sample}/masks",
-        background_fit="results/{sample}/background_fit.npz",
     output:
-        omnimatte=directory("results/{sample}/omnimatte"),
         model="results/{sample}/train/model.pt",
         losses="results/{sample}/train/losses.csv",
         plot=report("results/{sample}/train/losses.png", caption="../report/losses.rst", category="{sample}", subcategory="Training"),
@@ -26,8 +24,7 @@ rule train:
         flow=lambda wildcards: f"results/{wildcards.sample}/flow",
         homography=lambda wildcards: f"results/{wildcards.sample}/homography",
         train_dir=lambda wildcards: f"results/{wildcards.sample}/train",
-        settings=settings("train"),
-        background_fit=background_fit_settings(),
+        settings=train_settings(),
     threads: threads_for("train", 8)
     resources:
         mem_mb=16000,
@@ -41,6 +38,4 @@ rule train:
     shell:
         "$OMNIMATTE_PYTHON -m omnimatte train --sample {wildcards.sample} --frames {input.frames:q} --flow {params.flow:q}"
         " --homography {params.homography:q} --masks {input.masks:q} --objects {params.objects:q}"
-        " --out {output.omnimatte:q} --train-dir {params.train_dir:q} --settings {params.settings}"
-        " --background-fit {params.background_fit} --background-fit-file {input.background_fit:q} --threads {threads}"
-        " --log {log:q}"
+        " --train-dir {params.train_dir:q} --settings {params.settings} --threads {threads} --log {log:q}"
