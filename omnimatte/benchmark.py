@@ -27,6 +27,7 @@ from omnimatte.devices import resolve_device
 from omnimatte.diagnose.benchmark import diagnose_scored_clip
 from omnimatte.errors import StageError
 from omnimatte.evaluate import LAYER_SCORES, layer_scores, run_evaluate, visibility
+from omnimatte.fingerprint import inputs_digest
 from omnimatte.flow import run_flow
 from omnimatte.homography import run_homography
 from omnimatte.imaging import psnr
@@ -36,6 +37,7 @@ from omnimatte.synthetic import PRESETS, Clip, render_clip, write_clip
 from omnimatte.render import (RenderSettings, SampledBackgrounds, render_frame, render_layers, render_pass,
                               tensor_to_uint8)
 from omnimatte.train import CPU_SETTINGS, TrainConfig, TrainingRun, VideoTensors, load_video, train_model
+from omnimatte.train.model_file import save_model
 
 STAGE = "benchmark"
 log = get_logger(STAGE)
@@ -273,8 +275,9 @@ def time_to_quality(curve: list[dict], recall_target: float, iou_target: float |
 def train_scored(name: str, clip: Clip, video: VideoTensors, suite: Suite, config: TrainConfig, work: Path,
                  device: torch.device) -> tuple[TrainingRun, list[dict], float]:
     """Train on a prepared clip, scoring the layers (score_model) every suite.eval_every steps and at the step
-    where the stopping rule ended the run; returns the run (model, checks, where and why it stopped), the curve
-    and the training seconds (the scoring left out)."""
+    where the stopping rule ended the run, and keep the model as the train stage does (`work`/model.pt, which
+    `omnimatte render` renders again with other switches); returns the run (model, checks, where and why it
+    stopped), the curve and the training seconds (the scoring left out)."""
     curve: list[dict] = []
     clock = {"train": 0.0, "since": time.perf_counter()}
     # The curve follows the layers over the learnt background: sampling each frame's background from the frames
@@ -303,6 +306,8 @@ def train_scored(name: str, clip: Clip, video: VideoTensors, suite: Suite, confi
     run = train_model(name, video, config, work / "checkpoint.pt", device, on_step=on_step)
     if not curve or curve[-1]["step"] != run.stop_step:  # the last step, wherever the stopping rule put it
         score_point(run.stop_step, run.model)
+    save_model(work / "model.pt", run.model, config, video.canvas_size, clip.object_names,
+               inputs_digest(work / "frames", work / "flow", work / "homography", work / "masks", clip.object_names))
     return run, curve, clock["train"]
 
 

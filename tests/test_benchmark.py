@@ -142,6 +142,22 @@ def test_benchmark_command_on_a_tiny_setting(tmp_path: Path):
         assert {check: c["verdict"] for check, c in result_["diagnostics"].items()} == \
             {check: c["verdict"] for check, c in diagnostics["checks"].items()}
 
+    # Each clip keeps its trained model: the render stage renders it again from the clip's folders without
+    # training, and with the suite's settings gives the very layers the suite wrote.
+    work = out / "crossing"
+    names = json.loads((work / "clip" / "gt" / "info.json").read_text())["objects"]  # back to front
+    rendered = subprocess.run([sys.executable, "-m", "omnimatte", "render", "--sample", "crossing",
+                               "--frames", str(work / "frames"), "--flow", str(work / "flow"),
+                               "--homography", str(work / "homography"), "--masks", str(work / "masks"),
+                               "--objects", ",".join(names),
+                               "--model", str(work / "model.pt"), "--out", str(tmp_path / "again"),
+                               "--settings", json.dumps(summary["settings"]["train"]), "--threads", "2"],
+                              capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert rendered.returncode == 0, rendered.stderr[-3000:]
+    for name in names:
+        assert np.array_equal(read_frames(tmp_path / "again" / "layers" / name / "rgba", mode="rgba"),
+                              read_frames(work / "omnimatte" / "layers" / name / "rgba", mode="rgba")), name
+
     with open(out / "table.csv") as f:
         rows = list(csv.DictReader(f))
     assert [row["preset"] for row in rows] == ["bounce", "crossing"]
