@@ -1,8 +1,8 @@
 """Stage 5b: the trained model (train/model.pt) rendered into the output contract's layers.
 
 Apart from training so that a rendering switch (train.fit_shadows, train.sample_background, ...) changed in
-the config reruns this stage alone from the trained weights, and so that the background's fit, which only
-the effect claim here reads, is made while the model trains.
+the config reruns this stage alone from the trained weights; the background's fit, which only the effect claim
+here reads, is no input of training (Snakemake runs the two side by side where the cores it is given allow).
 """
 
 from __future__ import annotations

@@ -66,7 +66,7 @@ def load_model(stage: str, sample: str, path: Path, render_settings: TrainConfig
     if unknown:
         raise StageError(stage, sample, f"the trained model {path} was trained with settings this version does not "
                          f"know: {', '.join(unknown)}", rerun)
-    switches = {key: getattr(render_settings, key) for key in RENDER_ONLY}
-    config = dataclasses.replace(render_settings, **{**stored["config"], **switches})
+    # The stored settings hold no rendering switch (save_model): those stay `render_settings`' own.
+    config = dataclasses.replace(render_settings, **stored["config"])
     return TrainedModel(state=stored["model"], config=config, canvas_size=tuple(stored["canvas_size"]),
                         object_names=list(stored["object_names"]), inputs=stored["inputs"])
