@@ -12,6 +12,7 @@ import torch
 from omnimatte.benchmark import prepare_synthetic
 from omnimatte.train import TrainConfig, run_train
 from omnimatte.train import loop as train_loop
+from omnimatte.train.objective import PROGRESS_LABELS
 from omnimatte.train.schedule import alpha_l1_off_step, decay_end_step, mask_cut_deadline
 from omnimatte.train.stopping import StoppingRule, WeightAverage, check_frame_indices, measure_change
 
@@ -197,7 +198,7 @@ def test_the_stopping_settings_count_in_the_fingerprint(clip):
     assert len(prints) == 8
 
 
-def test_the_stage_says_why_and_when_it_stopped(clip, tmp_path, package_log):
+def test_the_stage_says_why_and_when_it_stopped(clip, tmp_path, package_log, capsys):
     work = clip["work"]
     summary = run_train("tiny", work / "frames", work / "flow", work / "homography", work / "masks", clip["objects"],
                         tmp_path / "train", config())
@@ -212,3 +213,5 @@ def test_the_stage_says_why_and_when_it_stopped(clip, tmp_path, package_log):
     text = package_log.text
     assert "check at step 10: alpha changed" in text
     assert f"training stopped after step {stopping['step']}" in text and "settled: 2 checks in a row" in text
+    bar = capsys.readouterr().err  # the progress bar shows every term under a label of its own
+    assert all(f"{label}=" in bar for label in PROGRESS_LABELS.values()) and "settled=" in bar

@@ -19,7 +19,7 @@ from omnimatte.model import Omnimatte
 from omnimatte.train.batch import Batch
 from omnimatte.train.checkpoint import StopSignal, config_fingerprint, save_checkpoint
 from omnimatte.train.host_memory import keep_freed_memory
-from omnimatte.train.objective import LOSS_NAMES, compute_losses
+from omnimatte.train.objective import LOSS_NAMES, PROGRESS_LABELS, compute_losses
 from omnimatte.train.schedule import (
     LossWeights,
     alpha_l1_off_step,
@@ -208,7 +208,7 @@ def train_model(sample: str, video: VideoTensors, config: TrainConfig, checkpoin
             history.append({"step": done, "seconds": round(seconds, 3), **values,
                             "lambda_mask": weights.mask, "lambda_alpha_l1": weights.alpha_l1,
                             "learning_rate": config.learning_rate * factor})
-            postfix = {k[:5]: f"{v:.4f}" for k, v in values.items()}
+            postfix = {PROGRESS_LABELS[name]: f"{value:.4f}" for name, value in values.items()}
             if rule.checks:
                 postfix["settled"] = f"{rule.settled_checks()}/{config.stop_patience}"
             progress.set_postfix(postfix)

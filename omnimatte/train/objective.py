@@ -10,7 +10,10 @@ from omnimatte.train.batch import Batch
 from omnimatte.train.schedule import LossWeights
 from omnimatte.train.settings import TrainConfig
 
-LOSS_NAMES = ("total", "reconstruction", "alpha_reg", "mask", "flow", "alpha_warp", "camera_adjustment")
+# The objective's terms, each with its label on the progress bar (short, and one per term).
+PROGRESS_LABELS = {"total": "total", "reconstruction": "recon", "alpha_reg": "sparse", "mask": "mask", "flow": "flow",
+                   "alpha_warp": "warp", "camera_adjustment": "camera"}
+LOSS_NAMES = tuple(PROGRESS_LABELS)
 
 
 def mask_term(alpha: torch.Tensor, trimaps: torch.Tensor, weights: LossWeights, config: TrainConfig) -> torch.Tensor:
