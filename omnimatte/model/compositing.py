@@ -31,11 +31,19 @@ def box_sample(tensor: torch.Tensor, grid: torch.Tensor, footprint: int = 1) -> 
     With a `footprint` of k > 1, each output pixel is the mean of the k x k bilinear samples
     one input pixel apart around its position: a k-pixel box, as an output pixel that covers
     k x k input pixels sees them (the area average that shrinks a frame by k). It is made as
-    one bilinear sample of the input box-filtered with stride 1 (box_filtered), so it costs
+    one bilinear sample of the input box-filtered with stride 1 (box_filter), so it costs
     one sample whatever k.
     """
-    tensor, grid = box_filtered(tensor, grid, footprint)
-    return F.grid_sample(tensor, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    filtered = box_filter(tensor, footprint) if footprint > 1 else tensor
+    return sample_box_filtered(filtered, grid, tuple(tensor.shape[-2:]), footprint)
+
+
+def sample_box_filtered(filtered: torch.Tensor, grid: torch.Tensor, size: tuple[int, int],
+                        footprint: int) -> torch.Tensor:
+    """box_sample of an input of `size` (H, W) whose box-filtered form, `filtered` (box_filter over `footprint`;
+    the input itself for a footprint of 1), is given: for an input filtered once and sampled many times."""
+    return F.grid_sample(filtered, footprint_grid(grid, size, footprint), mode="bilinear", padding_mode="border",
+                         align_corners=False)
 
 
 def box_filtered(tensor: torch.Tensor, grid: torch.Tensor, footprint: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from omnimatte.model import Omnimatte
-from omnimatte.model.compositing import box_sample, footprint_grid
+from omnimatte.model.compositing import box_sample, sample_box_filtered
 from omnimatte.train.settings import TrainConfig
 from omnimatte.train.video import VideoTensors
 
@@ -62,9 +62,8 @@ class Batch:
 
         # The frames themselves from the working resolution, each training pixel seeing its footprint there (as
         # the model views its canvas): a zoomed crop is as sharp as its pixels, not the shrunk frame blurred again.
-        self.image = F.grid_sample(video.footprint_frames[frames],
-                                   footprint_grid(grid, tuple(video.output_frames.shape[-2:]), video.footprint),
-                                   mode="bilinear", padding_mode="border", align_corners=False)
+        self.image = sample_box_filtered(video.footprint_frames[frames], grid, tuple(video.output_frames.shape[-2:]),
+                                         video.footprint)
         self.masks = box_sample(video.masks[frames].flatten(1, 2), grid).unsqueeze(2)
         self.trimaps = box_sample(video.trimaps[frames].flatten(1, 2), grid).unsqueeze(2)
         self.flow = sample(video.flow) * scale
