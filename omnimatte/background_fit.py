@@ -174,6 +174,13 @@ class BackgroundFit:
         registration, falling to 0 at twice the threshold; 0 on the objects' (grown) masks, which are not scored."""
         return np.clip(2.0 - self.residual[t] / self.settings.residual_threshold, 0.0, 1.0) * self.free[t]
 
+    def background_only(self, t: int) -> np.ndarray:
+        """(H, W) float32 in [0, 1]: how surely frame t shows nothing but the background there: where the registered
+        background explains it (`explained`), or where the background moves by itself (`moves_by_itself`: parallax,
+        water, an unmasked mover, which no object causes). 0 on the objects' grown masks and wherever the frame
+        differs from the background in a way the fit cannot put down to the background."""
+        return np.maximum(self.explained(t), self.moves_by_itself(t).astype(np.float32)) * self.free[t]
+
     def camera_model_misses(self, t: int) -> np.ndarray:
         """(H, W) bool: where frame t's background is static but no homography explains it (parallax, misfit)."""
         return self.parallax[t] | self.misfit[t]

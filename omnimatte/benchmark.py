@@ -50,7 +50,7 @@ RECALL_TARGET = 0.5  # time-to-quality: until the layers hold half of their effe
 RENDER_STEPS = {"background_match_threshold": "plate_matte", "fit_alpha": "fit_alpha", "fill_cores": "fill_cores",
                 "refine_alpha": "refine_alpha", "claim_effects": "claim_effects", "fit_shadows": "fit_shadows",
                 "cut_strays": "cut_strays", "cut_copies": "cut_copies", "merge_overlaps": "merge_overlaps",
-                "sample_background": "sampled_background"}
+                "sample_background": "sampled_background", "background_detail": "background_detail"}
 CURVE_METRICS = ("soft_iou", "effect_recall", "alpha_leak", "background_psnr", "reconstruction_psnr")
 # Table columns: (title, key in a result row, format).
 COLUMNS = (
@@ -328,7 +328,7 @@ def run_preset(preset: str, suite: Suite, config: TrainConfig, work: Path, devic
     clip, video, flow_info = prepare_synthetic(work, preset, suite.frames, suite.width, suite.height,
                                                config.trimap_band, device, flow_weights, config.scale,
                                                canvas_plate=config.background == "canvas",
-                                               background_fit=BackgroundFitSettings() if config.claim_effects else None)
+                                               background_fit=BackgroundFitSettings() if RenderSettings.from_config(config).reads_background_fit else None)
     write_clip(clip, work / "clip")
     settings = RenderSettings.from_config(config)
     run, curve, train_seconds = train_scored(preset, clip, video, suite, config, work, device)

@@ -12,7 +12,7 @@ from __future__ import annotations
 #: background_match_threshold, which also decides in training where the frame shows the background (the zero
 #: alpha's release and the canvas), so it belongs to both stages.
 RENDER_ONLY = ("refine_alpha", "fit_alpha", "fill_cores", "claim_effects", "fit_shadows", "cut_strays", "cut_copies",
-               "merge_overlaps", "sample_background", "detail_transfer")
+               "merge_overlaps", "sample_background", "detail_transfer", "background_detail")
 
 
 def training_settings(train_section: dict) -> dict:

@@ -192,7 +192,7 @@ def test_train_speed_records_every_setting_and_what_each_rendering_step_buys(tmp
     ablations = summary["render_ablations"]
     assert set(ablations) == {"as_trained", "without_plate_matte", "without_fit_alpha", "without_fill_cores",
                               "without_refine_alpha", "without_claim_effects", "without_fit_shadows",
-                              "without_cut_strays"}
+                              "without_cut_strays", "without_background_detail"}
     scores = {"soft_iou", "effect_recall", "alpha_leak", "background_psnr", "reconstruction_psnr"}
     assert all(set(values) >= scores for values in ablations.values())
     # what each one holds: test_each_rendering_step_is_scored_switched_off_alone_on_the_trained_model

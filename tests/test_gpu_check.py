@@ -15,6 +15,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
+from omnimatte.background_fit import BackgroundFitSettings
 from omnimatte.benchmark import prepare_synthetic
 from omnimatte.render import RenderSettings, render_frame, render_pass
 from omnimatte.train import TrainConfig
@@ -80,7 +81,8 @@ class Placements(TorchDispatchMode):
 def demo(tmp_path_factory):
     config = TrainConfig(nf=8, batch_size=2, steps=10, device="cpu", cpu={})
     _, video, _ = prepare_synthetic(tmp_path_factory.mktemp("demo"), "dog", 8, 192, 112, config.trimap_band,
-                                    torch.device("cpu"), "none", canvas_plate=True)
+                                    torch.device("cpu"), "none", canvas_plate=True,
+                                    background_fit=BackgroundFitSettings())
     return config, video
 
 

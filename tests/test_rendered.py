@@ -243,7 +243,7 @@ def test_the_rendered_suite_command_on_a_tiny_setting(tmp_path: Path):
     ablations = summary["results"]["pan_shadow"]["render_ablations"]
     assert set(ablations) == {"as_trained", "without_plate_matte", "without_fit_alpha", "without_fill_cores",
                               "without_refine_alpha", "without_claim_effects", "without_fit_shadows", "without_cut_strays",
-                              "without_detail_transfer"}
+                              "without_detail_transfer", "without_background_detail"}
     assert ablations["without_detail_transfer"]["reconstruction_psnr"] < ablations["as_trained"]["reconstruction_psnr"]
     metrics = json.loads((out / "pan_shadow" / "metrics.json").read_text())
     assert metrics["removal"]["summary"]["removal_psnr"] == row["removal_psnr"]

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 
+from omnimatte.background_fit import BackgroundFitSettings
 from omnimatte.benchmark import far_leak, prepare_synthetic
 from omnimatte.evaluate import effect_recall, soft_iou
 from omnimatte.render import RenderSettings, render_frame, render_pass
@@ -27,7 +28,8 @@ from omnimatte.train.loop import start_training
 # there is no upsampling to refine either).
 NETWORK_ONLY = RenderSettings(sample_background=False, refine_alpha=False, background_match_threshold=0.0,
                               fit_alpha=False, fill_cores=False, claim_effects=False, fit_shadows=False,
-                              cut_strays=False, cut_copies=False, merge_overlaps=False, detail_transfer=False)
+                              cut_strays=False, cut_copies=False, merge_overlaps=False, detail_transfer=False,
+                              background_detail=False)
 
 
 def render(model, video, settings: RenderSettings) -> tuple[np.ndarray, np.ndarray]:
@@ -60,7 +62,7 @@ def test_dog_layer_captures_its_shadow_and_background_stays_clean(tmp_path: Path
     device = torch.device("cpu")
     config = TrainConfig(**{**CPU_SETTINGS, "scale": 1.0}, device="cpu", checkpoint_every=10_000, cpu={})
     clip, video, _ = prepare_synthetic(tmp_path, "dog", 16, 192, 112, config.trimap_band, device, flow_weights="none",
-                                       canvas_plate=config.background == "canvas")
+                                       canvas_plate=config.background == "canvas", background_fit=BackgroundFitSettings())
     truth = clip.layers["dog"][..., 3].astype(np.float64) / 255
     effect = clip.effects["dog"].astype(np.float64) / 255
     mask = clip.masks["dog"] > 0

@@ -6,6 +6,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -17,6 +18,7 @@ from omnimatte import train as train_module
 from omnimatte.errors import StageError
 from omnimatte.fingerprint import inputs_digest
 from omnimatte.io import read_frames, read_png, save_json, save_npy, write_frames
+from omnimatte.render.effect_claim import FREE_ALPHA
 from omnimatte.render.stage import run_render
 from omnimatte.render_switches import RENDER_ONLY
 from omnimatte.train import LossWeights, TrainConfig, run_train
@@ -34,13 +36,16 @@ def scene(tmp_path: Path) -> dict:
     return write_scene(tmp_path, pan=2)
 
 
-def write_scene(tmp_path: Path, *, pan: int) -> dict:
-    """The scene fixture's square over a ground that pans `pan` px a frame (at most 3)."""
+def write_scene(tmp_path: Path, *, pan: int, noise: float = 0.0) -> dict:
+    """The scene fixture's square over a ground that pans `pan` px a frame (at most 3), each frame with Gaussian
+    noise of `noise` levels of its own."""
     rng = np.random.default_rng(0)
     ground = (rng.random((H, W + pan * T, 3)) * 255).astype(np.uint8)
     frames, masks = [], []
     for t in range(T):
         frame = ground[:, pan * t:pan * t + W].copy()
+        if noise:
+            frame = np.clip(frame + rng.normal(0.0, noise, frame.shape), 0, 255).round().astype(np.uint8)
         mask = np.zeros((H, W), np.uint8)
         x = 8 + 5 * t
         frame[16:32, x:x + 12] = (220, 40, 40)
@@ -121,6 +126,32 @@ def test_detail_transfer_brings_the_composite_closer_to_the_input(scene: dict):
     assert np.abs(over(background, [layer]) - recon).max() <= 1.5
 
 
+def test_the_background_is_the_frame_where_nothing_but_the_background_shows(tmp_path: Path):
+    """With the background detail, the written background of a noisy clip is the frame itself, its noise included,
+    where no layer holds alpha and the registered background explains the frame; where a layer holds alpha it is the
+    model's background as before, and the layers' alpha and the model's own composite do not change."""
+    scene = write_scene(tmp_path, pan=2, noise=4.0)
+    config = tiny_config(steps=12)
+    run_train("tiny", **training_inputs(scene), config=config)
+    inputs = (scene["frames_dir"], scene["flow_dir"], scene["homography_dir"], scene["masks_dir"], ["square"],
+              scene["train_dir"] / "model.pt")
+    detailed = run_render("tiny", *inputs, tmp_path / "on", config)
+    learnt = run_render("tiny", *inputs, tmp_path / "off", replace(config, background_detail=False))
+    assert detailed["render_settings"]["background_detail"] and not learnt["render_settings"]["background_detail"]
+    assert detailed["psnr_model"] == learnt["psnr_model"] and detailed["psnr_output"] > learnt["psnr_output"]
+    alpha = read_frames(tmp_path / "on" / "layers" / "square" / "rgba", mode="rgba")[..., 3]
+    assert np.array_equal(alpha, read_frames(tmp_path / "off" / "layers" / "square" / "rgba", mode="rgba")[..., 3])
+    frames = read_frames(scene["frames_dir"]).astype(int)
+    on, off = (read_frames(tmp_path / name / "background").astype(int) for name in ("on", "off"))
+    masks = read_frames(scene["masks_dir"] / "square", mode="gray") > 127
+    far = ~np.stack([cv2.dilate(m.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0 for m in masks]) & (alpha == 0)
+    assert far.mean() > 0.05  # 12 steps leave faint alpha over most of the frame
+    assert np.mean(np.abs(on - frames).max(axis=-1)[far] <= 1) > 0.95
+    assert np.mean(np.abs(off - frames).max(axis=-1)[far] <= 1) < 0.5
+    held = alpha >= 255 * FREE_ALPHA
+    assert held.any() and np.abs(on - off).max(axis=-1)[held].max() <= 1
+
+
 def test_the_render_stage_renders_the_trained_model_with_the_configs_rendering_switches(scene: dict, tmp_path: Path):
     """model.pt holds the training's settings without the rendering switches; the render stage takes those from its
     settings, so one trained model renders either way without training again, and its summary says which."""
@@ -133,7 +164,8 @@ def test_the_render_stage_renders_the_trained_model_with_the_configs_rendering_s
               scene["train_dir"] / "model.pt")
     with_steps = run_render("tiny", *inputs, tmp_path / "with", config)
     without = run_render("tiny", *inputs, tmp_path / "without", replace(config, fit_alpha=False, fill_cores=False,
-                                                                          detail_transfer=False))
+                                                                          detail_transfer=False,
+                                                                          background_detail=False))
     assert with_steps["render_settings"]["fit_alpha"] and not without["render_settings"]["fit_alpha"]
     assert json.loads((tmp_path / "without" / "summary.json").read_text()) == without
     assert without["psnr_output"] == pytest.approx(without["psnr_model"], abs=0.5)
@@ -717,7 +749,7 @@ def test_with_the_sampled_background_each_frame_is_rendered_over_the_median_of_t
         model.canvas.grids[0].fill_(0.0)
         model.net.to_output.weight[3].zero_()
         model.net.to_output.bias[3].fill_(-10.0)
-    settings = replace(RenderSettings.from_config(config), sample_background=True)
+    settings = replace(RenderSettings.from_config(config), sample_background=True, background_detail=False)
     sampled = SampledBackgrounds(model, video)
     with torch.no_grad():
         shared = render_pass(model, video, settings, sampled)

@@ -22,6 +22,7 @@ from omnimatte.imaging import to_uint8
 from omnimatte.model import Omnimatte, colour_difference, composite_over, identity_grid, relight
 from omnimatte.render.alpha_fit import fit_alphas_to_frame, mask_cores, masks_at
 from omnimatte.render.alpha_upsampling import guided_upsample
+from omnimatte.render.background_detail import add_frame_detail
 from omnimatte.render.copy_cut import cut_copies
 from omnimatte.render.core_fill import fill_cores
 from omnimatte.render.detail_transfer import transfer_detail
@@ -44,9 +45,11 @@ class RenderedFrame:
 
     rgb: torch.Tensor
     alpha: torch.Tensor
-    background: torch.Tensor
-    model_composite: torch.Tensor  # the layers before detail transfer (the claimed effects give the frame back)
-    composite: torch.Tensor  # the composite of the layers as written (after detail transfer)
+    background: torch.Tensor  # as written (with the background detail)
+    # The layers before detail transfer over the model's background (the learnt or sampled one, before the background
+    # detail): what the model explains of the frame (the claimed effects give the frame back).
+    model_composite: torch.Tensor
+    composite: torch.Tensor  # the composite of the layers as written over the background as written
 
 
 def frame_background(model: Omnimatte, video: VideoTensors, t: int,
@@ -190,7 +193,10 @@ def render_frame(shared: RenderPass, t: int) -> RenderedFrame:
        it) beyond the layer's own object's reach (video.effect_reach object sizes) is cut;
     9. the overlap merge (merge_overlaps): outside every coarse mask, what several layers hold goes to the layer
        that holds most around it, the layers composited into it, so that no effect is split between layers;
-    10. detail transfer (detail_transfer): each foreground layer's colour gets the residual between the frame
+    10. the background detail (background_detail): where no layer holds alpha and the frame shows nothing but the
+        background by the background fit's account (video.background_only: the registered background explains it
+        to within noise, or it moves by itself), the background is the frame itself;
+    11. detail transfer (detail_transfer): each foreground layer's colour gets the residual between the frame
         and the layers' composite, attenuated by the layers in front of it, so fine texture the network
         could not reproduce still ends up in some layer.
     """
@@ -225,7 +231,12 @@ def render_frame(shared: RenderPass, t: int) -> RenderedFrame:
         rgb, alpha = merge_overlaps(rgb, alpha, video.masks[t])
     model_composite = composite_over(background, list(rgb.split(1)), list(alpha.split(1)))
     composite = model_composite
+    if settings.background_detail:
+        if video.background_only is None:
+            raise ValueError("the background detail needs the background's fit: load the video with background_fit")
+        background = add_frame_detail(target, background, alpha, video.background_only[t])
+        composite = composite_over(background, list(rgb.split(1)), list(alpha.split(1)))
     if settings.detail_transfer:
-        rgb = transfer_detail(target, model_composite, rgb, alpha)
+        rgb = transfer_detail(target, composite, rgb, alpha)
         composite = composite_over(background, list(rgb.split(1)), list(alpha.split(1)))
     return RenderedFrame(rgb=rgb, alpha=alpha, background=background, model_composite=model_composite, composite=composite)

@@ -26,7 +26,9 @@ class RenderSettings:
     that neither reaches an object nor lies on anything the frame shows beyond the background (stray_cut); cut_copies:
     cut a layer's alpha on another object's body beyond its own object's reach (copy_cut); merge_overlaps: outside the
     coarse masks, give what several layers hold to the one that holds most around it (overlap_merge);
-    detail_transfer: put the remaining residual into the layers' colour.
+    detail_transfer: put the remaining residual into the layers' colour; background_detail: where no layer holds
+    alpha and the background fit finds nothing but the background, the background is the frame itself
+    (background_detail).
     """
 
     sample_background: bool
@@ -40,10 +42,16 @@ class RenderSettings:
     cut_copies: bool
     merge_overlaps: bool
     detail_transfer: bool
+    background_detail: bool
 
     @classmethod
     def from_config(cls, config: TrainConfig) -> "RenderSettings":
         return cls(**{field.name: getattr(config, field.name) for field in dataclasses.fields(cls)})
+
+    @property
+    def reads_background_fit(self) -> bool:
+        """Whether a pass needs the background's fit (VideoTensors.unexplained and .explained)."""
+        return self.claim_effects or self.background_detail
 
     def without(self, step: str) -> "RenderSettings":
         """These settings with one step switched off (its field's name)."""

@@ -32,9 +32,10 @@ def run_render(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pa
     """Render the model in `model_path` (the train stage's, trained on these inputs) into `out_dir` with the
     rendering switches of `settings` (the config's train section) and return the layers' summary (writing.py).
 
-    With the effect claim on, the background's fit with `background_fit` (the config's diagnose.background) is
-    read from `background_fit_file` (the background_fit stage's), or made first without it: where the camera
-    model cannot explain the background, the claim leaves out more readily what stays put there.
+    With the effect claim or the background detail on, the background's fit with `background_fit` (the config's
+    diagnose.background) is read from `background_fit_file` (the background_fit stage's), or made first without it:
+    where the camera model cannot explain the background, the claim leaves out more readily what stays put there,
+    and where the fit finds nothing but the background, the background detail takes the frame's own pixels.
     """
     device = resolve_device(STAGE, sample, settings.device)
     inputs = inputs_digest(frames_dir, flow_dir, homography_dir, masks_dir, object_names)
@@ -42,7 +43,7 @@ def run_render(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pa
     config = trained.config
     video = load_video(sample, frames_dir, flow_dir, homography_dir, masks_dir, object_names, config.trimap_band,
                        device, config.scale, canvas_plate=False,
-                       background_fit=background_fit if config.claim_effects else None,
+                       background_fit=background_fit if RenderSettings.from_config(config).reads_background_fit else None,
                        background_fit_file=background_fit_file, effect_reach=background_fit.effect_reach,
                        stage=STAGE)
     if tuple(video.canvas_size) != trained.canvas_size:

@@ -128,7 +128,7 @@ def run_rendered_clip(rendered: RenderedClip, suite: Suite, config, work: Path, 
     clip = rendered.clip
     video, flow_info = prepare_clip(work, name, clip, config.trimap_band, device, flow_weights, config.scale,
                                     canvas_plate=config.background == "canvas", max_canvas_scale=max_canvas_scale,
-                                    background_fit=BackgroundFitSettings() if config.claim_effects else None)
+                                    background_fit=BackgroundFitSettings() if RenderSettings.from_config(config).reads_background_fit else None)
     run, curve, train_seconds = train_scored(name, clip, video, suite, config, work, device)
     model = run.model
     settings = RenderSettings.from_config(config)

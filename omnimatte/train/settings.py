@@ -136,6 +136,11 @@ class TrainConfig:
     jitter_rate: float = 0.75
     jitter_max_scale: float = 1.25
     detail_transfer: bool = True
+    # Rendering: where no layer holds alpha and the background fit finds nothing but the background there (the
+    # registered background explains the frame to within its noise, or the background moves by itself), each frame's
+    # background is the frame itself: the footage's grain, texture and moving background (see
+    # render/background_detail.py).
+    background_detail: bool = True
     checkpoint_every: int = 200
     seed: int = 0
     device: str = "auto"

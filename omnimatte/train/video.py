@@ -54,6 +54,10 @@ class VideoTensors:
     # (T, H, W) bool each, at the working resolution: where the background breaks the camera model
     # (unexplained_background), which the effect claim consults; None where not fitted.
     unexplained: UnexplainedBackground | None = None
+    # (T, H, W) float32 in [0, 1] at the working resolution: how surely each frame shows nothing but the background
+    # (BackgroundFit.background_only), where the background detail takes the frame's own pixels; None where not
+    # fitted.
+    background_only: torch.Tensor | None = None
     # How far an object's effects may lie, in object sizes (BackgroundFitSettings.effect_reach): the copy cut's reach.
     effect_reach: float = BackgroundFitSettings.effect_reach
 
@@ -169,7 +173,7 @@ def load_video(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pa
 
     camera = load_camera(stage, sample, HomographyFiles(Path(homography_dir)), num_frames)
     homographies, canvas_size = camera.homographies, camera.canvas_size
-    unexplained = None
+    unexplained = background_only = None
     if background_fit is not None:
         if background_fit_file is not None:
             fit = load_background_fit(stage, sample, background_fit_file, background_fit, num_frames, (height, width))
@@ -181,6 +185,7 @@ def load_video(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pa
                                  FlowFields(forward, backward, confidence, confidence_backward), background_fit)
             log.info("%s: the background fit took %.1f s", sample, time.perf_counter() - began)
         unexplained = unexplained_background(sample, fit)
+        background_only = np.stack([fit.background_only(t) for t in range(num_frames)]).astype(np.float32)
     plate = reached = None
     if canvas_plate:
         objects = grown_objects(mask_array, margin=max(1, trimap_band // 2))
@@ -213,5 +218,6 @@ def load_video(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pa
         output_frames=output_frames,
         output_grid=output_grid,
         unexplained=None if unexplained is None else UnexplainedBackground(*(tensor(m) for m in unexplained)),
+        background_only=None if background_only is None else tensor(background_only),
         effect_reach=effect_reach,
     )
