@@ -152,7 +152,8 @@ def load_video(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pa
     median) and the frame at which an object first reaches each of its pixels: both warp
     every frame's masks into the canvas (the plate the frames too), so they are only made
     when the canvas is used. With `background_fit`, also what moves over the background by
-    itself or fits nothing (unexplained_background), for the effect claim: read from `background_fit_file` (the
+    itself or fits nothing (unexplained_background), for the effect claim, and where each frame shows nothing but
+    the background (BackgroundFit.background_only), for the background detail: read from `background_fit_file` (the
     background_fit stage's, refused unless made with `background_fit` for these frames) or, without it, fitted
     here. `effect_reach` (object sizes) is kept for the copy cut. A problem with the inputs is refused in the name
     of `stage`, the stage reading them.
