@@ -325,12 +325,13 @@ def run_preset(preset: str, suite: Suite, config: TrainConfig, work: Path, devic
     if work.exists():
         shutil.rmtree(work)
     began = time.perf_counter()
+    settings = RenderSettings.from_config(config)
     clip, video, flow_info = prepare_synthetic(work, preset, suite.frames, suite.width, suite.height,
                                                config.trimap_band, device, flow_weights, config.scale,
                                                canvas_plate=config.background == "canvas",
-                                               background_fit=BackgroundFitSettings() if RenderSettings.from_config(config).reads_background_fit else None)
+                                               background_fit=BackgroundFitSettings() if settings.reads_background_fit
+                                               else None)
     write_clip(clip, work / "clip")
-    settings = RenderSettings.from_config(config)
     run, curve, train_seconds = train_scored(preset, clip, video, suite, config, work, device)
     model = run.model
     # What the rendering steps buy, from the same trained model: each switched off in turn.

@@ -19,10 +19,10 @@ def composite_over(background: torch.Tensor, layers: Sequence[torch.Tensor], alp
 def sample_canvas(canvas: torch.Tensor, grid: torch.Tensor, footprint: int = 1) -> torch.Tensor:
     """View a canvas-space tensor (1 or N, C, Hc, Wc) from frames through grids (N, H, W, 2) in [-1, 1], each view
     pixel seeing `footprint` x `footprint` canvas pixels (box_sample)."""
-    canvas, grid = box_filtered(canvas, grid, footprint)  # once, before the canvas is shared by every frame
-    if canvas.shape[0] == 1 and grid.shape[0] > 1:
-        canvas = canvas.expand(grid.shape[0], -1, -1, -1)
-    return F.grid_sample(canvas, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    filtered = box_filter(canvas, footprint) if footprint > 1 else canvas  # once, before every frame shares it
+    if filtered.shape[0] == 1 and grid.shape[0] > 1:
+        filtered = filtered.expand(grid.shape[0], -1, -1, -1)
+    return sample_box_filtered(filtered, grid, tuple(canvas.shape[-2:]), footprint)
 
 
 def box_sample(tensor: torch.Tensor, grid: torch.Tensor, footprint: int = 1) -> torch.Tensor:
@@ -44,14 +44,6 @@ def sample_box_filtered(filtered: torch.Tensor, grid: torch.Tensor, size: tuple[
     the input itself for a footprint of 1), is given: for an input filtered once and sampled many times."""
     return F.grid_sample(filtered, footprint_grid(grid, size, footprint), mode="bilinear", padding_mode="border",
                          align_corners=False)
-
-
-def box_filtered(tensor: torch.Tensor, grid: torch.Tensor, footprint: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """`tensor` (N, C, H, W) box-filtered over `footprint` x `footprint` pixels with stride 1, and `grid` in [-1, 1]
-    moved onto the filtered tensor's pixels, which lie between the input's; both unchanged for a footprint of 1."""
-    if footprint <= 1:
-        return tensor, grid
-    return box_filter(tensor, footprint), footprint_grid(grid, tuple(tensor.shape[-2:]), footprint)
 
 
 def footprint_grid(grid: torch.Tensor, size: tuple[int, int], footprint: int) -> torch.Tensor:

@@ -50,7 +50,7 @@ class RenderSettings:
 
     @property
     def reads_background_fit(self) -> bool:
-        """Whether a pass needs the background's fit (VideoTensors.unexplained and .explained)."""
+        """Whether a pass needs the background's fit (VideoTensors.unexplained and .background_only)."""
         return self.claim_effects or self.background_detail
 
     def without(self, step: str) -> "RenderSettings":

@@ -41,9 +41,10 @@ def run_render(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pa
     inputs = inputs_digest(frames_dir, flow_dir, homography_dir, masks_dir, object_names)
     trained = load_model(STAGE, sample, model_path, settings.for_device(device), object_names, inputs)
     config = trained.config
+    rendering = RenderSettings.from_config(config)
     video = load_video(sample, frames_dir, flow_dir, homography_dir, masks_dir, object_names, config.trimap_band,
                        device, config.scale, canvas_plate=False,
-                       background_fit=background_fit if RenderSettings.from_config(config).reads_background_fit else None,
+                       background_fit=background_fit if rendering.reads_background_fit else None,
                        background_fit_file=background_fit_file, effect_reach=background_fit.effect_reach,
                        stage=STAGE)
     if tuple(video.canvas_size) != trained.canvas_size:
@@ -59,7 +60,7 @@ def run_render(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pa
         raise StageError(STAGE, sample, f"the trained model {model_path} does not fit the model its settings "
                          f"describe: {err}", "rerun the train stage (snakemake --forcerun train)") from err
     began = time.perf_counter()
-    summary = render_layers(model, video, RenderSettings.from_config(config), Path(out_dir), sample)
+    summary = render_layers(model, video, rendering, Path(out_dir), sample)
     log.info("%s: rendered %d frames in %.1f s; reconstruction PSNR %.2f dB (model), %.2f dB (with detail "
              "transfer)", sample, video.num_frames, time.perf_counter() - began, summary["psnr_model"],
              summary["psnr_output"])

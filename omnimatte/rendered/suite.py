@@ -126,12 +126,12 @@ def run_rendered_clip(rendered: RenderedClip, suite: Suite, config, work: Path, 
         shutil.rmtree(work)
     began = time.perf_counter()
     clip = rendered.clip
+    settings = RenderSettings.from_config(config)
     video, flow_info = prepare_clip(work, name, clip, config.trimap_band, device, flow_weights, config.scale,
                                     canvas_plate=config.background == "canvas", max_canvas_scale=max_canvas_scale,
-                                    background_fit=BackgroundFitSettings() if RenderSettings.from_config(config).reads_background_fit else None)
+                                    background_fit=BackgroundFitSettings() if settings.reads_background_fit else None)
     run, curve, train_seconds = train_scored(name, clip, video, suite, config, work, device)
     model = run.model
-    settings = RenderSettings.from_config(config)
     sampled = SampledBackgrounds(model, video)
     ablations = {"as_trained": score_rendered(model, video, rendered, settings, sampled)}
     ablations.update({f"without_{ABLATED_STEPS[step]}": score_rendered(model, video, rendered, settings.without(step),
