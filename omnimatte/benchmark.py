@@ -105,7 +105,8 @@ def prepare_clip(work: Path, name: str, clip: Clip, trimap_band: int, device: to
                    max_canvas_scale=max_canvas_scale)
     video = load_video(name, work / "frames", work / "flow", work / "homography", work / "masks",
                        clip.object_names, trimap_band, device, scale, canvas_plate=canvas_plate,
-                       background_fit=background_fit)
+                       background_fit=background_fit,
+                       effect_reach=(background_fit or BackgroundFitSettings()).effect_reach)
     return video, flow_info
 
 

@@ -138,7 +138,8 @@ def _tiles(homographies: np.ndarray, frame_size: tuple[int, int], canvas_size: t
 
 def registered_median(frames: np.ndarray, homographies: np.ndarray, canvas_size: tuple[int, int],
                       exclude: np.ndarray | None = None, before_first_exclusion: bool = False,
-                      min_votes: int = 2, tile: int = CANVAS_TILE) -> np.ndarray:
+                      within_reach: np.ndarray | None = None, min_votes: int = 2,
+                      tile: int = CANVAS_TILE) -> np.ndarray:
     """The per-pixel median of the frames warped into the canvas (canvas_size: height, width), float32 (Hc,Wc,3).
 
     Only frames that cover a canvas pixel vote on it: those whose pixel area it lies in,
@@ -149,8 +150,16 @@ def registered_median(frames: np.ndarray, homographies: np.ndarray, canvas_size:
     vote either, so a canvas pixel that some frame shows free of objects gets the median
     of those frames only; a pixel every frame excludes falls back to the median of all
     frames covering it. With `before_first_exclusion`, only the frames before the one
-    first_reached gives vote on it. Pixels no frame covers take the nearest covered pixel's
-    value, so that sampling the canvas between them and a covered one never blends in black.
+    first_reached gives vote on it. With `within_reach` too (T,H,W bool: where each frame may
+    show an object's effects, near its mask), the frames that show a pixel free and beyond
+    every object's reach before one first reaches it vote, where min_votes do; elsewhere
+    those that show it beyond every object's reach at any time or those before an object
+    first reaches it, whichever lie closer to their own median (_trusted_votes). What an
+    object leaves behind trails it, and what it casts ahead (a shadow on the ground it walks
+    towards) lies there from the clip's first frame until it arrives, so neither the frames
+    after an object nor those just before it can be trusted near it. Pixels no frame covers
+    take the nearest covered pixel's value, so that sampling the canvas between them and a
+    covered one never blends in black.
     Made tile by tile (CANVAS_TILE); the result does not depend on the tile's size.
     """
     if min_votes < 1:
@@ -162,7 +171,8 @@ def registered_median(frames: np.ndarray, homographies: np.ndarray, canvas_size:
         size = (rows.stop - rows.start, columns.stop - columns.start)
         plate[rows, columns], covered[rows, columns] = _median_of_tile(
             frames[numbers], shifted, size, None if exclude is None else exclude[numbers],
-            before_first_exclusion, min_votes, numbers, len(frames))
+            before_first_exclusion, None if within_reach is None else within_reach[numbers], min_votes, numbers,
+            len(frames))
     if covered.any() and not covered.all():
         # Each pixel's nearest covered pixel: the labels number the covered (zero) pixels in raster order.
         _, nearest = cv2.distanceTransformWithLabels((~covered).astype(np.uint8), cv2.DIST_L2, 5,
@@ -172,8 +182,8 @@ def registered_median(frames: np.ndarray, homographies: np.ndarray, canvas_size:
 
 
 def _median_of_tile(frames: np.ndarray, homographies: np.ndarray, size: tuple[int, int], exclude: np.ndarray | None,
-                    before_first_exclusion: bool, min_votes: int, frame_numbers: np.ndarray,
-                    num_frames: int) -> tuple[np.ndarray, np.ndarray]:
+                    before_first_exclusion: bool, within_reach: np.ndarray | None, min_votes: int,
+                    frame_numbers: np.ndarray, num_frames: int) -> tuple[np.ndarray, np.ndarray]:
     """registered_median of one tile (size: height, width) from the frames numbered `frame_numbers`, with their
     homographies into the tile: the tile's plate and which of its pixels some frame covers."""
     height, width = size
@@ -194,12 +204,48 @@ def _median_of_tile(frames: np.ndarray, homographies: np.ndarray, size: tuple[in
     plate[covered & ~clean] = nan_median(stack[:, covered & ~clean])
     if clean.any():
         if before_first_exclusion:
-            reach = _reach_from_areas(inside, excluded, min_votes, frame_numbers, num_frames)
-            kept &= frame_numbers[:, None, None] < reach
+            reached = _reach_from_areas(inside, excluded, min_votes, frame_numbers, num_frames)
+            before = frame_numbers[:, None, None] < reached
+        else:
+            before = np.ones_like(kept)
+        if within_reach is not None:
+            beyond = kept & ~np.stack([_excluded_area(near, matrix, size)
+                                       for near, matrix in zip(within_reach, homographies)])
+            kept = _trusted_votes(stack, beyond & before, beyond, kept & before, min_votes)
+        else:
+            kept &= before
         free = stack[:, clean]
         free[~kept[:, clean]] = np.nan
         plate[clean] = nan_median(free)
     return plate, covered
+
+
+def _trusted_votes(stack: np.ndarray, untouched: np.ndarray, beyond: np.ndarray, before: np.ndarray,
+                   min_votes: int) -> np.ndarray:
+    """Which of the frames `stack` (n, H, W, 3) vote on each pixel of the plate, (n, H, W) bool: `untouched` (beyond
+    every object's reach before one first reaches the pixel) where at least min_votes frames are; elsewhere
+    whichever of `beyond` (beyond reach at any time: after the object has gone, what it leaves behind may linger)
+    and `before` (before an object first reaches it: what it casts ahead lies there until it arrives) has min_votes
+    frames, and where both have, the steadier: the one whose frames differ less from their own median (the
+    ground stays; an effect comes, changes and goes); `before` where neither has."""
+    chosen = before.copy()
+    take_untouched = untouched.sum(axis=0) >= min_votes
+    chosen[:, take_untouched] = untouched[:, take_untouched]
+    has_beyond = ~take_untouched & (beyond.sum(axis=0) >= min_votes)
+    contest = has_beyond & (before.sum(axis=0) >= min_votes)
+    take_beyond = has_beyond & ~contest
+    if contest.any():
+        take_beyond[contest] = _spread(stack[:, contest], beyond[:, contest]) < _spread(stack[:, contest],
+                                                                                         before[:, contest])
+    chosen[:, take_beyond] = beyond[:, take_beyond]
+    return chosen
+
+
+def _spread(values: np.ndarray, votes: np.ndarray) -> np.ndarray:
+    """How far the voting values (n, P, 3; votes (n, P) bool) lie from their own median: per pixel (P,), the median
+    absolute difference, averaged over the channels."""
+    voting = np.where(votes[..., None], values, np.nan)
+    return nan_median(np.abs(voting - nan_median(voting))).mean(axis=-1)
 
 
 def nan_median(stack: np.ndarray) -> np.ndarray:

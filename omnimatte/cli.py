@@ -91,10 +91,15 @@ def _train_config(args: argparse.Namespace, settings: dict, stage: str) -> Train
 
 
 def _train(args: argparse.Namespace, settings: dict) -> None:
+    from omnimatte.background_fit import BackgroundFitSettings
     from omnimatte.train import run_train
 
+    reach = BackgroundFitSettings.effect_reach if args.effect_reach is None else args.effect_reach
+    if not reach >= 0:
+        raise StageError("train", args.sample, f"--effect-reach is {args.effect_reach}",
+                         "set diagnose.background.effect_reach to 0 or more object sizes")
     run_train(args.sample, Path(args.frames), Path(args.flow), Path(args.homography), Path(args.masks),
-              args.objects.split(","), Path(args.train_dir), _train_config(args, settings, "train"))
+              args.objects.split(","), Path(args.train_dir), _train_config(args, settings, "train"), reach)
 
 
 def _render(args: argparse.Namespace, settings: dict) -> None:
@@ -357,6 +362,9 @@ def _add_stages(sub: argparse._SubParsersAction) -> None:
     p = _subcommand(sub, "train", _train, "train the Omnimatte model (the render stage makes its layers)")
     _add_sample_inputs(p, flow_help=None)
     p.add_argument("--train-dir", required=True, help="folder for checkpoints, loss curves and the model")
+    p.add_argument("--effect-reach", type=float, help="the config's diagnose.background.effect_reach: object sizes "
+                   "from its mask within which an object's effects may lie, where the canvas's starting plate "
+                   "distrusts the frames (default: the config's default)")
 
     p = _subcommand(sub, "render", _render, "render the trained model into the layers (settings: the config's train "
                     "section, whose rendering switches apply)")

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from omnimatte.camera import first_reached, frame_view, nan_median, registered_median
 from omnimatte.render.alpha_upsampling import guided_upsample
-from omnimatte.train.video import grown_objects, starting_plate
+from omnimatte.train.video import grown_objects, objects_reach, starting_plate
 
 
 def test_masked_median_leaves_out_an_object_that_stands_still_most_of_the_time():
@@ -61,14 +61,67 @@ def test_median_before_first_exclusion_leaves_out_what_an_object_leaves_behind()
     assert (first[:, 10:14] == dust).all() and (first[:, :4] == ground).all()
     assert (registered_median(frames, identity, (8, 16), exclude=masks, before_first_exclusion=True,
                               min_votes=3)[:, 4:8] == dust).all()
-    assert np.array_equal(starting_plate(frames, grown_objects(masks[:, None], margin=0), identity, (8, 16)),
-                          first)  # the canvas's
     reached = first_reached(identity, masks, (8, 16))
     assert (reached[:, 4:8] == 2).all()  # the frame the car reached the patch in
     assert (reached[:, 10:14] == 7).all() and (reached[:, :4] == 7).all()  # too few frames before; never reached
     assert (first_reached(identity, masks, (8, 16), min_votes=3)[:, 4:8] == 7).all()
     with pytest.raises(ValueError, match="min_votes"):
         first_reached(identity, masks, (8, 16), min_votes=0)
+
+
+def _walk(num_frames: int, width: int, ahead: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A walker crossing a strip 2 px a frame from its left end: frames, masks and the 8 px around the walker.
+    With `ahead`, its shadow lies ahead of it (darkest next to it); else it leaves dust behind that fades."""
+    frames = np.zeros((num_frames, 4, width, 3), np.float32)
+    frames[:] = GROUND
+    masks = np.zeros((num_frames, 4, width), bool)
+    near = np.zeros_like(masks)
+    for t in range(num_frames):
+        left = 2 * t
+        masks[t, :, left:left + 3] = True
+        near[t, :, max(0, left - 8):left + 11] = True
+        if ahead:
+            for x in range(left + 3, min(left + 9, width)):
+                frames[t, :, x] = np.multiply(GROUND, 0.3 + 0.1 * (x - left - 3))
+        else:
+            for x in range(left):
+                age = t - x // 2
+                frames[t, :, x] = np.add(GROUND, np.multiply(np.subtract(DUST, GROUND), max(0.0, 1 - 0.04 * age)))
+        frames[t, :, left:left + 3] = (255, 0, 0)
+    return np.rint(frames).astype(np.uint8), masks, near
+
+
+GROUND, DUST = (90, 120, 60), (200, 180, 140)
+
+
+def test_median_beyond_reach_leaves_out_what_an_object_casts_ahead_of_it():
+    """A walker crosses a strip with its shadow lying ahead of it from the clip's first frame. Where the shadow
+    lies from the start, every frame before the walker arrives shows the shadow, so the median before first
+    exclusion is the shadow; with `within_reach` (8 px around the walker) the frames that show a pixel beyond its
+    reach vote: where none does before it arrives, those after it has gone, whose ground is steadier than the
+    shadow that darkens as the walker comes. A walker that leaves dust behind it instead, fading: the frames
+    before it arrived are the steadier there, and the dust stays out. Where the walker comes from afar, the
+    frames before it arrived and beyond its reach vote."""
+    num_frames, width = 24, 48
+    identity = np.repeat(np.eye(3)[None], num_frames, axis=0)
+    frames, masks, near = _walk(num_frames, width, ahead=True)
+    first = registered_median(frames, identity, (4, width), exclude=masks, before_first_exclusion=True)
+    assert (first[:, 8] != GROUND).any()  # in the shadow from frame 0 until the walker reaches it in frame 3
+    beyond = registered_median(frames, identity, (4, width), exclude=masks, before_first_exclusion=True,
+                               within_reach=near)
+    assert (beyond[:, 3:40] == GROUND).all()
+    assert np.array_equal(starting_plate(frames, grown_objects(masks[:, None], margin=0), identity, (4, width), near),
+                          beyond)  # the canvas's
+
+    frames, masks, near = _walk(num_frames, width, ahead=False)
+    beyond = registered_median(frames, identity, (4, width), exclude=masks, before_first_exclusion=True,
+                               within_reach=near)
+    assert (registered_median(frames, identity, (4, width), exclude=masks)[:, 5:30] != GROUND).any()  # the dust
+    assert (beyond[:, 5:40] == GROUND).all()  # (columns 3 and 4: frame 0 alone shows them before the walker)
+
+    # objects_reach is that zone in object sizes: the walker's mask has 12 px, so 2 sizes reach 6.9 px past column 2.
+    zone = objects_reach(masks[:, None], 2.0)
+    assert zone[0, 0, :9].all() and not zone[0, 0, 9:].any()
 
 
 def test_first_reached_follows_the_camera():
@@ -95,7 +148,11 @@ def test_tiles_do_not_change_the_median_or_first_reached():
     homographies = np.stack([np.array([[1.0, 0, 3.5 * t], [0, 1.0, 0.4 * t], [0, 0, 1]]) for t in range(num_frames)])
     canvas_size = (height + 5, width + 30)  # the last rows and columns no frame covers
     whole = max(canvas_size)
-    for kwargs in ({}, {"exclude": masks}, {"exclude": masks, "before_first_exclusion": True}):
+    near = np.zeros_like(masks)
+    for t in range(num_frames):
+        near[t, 1:10, max(0, t - 2):10 + t] = True
+    for kwargs in ({}, {"exclude": masks}, {"exclude": masks, "before_first_exclusion": True},
+                   {"exclude": masks, "before_first_exclusion": True, "within_reach": near}):
         tiled = registered_median(frames, homographies, canvas_size, tile=7, **kwargs)
         assert np.array_equal(tiled, registered_median(frames, homographies, canvas_size, tile=whole, **kwargs))
     assert np.array_equal(first_reached(homographies, masks, canvas_size, tile=7),

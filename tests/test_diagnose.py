@@ -8,6 +8,8 @@ through the homography stage; their flow is OpenCV's DIS, as without RAFT's weig
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
@@ -437,6 +439,21 @@ def test_two_seeds_train_the_sample_twice_only_when_asked(workdir: Path):
     assert "--model results/dog/second_seed/train/model.pt --out results/dog/second_seed/omnimatte" in job
     diagnose_job = planned.stdout[planned.stdout.index("rule diagnose:"):]
     assert "results/dog/second_seed/omnimatte" in diagnose_job[:diagnose_job.index("\n\n")]
+
+
+def test_the_effect_reach_reaches_training(workdir: Path):
+    """diagnose.background.effect_reach also decides which frames the canvas's starting plate trusts: both trainings
+    are given it, and the train stage refuses a negative one in the sample's name."""
+    config = write_config(workdir, "diagnose: {background: {effect_reach: 3.5}, seeds: {enabled: true}}\n")
+    planned = run_snakemake(workdir, "-n", "-p", "--configfile", config, "--", "results/dog/diagnostics.json")
+    assert planned.returncode == 0, planned.stderr[-2000:]
+    for rule in ("train", "train_second_seed"):
+        job = planned.stdout[planned.stdout.index(f"rule {rule}:"):]
+        assert "--effect-reach 3.5 " in job[:job.index("\n\n", job.index("omnimatte train"))]
+    refused = subprocess.run([sys.executable, "-m", "omnimatte", "train", "--sample", "dog", "--frames", "f",
+                              "--flow", "f", "--homography", "h", "--masks", "m", "--objects", "dog",
+                              "--train-dir", "t", "--effect-reach", "-1"], capture_output=True, text=True)
+    assert refused.returncode != 0 and "sample 'dog'" in refused.stderr and "effect_reach" in refused.stderr
 
 
 def test_a_reconstruction_off_by_a_fraction_of_a_pixel_misses_nothing():

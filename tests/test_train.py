@@ -146,7 +146,8 @@ def test_the_background_is_the_frame_where_nothing_but_the_background_shows(tmp_
     masks = read_frames(scene["masks_dir"] / "square", mode="gray") > 127
     far = ~np.stack([cv2.dilate(m.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0 for m in masks]) & (alpha == 0)
     assert far.mean() > 0.05  # 12 steps leave faint alpha over most of the frame
-    assert np.mean(np.abs(on - frames).max(axis=-1)[far] <= 1) > 0.95
+    # (a few of those pixels lie next to faint alpha, which the step's 1 px edge lets through)
+    assert np.mean(np.abs(on - frames).max(axis=-1)[far] <= 1) > 0.9
     assert np.mean(np.abs(off - frames).max(axis=-1)[far] <= 1) < 0.5
     held = alpha >= 255 * FREE_ALPHA
     assert held.any() and np.abs(on - off).max(axis=-1)[held].max() <= 1
@@ -341,18 +342,20 @@ def test_checkpoint_resumes_when_only_a_rendering_switch_changed(scene: dict, mo
 
 
 def test_the_canvas_settings_count_in_the_fingerprint_only_with_a_canvas(scene: dict):
-    """A network-background run is resumed whatever the canvas's settings say; a canvas run is not."""
+    """A network-background run is resumed whatever the canvas's settings say, and the effect reach its starting
+    plate was made with; a canvas run is not."""
     from omnimatte.train.checkpoint import config_fingerprint
 
     video = train_module.load_video("tiny", scene["frames_dir"], scene["flow_dir"], scene["homography_dir"],
                                     scene["masks_dir"], ["square"], 4, torch.device("cpu"), canvas_plate=True)
     for background, same in (("network", True), ("canvas", False)):
         prints = []
-        for fraction, weight in ((0.1, 0.25), (0.5, 0.25), (0.1, 1.0)):
+        for fraction, weight, reach in ((0.1, 0.25, 2.0), (0.5, 0.25, 2.0), (0.1, 1.0, 2.0), (0.1, 0.25, 3.0)):
             config = tiny_config(background=background, canvas_learning_rate_fraction=fraction,
                                  canvas_weight_once_reached=weight)
-            prints.append(config_fingerprint(config, video, train_loop.build_model(video, config, torch.device("cpu"))))
-        assert (prints[0] == prints[1]) == same and (prints[0] == prints[2]) == same
+            reaching = dataclasses.replace(video, effect_reach=reach)
+            prints.append(config_fingerprint(config, reaching, train_loop.build_model(video, config, torch.device("cpu"))))
+        assert all((prints[0] == other) == same for other in prints[1:])
 
 
 def test_checkpoint_from_other_settings_is_not_resumed(scene: dict, monkeypatch):

@@ -38,6 +38,8 @@ def config_fingerprint(config: TrainConfig, video: VideoTensors, model: Omnimatt
     if config.background != "canvas":
         for key in CANVAS_ONLY:
             settings.pop(key)
+    else:
+        settings["effect_reach"] = video.effect_reach  # which frames its starting plate trusts
     settings["data"] = [list(video.frames.shape), list(video.masks.shape), list(video.canvas_size)]
     settings["parameters"] = [[name, list(value.shape)] for name, value in model.state_dict().items()]
     return {"settings": hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16], "inputs": inputs}

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from omnimatte.background_fit import BackgroundFitSettings
 from omnimatte.contract import TrainFiles
 from omnimatte.devices import resolve_device
 from omnimatte.fingerprint import inputs_digest
@@ -30,13 +31,16 @@ log = get_logger(STAGE)
 
 
 def run_train(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Path, masks_dir: Path,
-              object_names: list[str], train_dir: Path, config: TrainConfig) -> dict:
+              object_names: list[str], train_dir: Path, config: TrainConfig,
+              effect_reach: float = BackgroundFitSettings.effect_reach) -> dict:
     """Train, then write the trained model (model.pt, which the render stage turns into layers), the loss curves
     and a summary into train_dir.
 
     The train folder's checkpoint.pt holds the newest unfinished state; it is removed once the model is written.
     model.pt holds the weights, the settings they were trained with (without the render-only switches, which the
-    render stage takes from the config), the canvas size and the object names.
+    render stage takes from the config), the canvas size and the object names. `effect_reach` (object sizes,
+    diagnose.background.effect_reach) is how far from its mask the canvas's starting plate distrusts what a frame
+    shows, as an object's effects may lie there (starting_plate).
     """
     device = resolve_device(STAGE, sample, config.device)
     if device.type == "cpu" and config.cpu:
@@ -46,7 +50,7 @@ def run_train(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pat
     files.folder.mkdir(parents=True, exist_ok=True)
     log.info("%s: training on %s (%s)", sample, device, torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU")
     video = load_video(sample, frames_dir, flow_dir, homography_dir, masks_dir, object_names, config.trimap_band, device,
-                       config.scale, canvas_plate=config.background == "canvas")
+                       config.scale, canvas_plate=config.background == "canvas", effect_reach=effect_reach)
     log.info("%s: %d frames, trained at %dx%d (scale %g of %dx%d), %d layer(s) + background, canvas %dx%d", sample,
              video.num_frames, video.frames.shape[-1], video.frames.shape[-2], config.scale,
              video.output_frames.shape[-1], video.output_frames.shape[-2], len(object_names), video.canvas_size[1],

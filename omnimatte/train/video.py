@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from omnimatte import losses
-from omnimatte.background_fit import BackgroundFit, BackgroundFitSettings, FlowFields, fit_background
+from omnimatte.background_fit import BackgroundFit, BackgroundFitSettings, FlowFields, fit_background, within_reach
 from omnimatte.background_fit_stage import load_background_fit, moving_and_misfit_shares, unexplained_maps
 from omnimatte.camera import camera_flow, first_reached, homography_grid, registered_median
 from omnimatte.contract import FlowFiles, HomographyFiles, load_array, load_camera, load_flow
@@ -58,7 +58,8 @@ class VideoTensors:
     # (BackgroundFit.background_only), where the background detail takes the frame's own pixels; None where not
     # fitted.
     background_only: torch.Tensor | None = None
-    # How far an object's effects may lie, in object sizes (BackgroundFitSettings.effect_reach): the copy cut's reach.
+    # How far an object's effects may lie, in object sizes (BackgroundFitSettings.effect_reach): the copy cut's reach
+    # (and the starting plate's, which the video was loaded with).
     effect_reach: float = BackgroundFitSettings.effect_reach
 
     @property
@@ -120,12 +121,21 @@ def grown_objects(masks: np.ndarray, margin: int) -> np.ndarray:
     return objects.astype(bool)
 
 
-def starting_plate(frames: np.ndarray, objects: np.ndarray, homographies: np.ndarray,
-                   canvas_size: tuple[int, int]) -> np.ndarray:
+def objects_reach(masks: np.ndarray, reach: float) -> np.ndarray:
+    """Where each frame may show some object's effects: within `reach` object sizes of any object's mask
+    (T, L, H, W bool), as the background fit expects them (within_reach). (T, H, W) bool."""
+    return np.stack([np.logical_or.reduce([within_reach(mask, reach) for mask in frame]) for frame in masks])
+
+
+def starting_plate(frames: np.ndarray, objects: np.ndarray, homographies: np.ndarray, canvas_size: tuple[int, int],
+                   reach: np.ndarray) -> np.ndarray:
     """The canvas background's first image: the registered median with the objects (grown_objects) left out, so
-    that objects that pass by do not smear into it, and of each pixel's frames only those before an object first
-    reaches it, so that what the objects leave behind does not either. (Hc, Wc, 3) float32 in [0, 255]."""
-    return registered_median(frames, homographies, canvas_size, exclude=objects, before_first_exclusion=True)
+    that objects that pass by do not smear into it, and of each pixel's frames those that show it beyond every
+    object's reach (objects_reach) before one first reaches it, else beyond reach at any time, else before an
+    object first reaches it, so that neither what the objects leave behind nor what they cast ahead of them does
+    either (registered_median). (Hc, Wc, 3) float32 in [0, 255]."""
+    return registered_median(frames, homographies, canvas_size, exclude=objects, before_first_exclusion=True,
+                             within_reach=reach)
 
 
 def unexplained_background(sample: str, fit: BackgroundFit) -> tuple[np.ndarray, np.ndarray]:
@@ -155,8 +165,8 @@ def load_video(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pa
     itself or fits nothing (unexplained_background), for the effect claim, and where each frame shows nothing but
     the background (BackgroundFit.background_only), for the background detail: read from `background_fit_file` (the
     background_fit stage's, refused unless made with `background_fit` for these frames) or, without it, fitted
-    here. `effect_reach` (object sizes) is kept for the copy cut. A problem with the inputs is refused in the name
-    of `stage`, the stage reading them.
+    here. `effect_reach` (object sizes) decides which frames the starting plate trusts, and is kept for the copy
+    cut. A problem with the inputs is refused in the name of `stage`, the stage reading them.
     """
     frames = read_frames(frames_dir)
     num_frames, height, width = frames.shape[:3]
@@ -190,7 +200,7 @@ def load_video(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pa
     plate = reached = None
     if canvas_plate:
         objects = grown_objects(mask_array, margin=max(1, trimap_band // 2))
-        plate = starting_plate(frames, objects, homographies, canvas_size)
+        plate = starting_plate(frames, objects, homographies, canvas_size, objects_reach(mask_array, effect_reach))
         reached = first_reached(homographies, objects, canvas_size)
 
     def tensor(array: np.ndarray) -> torch.Tensor:

@@ -122,6 +122,12 @@ def background_fit_settings():
     return shlex.quote(json.dumps(config.get("diagnose", {}).get("background", {})))
 
 
+def effect_reach():
+    """The config's diagnose.background.effect_reach: how far from its mask an object's effects may lie, which the
+    train stage's starting plate distrusts (a number, for `omnimatte train --effect-reach`)."""
+    return float(config["diagnose"]["background"]["effect_reach"])
+
+
 def frames_inputs(wildcards):
     """The source video; for an image sequence (a folder) also each of its images, so an image edited in place,
     added or removed remakes the frames."""

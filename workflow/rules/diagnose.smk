@@ -66,6 +66,7 @@ rule train_second_seed:
         flow=lambda wildcards: f"results/{wildcards.sample}/flow",
         homography=lambda wildcards: f"results/{wildcards.sample}/homography",
         train_dir=lambda wildcards: f"results/{wildcards.sample}/second_seed/train",
+        effect_reach=effect_reach(),
         settings=train_settings(seed=config["train"].get("seed", 0) + config.get("diagnose", {}).get("seeds", {}).get("seed_offset", 1)),
     threads: threads_for("train", 8)
     resources:
@@ -80,7 +81,8 @@ rule train_second_seed:
     shell:
         "$OMNIMATTE_PYTHON -m omnimatte train --sample {wildcards.sample} --frames {input.frames:q} --flow {params.flow:q}"
         " --homography {params.homography:q} --masks {input.masks:q} --objects {params.objects:q}"
-        " --train-dir {params.train_dir:q} --settings {params.settings} --threads {threads} --log {log:q}"
+        " --train-dir {params.train_dir:q} --effect-reach {params.effect_reach} --settings {params.settings}"
+        " --threads {threads} --log {log:q}"
 
 
 rule render_second_seed:

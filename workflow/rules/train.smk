@@ -24,6 +24,7 @@ rule train:
         flow=lambda wildcards: f"results/{wildcards.sample}/flow",
         homography=lambda wildcards: f"results/{wildcards.sample}/homography",
         train_dir=lambda wildcards: f"results/{wildcards.sample}/train",
+        effect_reach=effect_reach(),
         settings=train_settings(),
     threads: threads_for("train", 8)
     resources:
@@ -38,4 +39,5 @@ rule train:
     shell:
         "$OMNIMATTE_PYTHON -m omnimatte train --sample {wildcards.sample} --frames {input.frames:q} --flow {params.flow:q}"
         " --homography {params.homography:q} --masks {input.masks:q} --objects {params.objects:q}"
-        " --train-dir {params.train_dir:q} --settings {params.settings} --threads {threads} --log {log:q}"
+        " --train-dir {params.train_dir:q} --effect-reach {params.effect_reach} --settings {params.settings}"
+        " --threads {threads} --log {log:q}"
