@@ -23,7 +23,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from omnimatte.background_fit import BackgroundFit, local_score, within_reach
+from omnimatte.background_fit import BackgroundFit, local_score, reach_zone
 from omnimatte.diagnose.findings import CheckResult, Finding, percent, worst_frames
 from omnimatte.diagnose.inputs import Layers, SampleInputs
 from omnimatte.diagnose.settings import LayerSettings
@@ -36,11 +36,6 @@ EMPTY = 0.1
 #: A mask's core: the mask eroded by this share of the frame's short side.
 CORE_EROSION = 1 / 48
 WORST_QUARTER = 75
-
-
-def reach_zone(mask: np.ndarray, reach: float) -> np.ndarray:
-    """Per frame (T, H, W) bool: within `reach` object sizes (the square root of the mask's area) of the mask."""
-    return np.stack([within_reach(m, reach) for m in mask])
 
 
 def beyond_reach(alpha: np.ndarray, zone: np.ndarray) -> np.ndarray:

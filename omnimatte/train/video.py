@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from omnimatte import losses
-from omnimatte.background_fit import BackgroundFit, BackgroundFitSettings, FlowFields, fit_background, within_reach
+from omnimatte.background_fit import BackgroundFit, BackgroundFitSettings, FlowFields, fit_background, reach_zone
 from omnimatte.background_fit_stage import load_background_fit, moving_and_misfit_shares, unexplained_maps
 from omnimatte.camera import camera_flow, first_reached, homography_grid, registered_median
 from omnimatte.contract import FlowFiles, HomographyFiles, load_array, load_camera, load_flow
@@ -123,17 +123,18 @@ def grown_objects(masks: np.ndarray, margin: int) -> np.ndarray:
 
 def objects_reach(masks: np.ndarray, reach: float) -> np.ndarray:
     """Where each frame may show some object's effects: within `reach` object sizes of any object's mask
-    (T, L, H, W bool), as the background fit expects them (within_reach). (T, H, W) bool."""
-    return np.stack([np.logical_or.reduce([within_reach(mask, reach) for mask in frame]) for frame in masks])
+    (T, L, H, W bool), as the background fit expects them (reach_zone). (T, H, W) bool."""
+    return np.logical_or.reduce([reach_zone(masks[:, i], reach) for i in range(masks.shape[1])])
 
 
 def starting_plate(frames: np.ndarray, objects: np.ndarray, homographies: np.ndarray, canvas_size: tuple[int, int],
                    reach: np.ndarray) -> np.ndarray:
     """The canvas background's first image: the registered median with the objects (grown_objects) left out, so
     that objects that pass by do not smear into it, and of each pixel's frames those that show it beyond every
-    object's reach (objects_reach) before one first reaches it, else beyond reach at any time, else before an
-    object first reaches it, so that neither what the objects leave behind nor what they cast ahead of them does
-    either (registered_median). (Hc, Wc, 3) float32 in [0, 255]."""
+    object's reach (`reach`: objects_reach) before one first reaches it; where too few do, whichever lie closer
+    to their own median of those beyond reach at any time and those before an object first reaches it, so that
+    neither what the objects leave behind nor what they cast ahead of them does either (registered_median).
+    (Hc, Wc, 3) float32 in [0, 255]."""
     return registered_median(frames, homographies, canvas_size, exclude=objects, before_first_exclusion=True,
                              within_reach=reach)
 
