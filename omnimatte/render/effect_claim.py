@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 import cv2
 import numpy as np
@@ -189,19 +189,28 @@ def region_owners(labels: np.ndarray, alpha: torch.Tensor,
     if moves_with is None:
         return owner  # label 0 (no region) has no labelled pixel, so no distance and no owner
     for label in np.flatnonzero(np.isfinite(nearest).sum(0) > 1):
-        region = labels == label
-        followed = {int(i): shares for i in np.flatnonzero(np.isfinite(nearest[:, label]))
-                    if len(shares := moves_with(region, int(i))) >= MOTION_FRAMES}
-        if not followed:
+        scores = motion_scores(labels == label, np.flatnonzero(np.isfinite(nearest[:, label])), moves_with)
+        if not scores:
             continue
-        common = set.intersection(*(set(shares) for shares in followed.values()))
-        if len(common) < MOTION_FRAMES:
-            continue
-        scores = {i: float(np.mean([shares[s] for s in common])) for i, shares in followed.items()}
         best = max(scores, key=scores.get)
         if scores[best] > scores.get(int(owner[label]), MOTION_UNKNOWN_NEAREST) + MOTION_MARGIN:
             owner[label] = best
     return owner
+
+
+def motion_scores(region: np.ndarray, candidates: Iterable[int],
+                  moves_with: Callable[[np.ndarray, int], dict[int, float]]) -> dict[int, float]:
+    """Per candidate layer that `region` (H, W) bool was followed with to at least MOTION_FRAMES frames
+    (`moves_with(region, layer)`: per frame, the share of the region that moving with the layer's object carries
+    onto effects; effect_motion), its mean share over the frames every such candidate was followed to; empty
+    where no candidate was followed or they share fewer than MOTION_FRAMES frames."""
+    followed = {int(i): shares for i in candidates if len(shares := moves_with(region, int(i))) >= MOTION_FRAMES}
+    if not followed:
+        return {}
+    common = set.intersection(*(set(shares) for shares in followed.values()))
+    if len(common) < MOTION_FRAMES:
+        return {}
+    return {i: float(np.mean([shares[s] for s in common])) for i, shares in followed.items()}
 
 
 def claim_effects(frame: torch.Tensor, background: torch.Tensor, rgb: torch.Tensor, alpha: torch.Tensor,

@@ -192,7 +192,8 @@ def render_frame(shared: RenderPass, t: int) -> RenderedFrame:
     8. the copy cut (cut_copies): a layer's alpha on another object's body (its coarse mask, where its layer holds
        it) beyond the layer's own object's reach (video.effect_reach object sizes) is cut;
     9. the overlap merge (merge_overlaps): outside every coarse mask, what several layers hold goes to the layer
-       that holds most around it, the layers composited into it, so that no effect is split between layers;
+       that holds most around it or, where they hold alike, to the one it moves with as the pass's effect motion
+       follows it, the layers composited into it, so that no effect is split between layers;
     10. the background detail (background_detail): where no layer holds alpha and the frame shows nothing but the
         background by the background fit's account (video.background_only: the registered background explains it
         to within noise, or it moves by itself), the background is the frame itself;
@@ -228,7 +229,8 @@ def render_frame(shared: RenderPass, t: int) -> RenderedFrame:
     if settings.cut_copies:
         alpha = cut_copies(alpha, video.masks[t], video.effect_reach)
     if settings.merge_overlaps:
-        rgb, alpha = merge_overlaps(rgb, alpha, video.masks[t])
+        rgb, alpha = merge_overlaps(rgb, alpha, video.masks[t],
+                                    None if motion is None else motion.scorer(t))
     model_composite = composite_over(background, list(rgb.split(1)), list(alpha.split(1)))
     composite = model_composite
     if settings.background_detail:

@@ -25,10 +25,10 @@ class RenderSettings:
     (its measured tint divided out), outside the coarse masks, to the shadow's own (shadow_fit); cut_strays: cut alpha
     that neither reaches an object nor lies on anything the frame shows beyond the background (stray_cut); cut_copies:
     cut a layer's alpha on another object's body beyond its own object's reach (copy_cut); merge_overlaps: outside the
-    coarse masks, give what several layers hold to the one that holds most around it (overlap_merge);
-    detail_transfer: put the remaining residual into the layers' colour; background_detail: where no layer holds
-    alpha and the background fit finds nothing but the background, the background is the frame itself
-    (background_detail).
+    coarse masks, give what several layers hold to the one that holds most around it or, where they hold alike, that
+    it moves with (overlap_merge); detail_transfer: put the remaining residual into the layers' colour;
+    background_detail: where no layer holds alpha and the background fit finds nothing but the background, the
+    background is the frame itself (background_detail).
     """
 
     sample_background: bool
