@@ -1,4 +1,5 @@
-"""The overlap merge: outside the masks, alpha that one layer dominates is held by that layer alone."""
+"""The overlap merge: outside the masks, alpha that one layer dominates, or that moves with one holder's object
+clearly better than with the others', is held by that layer alone."""
 
 import torch
 
@@ -99,3 +100,26 @@ def test_a_shadow_that_moves_with_both_alike_stays_split():
     for shares in ({0: 0.8, 1: 0.78}, {}):  # objects that move alike; a region followed with neither
         new_rgb, new_alpha = merge_overlaps(rgb, alpha, torch.zeros(2, 1, H, W), followed(shares))
         assert torch.equal(new_alpha, alpha) and torch.equal(new_rgb, rgb)
+
+
+def test_motion_settles_nothing_inside_a_mask_nor_alpha_too_faint_to_contest():
+    shadow = box(60, 30, 12, 40)
+    rgb, alpha = layers(0.3 * shadow.float(), 0.2 * shadow.float())
+    masks = torch.cat((shadow, torch.zeros_like(shadow))).float()  # the shared alpha lies in the first mask
+    new_rgb, new_alpha = merge_overlaps(rgb, alpha, masks, followed({0: 0.1, 1: 0.9}))
+    assert torch.equal(new_alpha, alpha) and torch.equal(new_rgb, rgb)
+    faint_rgb, faint = layers(0.015 * shadow.float(), 0.01 * shadow.float())  # under CONTESTED_ALPHA
+    new_rgb, new_alpha = merge_overlaps(faint_rgb, faint, torch.zeros(2, 1, H, W), followed({0: 0.1, 1: 0.9}))
+    assert torch.equal(new_alpha, faint) and torch.equal(new_rgb, faint_rgb)
+
+
+def test_the_holder_it_moves_with_must_beat_every_other_holder():
+    shadow = box(60, 30, 12, 40)
+    rgb, alpha = layers(0.3 * shadow.float(), 0.2 * shadow.float(), 0.25 * shadow.float())
+    masks = torch.zeros(3, 1, H, W)
+    _, close = merge_overlaps(rgb, alpha, masks, followed({0: 0.2, 1: 0.9, 2: 0.88}))  # the third holder is as good
+    assert torch.equal(close, alpha)
+    _, settled = merge_overlaps(rgb, alpha, masks, followed({0: 0.2, 1: 0.9, 2: 0.5}))
+    inside = shadow[0, 0]
+    assert float(settled[0, 0][inside].abs().max()) == 0.0 and float(settled[2, 0][inside].abs().max()) == 0.0
+    assert torch.allclose(settled[1, 0][inside], torch.tensor(1 - 0.7 * 0.8 * 0.75))

@@ -62,7 +62,9 @@ REACH = 4.0
 # Among objects that reach a region, the one it moves with wins over the nearest only by more than
 # this share of the region (effect_motion), judged on at least MOTION_FRAMES frames: a near tie keeps
 # the nearest. A nearest that could not be followed counts as MOTION_UNKNOWN_NEAREST (half the region
-# carried onto effects), so weak evidence for another object does not take the region from it.
+# carried onto effects), so weak evidence for another object does not take the region from it. The
+# overlap merge settles a region several layers hold alike by the same margin, an unfollowed holder
+# counting as MOTION_UNKNOWN_NEAREST there too.
 MOTION_MARGIN = 0.05
 MOTION_FRAMES = 2
 MOTION_UNKNOWN_NEAREST = 0.5
@@ -189,7 +191,7 @@ def region_owners(labels: np.ndarray, alpha: torch.Tensor,
     if moves_with is None:
         return owner  # label 0 (no region) has no labelled pixel, so no distance and no owner
     for label in np.flatnonzero(np.isfinite(nearest).sum(0) > 1):
-        scores = motion_scores(labels == label, np.flatnonzero(np.isfinite(nearest[:, label])), moves_with)
+        scores = followed_scores(labels == label, np.flatnonzero(np.isfinite(nearest[:, label])), moves_with)
         if not scores:
             continue
         best = max(scores, key=scores.get)
@@ -198,7 +200,7 @@ def region_owners(labels: np.ndarray, alpha: torch.Tensor,
     return owner
 
 
-def motion_scores(region: np.ndarray, candidates: Iterable[int],
+def followed_scores(region: np.ndarray, candidates: Iterable[int],
                   moves_with: Callable[[np.ndarray, int], dict[int, float]]) -> dict[int, float]:
     """Per candidate layer that `region` (H, W) bool was followed with to at least MOTION_FRAMES frames
     (`moves_with(region, layer)`: per frame, the share of the region that moving with the layer's object carries

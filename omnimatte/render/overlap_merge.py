@@ -1,6 +1,6 @@
 """The overlap merge: outside the objects, what a pixel holds belongs to one layer.
 
-Two objects that move together (a person walking a dog) give the network no motion to tell
+Two objects that move together (a person walking a dog) give the network little motion to tell
 their effects apart, so it can split one shadow between their layers; elsewhere one layer keeps
 faint alpha over another object's shadow. Either way, editing one object leaves part of an effect
 behind, and the diagnose stage's overlap check flags the pair.
@@ -12,11 +12,13 @@ as much as any other; the owner takes what every layer held there, composited in
 alpha and colour are those of the layers over one another, so the frame's composite does not
 change. Where two or more layers hold comparable amounts (each at least CONTESTED_ALPHA around it),
 the network found no reason to prefer one, but the clip may: an effect moves with what causes it.
-Each such contested region is followed a few frames forward and back with each holder's motion
-(effect_motion, as the effect claim settles a region several objects reach); the holder whose
-motion carries it onto the effects those frames show best, by more than the claim's MOTION_MARGIN
-over every other, takes the region whole. Where the motion does not tell (objects that move
-alike, too few frames that show the region), nothing moves: giving the effect to the wrong object
+Each such contested region (its pixels that no layer dominates; those around it that one does go
+to that one) is followed a few frames forward and back with each holder's motion (effect_motion,
+as the effect claim settles a region several objects reach); the holder whose motion carries it
+onto the effects those frames show best, by more than the claim's MOTION_MARGIN over every other
+(a holder it could not be followed with counts as the claim's MOTION_UNKNOWN_NEAREST, half the
+region), takes the region whole. Where the motion does not tell (objects that move alike, too few
+frames that show the region), nothing moves: giving the effect to the wrong object
 would lose it from the right one, and the diagnose stage's overlap check still reports it. Inside
 a mask nothing moves either: there one layer in front of another is an occlusion, not a shared
 effect.
@@ -24,7 +26,7 @@ effect.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -33,11 +35,12 @@ import torch
 from omnimatte.model import composite_over
 from omnimatte.render.alpha_fit import masks_at
 from omnimatte.render.blur import gaussian_blur
-from omnimatte.render.effect_claim import (MIN_REGION_SHARE, MOTION_MARGIN, MOTION_UNKNOWN_NEAREST, motion_scores,
+from omnimatte.render.effect_claim import (MIN_REGION_SHARE, MOTION_MARGIN, MOTION_UNKNOWN_NEAREST, followed_scores,
                                            smoothing_sigma)
 
-if TYPE_CHECKING:
-    from omnimatte.render.effect_motion import FrameMotion
+# How a region (H, W) bool of the frame moves with layer i's object: per frame it was followed to, the share of it
+# that lands on that frame's effects (effect_motion.FrameMotion).
+MovesWith = Callable[[np.ndarray, int], dict[int, float]]
 
 # A layer owns a pixel where its smoothed alpha is at least this many times every other layer's.
 DOMINANCE = 3.0
@@ -49,7 +52,7 @@ CONTESTED_ALPHA = 0.02
 
 
 def owners(alpha: torch.Tensor, outside: torch.Tensor,
-           motion: FrameMotion | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+           motion: MovesWith | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Per pixel (1, 1, H, W), the layer of `alpha` (L >= 2, 1, H, W) that owns it (long) and whether one does
     (bool), among the pixels `outside` (1, 1, H, W) bool every coarse mask: the layer that holds most around it
     (the largest alpha smoothed at the effect claim's scale) where it holds DOMINANCE times any other's there;
@@ -67,9 +70,9 @@ def owners(alpha: torch.Tensor, outside: torch.Tensor,
     return owner, dominant | settled
 
 
-def contested_owners(contested: np.ndarray, smoothed: np.ndarray, motion: FrameMotion) -> tuple[np.ndarray, np.ndarray]:
-    """Of the contested pixels (H, W) bool, those whose region (8-connected, at least the effect claim's smallest
-    region) moves with one of its holders (the layers whose `smoothed` alpha (L, H, W) reaches CONTESTED_ALPHA in it)
+def contested_owners(contested: np.ndarray, smoothed: np.ndarray, motion: MovesWith) -> tuple[np.ndarray, np.ndarray]:
+    """Of the contested pixels (H, W) bool, those whose region (8-connected, at least MIN_REGION_SHARE of the
+    frame) moves with one of its holders (the layers whose `smoothed` alpha (L, H, W) reaches CONTESTED_ALPHA in it)
     better than with every other by more than MOTION_MARGIN (a holder it could not be followed with counts as
     MOTION_UNKNOWN_NEAREST), and that holder per pixel (H, W) int."""
     height, width = contested.shape
@@ -81,7 +84,7 @@ def contested_owners(contested: np.ndarray, smoothed: np.ndarray, motion: FrameM
             continue
         region = labels == label
         holders = np.flatnonzero(smoothed[:, region].max(1) >= CONTESTED_ALPHA)
-        scores = motion_scores(region, holders, motion)
+        scores = followed_scores(region, holders, motion)
         if not scores:
             continue
         best = max(scores, key=scores.get)
@@ -94,7 +97,7 @@ def contested_owners(contested: np.ndarray, smoothed: np.ndarray, motion: FrameM
 
 @torch.no_grad()
 def merge_overlaps(rgb: torch.Tensor, alpha: torch.Tensor, masks: torch.Tensor,
-                   motion: FrameMotion | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                   motion: MovesWith | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Layers' colour (L, 3, H, W) in [-1, 1] and alpha (L, 1, H, W), back to front, with each pixel outside the
     coarse masks (L, 1, h, w, at any resolution) that one layer owns (owners(); `motion`, how regions of this frame
     move, settles the contested ones) held by that layer alone: the layers there composited into it. Returns the new

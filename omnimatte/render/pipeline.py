@@ -1,7 +1,7 @@
 """One frame of a trained model as layers: the network's output, then the rendering steps in order.
 
 What every frame of one rendering pass shares (RenderPass: the learnt canvas, each frame's background, what the
-effect claim follows) is made once by render_pass. The steps, each in its own file and each switched by
+effect claim and the overlap merge follow) is made once by render_pass. The steps, each in its own file and each switched by
 RenderSettings: the sampled background (sampled_background.py), guided alpha upsampling (alpha_upsampling.py,
 when the network ran below the working resolution), the plate matte (plate_matte.py), the alpha fit
 (alpha_fit.py), the core fill (core_fill.py), the effect claim (effect_claim.py, with effect_motion.py to settle
@@ -129,7 +129,8 @@ class SampledBackgrounds:
 @dataclass(kw_only=True)
 class RenderPass:
     """What every frame of one rendering pass of a model shares (render_pass): the learnt background canvas, the
-    frames' sampled backgrounds (None without the step) and what the effect claim follows (None without it)."""
+    frames' sampled backgrounds (None without the step) and what the effect claim and the overlap merge follow
+    (None without both)."""
 
     model: Omnimatte
     video: VideoTensors
@@ -153,12 +154,12 @@ def render_pass(model: Omnimatte, video: VideoTensors, settings: RenderSettings,
                 sampled: SampledBackgrounds | None = None) -> RenderPass:
     """Everything the frames of one rendering pass with `settings` share, made once: the learnt canvas
     (model.render_background()), the sampled backgrounds (sample_background; from `sampled`, kept for the model's
-    other passes, when given) and, with the effect claim, the effect motion over every frame (the camera's flow
-    taken out)."""
+    other passes, when given) and, with the effect claim or the overlap merge, the effect motion over every frame
+    (the camera's flow taken out)."""
     canvas = model.render_background()
     sampled = (sampled or SampledBackgrounds(model, video)).for_settings(settings, canvas)
     shared = RenderPass(model=model, video=video, settings=settings, canvas=canvas, sampled=sampled, motion=None)
-    if settings.claim_effects:
+    if settings.claim_effects or settings.merge_overlaps:
         shared.motion = EffectMotion(video.output_frames, video.masks, lambda s: shared.background(s)[0],
                                      video.output_grid, video.flow - video.background_flow)
     return shared
@@ -201,7 +202,8 @@ def render_frame(shared: RenderPass, t: int) -> RenderedFrame:
         and the layers' composite, attenuated by the layers in front of it, so fine texture the network
         could not reproduce still ends up in some layer.
     """
-    model, video, settings, motion = shared.model, shared.video, shared.settings, shared.motion
+    model, video, settings = shared.model, shared.video, shared.settings
+    scorer = None if shared.motion is None else shared.motion.scorer(t)  # how regions of frame t move
     rgb, alpha = network_layers(model, video, t, settings.refine_alpha)
     output_size = tuple(video.output_frames.shape[-2:])
     background, brightness = shared.background(t)
@@ -220,7 +222,7 @@ def render_frame(shared: RenderPass, t: int) -> RenderedFrame:
     if fill:
         rgb, alpha = fill_cores(target, background, rgb, alpha, cores, plate_threshold(difference, alpha, match))
     if settings.claim_effects:
-        rgb, alpha = claim_effects(target, background, rgb, alpha, None if motion is None else motion.scorer(t),
+        rgb, alpha = claim_effects(target, background, rgb, alpha, scorer,
                                    None if video.unexplained is None else video.unexplained.frame(t))
     if settings.fit_shadows:
         rgb, alpha = fit_shadows(target, background, rgb, alpha, video.masks[t], NOISE_BLUR_SIGMA if noisy else 0.0)
@@ -229,8 +231,7 @@ def render_frame(shared: RenderPass, t: int) -> RenderedFrame:
     if settings.cut_copies:
         alpha = cut_copies(alpha, video.masks[t], video.effect_reach)
     if settings.merge_overlaps:
-        rgb, alpha = merge_overlaps(rgb, alpha, video.masks[t],
-                                    None if motion is None else motion.scorer(t))
+        rgb, alpha = merge_overlaps(rgb, alpha, video.masks[t], scorer)
     model_composite = composite_over(background, list(rgb.split(1)), list(alpha.split(1)))
     composite = model_composite
     if settings.background_detail:

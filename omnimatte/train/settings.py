@@ -109,8 +109,9 @@ class TrainConfig:
     # object's reach (diagnose.background.effect_reach): the faint copies of the other objects a layer holds
     # (see render/copy_cut.py).
     cut_copies: bool = True
-    # Rendering: outside the masks, where one layer holds three times any other's alpha around a pixel, it takes what
-    # all of them hold there, composited into one (see render/overlap_merge.py).
+    # Rendering: outside the masks, where one layer holds three times any other's alpha around a pixel, or where
+    # several hold alike but the region moves with one holder's object clearly better than with the others', that
+    # layer takes what all of them hold there, composited into one (see render/overlap_merge.py).
     merge_overlaps: bool = True
     # Rendering: each frame's background is the median of what the frames show there, each carried into it by the
     # camera (one bicubic resampling), where no coarse mask and no layer's alpha is; the learnt canvas where too few
