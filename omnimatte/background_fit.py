@@ -315,11 +315,11 @@ def within_reach(mask: np.ndarray, reach: float) -> np.ndarray:
     return cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, 5) <= reach * math.sqrt(area)
 
 
-
 def reach_zone(mask: np.ndarray, reach: float) -> np.ndarray:
     """Per frame (T, H, W) bool: within `reach` object sizes (the square root of the mask's area) of the mask
     (T, H, W bool), frame by frame (within_reach)."""
     return np.stack([within_reach(m, reach) for m in mask])
+
 
 @dataclass
 class _Objects:

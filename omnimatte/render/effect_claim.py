@@ -68,6 +68,9 @@ REACH = 4.0
 MOTION_MARGIN = 0.05
 MOTION_FRAMES = 2
 MOTION_UNKNOWN_NEAREST = 0.5
+# How a region (H, W) bool of a frame moves with layer i's object: per frame it was followed to, the share of it that
+# lands on that frame's effects (effect_motion.FrameMotion).
+MovesWith = Callable[[np.ndarray, int], dict[int, float]]
 # Part of the background stays where it is: carried by the camera alone to the frames around, at least
 # this share of it lands on what they show beyond the background again.
 STAYS_SHARE = 0.25
@@ -165,7 +168,7 @@ def set_aside_no_effects(labels: np.ndarray, owner: np.ndarray, unexplained: Une
 
 
 def region_owners(labels: np.ndarray, alpha: torch.Tensor,
-                  moves_with: Callable[[np.ndarray, int], dict[int, float]] | None = None) -> np.ndarray:
+                  moves_with: MovesWith | None = None) -> np.ndarray:
     """Per region label, the index of the layer (L, 1, H, W) that owns it, or -1.
 
     The owner is the layer whose object is nearest, within reach. Where several objects reach
@@ -200,8 +203,7 @@ def region_owners(labels: np.ndarray, alpha: torch.Tensor,
     return owner
 
 
-def followed_scores(region: np.ndarray, candidates: Iterable[int],
-                  moves_with: Callable[[np.ndarray, int], dict[int, float]]) -> dict[int, float]:
+def followed_scores(region: np.ndarray, candidates: Iterable[int], moves_with: MovesWith) -> dict[int, float]:
     """Per candidate layer that `region` (H, W) bool was followed with to at least MOTION_FRAMES frames
     (`moves_with(region, layer)`: per frame, the share of the region that moving with the layer's object carries
     onto effects; effect_motion), its mean share over the frames every such candidate was followed to; empty

@@ -26,8 +26,6 @@ effect.
 
 from __future__ import annotations
 
-from typing import Callable
-
 import cv2
 import numpy as np
 import torch
@@ -35,12 +33,8 @@ import torch
 from omnimatte.model import composite_over
 from omnimatte.render.alpha_fit import masks_at
 from omnimatte.render.blur import gaussian_blur
-from omnimatte.render.effect_claim import (MIN_REGION_SHARE, MOTION_MARGIN, MOTION_UNKNOWN_NEAREST, followed_scores,
-                                           smoothing_sigma)
-
-# How a region (H, W) bool of the frame moves with layer i's object: per frame it was followed to, the share of it
-# that lands on that frame's effects (effect_motion.FrameMotion).
-MovesWith = Callable[[np.ndarray, int], dict[int, float]]
+from omnimatte.render.effect_claim import (MIN_REGION_SHARE, MOTION_MARGIN, MOTION_UNKNOWN_NEAREST, MovesWith,
+                                           followed_scores, smoothing_sigma)
 
 # A layer owns a pixel where its smoothed alpha is at least this many times every other layer's.
 DOMINANCE = 3.0

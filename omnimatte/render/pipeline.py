@@ -1,12 +1,12 @@
 """One frame of a trained model as layers: the network's output, then the rendering steps in order.
 
 What every frame of one rendering pass shares (RenderPass: the learnt canvas, each frame's background, what the
-effect claim and the overlap merge follow) is made once by render_pass. The steps, each in its own file and each switched by
-RenderSettings: the sampled background (sampled_background.py), guided alpha upsampling (alpha_upsampling.py,
-when the network ran below the working resolution), the plate matte (plate_matte.py), the alpha fit
-(alpha_fit.py), the core fill (core_fill.py), the effect claim (effect_claim.py, with effect_motion.py to settle
-who owns an effect), the shadow fit (shadow_fit.py), the stray cut (stray_cut.py), the copy cut (copy_cut.py),
-the overlap merge (overlap_merge.py) and detail transfer (detail_transfer.py).
+effect claim and the overlap merge follow) is made once by render_pass. The steps, each in its own file and each
+switched by RenderSettings: the sampled background (sampled_background.py), guided alpha upsampling
+(alpha_upsampling.py, when the network ran below the working resolution), the plate matte (plate_matte.py), the
+alpha fit (alpha_fit.py), the core fill (core_fill.py), the effect claim (effect_claim.py, with effect_motion.py to
+settle who owns an effect), the shadow fit (shadow_fit.py), the stray cut (stray_cut.py), the copy cut
+(copy_cut.py), the overlap merge (overlap_merge.py) and detail transfer (detail_transfer.py).
 """
 
 from __future__ import annotations
@@ -154,12 +154,12 @@ def render_pass(model: Omnimatte, video: VideoTensors, settings: RenderSettings,
                 sampled: SampledBackgrounds | None = None) -> RenderPass:
     """Everything the frames of one rendering pass with `settings` share, made once: the learnt canvas
     (model.render_background()), the sampled backgrounds (sample_background; from `sampled`, kept for the model's
-    other passes, when given) and, with the effect claim or the overlap merge, the effect motion over every frame
-    (the camera's flow taken out)."""
+    other passes, when given) and, with the effect claim or (for several objects) the overlap merge, the effect
+    motion over every frame (the camera's flow taken out)."""
     canvas = model.render_background()
     sampled = (sampled or SampledBackgrounds(model, video)).for_settings(settings, canvas)
     shared = RenderPass(model=model, video=video, settings=settings, canvas=canvas, sampled=sampled, motion=None)
-    if settings.claim_effects or settings.merge_overlaps:
+    if settings.claim_effects or (settings.merge_overlaps and video.masks.shape[1] > 1):
         shared.motion = EffectMotion(video.output_frames, video.masks, lambda s: shared.background(s)[0],
                                      video.output_grid, video.flow - video.background_flow)
     return shared
