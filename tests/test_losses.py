@@ -333,6 +333,31 @@ def test_model_releases_zero_alpha_where_the_frame_differs_from_the_background()
     assert float(model.net.to_output.bias.grad[3]) == 0.0  # ...and nowhere where the frame equals the background
 
 
+def test_the_frame_matches_the_background_as_the_camera_adjustment_relights_it():
+    """A frame that is the background darkened by an exposure the camera adjustment follows shows the background:
+    no zero alpha is released there; unrelit, the same frame would release it everywhere."""
+    torch.manual_seed(0)
+    model = Omnimatte(canvas_size=(32, 32), nf=8, background="canvas", plate=torch.zeros(1, 3, 32, 32),
+                      alpha_activation="clamp", background_match_threshold=0.04, num_frames=1,
+                      camera_adjustment=True, camera_brightness="frame")
+    with torch.no_grad():
+        model.net.to_output.bias[3] = -5.0  # every alpha a clamped zero
+    inputs = torch.randn(1, 1, 16, 32, 32)
+    grid = identity_grid(1, 32, 32, torch.device("cpu"))
+    image = torch.full((1, 3, 32, 32), -0.2)  # the grey plate (0.5) at 0.8 of its brightness (0.4)
+    released = []
+    for brightness in (1.0, 0.8):
+        with torch.no_grad():
+            model.camera.brightness.fill_(brightness)
+        model.zero_grad()
+        out = model(inputs, grid, torch.zeros(1, 2, 32, 32), frames=torch.zeros(1, dtype=torch.long), view_grid=grid,
+                    image=image)
+        out["layer_alpha"].sum().neg().backward()  # ask for alpha everywhere
+        released.append(float(model.net.to_output.bias.grad[3]))
+    assert released[0] < 0  # the plate as it is differs from the frame by 0.1
+    assert released[1] == 0.0  # relit, it is the frame
+
+
 @pytest.mark.parametrize("activation", ["tanh", "clamp"])
 def test_canvas_weight_scales_what_a_pixel_teaches_the_canvas_unless_it_shows_the_background(activation: str):
     """A canvas_weight of 0 stops a pixel's error reaching the canvas, but not where the frame matches the

@@ -18,6 +18,7 @@ from omnimatte import train as train_module
 from omnimatte.errors import StageError
 from omnimatte.fingerprint import inputs_digest
 from omnimatte.io import read_frames, read_png, save_json, save_npy, write_frames
+from omnimatte.model import colour_difference
 from omnimatte.render.effect_claim import FREE_ALPHA
 from omnimatte.render.stage import run_render
 from omnimatte.render_switches import RENDER_ONLY
@@ -572,6 +573,37 @@ def test_the_authors_options_train_and_render(scene: dict):
     assert np.isfinite(summary["final_losses"]["total"])
     with pytest.raises(ValueError, match="train.background is 'median'; choose from canvas, network"):
         TrainConfig(background="median")
+
+
+def test_on_grainy_footage_training_takes_the_background_as_shown_above_the_clips_noise(tmp_path: Path):
+    """Training's background match rises to three times the clip's noise (measured against the starting plate where
+    no object reaches), so that bare ground still shows the background; on clean frames it is the setting."""
+    config = tiny_config()
+    shown = {}
+    for noise in (0.0, 12.0):
+        scene = write_scene(tmp_path / f"noise{noise:g}", pan=2, noise=noise)
+        video = train_module.load_video("s", scene["frames_dir"], scene["flow_dir"], scene["homography_dir"],
+                                        scene["masks_dir"], scene["object_names"], config.trimap_band,
+                                        torch.device("cpu"), canvas_plate=True)
+        match = train_loop.training_match_threshold(video, config)
+        model = train_loop.start_training(video, config, torch.device("cpu")).model
+        assert model.background_match_threshold == match
+        ground = video.masks.sum(1) == 0  # (T, 1, H, W): the bare ground (the plate is exact there without noise)
+        plate_view = model.view_background(model.render_background(), video.background_grid, None)
+        difference = colour_difference(video.frames, plate_view)
+        shown[noise] = float((difference <= match)[ground].float().mean())
+        summary = run_train("s", **training_inputs(scene), config=config)
+        assert summary["background_match_threshold"] == pytest.approx(match, abs=1e-5)
+        assert summary["background_noise"] == pytest.approx(video.background_noise, abs=1e-5)
+        if noise:
+            assert match == pytest.approx(3 * video.background_noise) and match > 0.04
+            with_setting = float((difference <= config.background_match_threshold)[ground].float().mean())
+            assert with_setting < 0.7 < shown[noise]  # the setting alone takes most grain for something more
+        else:
+            assert video.background_noise < 0.01 and match == config.background_match_threshold
+    assert shown[0.0] > 0.95
+    off = tiny_config(background_match_threshold=0.0)
+    assert train_loop.training_match_threshold(video, off) == 0.0  # off stays off, whatever the noise
 
 
 def test_the_canvas_learns_at_its_fraction_of_the_learning_rate(scene: dict, tmp_path: Path):

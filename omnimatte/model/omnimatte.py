@@ -35,8 +35,8 @@ class Omnimatte(nn.Module):
     pixels a side, a box like the area average that shrinks the frames), so that the canvas learns what the
     frames show at the working resolution, not a version sharpened to undo a second blur.
     With `background_match_threshold` > 0, training (given the frames) takes a frame pixel
-    within it of the background (0..1, the largest channel difference) as showing the
-    background: with the clamped alpha a zero alpha grows only where the frame differs
+    within it of the background relit by the camera adjustment (0..1, the largest channel difference) as showing
+    the background: with the clamped alpha a zero alpha grows only where the frame differs
     by more (see alpha_activation.py), and a pixel that shows it teaches the canvas fully
     whatever its `canvas_weight`.
     """
@@ -130,7 +130,9 @@ class Omnimatte(nn.Module):
         matches = None  # where each frame shows the background, to within background_match_threshold
         if image is not None and self.background_match_threshold > 0 and (
                 canvas_weight is not None or self.net.alpha_activation == "clamp"):
-            matches = colour_difference(image.detach(), background.detach()) <= self.background_match_threshold
+            # Against the background as the frame shows it, relit by the camera adjustment, as rendering compares.
+            shown = background.detach() if brightness is None else relight(background.detach(), brightness.detach())
+            matches = colour_difference(image.detach(), shown) <= self.background_match_threshold
         if canvas_weight is not None:
             if matches is not None:  # a frame that shows the background still teaches it, wherever it does
                 canvas_weight = canvas_weight.masked_fill(matches, 1.0)

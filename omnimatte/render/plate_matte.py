@@ -14,13 +14,25 @@ from omnimatte.render.blur import gaussian_blur
 #: pixel by pixel, where the difference is exact.
 NOISE_BLUR_SIGMA = 1.5
 
+#: A pixel surely shows more than the background once it differs from it by this many times the frame's noise (the
+#: median difference where only the background shows): the plate matte's threshold and training's match rise to it.
+NOISE_MARGIN = 3.0
+
+
+def noise_aware_threshold(threshold: float, noise: float) -> float:
+    """The colour difference past which a pixel surely shows more than the background: `threshold` (the setting), or
+    NOISE_MARGIN times the `noise` (the median colour difference where only the background shows), if that is
+    larger."""
+    return max(threshold, NOISE_MARGIN * noise)
+
 
 def noise_sets_threshold(difference: torch.Tensor, alpha: torch.Tensor, threshold: float) -> bool:
     """Whether the frame's noise, not the setting, sets the plate threshold, given the frame's `difference` from the
-    background (colour_difference): three times its median where no layer is (frame_noise) exceeds `threshold`.
+    background (colour_difference): NOISE_MARGIN times its median where no layer is (frame_noise) exceeds
+    `threshold`.
     Steps that judge such a frame pixel by pixel would judge each pixel's own noise; they judge it blurred by
     NOISE_BLUR_SIGMA instead."""
-    return 3.0 * frame_noise(difference, alpha) > threshold
+    return NOISE_MARGIN * frame_noise(difference, alpha) > threshold
 
 
 def plate_matte(frame: torch.Tensor, background: torch.Tensor, alpha: torch.Tensor, threshold: float,
@@ -31,8 +43,8 @@ def plate_matte(frame: torch.Tensor, background: torch.Tensor, alpha: torch.Tens
     there, whatever the network's smooth alpha says (the gaps between a dog's legs, the
     halo a coarse mask leaves). The largest channel difference d (0..1) against the
     threshold gives clamp(d / t, 0, 1), where t is `threshold`; on a `noisy` frame
-    (noise_sets_threshold), d is measured on the frame and background blurred by NOISE_BLUR_SIGMA and t is three
-    times its median over the pixels no layer holds, if that is larger.
+    (noise_sets_threshold), d is measured on the frame and background blurred by NOISE_BLUR_SIGMA and t is
+    NOISE_MARGIN times its median over the pixels no layer holds, if that is larger.
     """
     if not noisy:
         return (colour_difference(frame, background) / threshold).clamp(0, 1)
@@ -49,6 +61,6 @@ def frame_noise(difference: torch.Tensor, alpha: torch.Tensor) -> float:
 
 def plate_threshold(difference: torch.Tensor, alpha: torch.Tensor, threshold: float) -> float:
     """The colour difference past which a pixel surely shows more than the background, given the frame's
-    `difference` from it (colour_difference): `threshold`, or three times the frame's noise (frame_noise), if
-    that is larger."""
-    return max(threshold, 3.0 * frame_noise(difference, alpha))
+    `difference` from it (colour_difference): noise_aware_threshold of `threshold` and the frame's noise
+    (frame_noise)."""
+    return noise_aware_threshold(threshold, frame_noise(difference, alpha))

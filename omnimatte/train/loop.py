@@ -16,6 +16,7 @@ from omnimatte.errors import StageError
 from omnimatte.fingerprint import why_not_resumed
 from omnimatte.logs import get_logger
 from omnimatte.model import Omnimatte
+from omnimatte.render.plate_matte import noise_aware_threshold
 from omnimatte.train.batch import Batch
 from omnimatte.train.checkpoint import StopSignal, config_fingerprint, save_checkpoint
 from omnimatte.train.host_memory import keep_freed_memory
@@ -35,6 +36,15 @@ STAGE = "train"
 log = get_logger(STAGE)
 
 
+def training_match_threshold(video: VideoTensors, config: TrainConfig) -> float:
+    """Within what colour difference training takes a frame pixel as showing the background: the setting
+    (train.background_match_threshold; 0 keeps the match off) or, on grainy footage, NOISE_MARGIN times the clip's
+    background noise at the training size (video.background_noise), as the plate matte rises above a frame's."""
+    if config.background_match_threshold <= 0:
+        return 0.0
+    return noise_aware_threshold(config.background_match_threshold, video.background_noise)
+
+
 def build_model(video: VideoTensors, config: TrainConfig, device: torch.device) -> Omnimatte:
     """The model the settings describe, for this video, on `device`."""
     # The latent keeps its cells per working-resolution canvas pixel at any training scale.
@@ -44,7 +54,7 @@ def build_model(video: VideoTensors, config: TrainConfig, device: torch.device) 
                       num_frames=video.num_frames, camera_adjustment=config.camera_adjustment,
                       camera_brightness=config.camera_brightness,
                       alpha_activation=config.alpha_activation,
-                      background_match_threshold=config.background_match_threshold,
+                      background_match_threshold=training_match_threshold(video, config),
                       canvas_levels=config.canvas_levels).to(device)
     if config.channels_last:  # faster on GPUs, and by about a quarter with the CPU's oneDNN convolutions too
         model = model.to(memory_format=torch.channels_last)

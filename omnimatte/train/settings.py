@@ -85,7 +85,8 @@ class TrainConfig:
     # Rendering cuts each layer's alpha where the frame equals the (canvas) background to within
     # this colour difference (0..1; 0: off; render/plate_matte.py). In training, a frame pixel within it
     # shows the background: with the clamped alpha a zero alpha stays zero there, and it teaches the canvas
-    # fully even where an object has been (canvas_weight_once_reached).
+    # fully even where an object has been (canvas_weight_once_reached). Both rise above the clip's noise
+    # (render/plate_matte.noise_aware_threshold; train/loop.training_match_threshold).
     background_match_threshold: float = 0.04
     # ... and then lowers each alpha to what the frame shows of its layer, given the layer's own
     # colour (the compositing equation; see render/alpha_fit.py).

@@ -21,7 +21,8 @@ from omnimatte.io import save_json
 from omnimatte.logs import get_logger
 from omnimatte.train.checkpoint import catch_sigterm
 from omnimatte.train.curves import write_loss_curves
-from omnimatte.train.loop import TrainingRun, train_model
+from omnimatte.render.plate_matte import NOISE_MARGIN
+from omnimatte.train.loop import TrainingRun, train_model, training_match_threshold
 from omnimatte.train.model_file import save_model
 from omnimatte.train.settings import TrainConfig
 from omnimatte.train.video import load_video
@@ -55,6 +56,12 @@ def run_train(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pat
              video.num_frames, video.frames.shape[-1], video.frames.shape[-2], config.scale,
              video.output_frames.shape[-1], video.output_frames.shape[-2], len(object_names), video.canvas_size[1],
              video.canvas_size[0])
+    match = training_match_threshold(video, config)
+    if match > 0 and video.plate is not None:
+        log.info("%s: the frames differ from the starting plate by %.4f (median, where only the background shows); "
+                 "a pixel within %.4f of the background shows it (%s)", sample, video.background_noise, match,
+                 "the setting" if match == config.background_match_threshold
+                 else f"{NOISE_MARGIN:g} times that, over the setting's {config.background_match_threshold:g}")
     inputs = inputs_digest(frames_dir, flow_dir, homography_dir, masks_dir, object_names)
     began = time.perf_counter()
     with catch_sigterm() as stop:
@@ -64,6 +71,7 @@ def run_train(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pat
     write_loss_curves(run.history, files.losses_csv, files.losses_plot, run.checks, config.stop_alpha_tolerance,
                       config.stop_reconstruction_tolerance)
     summary = {"device": str(device), "steps": run.stop_step, "train_seconds_this_run": round(train_seconds, 2),
+               "background_noise": round(video.background_noise, 5), "background_match_threshold": round(match, 5),
                "stopping": stopping_summary(run, config), "final_losses": run.history[-1] if run.history else {}}
     save_json(files.summary, summary)
     files.checkpoint.unlink(missing_ok=True)

@@ -13,9 +13,16 @@ import torch
 import torch.nn.functional as F
 
 from omnimatte import losses
-from omnimatte.background_fit import BackgroundFit, BackgroundFitSettings, FlowFields, fit_background, reach_zone
+from omnimatte.background_fit import (
+    BackgroundFit,
+    BackgroundFitSettings,
+    FlowFields,
+    fit_background,
+    fit_gains,
+    reach_zone,
+)
 from omnimatte.background_fit_stage import load_background_fit, moving_and_misfit_shares, unexplained_maps
-from omnimatte.camera import camera_flow, first_reached, homography_grid, registered_median
+from omnimatte.camera import Camera, camera_flow, first_reached, homography_grid, registered_median
 from omnimatte.contract import FlowFiles, HomographyFiles, load_array, load_camera, load_flow
 from omnimatte.errors import StageError
 from omnimatte.io import list_frames, read_frames
@@ -61,6 +68,10 @@ class VideoTensors:
     # How far an object's effects may lie, in object sizes (BackgroundFitSettings.effect_reach): the copy cut's reach
     # (and the starting plate's, which the video was loaded with).
     effect_reach: float = BackgroundFitSettings.effect_reach
+    # The median colour difference (0..1, the largest channel's) at the training size between the frames and the
+    # starting plate where no object reaches (background_noise): the clip's grain, compression and resampling, which
+    # training's background match rises above (Omnimatte's background_match_threshold); 0 without a starting plate.
+    background_noise: float = 0.0
 
     @property
     def num_frames(self) -> int:
@@ -139,6 +150,29 @@ def starting_plate(frames: np.ndarray, objects: np.ndarray, homographies: np.nda
                              within_reach=reach)
 
 
+def background_noise(frames: np.ndarray, plate: np.ndarray, camera: Camera, excluded: np.ndarray,
+                     size: tuple[int, int], min_share: float = 0.01) -> float:
+    """How far the frames (T, H, W, 3 uint8) differ from their view of the starting plate (Hc, Wc, 3 in [0, 255]),
+    relit by each frame's gains (fit_gains: its exposure and white balance, which the camera adjustment follows),
+    where only the background shows, seen at the training size `size` (h, w) as training compares them: each
+    frame's median colour difference (0..1, the largest channel's) over its pixels outside `excluded` (T, H, W bool:
+    the grown masks and where the objects' effects may lie), shrunk by area averaging; then the median over the
+    frames with at least `min_share` of such pixels (0 where none has). One figure for the clip: grain and
+    compression hold over a clip, and a frame an object fills leaves too few pixels to measure its own."""
+    height, width = size
+    levels = []
+    for t, frame in enumerate(frames):
+        free = cv2.resize(excluded[t].astype(np.float32), (width, height), interpolation=cv2.INTER_AREA) == 0
+        if free.mean() < min_share:
+            continue
+        view = camera.view(plate, t, frame.shape[0], frame.shape[1])
+        view = view * fit_gains(frame, view, ~excluded[t]).astype(np.float32)  # relit as the camera adjustment does
+        difference = np.abs(cv2.resize(frame.astype(np.float32), (width, height), interpolation=cv2.INTER_AREA)
+                            - cv2.resize(view, (width, height), interpolation=cv2.INTER_AREA)).max(axis=-1)
+        levels.append(float(np.median(difference[free])) / 255.0)
+    return float(np.median(levels)) if levels else 0.0
+
+
 def unexplained_background(sample: str, fit: BackgroundFit) -> tuple[np.ndarray, np.ndarray]:
     """(T, H, W) bool each: where the clip's background moves by itself (the fit's `moves_by_itself`: standing
     things sliding by under parallax, a background that moves by itself, an unmasked mover) and where it fits
@@ -159,10 +193,10 @@ def load_video(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pa
                effect_reach: float = BackgroundFitSettings.effect_reach, stage: str = STAGE) -> VideoTensors:
     """Read the upstream stages' outputs, check that they agree, and resample them to the training scale.
 
-    With canvas_plate, also the canvas background's starting plate (the masked registered
-    median) and the frame at which an object first reaches each of its pixels: both warp
-    every frame's masks into the canvas (the plate the frames too), so they are only made
-    when the canvas is used. With `background_fit`, also what moves over the background by
+    With canvas_plate, also the canvas background's starting plate (the masked registered median), the frame at
+    which an object first reaches each of its pixels and how far the frames differ from the plate where only the
+    background shows (background_noise): all warp every frame's masks into the canvas (the plate the frames too),
+    so they are only made when the canvas is used. With `background_fit`, also what moves over the background by
     itself or fits nothing (unexplained_background), for the effect claim, and where each frame shows nothing but
     the background (BackgroundFit.background_only), for the background detail: read from `background_fit_file` (the
     background_fit stage's, refused unless made with `background_fit` for these frames) or, without it, fitted
@@ -199,15 +233,18 @@ def load_video(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pa
         unexplained = unexplained_background(sample, fit)
         background_only = np.stack([fit.background_only(t) for t in range(num_frames)]).astype(np.float32)
     plate = reached = None
+    noise = 0.0
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
     if canvas_plate:
         objects = grown_objects(mask_array, margin=max(1, trimap_band // 2))
-        plate = starting_plate(frames, objects, homographies, canvas_size, objects_reach(mask_array, effect_reach))
+        reach = objects_reach(mask_array, effect_reach)
+        plate = starting_plate(frames, objects, homographies, canvas_size, reach)
         reached = first_reached(homographies, objects, canvas_size)
+        noise = background_noise(frames, plate, camera, objects | reach, size)
 
     def tensor(array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(array)).to(device)
 
-    size = (max(1, round(height * scale)), max(1, round(width * scale)))
     output_frames = tensor(frames.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1.0)
     output_grid = tensor(homography_grid(homographies, height, width, canvas_size))
     mask_tensor = (shrink(tensor(mask_array[:, :, None].astype(np.float32)).flatten(0, 1), size) > 0.5)
@@ -232,4 +269,5 @@ def load_video(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pa
         unexplained=None if unexplained is None else UnexplainedBackground(*(tensor(m) for m in unexplained)),
         background_only=None if background_only is None else tensor(background_only),
         effect_reach=effect_reach,
+        background_noise=noise,
     )
