@@ -12,6 +12,7 @@ import torch
 from omnimatte.benchmark import prepare_synthetic
 from omnimatte.train import TrainConfig, run_train
 from omnimatte.train import loop as train_loop
+from omnimatte.train.curves import write_loss_curves
 from omnimatte.train.objective import PROGRESS_LABELS
 from omnimatte.train.schedule import alpha_l1_off_step, decay_end_step, mask_cut_deadline
 from omnimatte.train.stopping import StoppingRule, WeightAverage, check_frame_indices, measure_change
@@ -66,6 +67,30 @@ def test_the_change_is_each_layers_share_of_alpha_and_the_reconstructions_mean()
     assert change.alpha == pytest.approx(0.5)  # the largest share over the layers, not the mean
     assert change.reconstruction == pytest.approx(0.1)  # [-1, 1] colours, measured 0..1
     assert change.within(0.5, 0.1) and not change.within(0.4, 0.1) and not change.within(0.5, 0.09)
+    assert change.layer_alpha == pytest.approx((0.0, 0.5))  # each layer's share, back to front
+
+
+def test_the_rule_names_the_layers_still_moving(clip, tmp_path):
+    """What the log and the ceiling's reason say: the layers whose alpha moved past the tolerance, largest first,
+    and the reconstruction if it did; nothing once every change is within."""
+    rule = StoppingRule(clip["video"], config(stop_alpha_tolerance=0.015, stop_reconstruction_tolerance=0.001),
+                        train_loop.build_model(clip["video"], config(), CPU))
+    assert rule.still_moving() == ""
+    rule.checks = [{"step": 25, "alpha_change": 0.03, "reconstruction_change": 0.0005, "within": False,
+                    "phases_done": True, "layer_alpha_change": {"walker": 0.012, "ball": 0.03, "dog": 0.02}}]
+    assert rule.still_moving() == "ball's layer 3.0% of its alpha, dog's layer 2.0% of its alpha"
+    rule.checks[-1].update(alpha_change=0.01, reconstruction_change=0.002,
+                           layer_alpha_change={"walker": 0.01, "ball": 0.005, "dog": 0.0})
+    assert rule.still_moving() == "the reconstruction 0.00200"
+    rule.checks[-1].update(reconstruction_change=0.0)
+    assert rule.still_moving() == ""
+    # The loss plot draws each layer's change beside the largest, and a check without them (an older checkpoint's).
+    history = [{"step": step, "seconds": step / 10, **{name: 0.1 for name in PROGRESS_LABELS}, "lambda_mask": 0.0,
+                "lambda_alpha_l1": 0.0, "learning_rate": 1e-3} for step in (25, 50)]
+    checks = [dict(rule.checks[-1], step=50), {"step": 25, "alpha_change": 0.02, "reconstruction_change": 0.001,
+                                               "within": False, "phases_done": True}]
+    write_loss_curves(history, tmp_path / "losses.csv", tmp_path / "losses.png", checks[::-1], 0.015, 0.001)
+    assert (tmp_path / "losses.png").stat().st_size > 0
 
 
 def test_the_average_keeps_its_decay_of_itself_each_step(clip):
@@ -153,6 +178,8 @@ def test_layers_still_moving_train_on_to_the_ceiling(clip, tmp_path):
     moving by hundredths of their alpha between checks: training goes past the expected length, to max_steps."""
     run = train(clip, config(final_learning_rate_fraction=1.0, max_steps=42), tmp_path / "a.pt")
     assert run.stop_step == 42 and run.stop_reason.startswith("the ceiling: train.max_steps (42)")
+    assert (f"(still moving at the last check: {clip['objects'][0]}'s layer {run.checks[-1]['alpha_change']:.1%} "
+            "of its alpha") in run.stop_reason
     after_the_phases = [check for check in run.checks if check["phases_done"]]
     assert after_the_phases[0]["step"] == 15 and after_the_phases[-1]["step"] == 40
     assert all(check["alpha_change"] > 1e-3 and not check["within"] for check in after_the_phases)
@@ -207,6 +234,8 @@ def test_the_stage_says_why_and_when_it_stopped(clip, tmp_path, package_log, cap
     assert stopping["reason"].startswith("settled") and stopping["seconds"] > 0
     assert stopping["checks"][-1]["step"] == stopping["step"] and {"alpha_change", "reconstruction_change", "within",
                                                                    "phases_done"} <= set(stopping["checks"][0])
+    assert all(check["layer_alpha_change"] == {clip["objects"][0]: check["alpha_change"]}
+               for check in stopping["checks"])  # one layer: its change is the largest
     assert (stopping["expected_steps"], stopping["max_steps"], stopping["patience"]) == (30, 60, 2)
     assert stopping["average_decay"] == 0.0
     assert (tmp_path / "train" / "losses.png").stat().st_size > 0

@@ -17,8 +17,9 @@ SCHEDULE_LABELS = {"lambda_mask": "mask term", "lambda_alpha_l1": "alpha L1"}
 def write_loss_curves(history: list[dict], csv_path: Path, png_path: Path, checks: list[dict] | None = None,
                       alpha_tolerance: float | None = None, reconstruction_tolerance: float | None = None) -> None:
     """The loss terms per logged step, as CSV and as a log-scale plot; with `checks` (the stopping rule's, each with
-    step, alpha_change, reconstruction_change and within), a second panel of their changes, the tolerances
-    dashed, and the checks and the last step marked on both."""
+    step, alpha_change, reconstruction_change and within, and layer_alpha_change by layer name), a second panel of
+    their changes (with several layers, each layer's alpha change too), the tolerances dashed, and the checks and the
+    last step marked on both."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -82,6 +83,13 @@ def _draw_checks(loss_ax, ax, checks: list[dict], alpha_tolerance: float | None,
                    facecolors=[colour if check["within"] else "white" for check in checks])
         if tolerance is not None:
             ax.axhline(max(tolerance, 1e-8), color=colour, linestyle="--", linewidth=0.8)
+    layers = list(checks[-1].get("layer_alpha_change", {}))
+    if len(layers) > 1:  # which layer is still moving: each one's change, thin, under the largest
+        for name, style in zip(layers, itertools.cycle((":", "-.", (0, (1, 3)), (0, (5, 2, 1, 2))))):
+            values = [(check["step"], max(check["layer_alpha_change"][name], 1e-8)) for check in checks
+                      if name in check.get("layer_alpha_change", {})]
+            ax.plot(*zip(*values), color="tab:purple", linestyle=style, linewidth=0.8, alpha=0.8,
+                    label=f"  {name}'s layer")
     for axis in (loss_ax, ax):
         axis.axvline(steps[-1], color="tab:purple", linewidth=1)
     ax.annotate("stopped", (steps[-1], 0.02), xycoords=("data", "axes fraction"), rotation=90, va="bottom",

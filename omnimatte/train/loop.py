@@ -205,12 +205,17 @@ def train_model(sample: str, video: VideoTensors, config: TrainConfig, checkpoin
             stop_reason = rule.check(done, seconds, model, weights.phases_done(done, config)) or ""
             if rule.checks:
                 last = rule.checks[-1]
-                log.info("%s: check at step %d: alpha changed %.4f, reconstruction %.5f (tolerances %g, %g); "
-                         "%d in a row within them%s", sample, done, last["alpha_change"], last["reconstruction_change"],
-                         config.stop_alpha_tolerance, config.stop_reconstruction_tolerance, rule.settled_checks(),
+                per_layer = ", ".join(f"{name} {share:.4f}" for name, share in last["layer_alpha_change"].items())
+                log.info("%s: check at step %d: alpha changed %.4f%s, reconstruction %.5f (tolerances %g, %g); "
+                         "%d in a row within them%s", sample, done, last["alpha_change"],
+                         f" ({per_layer})" if len(last["layer_alpha_change"]) > 1 else "",
+                         last["reconstruction_change"], config.stop_alpha_tolerance,
+                         config.stop_reconstruction_tolerance, rule.settled_checks(),
                          "" if last["phases_done"] else "; the schedule still runs")
         if not stop_reason and done >= config.max_steps:
-            stop_reason = f"the ceiling: train.max_steps ({config.max_steps}) before the layers settled"
+            moving = rule.still_moving()
+            stop_reason = (f"the ceiling: train.max_steps ({config.max_steps}) before the layers settled"
+                           + (f" (still moving at the last check: {moving})" if moving else ""))
         if done >= progress.total and not stop_reason:
             progress.total = min(config.max_steps, done + config.stop_check_every)  # the rule extends the run
             progress.refresh()

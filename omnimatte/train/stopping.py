@@ -2,8 +2,9 @@
 
 Every `stop_check_every` steps a few fixed frames of the clip are rendered at the training
 size, without jitter (CheckFrames), and the check measures how much their layers moved since
-the last check: the share of each layer's alpha that changed (the largest over the layers)
-and the mean change of the reconstruction (0..1 per channel). Training stops once every
+the last check: the share of each layer's alpha that changed (the largest over the layers
+judges; each layer's is kept, so the log can name the layer still moving) and the mean change of the
+reconstruction (0..1 per channel). Training stops once every
 phase of the schedule has run (schedule.py) and `stop_patience` checks in a row since then
 have had both changes within their tolerances; `min_steps` and `max_steps` bound it.
 
@@ -67,6 +68,7 @@ class Change:
 
     alpha: float  # the largest share of a layer's alpha that changed: sum |a - a'| / sum a', over the check frames
     reconstruction: float  # the mean absolute change of the reconstruction, 0..1 per channel
+    layer_alpha: tuple[float, ...] = ()  # each layer's share, back to front
 
     def within(self, alpha_tolerance: float, reconstruction_tolerance: float) -> bool:
         return self.alpha <= alpha_tolerance and self.reconstruction <= reconstruction_tolerance
@@ -77,7 +79,9 @@ def measure_change(alpha: torch.Tensor, rgb: torch.Tensor, previous_alpha: torch
     """The change from (previous_alpha, previous_rgb) to (alpha, rgb), as CheckFrames.render gives them."""
     moved = (alpha - previous_alpha).abs().sum(dim=(0, 2, 3, 4))
     held = previous_alpha.sum(dim=(0, 2, 3, 4)).clamp(min=1.0)  # a layer of less than a pixel's alpha: absolute
-    return Change(alpha=float((moved / held).max()), reconstruction=float((rgb - previous_rgb).abs().mean() * 0.5))
+    shares = (moved / held).tolist()
+    return Change(alpha=max(shares), reconstruction=float((rgb - previous_rgb).abs().mean() * 0.5),
+                  layer_alpha=tuple(shares))
 
 
 class WeightAverage:
@@ -114,10 +118,12 @@ class StoppingRule:
 
     def __init__(self, video: VideoTensors, config: TrainConfig, model: Omnimatte) -> None:
         self.config = config
+        self.layer_names = list(video.object_names)
         self.frames = CheckFrames(video, config.stop_check_frames)
         self.average = WeightAverage(model, config.stop_average_decay)
         self.previous: tuple[torch.Tensor, torch.Tensor] | None = None
-        self.checks: list[dict] = []  # step, seconds, alpha_change, reconstruction_change, within, phases_done
+        # step, seconds, alpha_change, layer_alpha_change (per layer name), reconstruction_change, within, phases_done
+        self.checks: list[dict] = []
 
     def follow(self, model: Omnimatte) -> None:
         """After every step: the average takes in the step's weights."""
@@ -144,6 +150,8 @@ class StoppingRule:
         if self.previous is not None:
             change = measure_change(alpha, rgb, *self.previous)
             self.checks.append({"step": step, "seconds": round(seconds, 3), "alpha_change": round(change.alpha, 6),
+                                "layer_alpha_change": {name: round(share, 6) for name, share
+                                                       in zip(self.layer_names, change.layer_alpha)},
                                 "reconstruction_change": round(change.reconstruction, 7),
                                 "within": change.within(self.config.stop_alpha_tolerance,
                                                         self.config.stop_reconstruction_tolerance),
@@ -155,6 +163,19 @@ class StoppingRule:
                     f"{self.config.stop_alpha_tolerance:g}, reconstruction {self.config.stop_reconstruction_tolerance:g})"
                     f" after every phase of the schedule")
         return None
+
+    def still_moving(self) -> str:
+        """The last check's changes over their tolerances, for the log and the ceiling's stop reason: which layers'
+        alphas and whether the reconstruction ('' before the first check or when every change is within)."""
+        if not self.checks:
+            return ""
+        last = self.checks[-1]
+        moving = [f"{name}'s layer {share:.1%} of its alpha" for name, share
+                  in sorted(last.get("layer_alpha_change", {}).items(), key=lambda item: -item[1])
+                  if share > self.config.stop_alpha_tolerance]
+        if last["reconstruction_change"] > self.config.stop_reconstruction_tolerance:
+            moving.append(f"the reconstruction {last['reconstruction_change']:.5f}")
+        return ", ".join(moving)
 
     def state_dict(self) -> dict:
         return {"average": self.average.state_dict(), "previous": self.previous, "checks": self.checks}
