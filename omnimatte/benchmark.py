@@ -164,10 +164,11 @@ def ablated_steps(settings: RenderSettings, scale: float, objects: int, steps=RE
 
 @torch.no_grad()
 def score_model(model, video: VideoTensors, clip: Clip, settings: RenderSettings,
-                sampled: SampledBackgrounds | None = None) -> dict[str, float | None]:
+                sampled: SampledBackgrounds | None = None, per_object: bool = False) -> dict[str, float | None]:
     """The model's layers now, without detail transfer, scored against the clip: the
-    per-object means of soft IoU, effect recall and alpha leak, and the background and
-    reconstruction PSNR (the sampled backgrounds from `sampled` when given: render_pass)."""
+    per-object means of soft IoU, effect recall and alpha leak (with `per_object`, each object's
+    too, as `<object>_<score>`), and the background and reconstruction PSNR (the sampled
+    backgrounds from `sampled` when given: render_pass)."""
     was_training = model.training
     model.eval()
     shared = render_pass(model, video, settings.without("detail_transfer"), sampled)
@@ -178,9 +179,12 @@ def score_model(model, video: VideoTensors, clip: Clip, settings: RenderSettings
         backgrounds.append(tensor_to_uint8(frame.background[0] * 0.5 + 0.5))
         composites.append(tensor_to_uint8(frame.model_composite[0] * 0.5 + 0.5))
     model.train(was_training)
-    row = mean_layer_scores(score_alphas(np.stack(alphas), clip), clip.object_names)
+    scores = score_alphas(np.stack(alphas), clip)
+    row = mean_layer_scores(scores, clip.object_names)
     row["background_psnr"] = round(psnr(np.stack(backgrounds), clip.background), 3)
     row["reconstruction_psnr"] = round(psnr(np.stack(composites), clip.frames), 3)
+    if per_object and len(clip.object_names) > 1:
+        row.update({f"{name}_{key}": scores[f"{name}_{key}"] for name in clip.object_names for key in LAYER_SCORES})
     return row
 
 
@@ -275,8 +279,9 @@ def time_to_quality(curve: list[dict], recall_target: float, iou_target: float |
 
 def train_scored(name: str, clip: Clip, video: VideoTensors, suite: Suite, config: TrainConfig, work: Path,
                  device: torch.device) -> tuple[TrainingRun, list[dict], float]:
-    """Train on a prepared clip, scoring the layers (score_model) every suite.eval_every steps and at the step
-    where the stopping rule ended the run, and keep the model as the train stage does (`work`/model.pt, which
+    """Train on a prepared clip, scoring the layers (score_model; with several objects, each object's scores too, so
+    a curve shows which layer takes or loses an effect when) every suite.eval_every steps and at the step where the
+    stopping rule ended the run, and keep the model as the train stage does (`work`/model.pt, which
     `omnimatte render` renders again with other switches); returns the run (model, checks, where and why it
     stopped), the curve and the training seconds (the scoring left out)."""
     curve: list[dict] = []
@@ -295,7 +300,7 @@ def train_scored(name: str, clip: Clip, video: VideoTensors, suite: Suite, confi
                  "steps_per_second": round(step / max(clock["train"], 1e-9), 3)}
         if device.type == "cuda":
             point["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20)
-        point.update(score_model(model, video, clip, settings))
+        point.update(score_model(model, video, clip, settings, per_object=True))
         curve.append(point)
         log.info("%s: %s", name, " ".join(f"{key}={value}" for key, value in point.items()))
         clock["since"] = time.perf_counter()

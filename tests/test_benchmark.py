@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 import yaml
 
@@ -134,6 +135,18 @@ def test_benchmark_command_on_a_tiny_setting(tmp_path: Path):
         assert result_["row"]["flow"] == "dis"
         assert result_["row"]["steps_per_second"] > 0 and result_["row"]["recall_target"] == 0.5
         assert all(point["steps_per_second"] > 0 for point in result_["curve"])
+        # With several objects each point also scores each object, whose mean is the point's score.
+        objects = json.loads((out / preset / "clip" / "gt" / "info.json").read_text())["objects"]
+        with open(out / preset / "curve.csv") as f:
+            header = f.readline().strip().split(",")
+        for point in result_["curve"]:
+            per_object = [point.get(f"{name}_soft_iou") for name in objects]
+            if len(objects) == 1:
+                assert per_object == [None] and not any(key.startswith(objects[0]) for key in point)
+            else:
+                assert point["soft_iou"] == pytest.approx(np.mean(per_object), abs=1e-4)
+                assert {f"{name}_{key}" for name in objects for key in ("soft_iou", "effect_recall", "alpha_leak")
+                        } <= set(header)
         metrics = json.loads((out / preset / "metrics.json").read_text())
         assert metrics["summary"]["soft_iou"] == result_["row"]["soft_iou"]
         assert read_png(out / preset / "evaluation.png").shape[1] == 4 * 192
@@ -206,8 +219,8 @@ def test_each_rendering_step_is_scored_switched_off_alone_on_the_trained_model(t
     calls = []
     real_score_model = benchmark.score_model
 
-    def recorded(model, video, clip, settings, sampled=None):
-        scores = real_score_model(model, video, clip, settings, sampled)
+    def recorded(model, video, clip, settings, sampled=None, per_object=False):
+        scores = real_score_model(model, video, clip, settings, sampled, per_object)
         calls.append((model, settings, sampled, scores))
         return scores
 
