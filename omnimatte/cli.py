@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from omnimatte import __version__
 from omnimatte.contract import FlowFiles, HomographyFiles, load_frames_info
 from omnimatte.errors import StageError
 from omnimatte.logs import setup_logging
@@ -334,7 +335,7 @@ def _add_stages(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output folder (video.mp4, masks/, gt/)")
 
     p = _subcommand(sub, "frames", _frames, "decode a video into frames at the working resolution")
-    p.add_argument("--video", required=True)
+    p.add_argument("--video", required=True, help="the source video, or a folder of numbered images")
     p.add_argument("--out", required=True, help="frame folder to write")
     p.add_argument("--info", required=True, help="JSON file to write with sizes, count and fps")
 
@@ -504,8 +505,9 @@ def _add_tools(sub: argparse._SubParsersAction) -> None:
 
     p = _subcommand(sub, "benchmark", _benchmark, "train and score every synthetic preset; print and write a results "
                     "table", sample=False)
-    p.add_argument("--suite", default="fast", help="one of omnimatte/benchmark.py's SUITES (default: fast, the small "
-                   "clips on the CPU), or rendered: path-traced clips (the render extra, omnimatte/rendered/)")
+    p.add_argument("--suite", default="fast", help="fast (the default: the synthetic presets, small, on the CPU), "
+                   "demo (the demo's size, the device's settings), full (the paper's network and batch on a GPU), or "
+                   "rendered (path-traced clips: the render extra, omnimatte/rendered/)")
     p.add_argument("--presets", help="comma-separated presets (the rendered suite: scenes) to run (default: all)")
     p.add_argument("--render-cache", help="the rendered suite's clip cache (default: $OMNIMATTE_RENDER_CACHE or "
                    "resources/rendered)")
@@ -527,7 +529,12 @@ def _add_tools(sub: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="omnimatte", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="omnimatte", description=__doc__.splitlines()[0],
+        epilog="The Snakemake workflow runs the stages (`snakemake --cores all results/<sample>/omnimatte.mp4`); by "
+               "hand one usually runs `omnimatte pick VIDEO` (the prompt picker), `omnimatte benchmark` and "
+               "`omnimatte download-sam`. `omnimatte <command> --help` gives a command's flags.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_stages, _add_edits, _add_outputs, _add_tools):
         add(sub)

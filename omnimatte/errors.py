@@ -8,9 +8,11 @@ class StageError(RuntimeError):
     Snakemake log tells a user everything without reading a traceback.
     """
 
-    def __init__(self, stage: str, sample: str, problem: str, fix: str) -> None:
+    def __init__(self, stage: str, sample: str | None, problem: str, fix: str) -> None:
+        """`sample` None: a problem of no one sample (the SAM weights' download)."""
         self.stage = stage
         self.sample = sample
         self.problem = problem
         self.fix = fix
-        super().__init__(f"[{stage}] sample '{sample}': {problem}\n  fix: {fix}")
+        about = "" if sample is None else f" sample '{sample}':"
+        super().__init__(f"[{stage}]{about} {problem}\n  fix: {fix}")

@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from omnimatte.errors import StageError
 from omnimatte.io import (
+    SequenceNamingError,
     SourceAudio,
     atomic_dir,
     count_packets,
@@ -104,7 +105,8 @@ def probe_source(sample: str, video: Path) -> dict:
     except ValueError as err:
         if video.is_dir():
             raise StageError(STAGE, sample, f"cannot read the image sequence {video}: {err}",
-                             "a `video` folder must hold one image per frame (PNG, JPEG, TIFF or BMP), named with one "
+                             (f"{err.fix}; " if isinstance(err, SequenceNamingError) else "")
+                             + "a `video` folder must hold one image per frame (PNG, JPEG, TIFF or BMP), named with one "
                              "pattern and one frame number each (e.g. 00000.png ...)") from err
         raise StageError(STAGE, sample, f"ffmpeg cannot read {video}: {err}",
                          "check that the file is a complete video (re-export or re-download it)") from err

@@ -119,22 +119,53 @@ def check_row(sheet: Path | str, line: int, row_name: str, cells: dict[str, str]
 
 
 def load_sheets(samples_sheet: Path | str, objects_sheet: Path | str, schema_dir: Path = SCHEMA_DIR,
-                known_samples: Iterable[str] = ()) -> dict[str, dict]:
+                known_samples: Iterable[str] = (), check_paths: bool = False) -> dict[str, dict]:
     """The samples of the two sheets as a config's `samples:` mapping ({name: {video, start, end, stride, objects}}).
 
     `known_samples` are the names the config's `samples:` already uses; a sheet row
-    with one of them is refused rather than silently overriding it.
+    with one of them is refused rather than silently overriding it. With `check_paths`,
+    a video or mask folder that does not exist (relative to the working directory) is
+    refused at its row too, as the workflow plans: otherwise Snakemake's own "missing
+    input" names the file but not where it was written.
     """
     for sheet in (Path(samples_sheet), Path(objects_sheet)):
         if not sheet.is_file():
             raise SheetError(sheet, 0, "the file", "-", "does not exist: create it (a header line is enough) or point "
                              "`sheets:` in the config at your sheet")
     return parse_sheets(Path(samples_sheet).read_text(), Path(objects_sheet).read_text(), samples_sheet, objects_sheet,
-                        schema_dir, known_samples)
+                        schema_dir, known_samples, check_paths)
+
+
+def missing_path(path: str, kind: str) -> str | None:
+    """Why `path` (a video, an image folder or a mask folder, relative to the working directory) cannot be read, or
+    None where it exists."""
+    if Path(path).exists():
+        return None
+    return (f"{kind} '{path}' does not exist (relative paths are read from {Path.cwd()}, the folder Snakemake runs "
+            "in): correct the path or put the file there")
+
+
+def missing_config_paths(samples: dict[str, dict], made: Iterable[str | Path] = ()) -> list[str]:
+    """The videos and mask folders of a config's `samples:` mapping that do not exist, each as `samples.<name>.<key>:
+    why`. A demo sample's, and any path inside one of the folders `made` (which the workflow makes: the demos'), are
+    not checked."""
+    made = [Path(folder) for folder in made]
+    problems = []
+    for name, sample in samples.items():
+        if "demo" in sample:
+            continue
+        paths = [("video", sample.get("video"), "the video")]
+        paths += [(f"objects.{obj}.masks", spec.get("masks"), "the mask folder")
+                  for obj, spec in (sample.get("objects") or {}).items()]
+        problems += [f"samples.{name}.{key}: {problem}" for key, path, kind in paths
+                     if path is not None and not any(Path(path).is_relative_to(folder) for folder in made)
+                     and (problem := missing_path(path, kind))]
+    return problems
 
 
 def parse_sheets(samples_text: str, objects_text: str, samples_sheet: Path | str, objects_sheet: Path | str,
-                 schema_dir: Path = SCHEMA_DIR, known_samples: Iterable[str] = ()) -> dict[str, dict]:
+                 schema_dir: Path = SCHEMA_DIR, known_samples: Iterable[str] = (), check_paths: bool = False
+                 ) -> dict[str, dict]:
     """load_sheets on the sheets' texts; the names are for the messages."""
     known = set(known_samples)
     samples: dict[str, dict] = {}
@@ -151,6 +182,8 @@ def parse_sheets(samples_text: str, objects_text: str, samples_sheet: Path | str
                              f"'{name}' is also a sample under `samples:` in the config; rename one of them")
         if "end" in values and values["end"] <= values.get("start", 0):
             raise SheetError(samples_sheet, line, row_name, "end", f"{values['end']} is not after start {values.get('start', 0)}")
+        if check_paths and (problem := missing_path(values["video"], "the video")):
+            raise SheetError(samples_sheet, line, row_name, "video", problem)
         samples[name], lines[name] = values, line
 
     schema = load_schema("objects", schema_dir)
@@ -172,6 +205,8 @@ def parse_sheets(samples_text: str, objects_text: str, samples_sheet: Path | str
                                  "give each object of a sample its own place, 1 nearest the background")
         if "masks" in values and ("box" in values or "points" in values):
             raise SheetError(objects_sheet, line, row_name, "masks", MASKS_OR_PROMPT)
+        if check_paths and "masks" in values and (problem := missing_path(values["masks"], "the mask folder")):
+            raise SheetError(objects_sheet, line, row_name, "masks", problem)
         if "labels" in values and len(values["labels"]) != len(values.get("points", [])):
             raise SheetError(objects_sheet, line, row_name, "labels",
                              f"{len(values['labels'])} label(s) for {len(values.get('points', []))} point(s): give one per point")
@@ -188,12 +223,15 @@ def parse_sheets(samples_text: str, objects_text: str, samples_sheet: Path | str
     return samples
 
 
-def samples_of_config(config: dict, schema_dir: Path = SCHEMA_DIR) -> dict[str, dict]:
-    """Every sample a workflow config names: its `samples:` mapping and the rows of the sheets under `sheets:`."""
+def samples_of_config(config: dict, schema_dir: Path = SCHEMA_DIR, check_paths: bool = False) -> dict[str, dict]:
+    """Every sample a workflow config names: its `samples:` mapping and the rows of the sheets under `sheets:`. With
+    `check_paths`, a sheet row whose video or mask folder does not exist is refused by its sheet, line and column
+    (the `samples:` mapping's paths: missing_config_paths)."""
     samples = dict(config.get("samples") or {})
     sheets = config.get("sheets") or {}
     if sheets:
-        samples.update(load_sheets(sheets["samples"], sheets["objects"], schema_dir, known_samples=samples))
+        samples.update(load_sheets(sheets["samples"], sheets["objects"], schema_dir, known_samples=samples,
+                                   check_paths=check_paths))
     if not samples:
         raise ValueError("no samples: add rows to the sample sheets (`sheets:` in the config) or a `samples:` mapping")
     return samples

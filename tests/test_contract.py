@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import omnimatte
 from omnimatte.cli import build_parser, main
 from omnimatte.contract import (
     FlowFiles,
@@ -89,6 +90,21 @@ def test_only_commands_with_settings_take_them(capsys):
               "--object", "a", "--out", "x.mp4", "--settings", '{"shift": 3}'])
     assert refused.value.code == 2
     assert "`omnimatte remove` has no settings, so --settings would be ignored" in capsys.readouterr().err
+
+
+def test_the_command_says_its_version_and_which_commands_a_person_runs(capsys):
+    with pytest.raises(SystemExit) as shown:
+        main(["--version"])
+    assert shown.value.code == 0 and capsys.readouterr().out.strip() == f"omnimatte {omnimatte.__version__}"
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "The Snakemake workflow runs the stages" in text and "omnimatte pick VIDEO" in text
+    commands = build_parser()._subparsers._group_actions[0].choices
+    assert {"pick", "benchmark", "download-sam"} <= set(commands)  # the ones the help names by hand
+    suite_help = next(action.help for action in commands["benchmark"]._actions if "--suite" in action.option_strings)
+    from omnimatte.benchmark import SUITES
+    assert all(name in suite_help for name in (*SUITES, "rendered"))  # every suite named, none left out
 
 
 def test_homographies_that_do_not_fit_say_which_file_and_what_to_rerun(tmp_path: Path):

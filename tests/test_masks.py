@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from omnimatte import cli
 from omnimatte.config_check import MASKS_OR_PROMPT
 from omnimatte.errors import StageError
 from omnimatte.io import read_frames, write_frames, write_png
@@ -229,10 +230,13 @@ def test_download_offline_names_url_and_destination(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}/sam.pth"
-    with pytest.raises(RuntimeError) as err:
+    with pytest.raises(StageError) as err:  # expected offline: the CLI logs it in one line, without a traceback
         download_sam_weights(url, tmp_path / "sam.pth")
-    assert url in str(err.value) and str(tmp_path / "sam.pth") in str(err.value) and "by hand" in str(err.value)
-    assert list(tmp_path.iterdir()) == []
+    assert url in str(err.value) and str(tmp_path / "sam.pth") in str(err.value) and "by hand" in err.value.fix
+    assert str(err.value).startswith("[masks] could not download") and list(tmp_path.iterdir()) == []
+    log_file = tmp_path.parent / "download.log"
+    assert cli.main(["download-sam", "--url", url, "--dest", str(tmp_path / "sam.pth"), "--log", str(log_file)]) == 1
+    assert "Traceback" not in log_file.read_text() and "by hand" in log_file.read_text()
 
 
 def test_download_writes_the_file(tmp_path):
@@ -331,21 +335,28 @@ def test_user_mask_folder_with_a_stray_file_is_refused_naming_it(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "names, needle",
+    "names, needle, fix",
     [
-        ([f"{i:05d}.png" for i in range(4)] + ["00002 (1).png"], "the odd one(s) out: 00002 (1).png"),
-        ([f"mask_{i}.png" for i in range(3)] + ["frame_3.png"], "mixed file naming (3 like mask_0.png; 1 like frame_3.png)"),
-        (["mask_0.png", "mask_1.png", "mask_01.png", "mask_2.png"], "the same frame number: mask_01.png, mask_1.png"),
-        (["a_0.png", "a_1.png", "a_3.png", "a_4.png"], "the numbers skip 2 (between a_0.png and a_4.png)"),
-        ([f"m{i}.png" for i in range(4)] + ["cover.png"], "without a frame number: cover.png"),
+        ([f"{i:05d}.png" for i in range(4)] + ["00002 (1).png"], "the odd one(s) out: 00002 (1).png",
+         "rename the odd one(s) out to the pattern of the others"),
+        ([f"mask_{i}.png" for i in range(3)] + ["frame_3.png"], "mixed file naming (3 like mask_0.png; 1 like frame_3.png)",
+         "rename the odd one(s) out"),
+        (["mask_0.png", "mask_1.png", "mask_01.png", "mask_2.png"], "the same frame number: mask_01.png, mask_1.png",
+         "keep one file per frame number"),
+        (["a_0.png", "a_1.png", "a_3.png", "a_4.png"], "the numbers skip 2 (between a_0.png and a_4.png)",
+         "add the missing file(s) a_2.png"),
+        ([f"{i:05d}.png" for i in (0, 1, 2, 4, 6)], "the numbers skip 3, 5", "add the missing file(s) 00003.png, 00005.png"),
+        ([f"m{i}.png" for i in range(4)] + ["cover.png"], "without a frame number: cover.png",
+         "give each file the folder's pattern"),
     ],
 )
-def test_user_mask_folder_with_mixed_or_ambiguous_names_is_refused(tmp_path, names, needle):
+def test_user_mask_folder_with_mixed_or_ambiguous_names_is_refused(tmp_path, names, needle, fix):
     _numbered_masks(tmp_path / "user", names)
     with pytest.raises(StageError) as err:
         _run_user_masks(tmp_path, frames_info(4, 64, 48))
-    # "[masks] sample 'toy': object 'person': cannot tell the frame order of mask folder ...: <needle>"
+    # "[masks] sample 'toy': object 'person': cannot tell the frame order of mask folder ...: <needle>", then what to do
     assert "cannot tell the frame order of mask folder" in str(err.value) and needle in str(err.value)
+    assert fix in err.value.fix, err.value.fix
 
 
 # --------------------------------------------------------------------------- 5. bad prompts and input

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from omnimatte.samples import SheetError, load_sheets, save_sample, samples_of_config
+from omnimatte.samples import SheetError, load_sheets, missing_config_paths, save_sample, samples_of_config
 from tests.helpers import run_snakemake
 
 SAMPLES_HEADER = "sample\tvideo\tstart\tend\tstride\n"
@@ -65,6 +65,32 @@ def test_a_bad_row_is_named_by_sheet_line_and_column(tmp_path, samples, objects,
         assert part in str(error.value), (part, str(error.value))
 
 
+def test_as_the_workflow_plans_a_missing_video_or_mask_folder_is_named_by_its_row(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # relative paths are read from the working directory, as Snakemake runs
+    (tmp_path / "data" / "board").mkdir(parents=True)
+    (tmp_path / "data" / "skate.mp4").write_bytes(b"")
+    good = ("skate\tdata/skate.mp4\n", "skate\tboard\t1\tdata/board\n")
+    assert load_sheets(*write_sheets(tmp_path / "a", *good), check_paths=True)["skate"]["video"] == "data/skate.mp4"
+    with pytest.raises(SheetError) as error:
+        load_sheets(*write_sheets(tmp_path / "b", "skate\tdata/sakte.mp4\n", good[1]), check_paths=True)
+    assert all(part in str(error.value) for part in ("samples.tsv line 3", "column 'video'", "'data/sakte.mp4' does not "
+                                                     "exist", str(tmp_path))), str(error.value)
+    with pytest.raises(SheetError) as error:
+        load_sheets(*write_sheets(tmp_path / "c", good[0], "skate\tboard\t1\tdata/bord\n"), check_paths=True)
+    assert all(part in str(error.value) for part in ("objects.tsv line 2", "object 'board'", "column 'masks'",
+                                                     "'data/bord'")), str(error.value)
+    assert load_sheets(*write_sheets(tmp_path / "d", "skate\tdata/sakte.mp4\n", good[1]))  # the sheets alone: no check
+    config = {"samples": {"walk": {"video": "data/wlak.mp4", "objects": {"dog": {"masks": "data/board"},
+                                                                          "cat": {"masks": "data/cta"}}},
+                          "dog": {"demo": "dog", "video": "resources/demo/dog/video.mp4",  # the workflow makes it
+                                  "objects": {"dog": {"masks": "resources/demo/dog/masks/dog"}}}}}
+    problems = missing_config_paths(config["samples"])
+    assert [problem.split(": the")[0] for problem in problems] == ["samples.walk.video", "samples.walk.objects.cat.masks"]
+    assert "the video 'data/wlak.mp4' does not exist" in problems[0] and "'data/cta'" in problems[1]
+    config["samples"]["walk"]["video"] = "resources/demo/dog/video.mp4"  # made by the workflow's demo rule
+    assert len(missing_config_paths(config["samples"], made=["resources/demo/dog"])) == 1  # only data/cta left
+
+
 def test_config_samples_and_sheets_together_and_no_name_twice(tmp_path):
     sheets = write_sheets(tmp_path, "skate\tdata/s.mp4\n", "skate\tdog\t1\tm\n")
     config = {"samples": {"dog": {"video": "v.mp4", "objects": {"dog": {"masks": "m"}}}},
@@ -114,3 +140,18 @@ def test_a_bad_row_stops_the_workflow_before_any_job(workdir):
     message = result.stdout + result.stderr
     assert "config/samples.tsv line 5 (sample 'skate'), column 'stride'" in message, message[-2000:]
     assert not (workdir / "results").exists() and not (workdir / "resources").exists()
+
+
+def test_a_mistyped_video_path_stops_the_workflow_at_its_row(workdir):
+    """Not Snakemake's "missing input" for the frames rule: the sheet, line and column, before any job."""
+    (workdir / "data").mkdir()
+    (workdir / "data" / "skate.mp4").write_bytes(b"")
+    with open(workdir / "config" / "samples.tsv", "a") as sheet:
+        sheet.write("skate\tdata/sakte.mp4\n")
+    with open(workdir / "config" / "objects.tsv", "a") as sheet:
+        sheet.write("skate\tboard\t1\t\t1,2,30,40\n")
+    result = run_snakemake(workdir, "-n", "all")
+    assert result.returncode != 0
+    message = result.stdout + result.stderr
+    assert "config/samples.tsv line 5 (sample 'skate'), column 'video'" in message, message[-2000:]
+    assert "'data/sakte.mp4' does not exist" in message and "MissingInputException" not in message

@@ -412,6 +412,23 @@ def test_config_file_defaults_are_the_training_defaults():
     assert TrainConfig().for_device(torch.device("cuda")).nf == 64
 
 
+def test_a_setting_that_train_cpu_replaces_is_named_when_set(scene: dict, tmp_path: Path, package_log):
+    """`train.steps: 30` in a person's config does not run on the CPU where train.cpu sets steps: the stage says so
+    and which key to set; a setting left at its default, or set to what train.cpu gives, is not named."""
+    config = TrainConfig(steps=30, nf=32, batch_size=2, device="cpu", checkpoint_every=100,
+                         cpu={"steps": 3, "min_steps": 3, "max_steps": 3, "nf": 8, "batch_size": 2})
+    assert config.set_but_replaced_on_cpu() == [("steps", 30, 3), ("nf", 32, 8)]  # min/max_steps, batch: not set
+    assert TrainConfig(cpu={"steps": 800}).set_but_replaced_on_cpu() == []  # the default: nothing was set
+    assert TrainConfig(steps=800, cpu={"steps": 800}).set_but_replaced_on_cpu() == []  # what runs is what was set
+    summary = run_train("tiny", **{**training_inputs(scene), "train_dir": tmp_path / "train"}, config=config)
+    assert summary["steps"] == 3
+    warnings = [record.getMessage() for record in package_log.records if record.levelname == "WARNING"]
+    assert "tiny: train.steps is 30 in the config, but train.cpu.steps (3) replaces it on the CPU: set train.cpu.steps " \
+           "to change it here" in warnings
+    assert any("train.nf is 32" in message for message in warnings)
+    assert not any("batch_size" in message or "min_steps" in message for message in warnings)
+
+
 def test_mask_schedule_drops_then_switches_off():
     """The authors' mask schedule: cut 10x below the threshold, off at twice that step (no floor after it)."""
     config = TrainConfig(steps=100, alpha_l1_off_fraction=0.2, lambda_mask=50.0, mask_threshold=0.02,

@@ -39,7 +39,8 @@ def test_dry_run_plans_every_stage_in_order(workdir: Path):
         ("frames: {width: 450}", ["width", "multiple"]),
         ("samples: {mine: {video: a.mp4, objects: {cat: {frame: 2}}}}", ["mine", "cat"]),
         ("samples: {mine: {video: a.mp4, objects: {cat: {masks: m, box: [1, 2, 3, 4]}}}}",
-         ["samples.mine.objects.cat", MASKS_OR_PROMPT]),  # the masks stage refuses it in the same words
+         ["samples.mine.objects.cat", MASKS_OR_PROMPT,  # the masks stage refuses it in the same words
+          "samples.mine.video: the video 'a.mp4' does not exist"]),  # and every problem is listed at once
     ],
 )
 def test_invalid_config_stops_before_any_job_naming_the_key(workdir: Path, config: str, expected: list[str]):

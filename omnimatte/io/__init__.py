@@ -10,6 +10,7 @@ from omnimatte.io.files import (
     list_frames,
     load_json,
     name_list,
+    SequenceNamingError,
     numbered_pngs,
     read_frames,
     read_png,
@@ -33,7 +34,7 @@ from omnimatte.io.video import (
     write_video,
 )
 
-__all__ = ["IMAGE_SUFFIXES", "SourceAudio", "atomic_dir", "atomic_path", "count_packets", "decoded_as", "ffmpeg_binary",
-           "frame_name", "has_encoder", "list_frames", "load_json", "name_list", "numbered_pngs", "probe_video",
-           "rate_text", "read_frames", "read_png", "read_video", "save_json", "save_npy", "sequence_images",
+__all__ = ["IMAGE_SUFFIXES", "SequenceNamingError", "SourceAudio", "atomic_dir", "atomic_path", "count_packets",
+           "decoded_as", "ffmpeg_binary", "frame_name", "has_encoder", "list_frames", "load_json", "name_list",
+           "numbered_pngs", "probe_video", "rate_text", "read_frames", "read_png", "read_video", "save_json", "save_npy", "sequence_images",
            "write_alpha_video", "write_frames", "write_image", "write_png", "write_video"]

@@ -144,6 +144,14 @@ def name_list(names: list[str], limit: int = 8) -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
+class SequenceNamingError(ValueError):
+    """Why a numbered file sequence cannot be put in frame order (the message), and what to do about it (`fix`)."""
+
+    def __init__(self, problem: str, fix: str) -> None:
+        super().__init__(problem)
+        self.fix = fix
+
+
 def numbered_pngs(folder: str | os.PathLike, suffixes: tuple[str, ...] = MASK_SUFFIXES) -> list[tuple[int, Path]]:
     """A user's PNG (or `suffixes`) sequence as (number, path) ordered by the number in the names, not as text.
 
@@ -151,12 +159,13 @@ def numbered_pngs(folder: str | os.PathLike, suffixes: tuple[str, ...] = MASK_SU
     the name; every file must share the same text around it (`mask_` ... ``), and the
     numbers must be distinct and consecutive, so a stray or misnamed file cannot
     shift frames silently. Hidden files (`.name.png`, e.g. macOS `._` copies) are
-    skipped. Raises ValueError listing the offending names.
+    skipped. Raises SequenceNamingError (a ValueError) naming the offending files and what to do.
     """
     paths = folder_files(folder, suffixes)
     unnumbered = sorted(p.name for p in paths if not _NUMBERED.match(p.stem))
     if unnumbered:
-        raise ValueError(f"file name(s) without a frame number: {name_list(unnumbered)}")
+        raise SequenceNamingError(f"file name(s) without a frame number: {name_list(unnumbered)}",
+                                  "give each file the folder's pattern with its frame number, or move it out")
     patterns: dict[tuple[str, str], list[str]] = {}
     numbered = []
     for path in paths:
@@ -167,16 +176,24 @@ def numbered_pngs(folder: str | os.PathLike, suffixes: tuple[str, ...] = MASK_SU
         groups = sorted(patterns.values(), key=len, reverse=True)
         kinds = "; ".join(f"{len(g)} like {sorted(g)[0]}" for g in groups)
         odd = sorted(name for group in groups[1:] for name in group)
-        raise ValueError(f"mixed file naming ({kinds}); the odd one(s) out: {name_list(odd)}")
+        raise SequenceNamingError(f"mixed file naming ({kinds}); the odd one(s) out: {name_list(odd)}",
+                                  "rename the odd one(s) out to the pattern of the others, or move them out")
     numbered.sort(key=lambda item: (item[0], item[1].name))
     uses = collections.Counter(number for number, _ in numbered)
     repeated = [path.name for number, path in numbered if uses[number] > 1]
     if repeated:
-        raise ValueError(f"ambiguous names, several files carry the same frame number: {name_list(repeated)}")
+        raise SequenceNamingError(f"ambiguous names, several files carry the same frame number: {name_list(repeated)}",
+                                  "keep one file per frame number: remove or renumber the others")
     missing = [n for n in range(numbered[0][0], numbered[-1][0]) if n not in uses] if numbered else []
     if missing:
-        raise ValueError(f"the numbers skip {name_list([str(n) for n in missing])} "
-                         f"(between {numbered[0][1].name} and {numbered[-1][1].name})")
+        (prefix, tail), = patterns
+        digits = _NUMBERED.match(numbered[0][1].stem).group(2)
+        width = len(digits) if digits.startswith("0") else 1  # zero-padded names keep their width
+        absent = [f"{prefix}{str(n).zfill(width)}{tail}" for n in missing]
+        raise SequenceNamingError(f"the numbers skip {name_list([str(n) for n in missing])} "
+                                  f"(between {numbered[0][1].name} and {numbered[-1][1].name})",
+                                  f"add the missing file(s) {name_list(absent)}, one for each frame, or renumber the "
+                                  "files so that their numbers follow on")
     return numbered
 
 

@@ -51,7 +51,8 @@ def parse_prompt(sample: str, name: str, spec: dict, frames_info: dict, width: i
     src_h = int(frames_info.get("source_height") or height)
     frame_size = f"source frame {src_w}x{src_h} (working {width}x{height})"
     fix_coords = (f"prompt coordinates are pixels of the source video: x in 0..{src_w}, y in 0..{src_h}; "
-                  f"fix object '{name}' of sample '{sample}' in the config")
+                  f"fix object '{name}' of sample '{sample}' where it is given (its row of the objects sheet, "
+                  "config/objects.tsv, or the config's `samples:`)")
 
     key = spec.get("frame", 0)
     if isinstance(key, bool) or not isinstance(key, int) or not 0 <= key < count:

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from omnimatte.errors import StageError
-from omnimatte.io import name_list, numbered_pngs, read_png
+from omnimatte.io import SequenceNamingError, name_list, numbered_pngs, read_png
 from omnimatte.logs import get_logger
 
 STAGE = "masks"
@@ -32,10 +32,10 @@ def load_mask_folder(sample: str, name: str, folder: Path, frames_info: dict, wi
                          f"check the path given as `masks:` for object '{name}' (relative paths start at the working directory)")
     try:
         paths = [path for _, path in numbered_pngs(folder)]
-    except ValueError as err:
+    except SequenceNamingError as err:
         raise StageError(STAGE, sample, f"object '{name}': cannot tell the frame order of mask folder {folder}: {err}",
-                         "name the masks with one pattern and one frame number each (e.g. 00000.png ... or mask_0.png "
-                         "...), and move other files out of the folder") from err
+                         f"{err.fix} (masks are named with one pattern and one frame number each, e.g. 00000.png ... "
+                         "or mask_0.png ...)") from err
     start, stride = int(frames_info.get("start") or 0), int(frames_info.get("stride") or 1)
     source_count = int(frames_info.get("source_count") or 0)
     if len(paths) == count:

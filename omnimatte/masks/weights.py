@@ -29,8 +29,8 @@ SAM_URLS: dict[str, str] = {
 def download_sam_weights(url: str, dest: Path, timeout: float = 60.0) -> None:
     """Download SAM weights from `url` to `dest` under a temporary name, renamed when complete.
 
-    Used by the Snakemake download rule; offline it fails with a message that says
-    where to put the file by hand.
+    Used by the Snakemake download rule; offline it fails with a StageError (one line in the log, no traceback:
+    being offline is expected here) that says where to put the file by hand.
     """
     dest = Path(dest)
     try:
@@ -45,11 +45,10 @@ def download_sam_weights(url: str, dest: Path, timeout: float = 60.0) -> None:
                 raise OSError(f"incomplete download: {written} of {expected} bytes")
             log.info("downloaded %s (%.1f MB) to %s", url, written / 1e6, dest)
     except (urllib.error.URLError, OSError, ValueError) as err:
-        raise RuntimeError(
-            f"could not download SAM weights from {url} to {dest}: {err}\n"
-            f"  fix: on a machine with internet, download {url} and put the file at {dest} by hand "
-            f"(e.g. curl -L -o {dest} {url}), or give the objects mask folders (`masks: path`) to skip SAM"
-        ) from err
+        raise StageError(STAGE, None, f"could not download SAM weights from {url} to {dest}: {err}",
+                         f"on a machine with internet, download {url} and put the file at {dest} by hand "
+                         f"(e.g. curl -L -o {dest} {url}), or give the objects mask folders (`masks: path`) to skip "
+                         "SAM") from err
 
 
 def missing_checkpoint(sample: str, names: list[str], model_type: str, checkpoint: Path | None, url: str | None) -> StageError:

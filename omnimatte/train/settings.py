@@ -194,6 +194,15 @@ class TrainConfig:
         config.for_device(torch.device("cpu"))  # check the CPU overrides early
         return config
 
+    def set_but_replaced_on_cpu(self) -> list[tuple[str, object, object]]:
+        """The settings given another value than their default (a person set them) that train.cpu replaces on the CPU
+        with yet another: (name, the value set, train.cpu's), so the train stage can say that what was set is not what
+        runs."""
+        defaults = {f.name: f.default for f in dataclasses.fields(self)
+                    if f.default is not dataclasses.MISSING}
+        return [(name, getattr(self, name), value) for name, value in self.cpu.items()
+                if name in defaults and getattr(self, name) != defaults[name] and getattr(self, name) != value]
+
     def for_device(self, device: torch.device) -> "TrainConfig":
         """These settings with the CPU overrides applied when `device` is the CPU."""
         if device.type != "cpu" or not self.cpu:

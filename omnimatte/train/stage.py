@@ -46,6 +46,9 @@ def run_train(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pat
     device = resolve_device(STAGE, sample, config.device)
     if device.type == "cpu" and config.cpu:
         log.info("%s: training on the CPU, so train.cpu settings apply: %s", sample, config.cpu)
+        for name, value, on_cpu in config.set_but_replaced_on_cpu():
+            log.warning("%s: train.%s is %s in the config, but train.cpu.%s (%s) replaces it on the CPU: set "
+                        "train.cpu.%s to change it here", sample, name, value, name, on_cpu, name)
     config = config.for_device(device)
     files = TrainFiles(Path(train_dir))
     files.folder.mkdir(parents=True, exist_ok=True)

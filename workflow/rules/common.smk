@@ -17,15 +17,16 @@ from omnimatte.config_check import MASKS_OR_PROMPT, config_problems
 from omnimatte.locks import record_owner, remove_stale_locks
 from omnimatte.folders import IMAGE_SUFFIXES, MASK_SUFFIXES, folder_files
 from omnimatte.render_switches import training_settings
-from omnimatte.samples import samples_of_config
+from omnimatte.samples import missing_config_paths, samples_of_config
 
 
 _problems = config_problems(config, yaml.safe_load(Path(workflow.basedir, "workflow/schemas/config.schema.yaml").read_text()))
 if _problems:
     raise ValueError("Invalid config (your --configfile files merged over config/config.yaml):\n  " + "\n  ".join(_problems))
 
-# A bad row of a sheet stops here, before any job, naming the sheet, its line and the column.
-SAMPLES = samples_of_config(config, schema_dir=Path(workflow.basedir) / "workflow" / "schemas")
+# A bad row of a sheet stops here, before any job, naming the sheet, its line and the column; so does a video or
+# mask folder that does not exist.
+SAMPLES = samples_of_config(config, schema_dir=Path(workflow.basedir) / "workflow" / "schemas", check_paths=True)
 
 # A run killed outright leaves Snakemake's locks behind; those whose run has provably
 # ended are removed, so running the same command again works (see omnimatte/locks.py).
@@ -60,9 +61,11 @@ wildcard_constraints:
 
 
 def _check_samples():
-    """Checks the schema cannot express, with messages that name the sample and key; prompts against the
-    video's frame size, so none waits for SAM's weights to be downloaded."""
-    problems = []
+    """Checks the schema cannot express, with messages that name the sample and key: the `samples:` videos and mask
+    folders exist; prompts against the video's frame size, so none waits for SAM's weights to be downloaded."""
+    # A sheet's missing paths are refused at its row; a demo's files are made by the demo rule.
+    problems = missing_config_paths(config.get("samples") or {},
+                                    [f"resources/demo/{demo}" for demo in config.get("demo", {})])
     for name, sample in SAMPLES.items():
         if "demo" in sample and sample["demo"] not in config.get("demo", {}):
             problems.append(f"samples.{name}.demo: '{sample['demo']}' is not a clip under `demo` "
@@ -196,7 +199,9 @@ def ground_truth_dir(wildcards):
 
 def _check_edits():
     """Each sample's edit_objects must be among its objects."""
-    problems = []
+    # A sheet's missing paths are refused at its row; a demo's files are made by the demo rule.
+    problems = missing_config_paths(config.get("samples") or {},
+                                    [f"resources/demo/{demo}" for demo in config.get("demo", {})])
     for name, sample in SAMPLES.items():
         unknown = [obj for obj in sample.get("edit_objects", []) if obj not in sample["objects"]]
         if unknown:
