@@ -120,14 +120,20 @@ def test_saving_replaces_a_samples_objects_and_keeps_the_rest(tmp_path):
     assert [sheet.read_text() for sheet in sheets] == before  # nothing written
 
 
-def test_the_workflow_plans_sheet_samples_beside_the_demo(workdir):
+def plan_skate(workdir: Path, video: str):
+    """A dry run of every sample after adding a sheet row whose video is `video` (data/skate.mp4 and the board's
+    mask folder exist)."""
     (workdir / "data" / "board").mkdir(parents=True)
     (workdir / "data" / "skate.mp4").write_bytes(b"")
     with open(workdir / "config" / "samples.tsv", "a") as sheet:
-        sheet.write("skate\tdata/skate.mp4\t0\t\t2\n")
+        sheet.write(f"skate\t{video}\t0\t\t2\n")
     with open(workdir / "config" / "objects.tsv", "a") as sheet:
         sheet.write("skate\tboard\t1\tdata/board\n")
-    result = run_snakemake(workdir, "-n", "all")
+    return run_snakemake(workdir, "-n", "all")
+
+
+def test_the_workflow_plans_sheet_samples_beside_the_demo(workdir):
+    result = plan_skate(workdir, "data/skate.mp4")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "results/skate/omnimatte.mp4" in result.stdout and "results/dog/omnimatte.mp4" in result.stdout
 
@@ -144,13 +150,7 @@ def test_a_bad_row_stops_the_workflow_before_any_job(workdir):
 
 def test_a_mistyped_video_path_stops_the_workflow_at_its_row(workdir):
     """Not Snakemake's "missing input" for the frames rule: the sheet, line and column, before any job."""
-    (workdir / "data").mkdir()
-    (workdir / "data" / "skate.mp4").write_bytes(b"")
-    with open(workdir / "config" / "samples.tsv", "a") as sheet:
-        sheet.write("skate\tdata/sakte.mp4\n")
-    with open(workdir / "config" / "objects.tsv", "a") as sheet:
-        sheet.write("skate\tboard\t1\t\t1,2,30,40\n")
-    result = run_snakemake(workdir, "-n", "all")
+    result = plan_skate(workdir, "data/sakte.mp4")
     assert result.returncode != 0
     message = result.stdout + result.stderr
     assert "config/samples.tsv line 5 (sample 'skate'), column 'video'" in message, message[-2000:]
