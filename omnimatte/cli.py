@@ -455,14 +455,14 @@ def _add_edits(sub: argparse._SubParsersAction) -> None:
 
     p = edit("stroboscope", _stroboscope, "copies of an object at regular intervals: a still and a video "
              "(settings: interval, frame)")
-    p.add_argument("--object", required=True)
+    p.add_argument("--object", required=True, help="the object whose copies are drawn")
     p.add_argument("--out-image", required=True, help="the still (PNG) to write")
 
     edit("replace-background", _replace_background, "the objects with their effects over a new background "
          "(settings: color [r, g, b], or image and follow_camera)")
 
     p = edit("retime", _retime, "one layer shifted or frozen in time (settings: shift N, or freeze FRAME)")
-    p.add_argument("--object", required=True)
+    p.add_argument("--object", required=True, help="the object whose layer is retimed")
 
 
 def _add_outputs(sub: argparse._SubParsersAction) -> None:
@@ -477,14 +477,14 @@ def _add_outputs(sub: argparse._SubParsersAction) -> None:
 
     p = _subcommand(sub, "contact-sheet", _contact_sheet, "a few frames of a video stacked into one image (settings: "
                     "count, max_width)", sample=False)
-    p.add_argument("--video", required=True)
+    p.add_argument("--video", required=True, help="the video to take the frames from")
     p.add_argument("--out", required=True, help="JPEG or PNG to write")
 
     p = _subcommand(sub, "runtimes", _runtimes, "per-stage runtimes of a sample from its benchmark files: a plot and "
                     "a table", settings=False)
     p.add_argument("--benchmarks", required=True, nargs="+", help="benchmarks/{rule}/{sample}.tsv files, in stage order")
-    p.add_argument("--out-plot", required=True)
-    p.add_argument("--out-table", required=True)
+    p.add_argument("--out-plot", required=True, help="the plot (PNG) to write")
+    p.add_argument("--out-table", required=True, help="the table (HTML) to write")
 
     p = _subcommand(sub, "stills", _stills, "the README's pictures from a finished sample's edits and export",
                     sample=False)
@@ -524,8 +524,22 @@ def _add_tools(sub: argparse._SubParsersAction) -> None:
 
     p = _subcommand(sub, "download-sam", _download_sam, "download SAM weights (needs internet)", sample=False,
                     settings=False)
-    p.add_argument("--url", required=True)
-    p.add_argument("--dest", required=True)
+    p.add_argument("--url", required=True, help="where to download the checkpoint from (masks.sam_url in the config)")
+    p.add_argument("--dest", required=True, help="the checkpoint file to write (masks.sam_checkpoint in the config)")
+
+
+# What the path flags the stages share mean, for the commands that give no help of their own.
+SHARED_FLAG_HELP = {
+    "--frames": "the sample's frames folder (the frames stage's)",
+    "--frames-info": "the frames stage's frames_info.json (sizes, frame range, frame rate)",
+    "--flow": "the sample's flow folder (the flow stage's)",
+    "--homography": "the sample's homography folder (the homography stage's)",
+    "--masks": "the sample's masks folder, one sub-folder per object (the masks stage's)",
+    "--omnimatte": "the sample's omnimatte folder (layers/, background/, reconstruction/)",
+    "--objects": "the object names, back to front, comma-separated",
+    "--preview": "the preview MP4 to write",
+    "--out": "where to write the command's output (its description says what)",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -538,6 +552,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_stages, _add_edits, _add_outputs, _add_tools):
         add(sub)
+    for command in sub.choices.values():
+        for action in command._actions:
+            if action.help is None and action.option_strings:
+                action.help = SHARED_FLAG_HELP.get(action.option_strings[0])
     return parser
 
 

@@ -102,6 +102,9 @@ def test_the_command_says_its_version_and_which_commands_a_person_runs(capsys):
     assert "The Snakemake workflow runs the stages" in text and "omnimatte pick VIDEO" in text
     commands = build_parser()._subparsers._group_actions[0].choices
     assert {"pick", "benchmark", "download-sam"} <= set(commands)  # the ones the help names by hand
+    unexplained = [f"{name} {action.option_strings[0]}" for name, command in commands.items()
+                   for action in command._actions if action.option_strings and action.help is None]
+    assert unexplained == []  # every flag of every command says what it is
     suite_help = next(action.help for action in commands["benchmark"]._actions if "--suite" in action.option_strings)
     from omnimatte.benchmark import SUITES
     assert all(name in suite_help for name in (*SUITES, "rendered"))  # every suite named, none left out
