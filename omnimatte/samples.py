@@ -145,6 +145,16 @@ def missing_path(path: str, kind: str) -> str | None:
             "in): correct the path or put the file there")
 
 
+def prompt_problem(sample: str, name: str, spec: dict, video: str) -> str | None:
+    """What is wrong with an object's prompt against its video's frame size (masks.prompt_problems), or None; None
+    too without the packages that read a video (the masks stage checks it then)."""
+    try:
+        from omnimatte.masks import prompt_problems
+    except ImportError:
+        return None
+    return prompt_problems(sample, {name: spec}, Path(video)).get(name)
+
+
 def missing_config_paths(samples: dict[str, dict], made: Iterable[str | Path] = ()) -> list[str]:
     """The videos and mask folders of a config's `samples:` mapping that do not exist, each as `samples.<name>.<key>:
     why`. A demo sample's, and any path inside one of the folders `made` (which the workflow makes: the demos'), are
@@ -214,6 +224,8 @@ def parse_sheets(samples_text: str, objects_text: str, samples_sheet: Path | str
             values["labels"] = [1] * len(values["points"])
         if "masks" not in values:
             values.setdefault("frame", 0)
+            if check_paths and (problem := prompt_problem(sample, name, values, samples[sample]["video"])):
+                raise SheetError(objects_sheet, line, row_name, "box" if "box" in values else "points", problem)
         objects[sample].append((order, line, name, values))
     for name, sample in samples.items():
         if not objects[name]:

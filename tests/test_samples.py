@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from omnimatte.io import write_video
 from omnimatte.samples import SheetError, load_sheets, missing_config_paths, save_sample, samples_of_config
 from tests.helpers import run_snakemake
 
@@ -89,6 +91,24 @@ def test_as_the_workflow_plans_a_missing_video_or_mask_folder_is_named_by_its_ro
     assert "the video 'data/wlak.mp4' does not exist" in problems[0] and "'data/cta'" in problems[1]
     config["samples"]["walk"]["video"] = "resources/demo/dog/video.mp4"  # made by the workflow's demo rule
     assert len(missing_config_paths(config["samples"], made=["resources/demo/dog"])) == 1  # only data/cta left
+
+
+def test_as_the_workflow_plans_a_prompt_outside_the_frame_is_named_by_its_row(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    write_video(tmp_path / "data/clip.mp4", [np.zeros((48, 64, 3), np.uint8)] * 3, fps=10)
+    sheets = write_sheets(tmp_path, "walk\tdata/clip.mp4\n", "walk\tdog\t1\t\t10,10,400,40\n"
+                                                           "walk\tcat\t2\t\t\t5,5\n")
+    assert load_sheets(*sheets)["walk"]["objects"]["dog"]["box"] == [10, 10, 400, 40]  # the sheets alone: no check
+    with pytest.raises(SheetError) as error:
+        load_sheets(*sheets, check_paths=True)
+    # "objects.tsv line 2 (sample 'walk', object 'dog'), column 'box': object 'dog': box [10, 10, 400, 40] lies
+    #  outside the source frame 64x48 ..."
+    assert all(part in str(error.value) for part in ("objects.tsv line 2", "object 'dog'", "column 'box'",
+                                                     "lies outside the source frame 64x48")), str(error.value)
+    sheets = write_sheets(tmp_path, "walk\tdata/clip.mp4\n", "walk\tcat\t1\t\t\t70,5\n")
+    with pytest.raises(SheetError, match="line 2 .* column 'points'"):
+        load_sheets(*sheets, check_paths=True)
 
 
 def test_config_samples_and_sheets_together_and_no_name_twice(tmp_path):

@@ -51,8 +51,7 @@ def parse_prompt(sample: str, name: str, spec: dict, frames_info: dict, width: i
     src_h = int(frames_info.get("source_height") or height)
     frame_size = f"source frame {src_w}x{src_h} (working {width}x{height})"
     fix_coords = (f"prompt coordinates are pixels of the source video: x in 0..{src_w}, y in 0..{src_h}; "
-                  f"fix object '{name}' of sample '{sample}' where it is given (its row of the objects sheet, "
-                  "config/objects.tsv, or the config's `samples:`)")
+                  f"fix object '{name}' of sample '{sample}'")
 
     key = spec.get("frame", 0)
     if isinstance(key, bool) or not isinstance(key, int) or not 0 <= key < count:
@@ -102,15 +101,16 @@ def parse_prompt(sample: str, name: str, spec: dict, frames_info: dict, width: i
     return Prompt(frame=key, box=box, points=points, labels=labels)
 
 
-def prompt_problems(sample: str, objects: dict[str, dict], video: Path) -> list[str]:
+def prompt_problems(sample: str, objects: dict[str, dict], video: Path) -> dict[str, str]:
     """Prompts that lie outside the source video's frame, found from its header before any job runs,
-    so a typo in a box is not reported only after SAM's weights were downloaded and loaded."""
+    so a typo in a box is not reported only after SAM's weights were downloaded and loaded: per object
+    name, what is wrong and what to do."""
     try:
         probe = probe_video(Path(video))
     except ValueError:
-        return []  # the frames stage says what is wrong with the video
+        return {}  # the frames stage says what is wrong with the video
     size = {"source_width": probe["width"], "source_height": probe["height"]}
-    problems = []
+    problems = {}
     for name, spec in objects.items():
         if "masks" in spec:
             continue
@@ -118,7 +118,7 @@ def prompt_problems(sample: str, objects: dict[str, dict], video: Path) -> list[
             parse_prompt(sample, name, {k: v for k, v in spec.items() if k != "frame"}, size, probe["width"],
                          probe["height"], 1)
         except StageError as err:
-            problems.append(f"samples.{sample}.objects.{name}: {err.problem}; {err.fix}")
+            problems[name] = f"{err.problem}; {err.fix}"
     return problems
 
 

@@ -75,12 +75,14 @@ def _check_samples():
                 problems.append(f"samples.{name}.objects.{obj}: {MASKS_OR_PROMPT}")
             if "labels" in spec and len(spec["labels"]) != len(spec.get("points", [])):
                 problems.append(f"samples.{name}.objects.{obj}.labels: one label per point is needed")
-        if "demo" not in sample and Path(sample["video"]).exists() and any("masks" not in s for s in sample["objects"].values()):
+        in_config = name in (config.get("samples") or {})  # a sheet's prompts are checked at their rows
+        if in_config and "demo" not in sample and Path(sample["video"]).exists() and any("masks" not in s for s in sample["objects"].values()):
             try:  # needs the package's dependencies (OpenCV, ffmpeg); without them the masks stage checks later
                 from omnimatte.masks import prompt_problems
             except ImportError:
                 continue
-            problems += prompt_problems(name, sample["objects"], Path(sample["video"]))
+            problems += [f"samples.{name}.objects.{obj}: {problem}"
+                         for obj, problem in prompt_problems(name, sample["objects"], Path(sample["video"])).items()]
     if problems:
         raise ValueError("Invalid config:\n  " + "\n  ".join(problems))
 
