@@ -145,14 +145,17 @@ def missing_path(path: str, kind: str) -> str | None:
             "in): correct the path or put the file there")
 
 
-def prompt_problem(sample: str, name: str, spec: dict, video: str) -> str | None:
-    """What is wrong with an object's prompt against its video's frame size (masks.prompt_problems), or None; None
-    too without the packages that read a video (the masks stage checks it then)."""
+def prompts_outside_the_frame(sample: str, objects: dict[str, dict], video: str) -> dict[str, str]:
+    """Per prompted object, what is wrong with its prompt against the video's frame size (masks.prompt_problems);
+    nothing without the packages that read a video (OpenCV, ffmpeg: the masks stage checks it then). The video is
+    only probed when some object has a prompt."""
+    if all("masks" in spec for spec in objects.values()):
+        return {}
     try:
         from omnimatte.masks import prompt_problems
     except ImportError:
-        return None
-    return prompt_problems(sample, {name: spec}, Path(video)).get(name)
+        return {}
+    return prompt_problems(sample, objects, Path(video))
 
 
 def missing_config_paths(samples: dict[str, dict], made: Iterable[str | Path] = ()) -> list[str]:
@@ -224,7 +227,8 @@ def parse_sheets(samples_text: str, objects_text: str, samples_sheet: Path | str
             values["labels"] = [1] * len(values["points"])
         if "masks" not in values:
             values.setdefault("frame", 0)
-            if check_paths and (problem := prompt_problem(sample, name, values, samples[sample]["video"])):
+            if check_paths and (problem := prompts_outside_the_frame(sample, {name: values},
+                                                                     samples[sample]["video"]).get(name)):
                 raise SheetError(objects_sheet, line, row_name, "box" if "box" in values else "points", problem)
         objects[sample].append((order, line, name, values))
     for name, sample in samples.items():

@@ -4,13 +4,13 @@ ffmpeg), audio.py (the source's sound in the videos made from a clip) and prores
 
 from omnimatte.io.audio import SourceAudio
 from omnimatte.io.files import (
+    SequenceNamingError,
     atomic_dir,
     atomic_path,
     frame_name,
     list_frames,
     load_json,
     name_list,
-    SequenceNamingError,
     numbered_pngs,
     read_frames,
     read_png,
@@ -36,5 +36,6 @@ from omnimatte.io.video import (
 
 __all__ = ["IMAGE_SUFFIXES", "SequenceNamingError", "SourceAudio", "atomic_dir", "atomic_path", "count_packets",
            "decoded_as", "ffmpeg_binary", "frame_name", "has_encoder", "list_frames", "load_json", "name_list",
-           "numbered_pngs", "probe_video", "rate_text", "read_frames", "read_png", "read_video", "save_json", "save_npy", "sequence_images",
-           "write_alpha_video", "write_frames", "write_image", "write_png", "write_video"]
+           "numbered_pngs", "probe_video", "rate_text", "read_frames", "read_png", "read_video", "save_json",
+           "save_npy", "sequence_images", "write_alpha_video", "write_frames", "write_image", "write_png",
+           "write_video"]

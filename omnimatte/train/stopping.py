@@ -66,9 +66,13 @@ class CheckFrames:
 class Change:
     """How much the check frames' layers moved between two checks."""
 
-    alpha: float  # the largest share of a layer's alpha that changed: sum |a - a'| / sum a', over the check frames
+    layer_alpha: tuple[float, ...]  # each layer's share of its alpha that changed: sum |a - a'| / sum a', back to front
     reconstruction: float  # the mean absolute change of the reconstruction, 0..1 per channel
-    layer_alpha: tuple[float, ...] = ()  # each layer's share, back to front
+
+    @property
+    def alpha(self) -> float:
+        """The largest share of a layer's alpha that changed, over the check frames: what the rule judges."""
+        return max(self.layer_alpha)
 
     def within(self, alpha_tolerance: float, reconstruction_tolerance: float) -> bool:
         return self.alpha <= alpha_tolerance and self.reconstruction <= reconstruction_tolerance
@@ -79,9 +83,8 @@ def measure_change(alpha: torch.Tensor, rgb: torch.Tensor, previous_alpha: torch
     """The change from (previous_alpha, previous_rgb) to (alpha, rgb), as CheckFrames.render gives them."""
     moved = (alpha - previous_alpha).abs().sum(dim=(0, 2, 3, 4))
     held = previous_alpha.sum(dim=(0, 2, 3, 4)).clamp(min=1.0)  # a layer of less than a pixel's alpha: absolute
-    shares = (moved / held).tolist()
-    return Change(alpha=max(shares), reconstruction=float((rgb - previous_rgb).abs().mean() * 0.5),
-                  layer_alpha=tuple(shares))
+    return Change(layer_alpha=tuple((moved / held).tolist()),
+                  reconstruction=float((rgb - previous_rgb).abs().mean() * 0.5))
 
 
 class WeightAverage:

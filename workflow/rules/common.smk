@@ -17,7 +17,7 @@ from omnimatte.config_check import MASKS_OR_PROMPT, config_problems
 from omnimatte.locks import record_owner, remove_stale_locks
 from omnimatte.folders import IMAGE_SUFFIXES, MASK_SUFFIXES, folder_files
 from omnimatte.render_switches import training_settings
-from omnimatte.samples import missing_config_paths, samples_of_config
+from omnimatte.samples import missing_config_paths, prompts_outside_the_frame, samples_of_config
 
 
 _problems = config_problems(config, yaml.safe_load(Path(workflow.basedir, "workflow/schemas/config.schema.yaml").read_text()))
@@ -76,13 +76,9 @@ def _check_samples():
             if "labels" in spec and len(spec["labels"]) != len(spec.get("points", [])):
                 problems.append(f"samples.{name}.objects.{obj}.labels: one label per point is needed")
         in_config = name in (config.get("samples") or {})  # a sheet's prompts are checked at their rows
-        if in_config and "demo" not in sample and Path(sample["video"]).exists() and any("masks" not in s for s in sample["objects"].values()):
-            try:  # needs the package's dependencies (OpenCV, ffmpeg); without them the masks stage checks later
-                from omnimatte.masks import prompt_problems
-            except ImportError:
-                continue
-            problems += [f"samples.{name}.objects.{obj}: {problem}"
-                         for obj, problem in prompt_problems(name, sample["objects"], Path(sample["video"])).items()]
+        if in_config and "demo" not in sample and Path(sample["video"]).exists():
+            outside = prompts_outside_the_frame(name, sample["objects"], sample["video"])
+            problems += [f"samples.{name}.objects.{obj}: {problem}" for obj, problem in outside.items()]
     if problems:
         raise ValueError("Invalid config:\n  " + "\n  ".join(problems))
 
@@ -201,9 +197,7 @@ def ground_truth_dir(wildcards):
 
 def _check_edits():
     """Each sample's edit_objects must be among its objects."""
-    # A sheet's missing paths are refused at its row; a demo's files are made by the demo rule.
-    problems = missing_config_paths(config.get("samples") or {},
-                                    [f"resources/demo/{demo}" for demo in config.get("demo", {})])
+    problems = []
     for name, sample in SAMPLES.items():
         unknown = [obj for obj in sample.get("edit_objects", []) if obj not in sample["objects"]]
         if unknown:
