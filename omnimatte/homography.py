@@ -6,8 +6,11 @@ be explained by an object's layer. So the homographies have to follow the *backg
 only: ORB features inside the object masks are ignored, consecutive frames are matched
 and registered with RANSAC, each estimate is polished by dense ECC alignment over the
 background pixels, and the relative motions are chained into frame 0's coordinates,
-then shifted so the canvas starts at (0, 0). Pairs that cannot be registered take a
-neighbour's motion (logged, and marked FALLBACK in the stabilised preview).
+then shifted so the canvas starts at (0, 0). A pair with too few features (low texture,
+a plain wall) is registered by dense alignment of the background alone where it matches
+the frames well (homography.dense_min_correlation) and a second registration across it
+and a neighbour agrees; pairs that still cannot be registered take a neighbour's motion
+(logged, and marked FALLBACK in the stabilised preview).
 
 Outputs in `out_dir` (the contract's `homography/` folder):
     homographies.npy   (T, 3, 3) float64, frame pixel (x, y, 1) -> canvas pixel
@@ -79,6 +82,12 @@ class PairResult:
     inliers: int
     reason: str = ""
     correlation: float = 0.0  # ECC correlation after refinement; 0 when not refined
+    dense: bool = False  # registered by dense alignment alone, the features having failed (`reason` says why)
+
+    @property
+    def implausible(self) -> bool:
+        """Whether the features gave a motion no camera makes (rather than too few features to give one)."""
+        return self.reason.startswith("the homography")
 
 
 # ----------------------------------------------------------------------------- input
@@ -190,10 +199,40 @@ def _degeneracy(matrix: np.ndarray, width: int, height: int) -> str:
     return ""
 
 
+def _align_densely(a: FrameFeatures, b: FrameFeatures, start: np.ndarray) -> tuple[np.ndarray | None, float]:
+    """b->a by dense ECC alignment over the background pixels from `start` (3x3): (matrix, correlation), or (None, 0)
+    where its first stage does not converge.
+
+    Blurred first (wider basin of convergence), then unblurred: blur in pixel units is not zoom-invariant and biases
+    the scale by ~0.1 px a pair, which chaining adds up. Then once more without the pixels the first alignment leaves
+    unexplained (_misaligned), so that a standing thing under parallax or an unmasked mover does not pull it."""
+    full = np.full(a.gray.shape, 255, dtype=np.uint8)
+    template_mask = full if b.region is None else b.region
+    input_mask = full if a.region is None else a.region
+    aligned, correlation = start.astype(np.float32), 0.0
+    for blur in ECC_BLUR_STAGES:
+        result = _ecc(a, b, template_mask, input_mask, aligned, blur)
+        if result is None:  # the stages before stand
+            break
+        correlation, aligned = result
+    matrix = _normalised(aligned) if correlation != 0.0 else None
+    if matrix is None:
+        return None, 0.0
+    outliers = _misaligned(a.gray, b.gray, matrix, input_mask)
+    if outliers.any():
+        # Where the second alignment fails, the first stands.
+        result = _ecc(a, b, template_mask, np.where(outliers, 0, input_mask).astype(np.uint8),
+                      matrix.astype(np.float32), 1)
+        again = _normalised(result[1]) if result is not None and result[0] > 0 else None
+        if again is not None:
+            matrix, correlation = again, result[0]
+    return matrix, float(correlation)
+
+
 def _refine_ecc(
     a: FrameFeatures, b: FrameFeatures, matrix: np.ndarray, src: np.ndarray, dst: np.ndarray, tolerance: float
 ) -> tuple[np.ndarray, float]:
-    """Polish b->a with dense ECC alignment over the background pixels; returns (matrix, correlation).
+    """Polish b->a with dense ECC alignment over the background pixels (_align_densely); returns (matrix, correlation).
 
     ORB keypoints are only good to about a pixel, which an 8-parameter homography
     extrapolates to several pixels at the frame corners, and chaining adds these up;
@@ -203,33 +242,13 @@ def _refine_ecc(
     (correlation 0). Inliers, not frame corners, are the test because the corners are
     exactly where a poorly spread feature set makes the RANSAC estimate unreliable.
     """
-    full = np.full(a.gray.shape, 255, dtype=np.uint8)
-    template_mask = full if b.region is None else b.region
-    input_mask = full if a.region is None else a.region
-    refined, correlation = matrix.astype(np.float32), 0.0
-    # Blurred first (wider basin of convergence), then unblurred: blur in pixel units is
-    # not zoom-invariant and biases the scale by ~0.1 px a pair, which chaining adds up.
-    for blur in ECC_BLUR_STAGES:
-        aligned = _ecc(a, b, template_mask, input_mask, refined, blur)
-        if aligned is None:
-            break
-        correlation, refined = aligned
-    normalised = _normalised(refined) if correlation != 0.0 else None
-    if normalised is None:
+    refined, correlation = _align_densely(a, b, matrix)
+    if refined is None:
         return matrix, 0.0
-    refined = normalised
-    outliers = _misaligned(a.gray, b.gray, refined, input_mask)
-    if outliers.any():
-        # Once more without what the first alignment leaves unexplained; where that fails, the first stands.
-        aligned = _ecc(a, b, template_mask, np.where(outliers, 0, input_mask).astype(np.uint8),
-                       refined.astype(np.float32), 1)
-        again = _normalised(aligned[1]) if aligned is not None and aligned[0] > 0 else None
-        if again is not None:
-            refined, correlation = again, aligned[0]
     mapped = cv2.perspectiveTransform(src.reshape(-1, 1, 2).astype(np.float64), refined).reshape(-1, 2)
     if np.median(np.linalg.norm(mapped - dst, axis=1)) > tolerance:
         return matrix, 0.0
-    return refined, float(correlation)
+    return refined, correlation
 
 
 def _ecc(a: FrameFeatures, b: FrameFeatures, template_mask: np.ndarray, input_mask: np.ndarray, start: np.ndarray,
@@ -309,13 +328,107 @@ def _register(
     return PairResult(matrix, inliers, correlation=correlation)
 
 
+def _corners_apart(first: np.ndarray, second: np.ndarray, width: int, height: int) -> float:
+    """The largest distance (px) between where two homographies put the frame's corners."""
+    corners = frame_corners(width, height)[:, :2].reshape(-1, 1, 2)
+    return float(np.abs(cv2.perspectiveTransform(corners, first) - cv2.perspectiveTransform(corners, second)).max())
+
+
+def _best_dense(a: FrameFeatures, b: FrameFeatures, starts: list[np.ndarray]) -> tuple[np.ndarray | None, float]:
+    """b->a by dense alignment (_align_densely) from each start; the plausible result (_degeneracy) with the highest
+    correlation, or (None, 0)."""
+    height, width = a.gray.shape
+    best: tuple[np.ndarray | None, float] = (None, 0.0)
+    for start in starts:
+        matrix, correlation = _align_densely(a, b, start)
+        if matrix is not None and not _degeneracy(matrix, width, height) and correlation > best[1]:
+            best = (matrix, correlation)
+    return best
+
+
+def _register_densely(features: list[FrameFeatures], results: list[PairResult], ransac_threshold: float,
+                      min_correlation: float) -> None:
+    """Register the pairs that had too few features by dense alignment of the background (ECC, started from no
+    motion and from the nearest registered pair's motion), in place, where the checks hold.
+
+    Low texture, noise and a plain wall leave too few features, but ECC uses every background pixel. (Where the
+    features gave an implausible motion, something that is no background holds them: a pole under parallax, an
+    unmasked mover; those pairs are left failed.) On a frame whose background is noise ECC converges anyway, to a
+    motion that fits the noise (or, in compressed video, to no motion: the codec copies a dark, plain block's noise
+    from frame to frame), so a dense registration is only taken where it matches the frames to an ECC correlation of
+    at least `min_correlation` (below it noise, not texture, is aligned; or another scene, at a cut) and a second
+    registration bears it out: the pair's motion chained with the next pair's (or the previous one's) must put the
+    corners of the frame two apart within the RANSAC threshold times the square root of two (two links' errors) of
+    where a dense registration across both puts them, started twice that far from the chain's motion (ECC that finds
+    nothing to align stays where it starts, so it must pull back to the chain). A pair for which no such check holds
+    stays failed, its reason saying why."""
+    failed = [t for t, result in enumerate(results) if result.matrix is None and not result.implausible]
+    if not failed:
+        return
+    height, width = features[0].gray.shape
+    identity = np.eye(3)
+    tolerance = ransac_threshold * math.sqrt(2)  # two links' errors
+
+    def starts(t: int) -> list[np.ndarray]:
+        """Where pair t's dense alignment starts: no motion, and the nearest registered pair's motion."""
+        source = _nearest_success(t, results)
+        return [identity] if source is None else [identity, results[source].matrix]
+
+    with opencv_pool() as pool:
+        candidates = dict(zip(failed, pool.map(lambda t: _best_dense(features[t], features[t + 1], starts(t)),
+                                                failed)))
+
+    def motion(k: int) -> np.ndarray | None:
+        """Pair k's motion: its registration, else its dense candidate (None: neither)."""
+        if not 0 <= k < len(results):
+            return None
+        return results[k].matrix if results[k].matrix is not None else candidates.get(k, (None, 0.0))[0]
+
+    def check(t: int) -> str:
+        """'' where pair t's dense candidate matches its frames well enough and agrees with a direct registration
+        across it and a neighbour, else why not."""
+        matrix, correlation = candidates[t]
+        if matrix is None:
+            return "dense alignment did not converge"
+        if correlation < min_correlation:
+            return (f"dense alignment matched it too poorly to trust (ECC correlation {correlation:.2f}, under "
+                    f"homography.dense_min_correlation {min_correlation:.2f})")
+        disagreements = []
+        for first, chained in ((t, None if motion(t + 1) is None else matrix @ motion(t + 1)),
+                               (t - 1, None if motion(t - 1) is None else motion(t - 1) @ matrix)):
+            if chained is None:
+                continue
+            # Where ECC finds nothing to align it stays where it started: started from the chain's motion it would
+            # agree with it by itself, so it starts displaced from it, twice the tolerance away.
+            start = translation(ransac_threshold * 2, ransac_threshold * 2) @ chained
+            direct, _ = _best_dense(features[first], features[first + 2], [start])
+            if direct is None:
+                continue
+            apart = _corners_apart(chained, direct, width, height)
+            if apart <= tolerance:
+                return ""
+            disagreements.append(f"{first}->{first + 2} {apart:.1f} px")
+        if not disagreements:
+            return "dense alignment found no neighbouring pair to check it against"
+        return "dense alignment disagrees with the direct registration of " + ", ".join(disagreements)
+
+    with opencv_pool() as pool:
+        problems = dict(zip(failed, pool.map(check, failed)))
+    for t in failed:
+        if problems[t]:
+            results[t].reason = f"{results[t].reason}; {problems[t]}"
+        else:
+            results[t] = PairResult(candidates[t][0], 0, results[t].reason, candidates[t][1], dense=True)
+
+
 def _registration_failure(sample: str, results: list[PairResult], failed: list[int], max_failed_fraction: float,
                           upscale: float) -> StageError:
     """The stage's error when too many pairs failed, headed by what the listed reasons have in common."""
-    implausible = [t for t in failed if results[t].reason.startswith("the homography")]
+    implausible = [t for t in failed if results[t].implausible]
     featureless = [t for t in failed if t not in implausible]
+    dense = any("dense alignment" in results[t].reason for t in failed)
     if not implausible:
-        headline = "frames have too few features to register"
+        headline = "frames have too few features to register" + (" (nor does a dense alignment hold)" if dense else "")
         fix = ("the clip may lack texture or be dominated by the moving object; check the masks (a mask covering most "
                "of the frame leaves nothing to match), lower min_inliers, or raise max_failed_fraction")
     elif not featureless:
@@ -381,10 +494,13 @@ def _keyframes(chained: np.ndarray, width: int, height: int) -> list[int]:
 
 
 def _anchor_to_keyframes(sample: str, features: list[FrameFeatures], chained: np.ndarray, ransac_threshold: float,
-                         min_inliers: int, refine: bool) -> tuple[np.ndarray, list[int], set[int]]:
+                         min_inliers: int, refine: bool, dense_pairs: set[int],
+                         dense_min_correlation: float) -> tuple[np.ndarray, list[int], set[int]]:
     """Frame->reference homographies in which each frame is registered directly to a keyframe, so that the error
     of chaining grows with the keyframes passed (few over a pan, none for a still camera) rather than with every
-    frame. A direct registration (features, RANSAC and ECC, as for a pair) replaces the chained step where it agrees
+    frame. A direct registration (features, RANSAC and ECC, as for a pair; dense alignment alone, matching to at
+    least `dense_min_correlation`, where the features are too few and the chain between the two holds one of the
+    `dense_pairs`) replaces the chained step where it agrees
     with the chain to within the RANSAC threshold times the square root of the links between the two frames (the
     chain's error grows about so, one independent error a pair): a repeating texture matched a period off is never
     taken. Elsewhere the frame follows the previous one as the chain does (its pair's motion, a bridge or a
@@ -392,10 +508,18 @@ def _anchor_to_keyframes(sample: str, features: list[FrameFeatures], chained: np
     height, width = features[0].gray.shape
     anchors = _keyframes(chained, width, height)
     distant = [t for t in range(1, len(chained)) if anchors[t] != t - 1]
+    def register_to_keyframe(t: int) -> np.ndarray | None:
+        """Frame t -> its keyframe by features or, where they are too few and dense alignment registered some pair
+        between the two, by dense alignment from the chain's motion."""
+        result = _register(features[anchors[t]], features[t], ransac_threshold, min_inliers, refine)
+        if result.matrix is not None or result.implausible or not dense_pairs & set(range(anchors[t], t)):
+            return result.matrix
+        matrix, correlation = _best_dense(features[anchors[t]], features[t],
+                                          [np.linalg.solve(chained[anchors[t]], chained[t])])
+        return matrix if correlation >= dense_min_correlation else None
+
     with opencv_pool() as pool:
-        direct = dict(zip(distant, pool.map(
-            lambda t: _register(features[anchors[t]], features[t], ransac_threshold, min_inliers, refine).matrix,
-            distant)))
+        direct = dict(zip(distant, pool.map(register_to_keyframe, distant)))
     anchored = chained.copy()
     placed: set[int] = set()
     corners = frame_corners(width, height)[:, :2].reshape(-1, 1, 2)
@@ -509,6 +633,7 @@ def estimate_homographies(
     mask_dilation: int = 15,
     max_canvas_scale: float = 4.0,
     refine: bool = True,
+    dense_min_correlation: float = 0.8,
     upscale: float = 1.0,
 ) -> tuple[np.ndarray, dict]:
     """Frame->canvas homographies (T,3,3) and canvas info for in-memory frames; see run_homography.
@@ -521,8 +646,12 @@ def estimate_homographies(
     with opencv_pool() as pool:  # the pairs are independent: one each at a time on every CPU the stage may use
         results = list(pool.map(lambda t: _register(features[t], features[t + 1], ransac_threshold, min_inliers, refine),
                                 range(num_frames - 1)))
+    _register_densely(features, results, ransac_threshold, dense_min_correlation)
     for t, r in enumerate(results):
         log.debug("%s: pair %d->%d: %d inliers, ECC %.3f %s", sample, t, t + 1, r.inliers, r.correlation, r.reason)
+        if r.dense:
+            log.info("%s: pair %d->%d registered by dense alignment of the background (%s; ECC correlation %.3f, "
+                     "checked against its neighbours)", sample, t, t + 1, r.reason, r.correlation)
 
     failed = [t for t, r in enumerate(results) if r.matrix is None]
     if results and len(failed) > max_failed_fraction * len(results):
@@ -567,7 +696,8 @@ def estimate_homographies(
             chained[t] = chained[t - 1] @ relative[t - 1]
         chained[t] /= chained[t, 2, 2]
 
-    chained, anchors, placed = _anchor_to_keyframes(sample, features, chained, ransac_threshold, min_inliers, refine)
+    chained, anchors, placed = _anchor_to_keyframes(sample, features, chained, ransac_threshold, min_inliers, refine,
+                                                    {t for t, r in enumerate(results) if r.dense}, dense_min_correlation)
     fallback_frames -= placed
     # Said once the keyframes are known: a frame registered directly to its keyframe does not keep the stand-in.
     for frame, used in substitutes.items():
@@ -587,6 +717,7 @@ def estimate_homographies(
         "reference_frame": 0,
         "offset": offset,
         "failed_pairs": failed,
+        "dense_pairs": [t for t, r in enumerate(results) if r.dense],
         "keyframes": sorted(set(anchors)),
         "direct_frames": sorted(placed),
         "fallback_frames": sorted(fallback_frames),
@@ -611,16 +742,20 @@ def run_homography(
     max_canvas_scale: float = 4.0,
     fps: float = 24.0,
     refine: bool = True,
+    dense_min_correlation: float = 0.8,
     upscale: float = 1.0,
 ) -> dict:
     """Estimate the homographies of a frame folder, write them and the stabilised preview; return canvas info.
 
     canvas.json: width/height of the canvas (multiples of 16), frame size and count,
     reference_frame (0), offset (canvas position of frame 0's origin), failed_pairs
-    (t for each failed pair t->t+1), fallback_frames (frames placed by a neighbour's
+    (t for each failed pair t->t+1), dense_pairs (t for each pair t->t+1 registered by
+    dense alignment alone), fallback_frames (frames placed by a neighbour's
     motion), bridged ([start, end] gaps registered directly), and per pair t->t+1 the
     RANSAC inliers and the ECC correlation after refinement (0 = not refined).
     `refine` turns the dense ECC refinement of each pair off (faster, ~1-5 px less exact).
+    `dense_min_correlation`: the least ECC correlation at which a pair with too few features is registered by dense
+    alignment alone (_register_densely).
     `upscale`: the working width over the source's, named in the error when registration fails.
     """
     frames, object_masks = _read_inputs(sample, Path(frames_dir), masks_dir)
@@ -628,7 +763,7 @@ def run_homography(
     log.info("%s: registering %d frames of %dx%d %s", sample, len(frames), frames.shape[2], frames.shape[1], masked)
     homographies, info = estimate_homographies(
         sample, frames, object_masks, n_features, ransac_threshold, min_inliers, max_failed_fraction, mask_dilation,
-        max_canvas_scale, refine, upscale,
+        max_canvas_scale, refine, dense_min_correlation, upscale,
     )
     files = HomographyFiles(Path(out_dir))
     save_npy(files.homographies, homographies)

@@ -8,6 +8,7 @@ must map frame pixels where the true camera motion does.
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import cv2
@@ -232,6 +233,57 @@ def test_what_the_camera_does_not_move_does_not_pull_the_registration(trait: str
                                      - cv2.perspectiveTransform(corners, np.linalg.solve(truth[0], true)), axis=-1).max())
                 for found, true in zip(homographies, truth))
     assert error < 0.6
+
+
+def low_texture_scene(seed: int) -> np.ndarray:
+    """A scene with no corners: smooth grey blobs of low contrast (a plain wall, a floor), too few ORB features."""
+    base = cv2.GaussianBlur(np.random.default_rng(seed).normal(0, 1, (SCENE_H, SCENE_W)).astype(np.float32), (0, 0), 6)
+    return np.repeat(np.clip(120 + 12 * base / base.std(), 0, 255)[..., None], 3, axis=2).astype(np.uint8)
+
+
+def with_noise(frames: np.ndarray, seed: int) -> np.ndarray:
+    noise = np.random.default_rng(seed).normal(0, 2.0, frames.shape)
+    return np.clip(np.rint(frames.astype(np.float32) + noise), 0, 255).astype(np.uint8)
+
+
+def test_a_low_texture_clip_is_registered_by_dense_alignment(tmp_path: Path, stage_log) -> None:
+    """Too few features in every pair: each is registered by dense alignment of the background, checked against a
+    direct registration across it and a neighbour, and frames are placed on their keyframe densely too, so a pan
+    stays within half a pixel and a still camera within a tenth."""
+    frames = with_noise(film(low_texture_scene(3), 10), 3)
+    info = run(tmp_path, frames)
+    homographies = load_camera("homography", "clip", HomographyFiles(tmp_path / "homography")).homographies
+    assert info["failed_pairs"] == [] and info["dense_pairs"] == list(range(9))
+    assert max(info["inliers"]) == 0  # no pair had features enough
+    assert motion_error(homographies, list(range(10))) < 0.5
+    assert any("pair 0->1 registered by dense alignment" in r.getMessage() and "feature matches" in r.getMessage()
+               for r in stage_log.records if r.levelno == logging.INFO)
+    still = with_noise(np.repeat(film(low_texture_scene(3), 1), 20, axis=0), 4)
+    homographies, info = estimate_homographies("clip", still)
+    assert info["dense_pairs"] == list(range(19)) and info["direct_frames"] == list(range(2, 20))
+    assert still_motion(homographies) < 0.1
+
+
+def test_frames_of_noise_alone_are_refused_after_dense_alignment_too(tmp_path: Path) -> None:
+    """Nothing but noise in every frame: neither features nor a dense alignment that a second registration bears out."""
+    frames = np.random.default_rng(6).integers(88, 113, (8, HEIGHT, WIDTH, 3)).astype(np.uint8)
+    with pytest.raises(StageError, match=r"too few features to register \(nor does a dense alignment hold\)") as error:
+        run(tmp_path, frames)
+    assert "7 of 7 pairs failed" in str(error.value) and "dense alignment" in str(error.value).split("e.g.")[1]
+    assert not (tmp_path / "homography" / "homographies.npy").exists()
+
+
+def test_a_dense_alignment_is_taken_only_where_it_matches_the_frames_well(stage_log) -> None:
+    """One frame of another low-texture scene (a cut) in a still clip: ECC aligns the pair into it at a chance optimum
+    (a correlation under homography.dense_min_correlation) and finds nothing out of it, so both pairs stay failed and say why; the cut
+    frame takes its neighbour's motion (no motion, here) and the rest stay still."""
+    frames = with_noise(np.repeat(film(low_texture_scene(3), 1), 10, axis=0), 5)
+    frames[5] = with_noise(film(low_texture_scene(8), 1), 6)[0]
+    homographies, info = estimate_homographies("clip", frames)
+    assert info["failed_pairs"] == [4, 5] and info["dense_pairs"] == [0, 1, 2, 3, 6, 7, 8]
+    assert still_motion(homographies) < 0.1
+    warned = " ".join(r.getMessage() for r in stage_log.records if r.levelno == logging.WARNING)
+    assert re.search(r"registration 4->5 failed: only \d+ feature matches \(need 15\); dense alignment matched it too poorly to trust", warned)
 
 
 def test_mostly_featureless_clip_is_an_error(tmp_path: Path, scene: np.ndarray) -> None:
