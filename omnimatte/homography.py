@@ -72,6 +72,8 @@ KEYFRAME_OVERLAP = 0.6
 #: The preview is downscaled so its longer canvas side is at most this.
 PREVIEW_MAX_SIDE = 1024
 PREVIEW_BAR = 24  # height of the label strip above the preview canvas
+FALLBACK_COLOUR = (255, 40, 40)  # RGB of a frame placed by a neighbour's motion in the preview
+DENSE_COLOUR = (40, 160, 255)  # RGB of a frame whose pair dense alignment alone registered
 
 
 @dataclass
@@ -201,7 +203,7 @@ def _degeneracy(matrix: np.ndarray, width: int, height: int) -> str:
 
 def _align_densely(a: FrameFeatures, b: FrameFeatures, start: np.ndarray) -> tuple[np.ndarray | None, float]:
     """b->a by dense ECC alignment over the background pixels from `start` (3x3): (matrix, correlation), or (None, 0)
-    where its first stage does not converge.
+    where its first stage does not converge (or OpenCV refuses the frames, e.g. a blank one) or gives no finite warp.
 
     Blurred first (wider basin of convergence), then unblurred: blur in pixel units is not zoom-invariant and biases
     the scale by ~0.1 px a pair, which chaining adds up. Then once more without the pixels the first alignment leaves
@@ -329,7 +331,7 @@ def _register(
 
 
 def _corners_apart(first: np.ndarray, second: np.ndarray, width: int, height: int) -> float:
-    """The largest distance (px) between where two homographies put the frame's corners."""
+    """How far apart (px) two homographies put the frame's corners: the largest difference in either axis."""
     corners = frame_corners(width, height)[:, :2].reshape(-1, 1, 2)
     return float(np.abs(cv2.perspectiveTransform(corners, first) - cv2.perspectiveTransform(corners, second)).max())
 
@@ -354,14 +356,17 @@ def _register_densely(features: list[FrameFeatures], results: list[PairResult], 
     Low texture, noise and a plain wall leave too few features, but ECC uses every background pixel. (Where the
     features gave an implausible motion, something that is no background holds them: a pole under parallax, an
     unmasked mover; those pairs are left failed.) On a frame whose background is noise ECC converges anyway, to a
-    motion that fits the noise (or, in compressed video, to no motion: the codec copies a dark, plain block's noise
-    from frame to frame), so a dense registration is only taken where it matches the frames to an ECC correlation of
+    motion that fits the noise, or near no motion at all (on a dark, noisy floor under a pan, half the pairs), so a
+    dense registration is only taken where it matches the frames to an ECC correlation of
     at least `min_correlation` (below it noise, not texture, is aligned; or another scene, at a cut) and a second
     registration bears it out: the pair's motion chained with the next pair's (or the previous one's) must put the
-    corners of the frame two apart within the RANSAC threshold times the square root of two (two links' errors) of
-    where a dense registration across both puts them, started twice that far from the chain's motion (ECC that finds
-    nothing to align stays where it starts, so it must pull back to the chain). A pair for which no such check holds
-    stays failed, its reason saying why."""
+    corners of the frame two apart within the RANSAC threshold times the square root of two (two links' errors; in
+    either axis) of where a dense registration across both puts them, started twice that far from the chain's motion
+    in both axes (ECC that finds nothing to align stays where it starts, so it must pull back to the chain). The
+    neighbour's motion in the chain is its registration or, where it too had too few features, its dense alignment
+    whether or not that passed its own checks: the two agreeing with a registration across both is evidence for
+    both. A pair for which no such check holds (in a clip of two frames, none can) stays failed, its reason saying
+    why."""
     failed = [t for t, result in enumerate(results) if result.matrix is None and not result.implausible]
     if not failed:
         return
@@ -399,8 +404,8 @@ def _register_densely(features: list[FrameFeatures], results: list[PairResult], 
             if chained is None:
                 continue
             # Where ECC finds nothing to align it stays where it started: started from the chain's motion it would
-            # agree with it by itself, so it starts displaced from it, twice the tolerance away.
-            start = translation(ransac_threshold * 2, ransac_threshold * 2) @ chained
+            # agree with it by itself, so it starts displaced from it, twice the tolerance away in both axes.
+            start = translation(2 * tolerance, 2 * tolerance) @ chained
             direct, _ = _best_dense(features[first], features[first + 2], [start])
             if direct is None:
                 continue
@@ -426,9 +431,8 @@ def _registration_failure(sample: str, results: list[PairResult], failed: list[i
     """The stage's error when too many pairs failed, headed by what the listed reasons have in common."""
     implausible = [t for t in failed if results[t].implausible]
     featureless = [t for t in failed if t not in implausible]
-    dense = any("dense alignment" in results[t].reason for t in failed)
     if not implausible:
-        headline = "frames have too few features to register" + (" (nor does a dense alignment hold)" if dense else "")
+        headline = "frames have too few features to register (nor does a dense alignment hold)"
         fix = ("the clip may lack texture or be dominated by the moving object; check the masks (a mask covering most "
                "of the frame leaves nothing to match), lower min_inliers, or raise max_failed_fraction")
     elif not featureless:
@@ -436,8 +440,8 @@ def _registration_failure(sample: str, results: list[PairResult], failed: list[i
         fix = ("the matched features may sit on moving things or on blur; check the masks cover every moving object, "
                "or raise max_failed_fraction")
     else:
-        headline = (f"frames cannot be registered: {len(featureless)} pair(s) with too few features, "
-                    f"{len(implausible)} with implausible camera motion")
+        headline = (f"frames cannot be registered: {len(featureless)} pair(s) with too few features (nor a dense "
+                    f"alignment that holds), {len(implausible)} with implausible camera motion")
         fix = ("check the masks cover every moving object and leave background to match; lower min_inliers, "
                "or raise max_failed_fraction")
     if upscale > UPSCALE_WARNING:
@@ -498,9 +502,9 @@ def _anchor_to_keyframes(sample: str, features: list[FrameFeatures], chained: np
                          dense_min_correlation: float) -> tuple[np.ndarray, list[int], set[int]]:
     """Frame->reference homographies in which each frame is registered directly to a keyframe, so that the error
     of chaining grows with the keyframes passed (few over a pan, none for a still camera) rather than with every
-    frame. A direct registration (features, RANSAC and ECC, as for a pair; dense alignment alone, matching to at
-    least `dense_min_correlation`, where the features are too few and the chain between the two holds one of the
-    `dense_pairs`) replaces the chained step where it agrees
+    frame. A direct registration (features, RANSAC and ECC, as for a pair; dense alignment alone, checked, where the
+    features are too few and the chain between the two holds one of the `dense_pairs`) replaces the chained step
+    where it agrees
     with the chain to within the RANSAC threshold times the square root of the links between the two frames (the
     chain's error grows about so, one independent error a pair): a repeating texture matched a period off is never
     taken. Elsewhere the frame follows the previous one as the chain does (its pair's motion, a bridge or a
@@ -510,13 +514,20 @@ def _anchor_to_keyframes(sample: str, features: list[FrameFeatures], chained: np
     distant = [t for t in range(1, len(chained)) if anchors[t] != t - 1]
     def register_to_keyframe(t: int) -> np.ndarray | None:
         """Frame t -> its keyframe by features or, where they are too few and dense alignment registered some pair
-        between the two, by dense alignment from the chain's motion."""
+        between the two, by dense alignment: from the chain's motion and from a start displaced from it by twice the
+        RANSAC threshold in both axes, taken only where both match to at least `dense_min_correlation` and land
+        within the threshold of each other (ECC that finds nothing to align stays where it starts)."""
         result = _register(features[anchors[t]], features[t], ransac_threshold, min_inliers, refine)
         if result.matrix is not None or result.implausible or not dense_pairs & set(range(anchors[t], t)):
             return result.matrix
-        matrix, correlation = _best_dense(features[anchors[t]], features[t],
-                                          [np.linalg.solve(chained[anchors[t]], chained[t])])
-        return matrix if correlation >= dense_min_correlation else None
+        by_chain = np.linalg.solve(chained[anchors[t]], chained[t])
+        found = [_best_dense(features[anchors[t]], features[t], [start])
+                 for start in (by_chain, translation(2 * ransac_threshold, 2 * ransac_threshold) @ by_chain)]
+        if any(matrix is None or correlation < dense_min_correlation for matrix, correlation in found):
+            return None
+        if _corners_apart(found[0][0], found[1][0], width, height) > ransac_threshold:
+            return None
+        return found[0][0]
 
     with opencv_pool() as pool:
         direct = dict(zip(distant, pool.map(register_to_keyframe, distant)))
@@ -587,12 +598,15 @@ def render_preview(
 ) -> Iterator[np.ndarray]:
     """Stabilised preview frames: each frame warped into the canvas over a faint mean of the earlier ones.
 
-    A static background should stand still here; wobble or a jump shows a bad homography.
+    A static background should stand still here; wobble or a jump shows a bad homography. A frame placed by a
+    neighbour's motion is outlined in red and marked FALLBACK, one whose pair was registered by dense alignment alone
+    in blue and marked DENSE.
     """
     scale = min(1.0, max_side / max(info["width"], info["height"]))
     size = (max(1, round(info["width"] * scale)), max(1, round(info["height"] * scale)))
     to_preview = np.diag([scale, scale, 1.0])
     fallback = set(info.get("fallback_frames", []))
+    dense = {t + 1 for t in info.get("dense_pairs", [])}
     corners = frame_corners(info["frame_width"], info["frame_height"])
     total = np.zeros((size[1], size[0], 3), dtype=np.float32)
     count = np.zeros((size[1], size[0], 1), dtype=np.float32)
@@ -609,13 +623,14 @@ def render_preview(
 
         outline = corners @ matrix.T
         outline = np.round(outline[:, :2] / outline[:, 2:]).astype(np.int32)
-        colour = (255, 40, 40) if t in fallback else (255, 220, 0)
+        colour = FALLBACK_COLOUR if t in fallback else DENSE_COLOUR if t in dense else (255, 220, 0)
         cv2.polylines(canvas, [outline], isClosed=True, color=colour, thickness=2, lineType=cv2.LINE_AA)
 
         bar = np.full((PREVIEW_BAR, size[0], 3), 16, dtype=np.uint8)
         text_w = draw_label(bar, f"{sample} frame {t:05d}".strip(), (6, 17), 0.5, colour=(235, 235, 235), box=None)
-        if t in fallback:
-            draw_label(bar, "FALLBACK", (16 + text_w, 17), 0.5, colour=(255, 40, 40), thickness=2, box=None)
+        if t in fallback or t in dense:
+            draw_label(bar, "FALLBACK" if t in fallback else "DENSE", (16 + text_w, 17), 0.5, colour=colour,
+                       thickness=2, box=None)
         yield np.concatenate([bar, canvas], axis=0)
 
 
@@ -750,9 +765,11 @@ def run_homography(
     canvas.json: width/height of the canvas (multiples of 16), frame size and count,
     reference_frame (0), offset (canvas position of frame 0's origin), failed_pairs
     (t for each failed pair t->t+1), dense_pairs (t for each pair t->t+1 registered by
-    dense alignment alone), fallback_frames (frames placed by a neighbour's
-    motion), bridged ([start, end] gaps registered directly), and per pair t->t+1 the
-    RANSAC inliers and the ECC correlation after refinement (0 = not refined).
+    dense alignment alone), keyframes, direct_frames (frames registered directly to their
+    keyframe), fallback_frames (frames placed by a neighbour's motion), bridged ([start,
+    end] gaps registered directly, by features), and per pair t->t+1 the RANSAC inliers
+    (0 for a dense pair) and the ECC correlation after refinement or, for a dense pair, of
+    its dense alignment (0 = not refined).
     `refine` turns the dense ECC refinement of each pair off (faster, ~1-5 px less exact).
     `dense_min_correlation`: the least ECC correlation at which a pair with too few features is registered by dense
     alignment alone (_register_densely).

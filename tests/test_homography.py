@@ -19,6 +19,8 @@ from omnimatte.errors import StageError
 from omnimatte.camera import canvas_coordinates
 from omnimatte.contract import HomographyFiles, load_camera
 from omnimatte.homography import (
+    DENSE_COLOUR,
+    FALLBACK_COLOUR,
     PairResult,
     _registration_failure,
     estimate_homographies,
@@ -300,9 +302,11 @@ def test_mostly_featureless_clip_is_an_error(tmp_path: Path, scene: np.ndarray) 
     [
         (["the homography has implausibly strong perspective"] * 5,
          "the motion found between frames is not a plausible camera motion: 5 of 6 pairs failed"),
-        (["only 3 feature matches (need 15)"] * 5, "frames have too few features to register: 5 of 6 pairs failed"),
+        (["only 3 feature matches (need 15)"] * 5,
+         "frames have too few features to register (nor does a dense alignment hold): 5 of 6 pairs failed"),
         (["only 3 feature matches (need 15)"] * 2 + ["the homography has implausibly strong perspective"] * 3,
-         "frames cannot be registered: 2 pair(s) with too few features, 3 with implausible camera motion"),
+         "frames cannot be registered: 2 pair(s) with too few features (nor a dense alignment that holds), 3 with "
+         "implausible camera motion"),
     ],
 )
 def test_registration_failure_headline_matches_the_listed_reasons(reasons, headline):
@@ -338,7 +342,8 @@ def test_outputs_are_written(tmp_path: Path, scene: np.ndarray) -> None:
     loaded = load_camera("homography", "clip", HomographyFiles(out)).homographies
     canvas = load_json(HomographyFiles(out).canvas)
     assert canvas == info
-    for key in ("width", "height", "frame_width", "frame_height", "num_frames", "failed_pairs", "inliers", "reference_frame"):
+    for key in ("width", "height", "frame_width", "frame_height", "num_frames", "failed_pairs", "dense_pairs", "inliers",
+                "reference_frame"):
         assert key in canvas
     assert (canvas["frame_width"], canvas["frame_height"], canvas["num_frames"], canvas["reference_frame"]) == (WIDTH, HEIGHT, 6, 0)
     assert len(canvas["inliers"]) == 5
@@ -349,6 +354,14 @@ def test_outputs_are_written(tmp_path: Path, scene: np.ndarray) -> None:
 
     preview = list(render_preview(frames, loaded, canvas, "clip"))
     assert len(preview) == 6 and preview[0].shape[1] == canvas["width"]
+    # A frame whose pair dense alignment registered is outlined in its colour, one placed by a neighbour in another.
+    marked = list(render_preview(frames, loaded, {**canvas, "dense_pairs": [2], "fallback_frames": [4]}, "clip"))
+
+    def shows(image: np.ndarray, colour: tuple[int, int, int]) -> bool:
+        return bool((np.abs(image.astype(int) - colour).max(-1) < 8).sum() > 100)
+
+    assert shows(marked[3], DENSE_COLOUR) and shows(marked[4], FALLBACK_COLOUR)
+    assert not any(shows(marked[t], DENSE_COLOUR) or shows(marked[t], FALLBACK_COLOUR) for t in (0, 1, 2, 5))
 
 
 def test_single_frame_is_identity(tmp_path: Path, scene: np.ndarray) -> None:

@@ -67,8 +67,9 @@ def snakemake(run_dir: Path, *args: str) -> subprocess.CompletedProcess:
 
 def test_failed_stage_stops_the_run_then_only_it_and_its_dependents_rerun(run_dir: Path):
     before = modification_times(run_dir, UPSTREAM)
-    # A setting no pair of frames can meet: the homography stage must fail and say why.
-    bad = write_config(run_dir, "homography: {min_inliers: 100000}", name="bad.yaml")
+    # Settings no pair of frames can meet (neither the features nor a dense alignment, whose correlation a moving
+    # camera's frames never bring to exactly 1): the homography stage must fail and say why.
+    bad = write_config(run_dir, "homography: {min_inliers: 100000, dense_min_correlation: 1.0}", name="bad.yaml")
     failed = run_snakemake(run_dir, "--cores", "2", "--configfile", str(run_dir / "config" / "extra.yaml"), bad,
                            "--", *TARGETS)
     assert failed.returncode != 0
