@@ -24,20 +24,22 @@ from omnimatte.camera import Camera
 from omnimatte.composite import run_composite
 from omnimatte.diagnose import FAIL, OK, WARN, DiagnoseSettings, diagnose, run_checks
 from omnimatte.diagnose.benchmark import diagnose_inputs
-from omnimatte.diagnose.camera_model import check_camera_model
+from omnimatte.diagnose.camera_model import check_camera_model, unregistered
 from omnimatte.diagnose.drawing import outline_flagged
 from omnimatte.diagnose.exposure import check_exposure
 from omnimatte.diagnose.findings import CheckResult, Finding
-from omnimatte.diagnose.inputs import Layers, SampleInputs
+from omnimatte.diagnose.inputs import Layers, SampleInputs, read_sample
 from omnimatte.diagnose.layers import check_layers, missed_share, reach_zone
 from omnimatte.diagnose.masks import check_masks
 from omnimatte.diagnose.outputs import read_flags, write_flags
 from omnimatte.diagnose.seeds import check_seeds
 from omnimatte.errors import StageError
 from omnimatte.flow import confidences, dis_flow
-from omnimatte.io import read_png, read_video
+from omnimatte.homography import run_homography
+from omnimatte.io import read_png, read_video, write_frames
 from omnimatte.synthetic.footage import footage_clip
 from tests.helpers import REPO, TINY, ball_and_box, run_snakemake, write_config, write_scene
+from tests.test_homography import film, make_scene
 
 SETTINGS = DiagnoseSettings()
 FRAMES, WIDTH, HEIGHT = 24, 192, 112
@@ -117,6 +119,24 @@ def test_drift_of_the_chained_registration_is_measured():
     bad = replace(inputs, camera=Camera(drifting, inputs.camera.canvas_size))
     drift = finding(check_camera_model(bad, fit, SETTINGS.camera_model), "drift")
     assert drift.verdict != OK and drift.figure > SETTINGS.camera_model.drift_warn, drift.text
+
+
+def test_the_frames_the_homography_stage_could_not_register_are_reported(tmp_path: Path):
+    frames = film(make_scene(1), 8)
+    frames[5] = 128  # blank: neither features nor a dense alignment register it; its neighbour's motion places it
+    write_frames(tmp_path / "frames", frames)
+    write_frames(tmp_path / "masks" / "thing", np.zeros(frames.shape[:3], np.uint8))
+    run_homography("clip", tmp_path / "frames", tmp_path / "masks", tmp_path / "homography", tmp_path / "preview.mp4")
+    inputs = read_sample("clip", tmp_path / "frames", tmp_path / "masks", ["thing"], tmp_path / "homography")
+    assert inputs.fallback_frames == (5,) and inputs.dense_pairs == ()
+    found = unregistered(inputs, SETTINGS.camera_model)
+    assert found.verdict == WARN and found.frames == [5], found.text
+    assert "1 of 8 frames could not be registered and were placed by a neighbour's motion (frames 5)" in found.text
+    assert "previews/stabilised.mp4" in found.text
+    many = unregistered(replace(inputs, fallback_frames=(2, 3, 5), dense_pairs=(0, 1)), SETTINGS.camera_model)
+    assert many.verdict == FAIL and "2 pair(s) of frames had too few features" in many.text
+    clean = finding(check_camera_model(sample("clean"), fitted("clean"), SETTINGS.camera_model), "unregistered")
+    assert clean.verdict == OK and clean.text == "Every frame was registered."
 
 
 def test_lens_distortion_is_told_from_a_rolling_shutter():

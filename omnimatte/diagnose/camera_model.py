@@ -14,7 +14,9 @@ Three figures:
   share (background_fit's realignment), in px at its corners: what blurs the background;
 * distortion: the pattern the flow leaves once the homographies' own motion is taken out, fitted
   with a lens's radial distortion and with a rolling shutter's row-by-row shift, in px at the
-  frame's edge; each is told apart from the other by which fits.
+  frame's edge; each is told apart from the other by which fits;
+* unregistered: the share of the frames the homography stage could register neither by features
+  nor by dense alignment and placed by a neighbour's motion instead (canvas.json's fallback_frames).
 """
 
 from __future__ import annotations
@@ -296,5 +298,25 @@ def check_camera_model(inputs: SampleInputs, fit: BackgroundFit, settings: Camer
         f"frame's edge (it explains {percent(max(patterns['rolling_shutter_explains'], 0.0))} of it).",
         "The rows of a frame were exposed at different times while the camera shook, so the frame wobbles in a way no "
         "homography follows. Stabilise with a rolling-shutter correction first, or use a steadier shot.", frames=[]))
+    findings.append(unregistered(inputs, settings))
     return CheckResult(CHECK, TITLE, findings, {"unexplained": share, "registration_error": fit.registration_error},
                        fit.parallax | fit.misfit)
+
+
+def unregistered(inputs: SampleInputs, settings: CameraModelSettings) -> Finding:
+    """The finding on the frames the homography stage placed by a neighbour's motion (and, said, the pairs it
+    registered by dense alignment alone)."""
+    placed = sorted(inputs.fallback_frames)
+    dense = (f" {len(inputs.dense_pairs)} pair(s) of frames had too few features and were registered by dense "
+             "alignment of the background alone." if inputs.dense_pairs else "")
+    listed = ", ".join(map(str, placed[:10])) + (" ..." if len(placed) > 10 else "")
+    measured = (f"{len(placed)} of {inputs.num_frames} frames could not be registered and were placed by a "
+                f"neighbour's motion (frames {listed}).{dense}" if placed
+                else f"Every frame was registered.{dense}")
+    return Finding(
+        CHECK, "unregistered", len(placed) / inputs.num_frames, "share of the frames", settings.unregistered_warn,
+        settings.unregistered_fail, measured,
+        "Nothing checks that a neighbour's motion fits these frames: where the camera's motion changes there, their "
+        "background is out of place and a layer takes up the difference. See why each failed in the homography "
+        "stage's log and where they land in previews/stabilised.mp4 (outlined red, FALLBACK); mask what moves, or "
+        "trim the frames with too little background to match (frames.start, frames.end).", frames=placed)

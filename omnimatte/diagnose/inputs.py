@@ -13,7 +13,7 @@ import numpy as np
 
 from omnimatte.background_fit import FlowFields
 from omnimatte.camera import Camera
-from omnimatte.contract import FlowFiles, HomographyFiles, OmnimatteFiles, load_array, load_camera
+from omnimatte.contract import FlowFiles, HomographyFiles, OmnimatteFiles, load_array, load_camera, load_json_file
 from omnimatte.errors import StageError
 from omnimatte.io import list_frames, read_frames
 
@@ -37,7 +37,9 @@ class Layers:
 @dataclass
 class SampleInputs:
     """A sample as the checks see it: frames (T, H, W, 3) uint8, per object its coarse mask (T, H, W) bool (back to
-    front), the camera, the flow (None: not given) and the layers of one or two trainings (None: not given)."""
+    front), the camera, the flow (None: not given), the layers of one or two trainings (None: not given) and, from
+    the homography stage's canvas.json, the frames it placed by a neighbour's motion and the pairs (t for t->t+1) it
+    registered by dense alignment alone."""
 
     sample: str
     frames: np.ndarray
@@ -46,6 +48,8 @@ class SampleInputs:
     flow: FlowFields | None
     layers: Layers | None = None
     second_layers: Layers | None = None
+    fallback_frames: tuple[int, ...] = ()
+    dense_pairs: tuple[int, ...] = ()
 
     @property
     def num_frames(self) -> int:
@@ -88,7 +92,9 @@ def read_sample(sample: str, frames_dir: Path, masks_dir: Path, object_names: li
     count, shape = len(frames), frames.shape[1:3]
     masks = {name: _read_folder(sample, Path(masks_dir) / name, "gray", count, shape, f"masks of '{name}'", "masks",
                                 stage) > 127 for name in object_names}
-    camera = load_camera(stage, sample, HomographyFiles(Path(homography_dir)), count)
+    homography = HomographyFiles(Path(homography_dir))
+    camera = load_camera(stage, sample, homography, count)
+    canvas = load_json_file(stage, sample, homography.canvas, "homography")
     flow = None
     if flow_dir is not None:
         files = FlowFiles(Path(flow_dir))
@@ -100,4 +106,6 @@ def read_sample(sample: str, frames_dir: Path, masks_dir: Path, object_names: li
     layers = read_layers(sample, omnimatte_dir, object_names, count, shape) if omnimatte_dir is not None else None
     second = (read_layers(sample, second_omnimatte_dir, object_names, count, shape)
               if second_omnimatte_dir is not None else None)
-    return SampleInputs(sample, frames, masks, camera, flow, layers, second)
+    return SampleInputs(sample, frames, masks, camera, flow, layers, second,
+                        tuple(int(t) for t in canvas.get("fallback_frames", [])),
+                        tuple(int(t) for t in canvas.get("dense_pairs", [])))

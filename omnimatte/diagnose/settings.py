@@ -38,7 +38,8 @@ class CameraModelSettings:
     where it shows most (a quarter of them); drift: px at the frame's corners between the chained homographies
     and a direct registration of frames far apart; misregistration: px a frame moves at its corners when aligned
     anew onto the background the frames share; distortion: px of a lens's or a rolling shutter's pattern
-    in the flow the homographies leave."""
+    in the flow the homographies leave; unregistered: the share of the frames the homography stage could not register
+    and placed by a neighbour's motion."""
 
     unexplained_warn: float = 0.02
     unexplained_fail: float = 0.08
@@ -48,6 +49,8 @@ class CameraModelSettings:
     misregistration_fail: float = 5.0
     distortion_warn: float = 0.5
     distortion_fail: float = 1.5
+    unregistered_warn: float = 0.01
+    unregistered_fail: float = 0.2
 
 
 @dataclass(frozen=True)
