@@ -426,6 +426,42 @@ def _register_densely(features: list[FrameFeatures], results: list[PairResult], 
             results[t] = PairResult(candidates[t][0], 0, results[t].reason, candidates[t][1], dense=True)
 
 
+def _alignment_correlation(a: FrameFeatures, b: FrameFeatures, matrix: np.ndarray) -> float | None:
+    """How well `matrix` (b -> a) aligns frame b onto frame a: the normalised correlation of their grey levels over the
+    background both show; None where they share less than a quarter of the frame or one of them is flat there."""
+    height, width = a.gray.shape
+    laid = cv2.warpPerspective(b.gray.astype(np.float32), matrix, (width, height), flags=cv2.INTER_LINEAR)
+    region_b = np.full(b.gray.shape, 255, np.uint8) if b.region is None else b.region
+    valid = cv2.warpPerspective(region_b, matrix, (width, height), flags=cv2.INTER_NEAREST)
+    valid = cv2.erode(valid, np.ones((3, 3), np.uint8)) > 0  # not where the warp blends in the outside
+    if a.region is not None:
+        valid &= a.region > 0
+    if valid.sum() < 0.25 * valid.size:
+        return None
+    x, y = a.gray[valid].astype(np.float64), laid[valid].astype(np.float64)
+    x, y = x - x.mean(), y - y.mean()
+    norm = math.sqrt(float((x * x).sum() * (y * y).sum()))
+    return float((x * y).sum() / norm) if norm > 1e-9 else None
+
+
+def _fallback_fits(features: list[FrameFeatures], chained: np.ndarray, results: list[PairResult],
+                   frames: list[int]) -> tuple[dict[int, float | None], float | None]:
+    """How well the motion each of `frames` was placed by (a neighbour's) aligns it onto the frame before
+    (_alignment_correlation; None: cannot be told), and the median of the same over the registered pairs: what a
+    motion that fits reaches in this clip (None, and nothing measured, without such frames)."""
+    if not frames:
+        return {}, None
+
+    def placed(t: int) -> np.ndarray:  # frame t -> frame t - 1, as the homographies place them
+        return np.linalg.solve(chained[t - 1], chained[t])
+
+    fits = {t: _alignment_correlation(features[t - 1], features[t], placed(t)) for t in frames}
+    registered = [_alignment_correlation(features[t], features[t + 1], placed(t + 1))
+                  for t, result in enumerate(results) if result.matrix is not None]
+    registered = [value for value in registered if value is not None]
+    return fits, (float(np.median(registered)) if registered else None)
+
+
 def _registration_failure(sample: str, results: list[PairResult], failed: list[int], max_failed_fraction: float,
                           upscale: float) -> StageError:
     """The stage's error when too many pairs failed, headed by what the listed reasons have in common."""
@@ -714,14 +750,20 @@ def estimate_homographies(
     chained, anchors, placed = _anchor_to_keyframes(sample, features, chained, ransac_threshold, min_inliers, refine,
                                                     {t for t, r in enumerate(results) if r.dense}, dense_min_correlation)
     fallback_frames -= placed
+    fits, registered_fit = _fallback_fits(features, chained, results, sorted(fallback_frames))
     # Said once the keyframes are known: a frame registered directly to its keyframe does not keep the stand-in.
     for frame, used in substitutes.items():
         pair = f"registration {frame - 1}->{frame} failed: {results[frame - 1].reason}"
         if frame in placed:
             log.info("%s: frame %d (%s): %s; placed by registering it directly to keyframe %d", sample, frame,
                      frame_name(frame), pair, anchors[frame])
-        else:
-            log.warning("%s: frame %d (%s): %s; using %s", sample, frame, frame_name(frame), pair, used)
+            continue
+        fit = ""
+        if frame in fits:
+            fit = (", which cannot be checked (the frames share too little texture to correlate)" if fits[frame] is None
+                   else f", which aligns it onto frame {frame - 1} to a correlation of {fits[frame]:.2f}"
+                   + ("" if registered_fit is None else f" (the registered pairs: median {registered_fit:.2f})"))
+        log.warning("%s: frame %d (%s): %s; using %s%s", sample, frame, frame_name(frame), pair, used, fit)
     homographies, canvas_w, canvas_h, offset = _fit_canvas(sample, chained, width, height, max_canvas_scale)
     info = {
         "width": canvas_w,
@@ -736,6 +778,8 @@ def estimate_homographies(
         "keyframes": sorted(set(anchors)),
         "direct_frames": sorted(placed),
         "fallback_frames": sorted(fallback_frames),
+        "fallback_correlation": [None if fits[t] is None else round(fits[t], 4) for t in sorted(fallback_frames)],
+        "registered_correlation": None if registered_fit is None else round(registered_fit, 4),
         "bridged": [[start, end] for end, (start, _) in sorted(bridges.items())],
         "inliers": [r.inliers if r.matrix is not None else 0 for r in results],
         "correlation": [round(r.correlation, 4) for r in results],
@@ -766,7 +810,10 @@ def run_homography(
     reference_frame (0), offset (canvas position of frame 0's origin), failed_pairs
     (t for each failed pair t->t+1), dense_pairs (t for each pair t->t+1 registered by
     dense alignment alone), keyframes, direct_frames (frames registered directly to their
-    keyframe), fallback_frames (frames placed by a neighbour's motion), bridged ([start,
+    keyframe), fallback_frames (frames placed by a neighbour's motion), fallback_correlation (per
+    fallback frame, how well its placement aligns it onto the frame before: normalised
+    correlation of the grey levels, null where that cannot be told), registered_correlation
+    (the median of the same over the registered pairs), bridged ([start,
     end] gaps registered directly, by features), and per pair t->t+1 the RANSAC inliers
     (0 for a dense pair) and the ECC correlation after refinement or, for a dense pair, of
     its dense alignment (0 = not refined).

@@ -176,6 +176,9 @@ def test_featureless_frame_falls_back_to_neighbour_motion(tmp_path: Path, scene:
     assert np.all(np.isfinite(homographies))
     messages = [r.getMessage() for r in stage_log.records if r.levelno == logging.WARNING]
     assert any("frame 5 " in m and "00005.png" in m for m in messages), messages
+    # A blank frame shows nothing to check the stand-in motion against: said so, and null in canvas.json.
+    assert any("frame 5 " in m and "cannot be checked" in m for m in messages), messages
+    assert info["fallback_correlation"] == [None] and info["registered_correlation"] > 0.95
     # Frame 6 follows a failed pair but is registered directly to its keyframe: said as information, not warned.
     assert 6 in info["direct_frames"]
     assert not any("frame 6 " in m for m in messages), messages
@@ -187,6 +190,20 @@ def test_featureless_frame_falls_back_to_neighbour_motion(tmp_path: Path, scene:
     assert info["bridged"] == [[4, 6]]
     assert motion_error(homographies, [0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11]) < 1.0
     assert info["width"] < 2 * WIDTH and info["height"] < 2 * HEIGHT
+
+
+def test_how_well_a_neighbours_motion_fits_the_frame_it_places_is_measured(stage_log) -> None:
+    """A frame of another scene (a cut) in a pan: neither its features nor a dense alignment register it, so it takes
+    its neighbour's motion, which aligns it onto the frame before no better than chance: the warning and canvas.json
+    say so beside what the registered pairs reach."""
+    frames = film(make_scene(1), 10)
+    frames[5] = film(make_scene(7), 10)[5]
+    _, info = estimate_homographies("clip", frames)
+    assert info["fallback_frames"] == [5]
+    assert abs(info["fallback_correlation"][0]) < 0.1 and info["registered_correlation"] > 0.95
+    warned = " ".join(r.getMessage() for r in stage_log.records if r.levelno == logging.WARNING)
+    assert re.search(r"frame 5 .*using the motion of pair \d->\d, which aligns it onto frame 4 to a correlation of "
+                     r"-?0\.0\d \(the registered pairs: median (0\.9\d|1\.00)\)", warned), warned
 
 
 def test_fallback_without_bridge_uses_neighbour_motion(scene: np.ndarray, stage_log) -> None:
