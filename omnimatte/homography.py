@@ -357,16 +357,15 @@ def _register_densely(features: list[FrameFeatures], results: list[PairResult], 
     features gave an implausible motion, something that is no background holds them: a pole under parallax, an
     unmasked mover; those pairs are left failed.) On a frame whose background is noise ECC converges anyway, to a
     motion that fits the noise, or near no motion at all (on a dark, noisy floor under a pan, half the pairs), so a
-    dense registration is only taken where it matches the frames to an ECC correlation of
-    at least `min_correlation` (below it noise, not texture, is aligned; or another scene, at a cut) and a second
-    registration bears it out: the pair's motion chained with the next pair's (or the previous one's) must put the
-    corners of the frame two apart within the RANSAC threshold times the square root of two (two links' errors; in
-    either axis) of where a dense registration across both puts them, started twice that far from the chain's motion
-    in both axes (ECC that finds nothing to align stays where it starts, so it must pull back to the chain). The
-    neighbour's motion in the chain is its registration or, where it too had too few features, its dense alignment
-    whether or not that passed its own checks: the two agreeing with a registration across both is evidence for
-    both. A pair for which no such check holds (in a clip of two frames, none can) stays failed, its reason saying
-    why."""
+    dense registration is only taken where it matches the frames to an ECC correlation of at least `min_correlation`
+    (below it noise, not texture, is aligned; or another scene, at a cut) and a second registration bears it out:
+    the pair's motion chained with the next pair's (or the previous one's) must put the corners of the frame two
+    apart within the RANSAC threshold times the square root of two (two links' errors; in either axis) of where a
+    dense registration across both puts them, started twice that far from the chain's motion in both axes (ECC that
+    finds nothing to align stays where it starts, so it must pull back to the chain). The neighbour's motion in the
+    chain is its registration or, where it too had too few features, its dense alignment whether or not that passed
+    its own checks: the two agreeing with a registration across both is evidence for both. A pair for which no such
+    check holds (in a clip of two frames, none can) stays failed, its reason saying why."""
     failed = [t for t, result in enumerate(results) if result.matrix is None and not result.implausible]
     if not failed:
         return
@@ -540,14 +539,14 @@ def _anchor_to_keyframes(sample: str, features: list[FrameFeatures], chained: np
     of chaining grows with the keyframes passed (few over a pan, none for a still camera) rather than with every
     frame. A direct registration (features, RANSAC and ECC, as for a pair; dense alignment alone, checked, where the
     features are too few and the chain between the two holds one of the `dense_pairs`) replaces the chained step
-    where it agrees
-    with the chain to within the RANSAC threshold times the square root of the links between the two frames (the
-    chain's error grows about so, one independent error a pair): a repeating texture matched a period off is never
-    taken. Elsewhere the frame follows the previous one as the chain does (its pair's motion, a bridge or a
+    where it agrees with the chain to within the RANSAC threshold times the square root of the links between the two
+    frames (the chain's error grows about so, one independent error a pair): a repeating texture matched a period off
+    is never taken. Elsewhere the frame follows the previous one as the chain does (its pair's motion, a bridge or a
     neighbour's motion). Returns the homographies, each frame's keyframe and the frames placed directly."""
     height, width = features[0].gray.shape
     anchors = _keyframes(chained, width, height)
     distant = [t for t in range(1, len(chained)) if anchors[t] != t - 1]
+
     def register_to_keyframe(t: int) -> np.ndarray | None:
         """Frame t -> its keyframe by features or, where they are too few and dense alignment registered some pair
         between the two, by dense alignment: from the chain's motion and from a start displaced from it by twice the
@@ -569,16 +568,13 @@ def _anchor_to_keyframes(sample: str, features: list[FrameFeatures], chained: np
         direct = dict(zip(distant, pool.map(register_to_keyframe, distant)))
     anchored = chained.copy()
     placed: set[int] = set()
-    corners = frame_corners(width, height)[:, :2].reshape(-1, 1, 2)
     for t in range(1, len(chained)):
         key = anchors[t]
         anchored[t] = anchored[t - 1] @ np.linalg.solve(chained[t - 1], chained[t])
         matrix = direct.get(t)
         if matrix is not None:
             by_chain = np.linalg.solve(anchored[key], anchored[t])  # frame t -> keyframe, through the chain
-            apart = np.abs(cv2.perspectiveTransform(corners, matrix)
-                           - cv2.perspectiveTransform(corners, by_chain)).max()
-            if apart <= ransac_threshold * math.sqrt(t - key):
+            if _corners_apart(matrix, by_chain, width, height) <= ransac_threshold * math.sqrt(t - key):
                 anchored[t] = anchored[key] @ matrix
                 placed.add(t)
         anchored[t] /= anchored[t, 2, 2]
@@ -698,6 +694,7 @@ def estimate_homographies(
         results = list(pool.map(lambda t: _register(features[t], features[t + 1], ransac_threshold, min_inliers, refine),
                                 range(num_frames - 1)))
     _register_densely(features, results, ransac_threshold, dense_min_correlation)
+    dense_pairs = [t for t, r in enumerate(results) if r.dense]
     for t, r in enumerate(results):
         log.debug("%s: pair %d->%d: %d inliers, ECC %.3f %s", sample, t, t + 1, r.inliers, r.correlation, r.reason)
         if r.dense:
@@ -748,7 +745,7 @@ def estimate_homographies(
         chained[t] /= chained[t, 2, 2]
 
     chained, anchors, placed = _anchor_to_keyframes(sample, features, chained, ransac_threshold, min_inliers, refine,
-                                                    {t for t, r in enumerate(results) if r.dense}, dense_min_correlation)
+                                                    set(dense_pairs), dense_min_correlation)
     fallback_frames -= placed
     fits, registered_fit = _fallback_fits(features, chained, results, sorted(fallback_frames))
     # Said once the keyframes are known: a frame registered directly to its keyframe does not keep the stand-in.
@@ -774,7 +771,7 @@ def estimate_homographies(
         "reference_frame": 0,
         "offset": offset,
         "failed_pairs": failed,
-        "dense_pairs": [t for t, r in enumerate(results) if r.dense],
+        "dense_pairs": dense_pairs,
         "keyframes": sorted(set(anchors)),
         "direct_frames": sorted(placed),
         "fallback_frames": sorted(fallback_frames),
