@@ -316,9 +316,12 @@ def load_flow(stage: str, sample: str, flow: FlowFiles, num_frames: int, height:
             load_array(stage, sample, flow.confidence_forward, (num_frames - 1, height, width), "flow"))
 
 
-def load_camera(stage: str, sample: str, homography: HomographyFiles, num_frames: int | None = None) -> Camera:
-    """The homography stage's camera: one homography per frame (num_frames of them, when given) and the canvas size."""
-    canvas = load_json_file(stage, sample, homography.canvas, "homography")
+def load_camera(stage: str, sample: str, homography: HomographyFiles, num_frames: int | None = None,
+                canvas: dict | None = None) -> Camera:
+    """The homography stage's camera: one homography per frame (num_frames of them, when given) and the canvas size.
+    `canvas`: canvas.json's contents where the caller has read them already (read here otherwise)."""
+    if canvas is None:
+        canvas = load_json_file(stage, sample, homography.canvas, "homography")
     rerun = "rerun the homography stage (snakemake --forcerun homography)"
     try:
         canvas_size = (int(canvas["height"]), int(canvas["width"]))

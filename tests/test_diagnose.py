@@ -24,7 +24,7 @@ from omnimatte.camera import Camera
 from omnimatte.composite import run_composite
 from omnimatte.diagnose import FAIL, OK, WARN, DiagnoseSettings, diagnose, run_checks
 from omnimatte.diagnose.benchmark import diagnose_inputs
-from omnimatte.diagnose.camera_model import check_camera_model, unregistered
+from omnimatte.diagnose.camera_model import check_camera_model, fallback_fit, unregistered
 from omnimatte.diagnose.drawing import outline_flagged
 from omnimatte.diagnose.exposure import check_exposure
 from omnimatte.diagnose.findings import CheckResult, Finding
@@ -137,6 +137,30 @@ def test_the_frames_the_homography_stage_could_not_register_are_reported(tmp_pat
     assert many.verdict == FAIL and "2 pair(s) of frames had too few features" in many.text
     clean = finding(check_camera_model(sample("clean"), fitted("clean"), SETTINGS.camera_model), "unregistered")
     assert clean.verdict == OK and clean.text == "Every frame was registered."
+    # The blank frame shares no texture with the one before: its placement cannot be checked, and is said so.
+    assert inputs.fallback_correlation == (None,) and inputs.registered_correlation > 0.95
+    blank = fallback_fit(inputs, SETTINGS.camera_model)
+    assert blank.verdict == OK and "Frames 5 share too little texture" in blank.text, blank.text
+
+
+def test_a_neighbours_motion_that_does_not_fit_the_frame_it_places_fails(tmp_path: Path):
+    """A frame of another scene (a cut) in a pan takes its neighbour's motion, which aligns it onto the frame before
+    no better than chance: the fallback_fit finding fails, naming it; a placement that fits passes."""
+    frames = film(make_scene(1), 8)
+    frames[5] = film(make_scene(7), 8)[5]
+    write_frames(tmp_path / "frames", frames)
+    write_frames(tmp_path / "masks" / "thing", np.zeros(frames.shape[:3], np.uint8))
+    run_homography("clip", tmp_path / "frames", tmp_path / "masks", tmp_path / "homography", tmp_path / "preview.mp4")
+    inputs = read_sample("clip", tmp_path / "frames", tmp_path / "masks", ["thing"], tmp_path / "homography")
+    assert inputs.fallback_frames == (5,)
+    cut = fallback_fit(inputs, SETTINGS.camera_model)
+    assert cut.verdict == FAIL and cut.frames == [5] and cut.figure > 0.8, cut.text
+    assert "A neighbour's motion aligns frame 5 to " in cut.text and "Trim them" in cut.text
+    fits = fallback_fit(replace(inputs, fallback_correlation=(inputs.registered_correlation - 0.01,)),
+                        SETTINGS.camera_model)
+    assert fits.verdict == OK and fits.figure == pytest.approx(0.01), fits.text
+    clean = finding(check_camera_model(sample("clean"), fitted("clean"), SETTINGS.camera_model), "fallback_fit")
+    assert clean.verdict == OK and clean.text == "No frame was placed by a neighbour's motion."
 
 
 def test_lens_distortion_is_told_from_a_rolling_shutter():

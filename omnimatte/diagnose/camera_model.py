@@ -16,7 +16,10 @@ Three figures:
   with a lens's radial distortion and with a rolling shutter's row-by-row shift, in px at the
   frame's edge; each is told apart from the other by which fits;
 * unregistered: the share of the frames the homography stage could register neither by features
-  nor by dense alignment and placed by a neighbour's motion instead (canvas.json's fallback_frames).
+  nor by dense alignment and placed by a neighbour's motion instead (canvas.json's fallback_frames);
+* fallback_fit: how far the worst of those placements falls short of aligning its frame onto the
+  one before as well as the registered pairs do (canvas.json's fallback_correlation against
+  registered_correlation, normalised correlations of the grey levels).
 """
 
 from __future__ import annotations
@@ -299,6 +302,7 @@ def check_camera_model(inputs: SampleInputs, fit: BackgroundFit, settings: Camer
         "The rows of a frame were exposed at different times while the camera shook, so the frame wobbles in a way no "
         "homography follows. Stabilise with a rolling-shutter correction first, or use a steadier shot.", frames=[]))
     findings.append(unregistered(inputs, settings))
+    findings.append(fallback_fit(inputs, settings))
     return CheckResult(CHECK, TITLE, findings, {"unexplained": share, "registration_error": fit.registration_error},
                        fit.parallax | fit.misfit)
 
@@ -316,7 +320,41 @@ def unregistered(inputs: SampleInputs, settings: CameraModelSettings) -> Finding
     return Finding(
         CHECK, "unregistered", len(placed) / inputs.num_frames, "share of the frames", settings.unregistered_warn,
         settings.unregistered_fail, measured,
-        "Nothing checks that a neighbour's motion fits these frames: where the camera's motion changes there, their "
-        "background is out of place and a layer takes up the difference. See why each failed in the homography "
+        "A neighbour's motion stands in for theirs (how well it fits: the fallback_fit finding): where the camera's "
+        "motion changes there, their background is out of place and a layer takes up the difference. See why each "
+        "failed in the homography "
         "stage's log and where they land in previews/stabilised.mp4 (outlined red, FALLBACK); mask what moves, or "
         "trim the frames with too little background to match (frames.start, frames.end).", frames=placed)
+
+
+def fallback_fit(inputs: SampleInputs, settings: CameraModelSettings) -> Finding:
+    """The finding on how well a neighbour's motion fits the frames it places: the largest shortfall of such a
+    frame's alignment onto the frame before (its correlation) below the registered pairs' median; not a number
+    where no placement could be measured against them."""
+    fits = dict(zip(inputs.fallback_frames, inputs.fallback_correlation))
+    registered = inputs.registered_correlation
+    measured = {t: fit for t, fit in fits.items() if fit is not None}
+    unchecked = sorted(t for t, fit in fits.items() if fit is None)
+    if not fits:
+        message = "No frame was placed by a neighbour's motion."
+    elif registered is None:
+        message = ("The frames placed by a neighbour's motion cannot be compared with the registered pairs: no "
+                   "registered pair shares enough texture to correlate.")
+    else:
+        message = ("" if not measured else
+                   "A neighbour's motion aligns " + ", ".join(f"frame {t} to {fit:.2f}" for t, fit in measured.items())
+                   + f" onto the frame before, where the registered pairs reach a median of {registered:.2f} "
+                   "(normalised correlation of the grey levels).")
+    if unchecked and fits:
+        message += (f" Frames {', '.join(map(str, unchecked))} share too little texture with the frame before for "
+                    "their placement to be checked.")
+    shortfall = {t: registered - fit for t, fit in measured.items()} if registered is not None else {}
+    figure = max(shortfall.values()) if shortfall else float("nan") if fits else 0.0
+    return Finding(
+        CHECK, "fallback_fit", figure, "correlation below the registered pairs'", settings.fallback_fit_warn,
+        settings.fallback_fit_fail, message.strip(),
+        "The motion that places these frames does not line their background up with the frame before: they are out "
+        "of place on the canvas, their background is wrong there and a layer takes up the difference (a cut, a "
+        "flash or a frame the camera jolted). Trim them (frames.start, frames.end), or mask what moves so that the "
+        "homography stage can register them.",
+        frames=sorted(shortfall, key=shortfall.get, reverse=True))

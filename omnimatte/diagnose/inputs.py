@@ -38,8 +38,9 @@ class Layers:
 class SampleInputs:
     """A sample as the checks see it: frames (T, H, W, 3) uint8, per object its coarse mask (T, H, W) bool (back to
     front), the camera, the flow (None: not given), the layers of one or two trainings (None: not given) and, from
-    the homography stage's canvas.json, the frames it placed by a neighbour's motion and the pairs (t for t->t+1) it
-    registered by dense alignment alone."""
+    the homography stage's canvas.json, the frames it placed by a neighbour's motion, the pairs (t for t->t+1) it
+    registered by dense alignment alone, how well each such placement aligns its frame onto the one before (None:
+    cannot be told) and the median of the same over the registered pairs (None: not measured)."""
 
     sample: str
     frames: np.ndarray
@@ -50,6 +51,8 @@ class SampleInputs:
     second_layers: Layers | None = None
     fallback_frames: tuple[int, ...] = ()
     dense_pairs: tuple[int, ...] = ()
+    fallback_correlation: tuple[float | None, ...] = ()
+    registered_correlation: float | None = None
 
     @property
     def num_frames(self) -> int:
@@ -93,8 +96,8 @@ def read_sample(sample: str, frames_dir: Path, masks_dir: Path, object_names: li
     masks = {name: _read_folder(sample, Path(masks_dir) / name, "gray", count, shape, f"masks of '{name}'", "masks",
                                 stage) > 127 for name in object_names}
     homography = HomographyFiles(Path(homography_dir))
-    camera = load_camera(stage, sample, homography, count)
     canvas = load_json_file(stage, sample, homography.canvas, "homography")
+    camera = load_camera(stage, sample, homography, count, canvas)
     flow = None
     if flow_dir is not None:
         files = FlowFiles(Path(flow_dir))
@@ -106,6 +109,14 @@ def read_sample(sample: str, frames_dir: Path, masks_dir: Path, object_names: li
     layers = read_layers(sample, omnimatte_dir, object_names, count, shape) if omnimatte_dir is not None else None
     second = (read_layers(sample, second_omnimatte_dir, object_names, count, shape)
               if second_omnimatte_dir is not None else None)
-    return SampleInputs(sample, frames, masks, camera, flow, layers, second,
-                        tuple(int(t) for t in canvas.get("fallback_frames", [])),
-                        tuple(int(t) for t in canvas.get("dense_pairs", [])))
+    fallback_frames = tuple(int(t) for t in canvas.get("fallback_frames", []))
+    fallback_correlation = tuple(None if value is None else float(value)
+                                 for value in canvas.get("fallback_correlation", [None] * len(fallback_frames)))
+    if len(fallback_correlation) != len(fallback_frames):
+        raise StageError(stage, sample, f"{homography.canvas} gives {len(fallback_correlation)} fallback_correlation "
+                         f"values for {len(fallback_frames)} fallback_frames",
+                         "rerun the homography stage (snakemake --forcerun homography)")
+    registered = canvas.get("registered_correlation")
+    return SampleInputs(sample, frames, masks, camera, flow, layers, second, fallback_frames,
+                        tuple(int(t) for t in canvas.get("dense_pairs", [])), fallback_correlation,
+                        None if registered is None else float(registered))

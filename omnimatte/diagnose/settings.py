@@ -39,7 +39,8 @@ class CameraModelSettings:
     and a direct registration of frames far apart; misregistration: px a frame moves at its corners when aligned
     anew onto the background the frames share; distortion: px of a lens's or a rolling shutter's pattern
     in the flow the homographies leave; unregistered: the share of the frames the homography stage could not register
-    and placed by a neighbour's motion."""
+    and placed by a neighbour's motion; fallback_fit: how far the worst such placement's alignment onto the frame
+    before falls short of the registered pairs' median (normalised correlation)."""
 
     unexplained_warn: float = 0.02
     unexplained_fail: float = 0.08
@@ -51,6 +52,8 @@ class CameraModelSettings:
     distortion_fail: float = 1.5
     unregistered_warn: float = 0.01
     unregistered_fail: float = 0.2
+    fallback_fit_warn: float = 0.05
+    fallback_fit_fail: float = 0.2
 
 
 @dataclass(frozen=True)
