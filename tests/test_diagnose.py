@@ -140,7 +140,7 @@ def test_the_frames_the_homography_stage_could_not_register_are_reported(tmp_pat
     # The blank frame shares no texture with the one before: its placement cannot be checked, and is said so.
     assert inputs.fallback_correlation == (None,) and inputs.registered_correlation > 0.95
     blank = fallback_fit(inputs, SETTINGS.camera_model)
-    assert blank.verdict == OK and "Frames 5 share too little texture" in blank.text, blank.text
+    assert blank.verdict == OK and "Frame 5 shares too little texture" in blank.text, blank.text
 
 
 def test_a_neighbours_motion_that_does_not_fit_the_frame_it_places_fails(tmp_path: Path):
@@ -159,6 +159,10 @@ def test_a_neighbours_motion_that_does_not_fit_the_frame_it_places_fails(tmp_pat
     fits = fallback_fit(replace(inputs, fallback_correlation=(inputs.registered_correlation - 0.01,)),
                         SETTINGS.camera_model)
     assert fits.verdict == OK and fits.figure == pytest.approx(0.01), fits.text
+    many = fallback_fit(replace(inputs, fallback_frames=tuple(range(1, 14)), fallback_correlation=(
+        *[0.5 + 0.01 * t for t in range(1, 12)], None, None)), SETTINGS.camera_model)
+    assert many.verdict == FAIL and many.frames[0] == 1 and "frame 1 to 0.51, frame 2 to 0.52" in many.text
+    assert "frame 11" not in many.text and "frame 10 to 0.60 ..." in many.text and "Frames 12, 13 share" in many.text
     clean = finding(check_camera_model(sample("clean"), fitted("clean"), SETTINGS.camera_model), "fallback_fit")
     assert clean.verdict == OK and clean.text == "No frame was placed by a neighbour's motion."
 

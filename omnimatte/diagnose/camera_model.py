@@ -341,13 +341,16 @@ def fallback_fit(inputs: SampleInputs, settings: CameraModelSettings) -> Finding
         message = ("The frames placed by a neighbour's motion cannot be compared with the registered pairs: no "
                    "registered pair shares enough texture to correlate.")
     else:
+        worst_first = sorted(measured, key=measured.get)
+        listed = ", ".join(f"frame {t} to {measured[t]:.2f}" for t in worst_first[:10])
         message = ("" if not measured else
-                   "A neighbour's motion aligns " + ", ".join(f"frame {t} to {fit:.2f}" for t, fit in measured.items())
-                   + f" onto the frame before, where the registered pairs reach a median of {registered:.2f} "
-                   "(normalised correlation of the grey levels).")
+                   f"A neighbour's motion aligns {listed}{' ...' if len(measured) > 10 else ''} onto the frame "
+                   f"before, where the registered pairs reach a median of {registered:.2f} (normalised correlation "
+                   "of the grey levels).")
     if unchecked and fits:
-        message += (f" Frames {', '.join(map(str, unchecked))} share too little texture with the frame before for "
-                    "their placement to be checked.")
+        named = ", ".join(map(str, unchecked[:10])) + (" ..." if len(unchecked) > 10 else "")
+        message += (f" Frame {named} shares" if len(unchecked) == 1 else f" Frames {named} share") + (
+            " too little texture with the frame before for the placement to be checked.")
     shortfall = {t: registered - fit for t, fit in measured.items()} if registered is not None else {}
     figure = max(shortfall.values()) if shortfall else float("nan") if fits else 0.0
     return Finding(
