@@ -25,6 +25,7 @@ Three figures:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import cv2
 import numpy as np
@@ -307,13 +308,19 @@ def check_camera_model(inputs: SampleInputs, fit: BackgroundFit, settings: Camer
                        fit.parallax | fit.misfit)
 
 
+def first_ten(items: Iterable[str]) -> str:
+    """Up to ten items joined by commas, and " ..." after them where there were more."""
+    items = list(items)
+    return ", ".join(items[:10]) + (" ..." if len(items) > 10 else "")
+
+
 def unregistered(inputs: SampleInputs, settings: CameraModelSettings) -> Finding:
     """The finding on the frames the homography stage placed by a neighbour's motion (and, said, the pairs it
     registered by dense alignment alone)."""
     placed = sorted(inputs.fallback_frames)
     dense = (f" {len(inputs.dense_pairs)} pair(s) of frames had too few features and were registered by dense "
              "alignment of the background alone." if inputs.dense_pairs else "")
-    listed = ", ".join(map(str, placed[:10])) + (" ..." if len(placed) > 10 else "")
+    listed = first_ten(map(str, placed))
     measured = (f"{len(placed)} of {inputs.num_frames} frames could not be registered and were placed by a "
                 f"neighbour's motion (frames {listed}).{dense}" if placed
                 else f"Every frame was registered.{dense}")
@@ -322,8 +329,8 @@ def unregistered(inputs: SampleInputs, settings: CameraModelSettings) -> Finding
         settings.unregistered_fail, measured,
         "A neighbour's motion stands in for theirs (how well it fits: the fallback_fit finding): where the camera's "
         "motion changes there, their background is out of place and a layer takes up the difference. See why each "
-        "failed in the homography "
-        "stage's log and where they land in previews/stabilised.mp4 (outlined red, FALLBACK); mask what moves, or "
+        "failed in the homography stage's "
+        "log and where they land in previews/stabilised.mp4 (outlined red, FALLBACK); mask what moves, or "
         "trim the frames with too little background to match (frames.start, frames.end).", frames=placed)
 
 
@@ -342,13 +349,13 @@ def fallback_fit(inputs: SampleInputs, settings: CameraModelSettings) -> Finding
                    "registered pair shares enough texture to correlate.")
     else:
         worst_first = sorted(measured, key=measured.get)
-        listed = ", ".join(f"frame {t} to {measured[t]:.2f}" for t in worst_first[:10])
+        listed = first_ten(f"frame {t} to {measured[t]:.2f}" for t in worst_first)
         message = ("" if not measured else
-                   f"A neighbour's motion aligns {listed}{' ...' if len(measured) > 10 else ''} onto the frame "
+                   f"A neighbour's motion aligns {listed} onto the frame "
                    f"before, where the registered pairs reach a median of {registered:.2f} (normalised correlation "
                    "of the grey levels).")
     if unchecked and fits:
-        named = ", ".join(map(str, unchecked[:10])) + (" ..." if len(unchecked) > 10 else "")
+        named = first_ten(map(str, unchecked))
         message += (f" Frame {named} shares" if len(unchecked) == 1 else f" Frames {named} share") + (
             " too little texture with the frame before for the placement to be checked.")
     shortfall = {t: registered - fit for t, fit in measured.items()} if registered is not None else {}
