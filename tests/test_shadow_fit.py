@@ -3,7 +3,9 @@
 import torch
 
 from omnimatte.model import composite_over
-from omnimatte.render.shadow_fit import MAX_TINT, darkening, darkening_share, fit_shadows, shadow_tint
+from omnimatte.render.blur import gaussian_blur
+from omnimatte.render.shadow_fit import (MAX_TINT, MIN_REGION_PIXELS, darkening, darkening_share, even, fit_shadows,
+                                         shadow_tint)
 from tests.helpers import box_mask, darkened, textured_ground
 
 H, W = 48, 64
@@ -144,3 +146,30 @@ def test_on_a_noisy_frame_a_shadow_judged_blurred_gets_its_alpha_evenly():
     composite = composite_over(ground, [fitted_rgb], [fitted])
     error = (composite - frame)[..., inside].abs()
     assert (error < 1e-4).float().mean() > 0.5 and error.mean() < 0.4 * 0.03  # the noise: 0.024 on average
+
+
+def test_on_a_noisy_frame_a_faint_sky_lit_shadow_is_judged_even_over_its_region_and_a_reflection_is_not():
+    """A shadow as faint as the noise is strong (a shadow lit by the sky alone): blurred, its channels' shares still
+    differ by more than EVENNESS on most of its pixels, but their medians over the region are even, so all of it is
+    fitted. A coloured reflection under the same noise (smaller than the shadow, so that the layer's tint is the
+    shadow's) stays uneven over its region, and a darkened speck smaller than MIN_REGION_PIXELS is left as the layer
+    drew it."""
+    generator = torch.Generator().manual_seed(0)
+    ground = coloured_ground()
+    shade, reflection, speck = box(20, 4, 20, 26), box(24, 42, 10, 12), box(4, 50, 3, 4)
+    assert int(speck.sum()) < MIN_REGION_PIXELS
+    blue = torch.tensor([-0.9, -0.9, 0.0]).view(1, 3, 1, 1)
+    clean = darkened(ground, (0.1 / SKY_LIT.mean()) * SKY_LIT * (shade | speck).float())
+    clean = torch.where(reflection, 0.5 * ground + 0.5 * blue, clean)
+    frame = clean + 0.1 * torch.randn(ground.shape, generator=generator)
+    rgb, alpha = drawn_too_opaque(ground, frame, shade | reflection | speck, 0.8)
+    object_mask = box(0, 10, 12, 20).float()
+    inside = box(24, 8, 12, 18)[0, 0]  # more than two blur sigmas inside the shadow's edge
+    share = darkening_share(gaussian_blur(frame - ground, 1.5), gaussian_blur(ground, 1.5), torch.ones(1, 1, H, W))
+    by_pixel = darkening(share, ground) & even(share, SKY_LIT / SKY_LIT.mean())
+    assert by_pixel[0, 0][inside].float().mean() < 0.5  # pixel by pixel, most of the shadow is uneven
+    _, fitted = fit_shadows(frame, ground, rgb, alpha, object_mask, blur_sigma=1.5)
+    assert (fitted[0, 0][inside] - 0.8).abs().min() > 0.5  # every inner pixel fitted ...
+    assert (fitted[0, 0][inside] - 0.1 * float(SKY_LIT[0, 0] / SKY_LIT.mean())).abs().mean() < 0.03  # ... near red's
+    assert torch.equal(fitted[0, 0][reflection[0, 0]], alpha[0, 0][reflection[0, 0]])
+    assert torch.equal(fitted[0, 0][speck[0, 0]], alpha[0, 0][speck[0, 0]])

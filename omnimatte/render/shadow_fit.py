@@ -20,11 +20,17 @@ that then does so exactly, which for an even darkening is black or near it. A da
 the layer holds less of than that is not taken as its shadow and is left alone. On a frame whose
 noise sets the plate threshold, the darkening and its least alpha are judged on the residual and the
 ground blurred (blur_sigma): pixel by pixel, each pixel's own noise would decide whether it is a
-shadow's and how dark, speckling the fitted alpha; the colour still adds the unblurred residual.
+shadow's and how dark, speckling the fitted alpha; the colour still adds the unblurred residual. On such
+a frame evenness is judged per connected region of darkening (even_regions), by the channels' median
+shares over it: even blurred, a shadow lit by the sky alone is where a render's or a sensor's noise is
+strongest against the light, and pixel by pixel it left half of a shadow unfitted. On a noiseless frame
+each pixel is judged alone, so a shadow stays apart from a coloured reflection that touches it.
 """
 
 from __future__ import annotations
 
+import cv2
+import numpy as np
 import torch
 
 from omnimatte.model import composite_over
@@ -43,6 +49,9 @@ MIN_LIGHT = 0.04
 # differ by less than this fraction of their mean (sky light tints a shadow; a reflection of a coloured thing more).
 MIN_TINT_PIXELS = 64
 MAX_TINT = 0.4
+# On a noisy frame, a connected region of darkening is judged even by its median shares from at least this many
+# pixels; a smaller one is not fitted (its median is as noisy as a pixel).
+MIN_REGION_PIXELS = 16
 # A layer holds a darkening as its shadow where its alpha is at least this share of the shadow's:
 # there the alpha is set to the shadow's, up or down; below it, the darkening is not the layer's.
 RAISE_FROM = 0.2
@@ -86,6 +95,25 @@ def even(share: torch.Tensor, tint: torch.Tensor | None = None) -> torch.Tensor:
     return highest - lowest < EVENNESS * untinted.mean(1, keepdim=True)
 
 
+def even_regions(share: torch.Tensor, tint: torch.Tensor, darkened: torch.Tensor) -> torch.Tensor:
+    """The pixels of `darkened` (1, 1, H, W) bool whose connected region (8-connected, at least MIN_REGION_PIXELS)
+    darkens evenly: each channel's median share (darkening_share) over the region, `tint` (shadow_tint) divided out,
+    within EVENNESS of their mean of each other (even). (1, 1, H, W) bool."""
+    count, labels = cv2.connectedComponents(darkened[0, 0].cpu().numpy().astype(np.uint8), connectivity=8)
+    labels = torch.from_numpy(labels).to(share.device)
+    sizes = torch.bincount(labels.flatten(), minlength=count)
+    untinted = (share / tint)[0]  # (3, H, W)
+    fitted = torch.zeros_like(darkened)
+    for region in range(1, count):  # label 0: what is not darkened
+        if int(sizes[region]) < MIN_REGION_PIXELS:
+            continue
+        inside = labels == region
+        medians = untinted[:, inside].median(dim=1).values.view(1, 3, 1, 1)
+        if bool(even(medians)):
+            fitted[0, 0] |= inside
+    return fitted
+
+
 def even_darkening(residual: torch.Tensor, below: torch.Tensor, through: torch.Tensor) -> torch.Tensor:
     """Where adding `residual` (N, 3, H, W) to the frame darkens `below` (seen through `through`) by about the same
     share in every channel: (N, 1, H, W) bool."""
@@ -97,7 +125,8 @@ def fit_shadows(frame: torch.Tensor, background: torch.Tensor, rgb: torch.Tensor
                 masks: torch.Tensor, blur_sigma: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Layers (rgb (L, 3, H, W) in [-1, 1], alpha (L, 1, H, W), back to front) with the shadows they hold at the
     alpha by which they darken what lies below, outside every coarse mask (`masks` (L, 1, h, w), any size); a
-    positive `blur_sigma` (px) judges the darkening on the residual and what lies below blurred by it."""
+    positive `blur_sigma` (px) judges the darkening on the residual and what lies below blurred by it, and its
+    evenness per connected region (even_regions)."""
     outside = ~masks_at(masks, tuple(frame.shape[-2:])).any(0, keepdim=True)
     rgb, alpha = rgb.clone(), alpha.clone()
     below = background
@@ -109,7 +138,8 @@ def fit_shadows(frame: torch.Tensor, background: torch.Tensor, rgb: torch.Tensor
         held = alpha[i:i + 1] >= RAISE_FROM * least
         share = darkening_share(judged_residual, judged_below, through)
         darkened = outside & held & darkening(share, judged_below)
-        fit = darkened & even(share, shadow_tint(share, darkened))
+        tint = shadow_tint(share, darkened)
+        fit = even_regions(share, tint, darkened) if blur_sigma > 0 else darkened & even(share, tint)
         alpha[i:i + 1] = torch.where(fit, least, alpha[i:i + 1])
         rgb[i:i + 1] = torch.where(fit, colour_at(residual, below, through, least), rgb[i:i + 1])
         below = composite_over(below, [rgb[i:i + 1]], [alpha[i:i + 1]])
