@@ -23,8 +23,8 @@ ground blurred (blur_sigma): pixel by pixel, each pixel's own noise would decide
 shadow's and how dark, speckling the fitted alpha; the colour still adds the unblurred residual. On such
 a frame evenness is judged per connected region of darkening (even_regions), by the channels' median
 shares over it: even blurred, a shadow lit by the sky alone is where a render's or a sensor's noise is
-strongest against the light, and pixel by pixel it left half of a shadow unfitted. On a noiseless frame
-each pixel is judged alone, so a shadow stays apart from a coloured reflection that touches it.
+strongest against the light, and pixel by pixel it left a third to two thirds of a shadow unfitted. On a
+noiseless frame each pixel is judged alone, so a shadow stays apart from a coloured reflection that touches it.
 """
 
 from __future__ import annotations
