@@ -99,13 +99,13 @@ def even_regions(share: torch.Tensor, tint: torch.Tensor, darkened: torch.Tensor
     """The pixels of `darkened` (1, 1, H, W) bool whose connected region (8-connected, at least MIN_REGION_PIXELS)
     darkens evenly: each channel's median share (darkening_share) over the region, `tint` (shadow_tint) divided out,
     within EVENNESS of their mean of each other (even). (1, 1, H, W) bool."""
-    count, labels = cv2.connectedComponents(darkened[0, 0].cpu().numpy().astype(np.uint8), connectivity=8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(darkened[0, 0].cpu().numpy().astype(np.uint8),
+                                                               connectivity=8)
     labels = torch.from_numpy(labels).to(share.device)
-    sizes = torch.bincount(labels.flatten(), minlength=count)
     untinted = (share / tint)[0]  # (3, H, W)
     fitted = torch.zeros_like(darkened)
     for region in range(1, count):  # label 0: what is not darkened
-        if int(sizes[region]) < MIN_REGION_PIXELS:
+        if stats[region, cv2.CC_STAT_AREA] < MIN_REGION_PIXELS:
             continue
         inside = labels == region
         medians = untinted[:, inside].median(dim=1).values.view(1, 3, 1, 1)
