@@ -24,15 +24,12 @@ from omnimatte.camera import Camera
 from omnimatte.contract import OmnimatteFiles, SampleResults
 from omnimatte.errors import StageError
 from omnimatte.imaging import over, premultiply, to_uint8
+from omnimatte.imaging.luma_chroma import LUMA
 from omnimatte.io import SourceAudio, list_frames, read_png, write_png, write_video
 from omnimatte.logs import get_logger
 
 STAGE = "edits"
 log = get_logger(STAGE)
-
-#: BT.601 luma weights, the grey a colour pop turns the rest of the frame into.
-LUMA = np.array([0.299, 0.587, 0.114], np.float32)
-
 
 class Layers:
     """A finished sample's layers on disk (results/{sample}/omnimatte/), read one frame at a time.
@@ -93,7 +90,7 @@ class Layers:
 
 
 def grey(image: np.ndarray) -> np.ndarray:
-    """The luma of an RGB image in all three channels."""
+    """The luma of an RGB image in all three channels: the grey a colour pop turns the rest of the frame into."""
     return np.repeat((image @ LUMA)[..., None], 3, axis=2)
 
 

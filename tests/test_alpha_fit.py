@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from omnimatte.model import composite_over
 from omnimatte.render.alpha_fit import fit_alphas_to_frame, mask_cores
@@ -80,3 +81,51 @@ def test_a_sure_alpha_well_inside_the_coarse_mask_stands_and_the_ring_of_slack_i
     assert fitted[ring].max() < 0.01
     unsure = fit_alphas_to_frame(frame, background, layer, alpha * 0.85, cores)
     assert unsure[..., 60:84, 60:84].max() < 0.6  # below CORE_ALPHA the fit acts inside too
+
+
+# Full-range BT.601 RGB -> YCbCr, as H.264 footage stores colour.
+RGB_TO_YCBCR = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+
+
+def chroma_at_half_resolution(image: torch.Tensor) -> torch.Tensor:
+    """`image` (1, 3, H, W) with its chroma stored as 4:2:0 codecs store it: averaged over 2x2 pixels, then
+    interpolated back."""
+    ycbcr = torch.einsum("ij,njhw->nihw", RGB_TO_YCBCR, image)
+    chroma = F.interpolate(F.avg_pool2d(ycbcr[:, 1:], 2), scale_factor=2, mode="bilinear", align_corners=False)
+    ycbcr = torch.cat((ycbcr[:, :1], chroma), 1)
+    return torch.einsum("ij,njhw->nihw", torch.linalg.inv(RGB_TO_YCBCR), ycbcr).clamp(-1, 1)
+
+
+def test_inside_a_mask_on_4_2_0_footage_a_halo_is_cut_though_the_chroma_holds_the_objects_colour():
+    """A red disc over brown ground, its chroma at half resolution: the pixels just outside it hold some of its red
+    in their chroma, their luma the ground's. Inside the disc's coarse mask the network's halo there (a dark edge at
+    half alpha) explains none of the frame and is cut, though a floor read from every channel keeps up to a quarter
+    of it, as it does outside every mask."""
+    size = 64
+    rows, columns = torch.meshgrid(torch.arange(size) + 0.5, torch.arange(size) + 0.5, indexing="ij")
+    radius = ((rows - 31.3) ** 2 + (columns - 32.6) ** 2).sqrt()[None, None]
+    disc = (12.5 - radius).clamp(0, 1)  # antialiased
+    background = torch.tensor([0.1, 0.0, -0.15]).view(1, 3, 1, 1).expand(1, 3, size, size)
+    red = torch.tensor([0.5, -0.6, -0.7]).view(1, 3, 1, 1).expand(1, 3, size, size)
+    frame = chroma_at_half_resolution(composite_over(background, [red], [disc]))
+    ring = (radius > 12.5) & (radius < 14.5)
+    assert (frame - background).abs().amax(1, keepdim=True)[ring].max() > 0.15  # the chroma carries the red out
+    layer = torch.where(radius < 12.5, red, torch.full_like(red, -0.8))
+    alpha = torch.where(radius < 12.5, 1.0, torch.where(radius < 15.5, 0.5, 0.0))
+    mask = radius < 15.5  # the disc grown by 3 px, as coarse masks are
+    assert fit_alphas_to_frame(frame, background, layer, alpha, masked=mask)[ring].max() < 0.01
+    assert fit_alphas_to_frame(frame, background, layer, alpha, masked=~mask)[ring].max() > 0.2
+
+
+def test_outside_the_masks_a_faint_effect_that_darkens_one_channel_keeps_the_alpha_that_channel_needs():
+    """An object's occlusion of a blue sky darkens the ground's blue alone (by 0.1 from 0.0): outside every mask the
+    floor reads every channel and keeps an alpha of 0.1; inside one it reads the luma, a ninth of that."""
+    background = flat(0.0)
+    frame = background.clone()
+    frame[:, 2] = -0.1
+    layer = torch.tensor([0.5, -0.5, 0.0]).view(1, 3, 1, 1).expand(1, 3, 4, 4)  # orthogonal to the darkening
+    outside = torch.zeros(1, 1, 4, 4, dtype=torch.bool)
+    assert fit_alphas_to_frame(frame, background, layer, flat(0.3, 1), masked=outside) == pytest.approx(
+        flat(0.1, 1), abs=1e-3)
+    assert fit_alphas_to_frame(frame, background, layer, flat(0.3, 1), masked=~outside) == pytest.approx(
+        flat(0.0114, 1), abs=1e-3)

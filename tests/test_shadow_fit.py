@@ -173,3 +173,18 @@ def test_on_a_noisy_frame_a_faint_sky_lit_shadow_is_judged_even_over_its_region_
     assert (fitted[0, 0][inside] - 0.1 * float(SKY_LIT[0, 0] / SKY_LIT.mean())).abs().mean() < 0.03  # ... near red's
     assert torch.equal(fitted[0, 0][reflection[0, 0]], alpha[0, 0][reflection[0, 0]])
     assert torch.equal(fitted[0, 0][speck[0, 0]], alpha[0, 0][speck[0, 0]])
+
+
+def test_a_shadows_tint_is_measured_over_faint_specks_that_outnumber_it():
+    """A layer holds a sky-lit shadow (200 pixels) and, on a noisy frame, three times as many specks darkened by
+    little more than the noise, bluish by chance: the tint is the shadow's, each darkening counting by the light it
+    takes, where counted alike the specks would set it."""
+    ground = coloured_ground()
+    shade = box(30, 10, 10, 20)
+    specks = box(0, 0, 10, 60)
+    speck_shares = torch.tensor([0.022, 0.025, 0.03]).view(1, 3, 1, 1)
+    frame = darkened(ground, SKY_LIT * shade.float() + speck_shares * specks.float())
+    share = darkening_share(frame - ground, ground, torch.ones(1, 1, H, W))
+    candidates = darkening(share, ground) & (shade | specks)
+    assert int(candidates.sum()) == 800
+    assert torch.allclose(shadow_tint(share, candidates), SKY_LIT / SKY_LIT.mean(), atol=1e-3)

@@ -1,6 +1,6 @@
 """Image helpers every stage shares, so each picture is made one way: compositing and 8-bit
-conversion (compositing.py), labels, checkerboards and panel grids (drawing.py) and PSNR
-(metrics.py)."""
+conversion (compositing.py), labels, checkerboards and panel grids (drawing.py), PSNR (metrics.py)
+and luma and chroma (luma_chroma.py)."""
 
 from omnimatte.imaging.compositing import over, premultiply, to_uint8
 from omnimatte.imaging.drawing import LABEL_PAD, checkerboard, draw_label, label, over_checkerboard, text_size, tile

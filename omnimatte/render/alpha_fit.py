@@ -4,11 +4,17 @@ The network's alpha is smooth: around an object it leaves a halo where the frame
 only the background, and the plate matte cuts that halo only where the frame matches the
 background to within its threshold. With each layer's own colour, the compositing
 equation says how much of it the frame actually shows, pixel by pixel; this module lowers
-each alpha to that amount, never below what any colour would need to explain the frame
-there (so a faint shadow whose colour the network has not learned keeps its alpha), and
-never raises it. Well inside an object's coarse mask, where the network is sure of it, its
-alpha stands: there the frame cannot tell "opaque, in the frame's colour" from "partly
-transparent, in a stronger colour", and the network's smooth colour would make it the second.
+each alpha to that amount, never below what any colour would need to explain the frame there
+(so a faint shadow whose colour the network has not learned keeps its alpha), and never
+raises it. Nearly every video codec keeps the chroma at half resolution (4:2:0, 4:2:2), so
+beside a coloured edge a pixel's chroma holds some of the edge's colour, and a floor from every
+channel would keep a ring of alpha around each coloured object; on such a clip
+(VideoTensors.chroma_halved) the floor reads the frame's luma alone inside the coarse masks,
+where an object's own colour is a pixel or two away, and every channel outside them, as a
+faint effect that tints the channels unevenly (a sky-lit occlusion darkens blue most) needs.
+Well inside an object's coarse mask, where the network is sure of it, its alpha stands: there
+the frame cannot tell "opaque, in the frame's colour" from "partly transparent, in a stronger
+colour", and the network's smooth colour would make it the second.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from omnimatte.imaging.luma_chroma import luma
 from omnimatte.imaging.morphology import square_max
 from omnimatte.model import composite_over
 
@@ -49,6 +56,14 @@ def least_alpha(residual: torch.Tensor, below: torch.Tensor, through: torch.Tens
     return (residual.abs() / reach.clamp_min(1e-3)).amax(1, keepdim=True).clamp(0, 1)
 
 
+def least_luma_alpha(residual: torch.Tensor, below: torch.Tensor, through: torch.Tensor | float = 1.0) -> torch.Tensor:
+    """The least alpha (N, 1, H, W) with which some colour in [-1, 1] over `below`, seen through `through`, adds the
+    luma of `residual` (N, 3, H, W) to the frame's."""
+    residual_luma, below_luma = luma(residual), luma(below)
+    reach = torch.where(residual_luma > 0, 1.0 - below_luma, 1.0 + below_luma) * through
+    return (residual_luma.abs() / reach.clamp_min(1e-3)).clamp(0, 1)
+
+
 def least_alpha_colour(residual: torch.Tensor, below: torch.Tensor,
                        through: torch.Tensor | float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """The least alpha (least_alpha) and the colour (N, 3, H, W) in [-1, 1] with which a layer at that alpha
@@ -75,16 +90,18 @@ def layer_residual(frame: torch.Tensor, below: torch.Tensor, rgb: torch.Tensor, 
 
 
 def fit_alphas_to_frame(frame: torch.Tensor, background: torch.Tensor, rgb: torch.Tensor,
-                        alpha: torch.Tensor, cores: torch.Tensor | None = None) -> torch.Tensor:
+                        alpha: torch.Tensor, cores: torch.Tensor | None = None,
+                        masked: torch.Tensor | None = None) -> torch.Tensor:
     """Alphas (L, 1, H, W), back to front, lowered to what the frame (1, 3, H, W) shows of each layer,
     except where a layer's alpha is at least CORE_ALPHA inside its core (`cores`, mask_cores).
+    `masked` (1, 1, H, W) bool: where some coarse mask lies (masks_at), the floor reads the luma alone.
 
     Holding the others fixed, the composite is linear in layer i's alpha a:
     C = front + T * (below + a * (F_i - below)), with T what the layers in front let
     through and `below` the background under the (already fitted) layers behind. The
     least-squares a for the frame, weighted against the network's alpha, is the fit; the
-    floor is the least a that could reach the frame with any colour in [-1, 1]; the layer
-    keeps min(alpha, max(fit, floor)).
+    floor is the least a that could reach the frame with any colour in [-1, 1] (least_alpha;
+    its luma, least_luma_alpha, where `masked`); the layer keeps min(alpha, max(fit, floor)).
     """
     fitted = alpha.clone()
     below = background
@@ -94,6 +111,8 @@ def fit_alphas_to_frame(frame: torch.Tensor, background: torch.Tensor, rgb: torc
         fit = ((NETWORK_ALPHA_WEIGHT * alpha[i:i + 1] + (residual * direction).sum(1, keepdim=True))
                / (NETWORK_ALPHA_WEIGHT + direction.pow(2).sum(1, keepdim=True))).clamp(0, 1)
         floor = least_alpha(residual, below, through)
+        if masked is not None:
+            floor = torch.where(masked, least_luma_alpha(residual, below, through), floor)
         fitted[i:i + 1] = torch.minimum(alpha[i:i + 1], torch.maximum(fit, floor))
         if cores is not None:
             sure = cores[i:i + 1] & (alpha[i:i + 1] >= CORE_ALPHA)

@@ -174,7 +174,9 @@ def render_frame(shared: RenderPass, t: int) -> RenderedFrame:
     1. guided upsampling (refine_alpha), below the working resolution (network_layers);
     2. the plate matte (a positive background_match_threshold): alpha cut where the frame equals the background;
     3. the alpha fit (fit_alpha): each alpha lowered to what the frame shows of its layer, but where the
-       network is sure of its object well inside the coarse mask;
+       network is sure of its object well inside the coarse mask, and never below what some colour needs to
+       reach the frame (to reach its luma, inside the coarse masks of a clip whose chroma is at half resolution:
+       video.chroma_halved);
     4. the core fill (fill_cores, with the plate matte's threshold as its measure): well inside each coarse
        mask, alpha raised to how far the frame is from what lies behind the layer, opaque past the
        threshold, except where that is an even darkening;
@@ -218,7 +220,8 @@ def render_frame(shared: RenderPass, t: int) -> RenderedFrame:
     fill = settings.fill_cores and match > 0
     cores = mask_cores(video.masks[t], output_size) if settings.fit_alpha or fill else None
     if settings.fit_alpha:
-        alpha = fit_alphas_to_frame(target, background, rgb, alpha, cores)
+        masked = masks_at(video.masks[t], output_size).any(0, keepdim=True) if video.chroma_halved else None
+        alpha = fit_alphas_to_frame(target, background, rgb, alpha, cores, masked)
     if fill:
         rgb, alpha = fill_cores(target, background, rgb, alpha, cores, plate_threshold(difference, alpha, match))
     if settings.claim_effects:

@@ -6,13 +6,15 @@ an alpha equal to that fraction, which is how the layer should hold it (and how 
 with the layer onto another background). Under an open sky the fractions differ by a tint the
 whole shadow shares: the sky still lights it, so a sun's shadow darkens blue least (on the
 rendered suite the channels' shares differ by 18 to 26 % of their mean). The tint is measured
-in each frame, per layer, as the median of the darkenings the layer holds (shadow_tint), and a
-darkening counts as even when it is even once that tint is divided out. The network draws shadows in a smooth colour
-that is lighter than black (near its object the colour follows the object's), so to
-darken the ground enough its alpha rises above the shadow's (a grey shadow at one and a
-half times the true alpha, say). Early in training, and while the alpha L1 term still
-pulls, it also holds the dense middle of a shadow too faint, so the composite is lighter
-than the frame there. Where what a layer adds to the frame is such an even
+in each frame, per layer, as the median of the darkenings the layer holds, each weighted by how
+much light it takes up to a tenth (shadow_tint: on a noisy frame a layer also holds specks darkened
+by little more than the noise, whose shares are mostly noise, and counted alike they outvote the
+shadow), and a darkening counts as even when it is even once that tint is divided out. The
+network draws shadows in a smooth colour that is lighter than black (near its object the
+colour follows the object's), so to darken the ground enough its alpha rises above the
+shadow's (a grey shadow at one and a half times the true alpha, say). Early in training, and
+while the alpha L1 term still pulls, it also holds the dense middle of a shadow too faint, so
+the composite is lighter than the frame there. Where what a layer adds to the frame is such an even
 darkening of what lies below it, outside every object's coarse mask (inside it, a dark
 object over lighter ground would look the same), and the layer holds at least RAISE_FROM
 of it, the layer's alpha is set to the least alpha that explains the frame, in the colour
@@ -49,6 +51,10 @@ MIN_LIGHT = 0.04
 # differ by less than this fraction of their mean (sky light tints a shadow; a reflection of a coloured thing more).
 MIN_TINT_PIXELS = 64
 MAX_TINT = 0.4
+# A darkening counts fully toward the tint from this mean share of light taken, and by its share below it: specks
+# darkened by little more than a noisy frame's noise count a fraction, while a dark reflection counts per pixel no more
+# than a shadow does.
+TINT_FULL_WEIGHT = 0.1
 # On a noisy frame, a connected region of darkening is judged even by its median shares from at least this many
 # pixels; a smaller one is not fitted (its median is as noisy as a pixel).
 MIN_REGION_PIXELS = 16
@@ -72,15 +78,24 @@ def darkening(share: torch.Tensor, below: torch.Tensor) -> torch.Tensor:
             & bright_enough)
 
 
+def weighted_median(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Each row's median of `values` (C, K), each value counting by its column's weight in `weights` (K,): (C,)."""
+    order = values.argsort(dim=1)
+    cumulative = weights[order].cumsum(dim=1)
+    middle = (cumulative < 0.5 * cumulative[:, -1:]).sum(dim=1, keepdim=True)
+    return values.gather(1, order).gather(1, middle)[:, 0]
+
+
 def shadow_tint(share: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
     """The tint (1, 3, 1, 1), mean 1, by which the darkenings at `candidates` (1, 1, H, W) bool share their light
-    out: the per-channel median of each share over its mean; neutral (ones) from fewer than MIN_TINT_PIXELS or past
-    MAX_TINT."""
+    out: the per-channel median of each share over its mean, each pixel weighted by that mean (how much light it
+    takes) up to TINT_FULL_WEIGHT; neutral (ones) from fewer than MIN_TINT_PIXELS or past MAX_TINT."""
     neutral = torch.ones(1, 3, 1, 1, dtype=share.dtype, device=share.device)
     picked = share[0][:, candidates[0, 0]]  # (3, K)
     if picked.shape[1] < MIN_TINT_PIXELS:
         return neutral
-    tint = (picked / picked.mean(0, keepdim=True)).median(dim=1).values
+    mean = picked.mean(0)
+    tint = weighted_median(picked / mean, mean.clamp(max=TINT_FULL_WEIGHT))
     tint = tint / tint.mean()
     if float(tint.max() - tint.min()) >= MAX_TINT:
         return neutral

@@ -25,6 +25,7 @@ from omnimatte.background_fit_stage import load_background_fit, moving_and_misfi
 from omnimatte.camera import Camera, camera_flow, first_reached, homography_grid, registered_median
 from omnimatte.contract import FlowFiles, HomographyFiles, load_array, load_camera, load_flow
 from omnimatte.errors import StageError
+from omnimatte.imaging.luma_chroma import chroma_at_half_resolution
 from omnimatte.io import list_frames, read_frames
 from omnimatte.logs import get_logger
 from omnimatte.model.compositing import box_filter
@@ -72,6 +73,9 @@ class VideoTensors:
     # starting plate where no object reaches (background_noise): the clip's grain, compression and resampling, which
     # training's background match rises above (Omnimatte's background_match_threshold); 0 without a starting plate.
     background_noise: float = 0.0
+    # Whether the frames' chroma is interpolated from half resolution (chroma_at_half_resolution: 4:2:0 or 4:2:2
+    # footage at its own size), where the alpha fit's floor reads the luma alone inside the coarse masks.
+    chroma_halved: bool = False
 
     @property
     def num_frames(self) -> int:
@@ -269,5 +273,6 @@ def load_video(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pa
         unexplained=None if unexplained is None else UnexplainedBackground(*(tensor(m) for m in unexplained)),
         background_only=None if background_only is None else tensor(background_only),
         effect_reach=effect_reach,
+        chroma_halved=chroma_at_half_resolution(frames),
         background_noise=noise,
     )
