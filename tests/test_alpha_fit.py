@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from omnimatte.imaging.luma_chroma import RGB_TO_YCBCR
 from omnimatte.model import composite_over
 from omnimatte.render.alpha_fit import fit_alphas_to_frame, mask_cores
 
@@ -83,17 +84,14 @@ def test_a_sure_alpha_well_inside_the_coarse_mask_stands_and_the_ring_of_slack_i
     assert unsure[..., 60:84, 60:84].max() < 0.6  # below CORE_ALPHA the fit acts inside too
 
 
-# Full-range BT.601 RGB -> YCbCr, as H.264 footage stores colour.
-RGB_TO_YCBCR = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
-
-
-def chroma_at_half_resolution(image: torch.Tensor) -> torch.Tensor:
+def chroma_halved(image: torch.Tensor) -> torch.Tensor:
     """`image` (1, 3, H, W) with its chroma stored as 4:2:0 codecs store it: averaged over 2x2 pixels, then
     interpolated back."""
-    ycbcr = torch.einsum("ij,njhw->nihw", RGB_TO_YCBCR, image)
+    to_ycbcr = torch.from_numpy(RGB_TO_YCBCR)
+    ycbcr = torch.einsum("ij,njhw->nihw", to_ycbcr, image)
     chroma = F.interpolate(F.avg_pool2d(ycbcr[:, 1:], 2), scale_factor=2, mode="bilinear", align_corners=False)
     ycbcr = torch.cat((ycbcr[:, :1], chroma), 1)
-    return torch.einsum("ij,njhw->nihw", torch.linalg.inv(RGB_TO_YCBCR), ycbcr).clamp(-1, 1)
+    return torch.einsum("ij,njhw->nihw", torch.linalg.inv(to_ycbcr), ycbcr).clamp(-1, 1)
 
 
 def test_inside_a_mask_on_4_2_0_footage_a_halo_is_cut_though_the_chroma_holds_the_objects_colour():
@@ -107,7 +105,7 @@ def test_inside_a_mask_on_4_2_0_footage_a_halo_is_cut_though_the_chroma_holds_th
     disc = (12.5 - radius).clamp(0, 1)  # antialiased
     background = torch.tensor([0.1, 0.0, -0.15]).view(1, 3, 1, 1).expand(1, 3, size, size)
     red = torch.tensor([0.5, -0.6, -0.7]).view(1, 3, 1, 1).expand(1, 3, size, size)
-    frame = chroma_at_half_resolution(composite_over(background, [red], [disc]))
+    frame = chroma_halved(composite_over(background, [red], [disc]))
     ring = (radius > 12.5) & (radius < 14.5)
     assert (frame - background).abs().amax(1, keepdim=True)[ring].max() > 0.15  # the chroma carries the red out
     layer = torch.where(radius < 12.5, red, torch.full_like(red, -0.8))
