@@ -18,10 +18,10 @@ LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 RGB_TO_YCBCR = np.array([LUMA, [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], np.float32)
 
 #: A clip's chroma counts as interpolated from half resolution when its finest octave (finest_octave_share) holds
-#: less than this: interpolated back from half resolution it holds at most about a fifth (0.16 for white noise
-#: interpolated bilinearly, 0.15 to 0.20 on the rendered suite's H.264, noise included, which is halved along with
-#: it); chroma with detail of its own at full resolution holds about twice that or more (0.39 to 0.56 on the
-#: synthetic presets' lossless frames). Chroma without fine detail at all (a smooth or grey picture) counts as
+#: less than this: interpolated back from half resolution it holds at most about a fifth (0.17 for blurred noise
+#: halved and interpolated bilinearly, 0.13 to 0.20 on the rendered suite's H.264, noise included, which is halved
+#: along with it); chroma with detail of its own at full resolution holds about twice that or more (0.37 to 0.55 on
+#: the synthetic presets' lossless frames). Chroma without fine detail at all (a smooth or grey picture) counts as
 #: halved, where reading the luma alone loses nothing.
 HALF_RESOLUTION_SHARE = 0.3
 #: Frames of a clip the measurement reads, spread evenly over it.
