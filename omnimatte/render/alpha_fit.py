@@ -58,10 +58,9 @@ def least_alpha(residual: torch.Tensor, below: torch.Tensor, through: torch.Tens
 
 def least_luma_alpha(residual: torch.Tensor, below: torch.Tensor, through: torch.Tensor | float = 1.0) -> torch.Tensor:
     """The least alpha (N, 1, H, W) with which some colour in [-1, 1] over `below`, seen through `through`, adds the
-    luma of `residual` (N, 3, H, W) to the frame's."""
-    residual_luma, below_luma = luma(residual), luma(below)
-    reach = torch.where(residual_luma > 0, 1.0 - below_luma, 1.0 + below_luma) * through
-    return (residual_luma.abs() / reach.clamp_min(1e-3)).clamp(0, 1)
+    luma of `residual` (N, 3, H, W) to the frame's: least_alpha of the luma planes (the luma weights sum to one, so a
+    luma in [-1, 1] is some colour's)."""
+    return least_alpha(luma(residual), luma(below), through)
 
 
 def least_alpha_colour(residual: torch.Tensor, below: torch.Tensor,
