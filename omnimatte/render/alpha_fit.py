@@ -12,6 +12,12 @@ channel would keep a ring of alpha around each coloured object; on such a clip
 (VideoTensors.chroma_halved) the floor reads the frame's luma alone inside the coarse masks,
 where an object's own colour is a pixel or two away, and every channel outside them, as a
 faint effect that tints the channels unevenly (a sky-lit occlusion darkens blue most) needs.
+On a frame whose noise sets the plate matte's threshold, each pixel's own noise would set its fit and its floor:
+outside the coarse masks both read the residual averaged over the neighbouring pixels outside the masks (so no
+object's own colour spreads into it), and where a layer adds less to the frame than that threshold (its colour close
+to what lies below it, where the fit cannot judge it and the network's alpha would stand), its alpha is at most what
+the averaged residual, grown by its own noise, could need: the halo a smooth network leaves over noisy ground goes,
+a faint shadow spread over many pixels stays.
 Well inside an object's coarse mask, where the network is sure of it, its alpha stands: there
 the frame cannot tell "opaque, in the frame's colour" from "partly transparent, in a stronger
 colour", and the network's smooth colour would make it the second.
@@ -24,7 +30,9 @@ import torch.nn.functional as F
 
 from omnimatte.imaging.luma_chroma import luma
 from omnimatte.imaging.morphology import square_max
-from omnimatte.model import composite_over
+from omnimatte.model import colour_difference, composite_over
+from omnimatte.render.blur import gaussian_blur
+from omnimatte.render.plate_matte import NOISE_BLUR_SIGMA
 
 # Weight of the network's own alpha against the fit, in squared colour differences ([-1, 1]
 # units, summed over channels): where the layer's colour is this close to what lies below it,
@@ -88,31 +96,62 @@ def layer_residual(frame: torch.Tensor, below: torch.Tensor, rgb: torch.Tensor, 
     return frame - front - through * below, through
 
 
+def average_outside(image: torch.Tensor, outside: torch.Tensor) -> torch.Tensor:
+    """`image` (1, C, H, W) averaged by a Gaussian of NOISE_BLUR_SIGMA over the pixels `outside` (1, 1, H, W) bool
+    alone, at every pixel outside (elsewhere the image as it is)."""
+    weight = gaussian_blur(outside.to(image.dtype), NOISE_BLUR_SIGMA)
+    averaged = gaussian_blur(image * outside, NOISE_BLUR_SIGMA) / weight.clamp_min(1e-6)
+    return torch.where(outside, averaged, image)
+
+
+def residual_noise(averaged: torch.Tensor, outside: torch.Tensor, alpha: torch.Tensor) -> float:
+    """The noise left in an averaged residual (1, 3, H, W): its median colour difference from nothing (0..1) over the
+    pixels `outside` the masks that no layer of `alpha` (L, 1, H, W) holds (0 where there are none)."""
+    empty = outside & (alpha.amax(0, keepdim=True) < 0.01)
+    return float(colour_difference(averaged, torch.zeros_like(averaged))[empty].median()) if bool(empty.any()) else 0.0
+
+
 def fit_alphas_to_frame(frame: torch.Tensor, background: torch.Tensor, rgb: torch.Tensor,
                         alpha: torch.Tensor, cores: torch.Tensor | None = None,
-                        masked: torch.Tensor | None = None) -> torch.Tensor:
+                        masked: torch.Tensor | None = None, luma_in_masks: bool = False,
+                        noise_threshold: float | None = None) -> torch.Tensor:
     """Alphas (L, 1, H, W), back to front, lowered to what the frame (1, 3, H, W) shows of each layer,
     except where a layer's alpha is at least CORE_ALPHA inside its core (`cores`, mask_cores).
-    `masked` (1, 1, H, W) bool: where some coarse mask lies (masks_at), the floor reads the luma alone.
+    `masked` (1, 1, H, W) bool: where some coarse mask lies (masks_at); with `luma_in_masks` (a clip whose chroma
+    is at half resolution) the floor reads the luma alone there. `noise_threshold`: on a frame whose noise sets the
+    plate matte's threshold (noise_sets_threshold), that threshold (plate_threshold, 0..1); outside `masked` the
+    fit and the floor then read the residual averaged there (average_outside), and where a layer adds less than the
+    threshold to the frame its alpha is at most the least alpha of the averaged residual grown by its noise
+    (residual_noise).
 
     Holding the others fixed, the composite is linear in layer i's alpha a:
     C = front + T * (below + a * (F_i - below)), with T what the layers in front let
     through and `below` the background under the (already fitted) layers behind. The
     least-squares a for the frame, weighted against the network's alpha, is the fit; the
     floor is the least a that could reach the frame with any colour in [-1, 1] (least_alpha;
-    its luma, least_luma_alpha, where `masked`); the layer keeps min(alpha, max(fit, floor)).
+    its luma, least_luma_alpha, inside the masks with luma_in_masks); the layer keeps min(alpha, max(fit, floor)).
     """
+    if (luma_in_masks or noise_threshold is not None) and masked is None:
+        raise ValueError("the luma floor and the noisy frame's fit need the coarse masks (masked)")
+    outside = None if masked is None else ~masked
     fitted = alpha.clone()
     below = background
     for i in range(len(rgb)):
         residual, through = layer_residual(frame, below, rgb, alpha, i)
+        judged = residual if noise_threshold is None else average_outside(residual, outside)
         direction = through * (rgb[i:i + 1] - below)
-        fit = ((NETWORK_ALPHA_WEIGHT * alpha[i:i + 1] + (residual * direction).sum(1, keepdim=True))
+        fit = ((NETWORK_ALPHA_WEIGHT * alpha[i:i + 1] + (judged * direction).sum(1, keepdim=True))
                / (NETWORK_ALPHA_WEIGHT + direction.pow(2).sum(1, keepdim=True))).clamp(0, 1)
-        floor = least_alpha(residual, below, through)
-        if masked is not None:
+        floor = least_alpha(judged, below, through)
+        if luma_in_masks:
             floor = torch.where(masked, least_luma_alpha(residual, below, through), floor)
         fitted[i:i + 1] = torch.minimum(alpha[i:i + 1], torch.maximum(fit, floor))
+        if noise_threshold is not None:
+            grown = judged.sign() * (judged.abs() + 2.0 * residual_noise(judged, outside, alpha))
+            adds = (through * alpha[i:i + 1] * (rgb[i:i + 1] - below).abs() * 0.5).amax(1, keepdim=True)
+            unseen = outside & (adds < noise_threshold)
+            fitted[i:i + 1] = torch.where(unseen, torch.minimum(fitted[i:i + 1], least_alpha(grown, below, through)),
+                                          fitted[i:i + 1])
         if cores is not None:
             sure = cores[i:i + 1] & (alpha[i:i + 1] >= CORE_ALPHA)
             fitted[i:i + 1] = torch.where(sure, alpha[i:i + 1], fitted[i:i + 1])

@@ -220,8 +220,9 @@ def render_frame(shared: RenderPass, t: int) -> RenderedFrame:
     fill = settings.fill_cores and match > 0
     cores = mask_cores(video.masks[t], output_size) if settings.fit_alpha or fill else None
     if settings.fit_alpha:
-        masked = masks_at(video.masks[t], output_size).any(0, keepdim=True) if video.chroma_halved else None
-        alpha = fit_alphas_to_frame(target, background, rgb, alpha, cores, masked)
+        masked = masks_at(video.masks[t], output_size).any(0, keepdim=True)
+        alpha = fit_alphas_to_frame(target, background, rgb, alpha, cores, masked, luma_in_masks=video.chroma_halved,
+                                    noise_threshold=plate_threshold(difference, alpha, match) if noisy else None)
     if fill:
         rgb, alpha = fill_cores(target, background, rgb, alpha, cores, plate_threshold(difference, alpha, match))
     if settings.claim_effects:
