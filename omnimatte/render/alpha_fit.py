@@ -32,7 +32,7 @@ from omnimatte.imaging.luma_chroma import luma
 from omnimatte.imaging.morphology import square_max
 from omnimatte.model import colour_difference, composite_over
 from omnimatte.render.blur import gaussian_blur
-from omnimatte.render.plate_matte import NOISE_BLUR_SIGMA
+from omnimatte.render.plate_matte import NOISE_BLUR_SIGMA, frame_noise
 
 # Weight of the network's own alpha against the fit, in squared colour differences ([-1, 1]
 # units, summed over channels): where the layer's colour is this close to what lies below it,
@@ -105,10 +105,10 @@ def average_outside(image: torch.Tensor, outside: torch.Tensor) -> torch.Tensor:
 
 
 def residual_noise(averaged: torch.Tensor, outside: torch.Tensor, alpha: torch.Tensor) -> float:
-    """The noise left in an averaged residual (1, 3, H, W): its median colour difference from nothing (0..1) over the
-    pixels `outside` the masks that no layer of `alpha` (L, 1, H, W) holds (0 where there are none)."""
-    empty = outside & (alpha.amax(0, keepdim=True) < 0.01)
-    return float(colour_difference(averaged, torch.zeros_like(averaged))[empty].median()) if bool(empty.any()) else 0.0
+    """The noise left in an averaged residual (1, 3, H, W): frame_noise of it (its median colour difference from
+    nothing, 0..1) over the pixels `outside` the masks that no layer of `alpha` (L, 1, H, W) holds."""
+    held = torch.where(outside, alpha.amax(0, keepdim=True), torch.ones_like(alpha[:1]))
+    return frame_noise(colour_difference(averaged, torch.zeros_like(averaged)), held)
 
 
 def fit_alphas_to_frame(frame: torch.Tensor, background: torch.Tensor, rgb: torch.Tensor,

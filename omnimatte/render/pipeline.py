@@ -176,7 +176,8 @@ def render_frame(shared: RenderPass, t: int) -> RenderedFrame:
     3. the alpha fit (fit_alpha): each alpha lowered to what the frame shows of its layer, but where the
        network is sure of its object well inside the coarse mask, and never below what some colour needs to
        reach the frame (to reach its luma, inside the coarse masks of a clip whose chroma is at half resolution:
-       video.chroma_halved);
+       video.chroma_halved); on a frame whose noise sets the plate threshold, judged outside the masks on the
+       residual averaged there, and where a layer adds less than that threshold, no more than that residual needs;
     4. the core fill (fill_cores, with the plate matte's threshold as its measure): well inside each coarse
        mask, alpha raised to how far the frame is from what lies behind the layer, opaque past the
        threshold, except where that is an even darkening;
