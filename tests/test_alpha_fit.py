@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from omnimatte.imaging.luma_chroma import RGB_TO_YCBCR
 from omnimatte.model import colour_difference, composite_over
-from omnimatte.render.alpha_fit import fit_alphas_to_frame, mask_cores
+from omnimatte.render.alpha_fit import fit_alphas_to_frame, mask_cores, masks_at
 from omnimatte.render.plate_matte import plate_threshold
 
 
@@ -73,7 +73,7 @@ def test_a_sure_alpha_well_inside_the_coarse_mask_stands_and_the_ring_of_slack_i
     frame = composite_over(background, [torch.full_like(background, 0.4)], [ball])
     layer = torch.full_like(background, 0.8)  # twice as far from the ground as the frame
     alpha = mask.clone()  # the network: opaque over the whole mask, ring included
-    cores = mask_cores(mask, (size, size))
+    cores = mask_cores(masks_at(mask, (size, size)))
     assert cores.sum() == (48 - 2 * 3) ** 2
     plain = fit_alphas_to_frame(frame, background, layer, alpha)
     fitted = fit_alphas_to_frame(frame, background, layer, alpha, cores)

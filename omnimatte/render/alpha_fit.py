@@ -50,10 +50,9 @@ def masks_at(masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(masks.float(), size=size, mode="bilinear", align_corners=False) > 0.5
 
 
-def mask_cores(masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """The cores (L, 1, H, W) bool of coarse masks (L, 1, h, w) at the working size `size`."""
-    inside = masks_at(masks, size)
-    radius = max(1, round(min(size) * CORE_EROSION))
+def mask_cores(inside: torch.Tensor) -> torch.Tensor:
+    """The cores (L, 1, H, W) bool of coarse masks already at the working size (masks_at: (L, 1, H, W) bool)."""
+    radius = max(1, round(min(inside.shape[-2:]) * CORE_EROSION))
     return -square_max(-inside.float(), radius) > 0.5
 
 

@@ -219,9 +219,10 @@ def render_frame(shared: RenderPass, t: int) -> RenderedFrame:
     if match > 0:
         alpha = alpha * plate_matte(target, background, alpha, match, noisy)
     fill = settings.fill_cores and match > 0
-    cores = mask_cores(video.masks[t], output_size) if settings.fit_alpha or fill else None
+    inside = masks_at(video.masks[t], output_size) if settings.fit_alpha or fill else None
+    cores = None if inside is None else mask_cores(inside)
     if settings.fit_alpha:
-        masked = masks_at(video.masks[t], output_size).any(0, keepdim=True)
+        masked = inside.any(0, keepdim=True)
         alpha = fit_alphas_to_frame(target, background, rgb, alpha, cores, masked, luma_in_masks=video.chroma_halved,
                                     noise_threshold=plate_threshold(difference, alpha, match) if noisy else None)
     if fill:
