@@ -4,6 +4,7 @@ import torch
 
 from omnimatte.model import composite_over
 from omnimatte.render.blur import gaussian_blur
+from omnimatte.render.overlap_merge import merge_overlaps
 from omnimatte.render.shadow_fit import (MAX_TINT, MIN_REGION_PIXELS, darkening, darkening_share, even, fit_shadows,
                                          shadow_tint)
 from tests.helpers import box_mask, darkened, textured_ground
@@ -106,6 +107,38 @@ def test_a_shadow_held_too_faint_is_raised_to_its_own_alpha_and_one_the_layer_ba
     barely = torch.where(shade, 0.05, 0.0).float()  # less than RAISE_FROM of it: not taken as the layer's
     _, kept = fit_shadows(frame, ground, rgb, barely, box(0, 0, 5, 5).float())
     assert torch.equal(kept, barely)
+
+
+def test_a_shadow_the_overlap_merge_composites_from_two_layers_is_fitted_back_to_its_darkening():
+    """Rendering fits shadows after the overlap merge: merged, a faint film of one layer over another's shadow
+    raises the shadow's alpha to the union of both, above the darkening; fitted after the merge it is the
+    darkening's again, the frame unchanged. Fitted before the merge (where the film still explains part of the
+    frame), the merge would leave the union."""
+    ground = coloured_ground()
+    shade = box(30, 10, 10, 40)
+    frame = darkened(ground, 0.4 * shade.float())
+    walker, dog = box(5, 5, 15, 10), box(5, 45, 15, 12)
+    film = 0.1
+    # The walker's layer holds the shadow in black at the alpha that, under the dog's film in the ground's own
+    # colour, gives the frame: 0.9 * (1 - x) + 0.1 = 0.6 of the light, x = 4 / 9.
+    held = 0.4 / (1.0 - film)
+    alpha = torch.cat((torch.where(shade, held, 0.0) + walker.float(), torch.where(shade, film, 0.0) + dog.float()))
+    rgb = torch.cat((-torch.ones_like(ground), ground.clone()))
+    masks = torch.cat((walker, dog)).float()
+    inside = shade[0, 0]
+    before = composite_over(ground, list(rgb.split(1)), list(alpha.split(1)))
+    assert (before - frame)[0][:, inside].abs().max() < 1e-5
+
+    merged_rgb, merged = merge_overlaps(rgb, alpha, masks)
+    assert torch.allclose(merged[0, 0][inside], torch.tensor(1 - (1 - held) * (1 - film)))  # the union, 0.5
+    fitted_rgb, fitted = fit_shadows(frame, ground, merged_rgb, merged, masks)
+    assert (fitted[0, 0][inside] - 0.4).abs().max() < 1e-3
+    assert float(fitted[1, 0][inside].abs().max()) == 0.0
+    composite = composite_over(ground, list(fitted_rgb.split(1)), list(fitted.split(1)))
+    assert (composite - before).abs().max() < 1e-4
+
+    _, merged_after_fit = merge_overlaps(*fit_shadows(frame, ground, rgb, alpha, masks), masks)
+    assert float(merged_after_fit[0, 0][inside].min()) > 0.49
 
 
 def test_a_shadow_behind_a_layer_in_front_is_fitted_through_it():

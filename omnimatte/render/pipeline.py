@@ -5,8 +5,8 @@ effect claim and the overlap merge follow) is made once by render_pass. The step
 switched by RenderSettings: the sampled background (sampled_background.py), guided alpha upsampling
 (alpha_upsampling.py, when the network ran below the working resolution), the plate matte (plate_matte.py), the
 alpha fit (alpha_fit.py), the core fill (core_fill.py), the effect claim (effect_claim.py, with effect_motion.py to
-settle who owns an effect), the shadow fit (shadow_fit.py), the stray cut (stray_cut.py), the copy cut
-(copy_cut.py), the overlap merge (overlap_merge.py) and detail transfer (detail_transfer.py).
+settle who owns an effect), the stray cut (stray_cut.py), the copy cut (copy_cut.py), the overlap merge
+(overlap_merge.py), the shadow fit (shadow_fit.py) and detail transfer (detail_transfer.py).
 """
 
 from __future__ import annotations
@@ -187,17 +187,19 @@ def render_frame(shared: RenderPass, t: int) -> RenderedFrame:
        a region that stays put on the background more than it moves with its object is claimed by none (how much
        more, from where the background fit finds the camera model broken: video.unexplained, when fitted), nor
        one that does not move with its object but whose own flow (video.flow less the camera's) goes another way;
-    6. the shadow fit (fit_shadows): where a layer holds an even darkening of what lies below it (even once the
-       tint of the shadows it holds in the frame is divided out), outside every coarse mask, its alpha is set to
-       the darkening's, in black or that tint; on a frame whose noise sets the plate
-       threshold (noise_sets_threshold, with the plate matte on), judged blurred as the plate matte judges it;
-    7. the stray cut (cut_strays): alpha neither near some coarse mask nor on what the frame shows beyond the
+    6. the stray cut (cut_strays): alpha neither near some coarse mask nor on what the frame shows beyond the
        background, at the effect claim's scale, nor joined to either through alpha above a faint level, is cut;
-    8. the copy cut (cut_copies): a layer's alpha on another object's body (its coarse mask, where its layer holds
+    7. the copy cut (cut_copies): a layer's alpha on another object's body (its coarse mask, where its layer holds
        it) beyond the layer's own object's reach (video.effect_reach object sizes) is cut;
-    9. the overlap merge (merge_overlaps): outside every coarse mask, what several layers hold goes to the layer
+    8. the overlap merge (merge_overlaps): outside every coarse mask, what several layers hold goes to the layer
        that holds most around it or, where they hold alike, to the one it moves with as the pass's effect motion
        follows it, the layers composited into it, so that no effect is split between layers;
+    9. the shadow fit (fit_shadows): where a layer holds an even darkening of what lies below it (even once the
+       tint of the shadows it holds in the frame is divided out), outside every coarse mask, its alpha is set to
+       the darkening's, in black or that tint; on a frame whose noise sets the plate
+       threshold (noise_sets_threshold, with the plate matte on), judged blurred as the plate matte judges it.
+       After the merge, so that a shadow the merge composited from several layers' alpha (more than its
+       darkening's) is held at its own;
     10. the background detail (background_detail): where no layer holds alpha and the frame shows nothing but the
         background by the background fit's account (video.background_only: the registered background explains it
         to within noise, or it moves by itself), the background is the frame itself;
@@ -230,14 +232,14 @@ def render_frame(shared: RenderPass, t: int) -> RenderedFrame:
     if settings.claim_effects:
         rgb, alpha = claim_effects(target, background, rgb, alpha, scorer,
                                    None if video.unexplained is None else video.unexplained.frame(t))
-    if settings.fit_shadows:
-        rgb, alpha = fit_shadows(target, background, rgb, alpha, video.masks[t], NOISE_BLUR_SIGMA if noisy else 0.0)
     if settings.cut_strays:
         alpha = cut_strays(target, background, alpha, video.masks[t])
     if settings.cut_copies:
         alpha = cut_copies(alpha, video.masks[t], video.effect_reach)
     if settings.merge_overlaps:
         rgb, alpha = merge_overlaps(rgb, alpha, video.masks[t], scorer)
+    if settings.fit_shadows:
+        rgb, alpha = fit_shadows(target, background, rgb, alpha, video.masks[t], NOISE_BLUR_SIGMA if noisy else 0.0)
     model_composite = composite_over(background, list(rgb.split(1)), list(alpha.split(1)))
     composite = model_composite
     if settings.background_detail:
