@@ -124,8 +124,8 @@ def test_outside_the_masks_a_faint_effect_that_darkens_one_channel_keeps_the_alp
     frame[:, 2] = -0.1
     layer = torch.tensor([0.5, -0.5, 0.0]).view(1, 3, 1, 1).expand(1, 3, 4, 4)  # orthogonal to the darkening
     outside = torch.zeros(1, 1, 4, 4, dtype=torch.bool)
-    assert fit_alphas_to_frame(frame, background, layer, flat(0.3, 1), masked=outside, luma_in_masks=True) == pytest.approx(
-        flat(0.1, 1), abs=1e-3)
+    assert fit_alphas_to_frame(frame, background, layer, flat(0.3, 1), masked=outside,
+                               luma_in_masks=True) == pytest.approx(flat(0.1, 1), abs=1e-3)
     assert fit_alphas_to_frame(frame, background, layer, flat(0.3, 1), masked=~outside,
                                luma_in_masks=True) == pytest.approx(
         flat(0.0114, 1), abs=1e-3)

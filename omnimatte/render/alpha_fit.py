@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from omnimatte.imaging.luma_chroma import luma
 from omnimatte.imaging.morphology import square_max
 from omnimatte.model import colour_difference, composite_over
-from omnimatte.render.blur import gaussian_blur
+from omnimatte.render.blur import masked_blur
 from omnimatte.render.plate_matte import NOISE_BLUR_SIGMA, frame_noise
 
 # Weight of the network's own alpha against the fit, in squared colour differences ([-1, 1]
@@ -98,9 +98,7 @@ def layer_residual(frame: torch.Tensor, below: torch.Tensor, rgb: torch.Tensor, 
 def average_outside(image: torch.Tensor, outside: torch.Tensor) -> torch.Tensor:
     """`image` (1, C, H, W) averaged by a Gaussian of NOISE_BLUR_SIGMA over the pixels `outside` (1, 1, H, W) bool
     alone, at every pixel outside (elsewhere the image as it is)."""
-    weight = gaussian_blur(outside.to(image.dtype), NOISE_BLUR_SIGMA)
-    averaged = gaussian_blur(image * outside, NOISE_BLUR_SIGMA) / weight.clamp_min(1e-6)
-    return torch.where(outside, averaged, image)
+    return torch.where(outside, masked_blur(image, outside.to(image.dtype), NOISE_BLUR_SIGMA), image)
 
 
 def residual_noise(averaged: torch.Tensor, outside: torch.Tensor, alpha: torch.Tensor) -> float:

@@ -1,5 +1,6 @@
 """The Gaussian blur the rendering steps judge images at: effects at the effect claim's scale, the plate matte's
-difference on noisy footage, the overlap merge's holdings."""
+difference on noisy footage, the overlap merge's holdings; and the same over some pixels alone (masked_blur): the
+effect claim's residual away from the masks, the alpha fit's on a noisy frame."""
 
 from __future__ import annotations
 
@@ -18,3 +19,9 @@ def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
                     kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
     return F.conv2d(F.pad(rows, (0, 0, radius, radius), mode="replicate"),
                     kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
+
+
+def masked_blur(image: torch.Tensor, weight: torch.Tensor, sigma: float) -> torch.Tensor:
+    """`image` (N, C, H, W) blurred by gaussian_blur over the pixels `weight` (N, 1, H, W) selects, normalised by the
+    weight blurred alike, so that the other pixels do not bleed in."""
+    return gaussian_blur(image * weight, sigma) / gaussian_blur(weight, sigma).clamp_min(1e-3)

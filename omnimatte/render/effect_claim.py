@@ -34,7 +34,7 @@ import torch
 
 from omnimatte.model import colour_difference, composite_over
 from omnimatte.render.alpha_fit import layer_residual, least_alpha, least_alpha_colour
-from omnimatte.render.blur import gaussian_blur
+from omnimatte.render.blur import masked_blur
 
 if TYPE_CHECKING:  # effect_motion imports this module
     from omnimatte.render.effect_motion import FrameMotion
@@ -79,11 +79,6 @@ STAYS_SHARE = 0.25
 STAYS_RATIO = 2.0
 
 
-def _masked_blur(image: torch.Tensor, weight: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Gaussian blur of `image` over the pixels `weight` selects, normalised so the others do not bleed in."""
-    return gaussian_blur(image * weight, sigma) / gaussian_blur(weight, sigma).clamp_min(1e-3)
-
-
 def smoothing_sigma(height: int, width: int) -> float:
     """The Gaussian's sigma, in pixels, at which effects are judged in a frame of this size: a 64th of its short
     side (4 px at 256), wide enough that the canvas's signed texture errors cancel."""
@@ -95,7 +90,7 @@ def effect_regions(frame: torch.Tensor, background: torch.Tensor, free: torch.Te
     height, width = frame.shape[-2:]
     sigma = smoothing_sigma(height, width)
     weight = free.to(frame.dtype)
-    smooth_frame, smooth_background = _masked_blur(frame, weight, sigma), _masked_blur(background, weight, sigma)
+    smooth_frame, smooth_background = masked_blur(frame, weight, sigma), masked_blur(background, weight, sigma)
     need = least_alpha(smooth_frame - smooth_background, smooth_background)
     noise = float(need[free].median()) if bool(free.any()) else 0.0
     significant = (free & (need > max(NEED_THRESHOLD, NOISE_FACTOR * noise))
