@@ -13,8 +13,11 @@ per frame. This module measures how far that holds on a clip, outside the object
   remains is what no homography explains, and how far the given registration was from it;
 * per pixel, the residual score: the local RMS of the frame's difference from its relit view of
   the plate over what noise and a registration error of `registration_tolerance` px across the
-  plate's texture explain (1 is noise), and the change score: the same between consecutive
-  registered frames;
+  plate's texture explain (1 is noise); the relight score: the same after the best change of light
+  over the smoothing's width (one gain for all three channels), low where the frame shows the
+  plate's own texture darkened or brightened (a shadow, a patch of light: the flow there follows
+  the moving edge of the light only in part, in no clear direction); and the change score: the
+  residual between consecutive registered frames;
 * per pixel, the flow residual: how far the optical flow differs from the flow the homographies
   give the background.
 
@@ -26,9 +29,10 @@ breaks the model. The fit tells them apart and keeps four per-frame maps of the 
   least `persistence` of the frames that show them with no object near (water, foliage, screens),
   with the whole of each changing region that lies there in good part;
 * `mover`: regions that move coherently on their own (the flow differs from the camera's by one
-  motion over the region), not with a nearby object and not along the camera's motion, and that
-  last from frame to frame (an unmasked person or car); carried on through the frames where the
-  flow loses them, but never into what touches an object;
+  motion over the region), not with a nearby object and not along the camera's motion, that
+  show something other than the plate (most of what does not fit there is not the plate under
+  other light) and that last from frame to frame (an unmasked person or car); carried on through
+  the frames where the flow loses them, but never into what touches an object;
 * `parallax`: such regions whose own motion runs along the camera's: standing things nearer or
   further than the ground, which slide over it as the camera translates;
 * `misfit`: the rest that does not fit: connected regions of high residual that touch no object
@@ -83,6 +87,9 @@ MAX_REALIGNMENT = 0.1
 MIN_QUIET_SHARE = 0.1
 #: The flow noise (median flow residual of the free background) counts this many times in the motion threshold.
 FLOW_NOISE_FACTOR = 4.0
+#: A region the flow moves on its own is a change of light (a shadow, a patch of light) and not a thing when a
+#: change of light explains (relight score within the threshold) at least this share of its pixels that do not fit.
+RELIT_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -257,6 +264,19 @@ def local_score(difference: np.ndarray, tolerance: np.ndarray, free: np.ndarray,
     return score.astype(np.float32)
 
 
+def relight_score(frame: np.ndarray, relit: np.ndarray, tolerance: np.ndarray, free: np.ndarray, sigma: float
+                  ) -> np.ndarray:
+    """The local residual score (as local_score) of a (H, W, 3) frame against its (H, W, 3) relit view of the plate
+    once the plate is lit anew by the gain, one for all three channels, that fits the frame best over the free
+    pixels within a Gaussian of `sigma` px: low where the frame shows the plate's own texture under other light
+    (a shadow, a patch of light), high where it shows something else."""
+    weight = free.astype(np.float32)
+    product = cv2.GaussianBlur((frame * relit).sum(axis=-1) * weight, (0, 0), sigma)
+    energy = cv2.GaussianBlur((relit * relit).sum(axis=-1) * weight, (0, 0), sigma)
+    gain = product / np.maximum(energy, 1e-3)
+    return local_score(frame - gain[..., None] * relit, tolerance, free, sigma)
+
+
 def _pixel_grid(height: int, width: int) -> np.ndarray:
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
     return np.stack([xs, ys, np.ones_like(xs)], axis=-1)
@@ -379,10 +399,12 @@ class _Objects:
 
 
 def _own_motion(residual: np.ndarray, magnitude: np.ndarray, valid: np.ndarray, camera_flow: np.ndarray,
-                objects: _Objects, threshold: float, min_area: float) -> tuple[np.ndarray, np.ndarray]:
+                objects: _Objects, threshold: float, min_area: float, unfit: np.ndarray, relit: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
     """One frame's regions that move coherently on their own, (mover, parallax) (H, W) bool: where the smoothed
     flow residual `magnitude` passes `threshold` on `valid` pixels, in regions whose residual vectors (H, W, 2)
-    agree, that no nearby object carries;
+    agree, that no nearby object carries and that are not a change of light (of their `unfit` pixels, less than
+    RELIT_SHARE `relit`: the plate under other light);
     parallax where their motion runs along the camera's."""
     mover = np.zeros(valid.shape, bool)
     parallax = np.zeros(valid.shape, bool)
@@ -397,6 +419,9 @@ def _own_motion(residual: np.ndarray, magnitude: np.ndarray, valid: np.ndarray, 
         if np.median(np.linalg.norm(vectors - mean, axis=1)) > COHERENT_SPREAD * np.linalg.norm(mean):
             continue
         if objects.carries(region, mean, threshold):
+            continue
+        unfit_pixels = int(np.count_nonzero(unfit[region]))
+        if unfit_pixels and np.count_nonzero(relit[region]) >= RELIT_SHARE * unfit_pixels:
             continue
         region_camera = camera_flow[region].mean(axis=0)
         camera_speed = float(np.linalg.norm(region_camera))
@@ -594,12 +619,14 @@ def realign(frames: np.ndarray, registered: _Registered, usable: np.ndarray) -> 
 
 
 def _scores(frames: np.ndarray, registered: _Registered, free: np.ndarray, settings: BackgroundFitSettings, sigma: float
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per frame: the residual score, the change score (against the neighbouring frame registered onto it), both
-    (T, H, W) float32, where single pixels do not fit (T, H, W) bool, and the noise level (T,) at the median pixel."""
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per frame: the residual score, the relight score, the change score (against the neighbouring frame
+    registered onto it), all (T, H, W) float32, where single pixels do not fit (T, H, W) bool, and the noise level
+    (T,) at the median pixel."""
     num_frames, height, width = frames.shape[:3]
     camera = registered.camera
     residual = np.zeros((num_frames, height, width), np.float32)
+    relight = np.zeros_like(residual)
     change = np.zeros_like(residual)
     pixels = np.zeros(residual.shape, bool)
     noise = np.zeros(num_frames)
@@ -607,8 +634,10 @@ def _scores(frames: np.ndarray, registered: _Registered, free: np.ndarray, setti
         relit = registered.relit(t, height, width)
         noise_map = registered.noise_map(t, relit)
         tolerance = registered.tolerance(t, relit, settings.registration_tolerance)
-        difference = frames[t].astype(np.float32) - relit
+        frame = frames[t].astype(np.float32)
+        difference = frame - relit
         residual[t] = local_score(difference, tolerance, free[t], sigma)
+        relight[t] = relight_score(frame, relit, tolerance, free[t], sigma)
         pixels[t] = free[t] & (np.sqrt((difference * difference).mean(axis=-1)) / tolerance
                                > PIXEL_THRESHOLD_SHARE * settings.residual_threshold)
         noise[t] = float(np.median(noise_map[free[t]])) if free[t].any() else MIN_NOISE
@@ -621,15 +650,17 @@ def _scores(frames: np.ndarray, registered: _Registered, free: np.ndarray, setti
         both = free[t] & (cv2.warpPerspective(free[s].astype(np.uint8), to_t, (width, height), flags=cv2.INTER_NEAREST,
                                               borderValue=0) > 0)
         # Two frames' noise: sqrt(2) times one frame's, with the same registration tolerance.
-        change[t] = local_score(frames[t].astype(np.float32) - other, tolerance + (math.sqrt(2) - 1) * noise_map,
-                                both, sigma)
-    return residual, change, pixels, noise
+        change[t] = local_score(frame - other, tolerance + (math.sqrt(2) - 1) * noise_map, both, sigma)
+    return residual, relight, change, pixels, noise
 
 
 def _motion(camera: Camera, flow: FlowFields | None, object_masks: list[np.ndarray], free: np.ndarray,
-            settings: BackgroundFitSettings, margin: float, sigma: float, min_area: float) -> dict:
+            unfit: np.ndarray, relit: np.ndarray, settings: BackgroundFitSettings, margin: float, sigma: float,
+            min_area: float) -> dict:
     """What the flow says of each frame against the camera: the flow noise, the camera's motion (T,), the smoothed
-    flow residual (T, H, W), the objects' neighbourhoods and the regions that move on their own (mover, parallax)."""
+    flow residual (T, H, W), the objects' neighbourhoods and the regions that move on their own (mover, parallax),
+    judged on the pixels that do not fit (`unfit`) and those of them a change of light explains (`relit`), both
+    (T, H, W) bool."""
     num_frames, height, width = free.shape
     grid = _pixel_grid(height, width)
     flow_noise = 0.0
@@ -662,7 +693,8 @@ def _motion(camera: Camera, flow: FlowFields | None, object_masks: list[np.ndarr
         own = field - background_flow
         magnitude = np.sqrt(masked_blur(np.linalg.norm(own, axis=-1) ** 2, valid, sigma))
         flow_residual[t] = np.where(free[t], magnitude, 0.0)
-        mover[t], parallax[t] = _own_motion(own, magnitude, valid, background_flow, objects, threshold, min_area)
+        mover[t], parallax[t] = _own_motion(own, magnitude, valid, background_flow, objects, threshold, min_area,
+                                            unfit[t], relit[t])
     return {"flow_noise": flow_noise, "camera_motion": camera_motion, "flow_residual": flow_residual, "near": near,
             "mover": _lasting(mover, sigma), "parallax": _lasting(parallax, sigma)}
 
@@ -691,14 +723,15 @@ def fit_background(frames: np.ndarray, camera: Camera, masks: dict[str, np.ndarr
     registered = _register(frames, camera, free)
     realigned, registration_error = camera, np.zeros(num_frames)
     if settings.realign:
-        first, _, _, _ = _scores(frames, registered, free, settings, sigma)
+        first = _scores(frames, registered, free, settings, sigma)[0]
         realigned, registration_error = realign(frames, registered, free & (first <= threshold))
         registered = _register(frames, realigned, free)
-    residual, change, pixels, noise = _scores(frames, registered, free, settings, sigma)
-    motion = _motion(realigned, flow, object_masks, free, settings, margin, sigma, min_area)
+    residual, relight, change, pixels, noise = _scores(frames, registered, free, settings, sigma)
+    unfit = free & (residual > threshold)
+    motion = _motion(realigned, flow, object_masks, free, unfit, unfit & (relight <= threshold), settings, margin,
+                     sigma, min_area)
     near, mover, parallax = motion["near"], motion["mover"], motion["parallax"]
 
-    unfit = free & (residual > threshold)
     detached = np.stack([_detached(unfit[t], object_masks, t, margin + 2 * sigma) for t in range(num_frames)])
     mover = _carried_on(mover, detached & ~parallax, sigma)
     parallax = _carried_on(parallax, detached & ~mover, sigma)

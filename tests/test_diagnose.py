@@ -192,6 +192,58 @@ def test_a_still_background_with_a_bouncing_shadow_passes():
     assert all(r.verdict == OK for r in results), [f.text for r in results for f in r.findings if f.verdict != OK]
 
 
+def moving_beside_a_box(shadow: bool) -> tuple[np.ndarray, dict[str, np.ndarray], FlowFields, np.ndarray]:
+    """A still camera over textured ground, a masked box crossing it to the right, and beside the box either its
+    soft shadow (the ground darkened to half, travelling with the box) or an unmasked striped patch that moves down
+    by itself. Either way the flow there says 3 px a frame downward: on a shadow, flow follows the edge of the
+    light only in part, in no clear direction, as DIS does on path-traced shadows. Frames, masks, flow and where
+    the shadow or the patch is."""
+    frames_n, height, width, step, fall = 16, 96, 160, (5, 0), (0, 3)
+    rng = np.random.default_rng(3)
+    ground = cv2.GaussianBlur(rng.uniform(40, 220, (height, width, 3)).astype(np.float32), (0, 0), 1.5)
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    frames = np.zeros((frames_n, height, width, 3), np.uint8)
+    box = np.zeros((frames_n, height, width), bool)
+    where = np.zeros_like(box)
+    forward = np.zeros((frames_n - 1, height, width, 2), np.float32)
+    for t in range(frames_n):
+        left = 20 + step[0] * t
+        box[t] = (xs >= left) & (xs < left + 20) & (ys >= 30) & (ys < 50)
+        image = ground.copy()
+        if shadow:
+            inside = 1.0 - ((xs - left - 30) / 18) ** 2 - ((ys - 54) / 7) ** 2
+            darkening = np.clip(inside * 3.0, 0.0, 1.0)
+            image *= (1.0 - 0.5 * darkening)[..., None]
+            where[t] = darkening > 0.1
+        else:
+            top = 20 + fall[1] * t
+            where[t] = (xs >= left + 22) & (xs < left + 46) & (ys >= top) & (ys < top + 16)
+            image[where[t]] = np.where((xs[where[t]] // 3) % 2 == 0, 200.0, 60.0)[:, None]
+        image[box[t]] = (200.0, 40.0, 40.0)
+        frames[t] = np.clip(np.rint(image + rng.normal(0, 1.5, image.shape)), 0, 255).astype(np.uint8)
+        if t < frames_n - 1:
+            forward[t][cv2.dilate(where[t].astype(np.uint8), np.ones((5, 5), np.uint8)) > 0] = fall
+            forward[t][box[t]] = step
+    ones = np.ones(forward.shape[:3], np.float32)
+    return frames, {"box": box}, FlowFields(forward, -forward, ones, ones), where
+
+
+@pytest.mark.parametrize("shadow", [True, False])
+def test_a_shadow_the_flow_moves_is_not_taken_for_a_mover_and_a_patch_is(shadow: bool):
+    """A region the flow moves on its own is a mover only where the frame shows something else than the plate: a
+    shadow shows the plate's own ground under less light, and travels with its object."""
+    frames, masks, flow, where = moving_beside_a_box(shadow)
+    still = Camera(np.repeat(np.eye(3)[None], len(frames), axis=0), frames.shape[1:3])
+    fit = fit_background(frames, still, masks, flow, SETTINGS.background.fit_settings())
+    shown = where & fit.free
+    assert fit.unfit[shown].mean() > 0.8  # neither fits the plate
+    moves = np.stack([fit.moves_by_itself(t) for t in range(len(frames))])
+    if shadow:
+        assert not moves.any()
+    else:
+        assert (fit.mover | fit.parallax)[shown].mean() > 0.5
+
+
 # ------------------------------------------------------------------ 3. exposure and white balance
 
 
