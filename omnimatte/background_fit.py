@@ -32,7 +32,9 @@ breaks the model. The fit tells them apart and keeps four per-frame maps of the 
   motion over the region), not with a nearby object and not along the camera's motion, that
   show something other than the plate (most of what does not fit there is not the plate under
   other light) and that last from frame to frame (an unmasked person or car); carried on through
-  the frames where the flow loses them, but never into what touches an object;
+  the frames where the flow loses them (beside an object, whose motion the flow bleeds over
+  them), on what does not fit and is not the plate under other light, but never into the band
+  beside an object where the flow bleeds;
 * `parallax`: such regions whose own motion runs along the camera's: standing things nearer or
   further than the ground, which slide over it as the camera translates;
 * `misfit`: the rest that does not fit: connected regions of high residual that touch no object
@@ -207,6 +209,13 @@ class BackgroundFit:
     def unexplainable(self, t: int) -> np.ndarray:
         """(H, W) bool: where frame t's background breaks the model (what checks 1 and 2 report)."""
         return self.camera_model_misses(t) | self.moving_background(t)
+
+    def moves_coherently(self, t: int) -> np.ndarray:
+        """(H, W) bool: what in frame t moves over the static background as a whole, by its own motion: standing
+        things sliding over the ground under parallax and unmasked movers (`parallax`, `mover`), which the flow moves
+        on their own, never with an object, and which show something else than the ground under other light, so no
+        object's effect. Unlike `moving` (water, foliage), which an object's shadow or wake may cross."""
+        return self.parallax[t] | self.mover[t]
 
     def moves_by_itself(self, t: int) -> np.ndarray:
         """(H, W) bool: what in frame t moves over the static background by itself: standing things sliding over
@@ -477,23 +486,11 @@ def _overlapping(regions: np.ndarray, other: np.ndarray, min_area: float, share:
     return keep[labels]
 
 
-def _detached(unfit: np.ndarray, object_masks: list[np.ndarray], t: int, margin: float) -> np.ndarray:
-    """The connected regions of frame t's (H, W) `unfit` that do not come within `margin` px of any object's mask:
-    not a shadow at the feet, a reflection below them or a trail of dust."""
-    count, labels = cv2.connectedComponents(unfit.astype(np.uint8), connectivity=8)
-    attached = np.zeros(count, bool)
-    for mask in object_masks:
-        if mask[t].any():
-            near = cv2.distanceTransform((~mask[t]).astype(np.uint8), cv2.DIST_L2, 5) <= margin
-            attached[np.unique(labels[near])] = True
-    attached[0] = True
-    return ~attached[labels]
-
-
-def _carried_on(regions: np.ndarray, unfit: np.ndarray, sigma: float) -> np.ndarray:
-    """(T, H, W) bool regions that move on their own, with, in each frame, the regions of `unfit` (T, H, W bool; those
-    detached from the objects) that meet them in the frame before or after (grown by three smoothing widths): a thing that moves on its
-    own goes on doing so where the flow lost it for a frame (a thin pole, a blurred mover)."""
+def _carried_on(regions: np.ndarray, things: np.ndarray, sigma: float) -> np.ndarray:
+    """(T, H, W) bool regions that move on their own, with, in each frame, the regions of `things` (T, H, W bool: what
+    shows something else than the background, away from the objects) that meet them in the frame before or after
+    (grown by three smoothing widths): a thing that moves on its own goes on doing so where the flow lost it for a
+    frame (a thin pole, a blurred mover) or for several (beside an object, whose motion the flow bleeds over it)."""
     reach = max(1, round(3 * sigma))
     kernel = np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)
     carried = regions.copy()
@@ -502,7 +499,7 @@ def _carried_on(regions: np.ndarray, unfit: np.ndarray, sigma: float) -> np.ndar
             neighbour = carried[t - 1] if order.step == 1 else carried[t + 1]
             if not neighbour.any():
                 continue
-            carried[t] |= _overlapping(unfit[t], cv2.dilate(neighbour.astype(np.uint8), kernel) > 0, 1, share=0.3)
+            carried[t] |= _overlapping(things[t], cv2.dilate(neighbour.astype(np.uint8), kernel) > 0, 1, share=0.3)
     return carried
 
 
@@ -728,13 +725,16 @@ def fit_background(frames: np.ndarray, camera: Camera, masks: dict[str, np.ndarr
         registered = _register(frames, realigned, free)
     residual, relight, change, pixels, noise = _scores(frames, registered, free, settings, sigma)
     unfit = free & (residual > threshold)
-    motion = _motion(realigned, flow, object_masks, free, unfit, unfit & (relight <= threshold), settings, margin,
-                     sigma, min_area)
+    relit = unfit & (relight <= threshold)
+    motion = _motion(realigned, flow, object_masks, free, unfit, relit, settings, margin, sigma, min_area)
     near, mover, parallax = motion["near"], motion["mover"], motion["parallax"]
 
-    detached = np.stack([_detached(unfit[t], object_masks, t, margin + 2 * sigma) for t in range(num_frames)])
-    mover = _carried_on(mover, detached & ~parallax, sigma)
-    parallax = _carried_on(parallax, detached & ~mover, sigma)
+    # What a thing moving on its own is carried on into where the flow loses it (beside an object, whose motion the
+    # flow bleeds over it): pixels that do not fit, that no change of light explains (not an object's shadow), away
+    # from where the flow bleeds past the objects' edges.
+    things = unfit & ~relit & ~grow(union, round(margin + 2 * sigma))
+    mover = _carried_on(mover, things & ~parallax, sigma)
+    parallax = _carried_on(parallax, things & ~mover, sigma)
     quiet = free & ~near & before_objects(near, realigned)
     min_frames = max(3, round(MIN_QUIET_SHARE * num_frames))
     canvas_moving = to_canvas_share(free & (change > threshold), quiet, realigned, min_frames) >= settings.persistence

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import yaml
 
-from omnimatte.background_fit import FlowFields, fit_background
+from omnimatte.background_fit import FlowFields, fit_background, grow
 from omnimatte.camera import Camera
 from omnimatte.composite import run_composite
 from omnimatte.diagnose import FAIL, OK, WARN, DiagnoseSettings, diagnose, run_checks
@@ -192,12 +192,13 @@ def test_a_still_background_with_a_bouncing_shadow_passes():
     assert all(r.verdict == OK for r in results), [f.text for r in results for f in r.findings if f.verdict != OK]
 
 
-def moving_beside_a_box(shadow: bool) -> tuple[np.ndarray, dict[str, np.ndarray], FlowFields, np.ndarray]:
+def moving_beside_a_box(shadow: bool, bled: tuple[int, ...] = ()
+                        ) -> tuple[np.ndarray, dict[str, np.ndarray], FlowFields, np.ndarray]:
     """A still camera over textured ground, a masked box crossing it to the right, and beside the box either its
     soft shadow (the ground darkened to half, travelling with the box) or an unmasked striped patch that moves down
-    by itself. Either way the flow there says 3 px a frame downward: on a shadow, flow follows the edge of the
-    light only in part, in no clear direction, as DIS does on path-traced shadows. Frames, masks, flow and where
-    the shadow or the patch is."""
+    by itself. Either way the flow there says 3 px a frame downward (on a shadow, flow follows the edge of the
+    light only in part, in no clear direction, as DIS does on path-traced shadows), but in the frames `bled`, where
+    it says the box's motion (bled over from the box). Frames, masks, flow and where the shadow or the patch is."""
     frames_n, height, width, step, fall = 16, 96, 160, (5, 0), (0, 3)
     rng = np.random.default_rng(3)
     ground = cv2.GaussianBlur(rng.uniform(40, 220, (height, width, 3)).astype(np.float32), (0, 0), 1.5)
@@ -222,7 +223,7 @@ def moving_beside_a_box(shadow: bool) -> tuple[np.ndarray, dict[str, np.ndarray]
         image[box[t]] = (200.0, 40.0, 40.0)
         frames[t] = np.clip(np.rint(image + rng.normal(0, 1.5, image.shape)), 0, 255).astype(np.uint8)
         if t < frames_n - 1:
-            forward[t][cv2.dilate(where[t].astype(np.uint8), np.ones((5, 5), np.uint8)) > 0] = fall
+            forward[t][cv2.dilate(where[t].astype(np.uint8), np.ones((5, 5), np.uint8)) > 0] = step if t in bled else fall
             forward[t][box[t]] = step
     ones = np.ones(forward.shape[:3], np.float32)
     return frames, {"box": box}, FlowFields(forward, -forward, ones, ones), where
@@ -242,6 +243,20 @@ def test_a_shadow_the_flow_moves_is_not_taken_for_a_mover_and_a_patch_is(shadow:
         assert not moves.any()
     else:
         assert (fit.mover | fit.parallax)[shown].mean() > 0.5
+
+
+def test_a_mover_is_followed_through_the_frames_where_the_flow_bleeds_the_objects_motion_over_it():
+    """Where the flow gives the patch beside the box the box's own motion for a few frames, the patch is still
+    mapped there, beyond the band beside the box where the flow bleeds: carried on from the frames around."""
+    bled = (5, 6, 7, 8, 9)
+    frames, masks, flow, where = moving_beside_a_box(False, bled)
+    still = Camera(np.repeat(np.eye(3)[None], len(frames), axis=0), frames.shape[1:3])
+    fit = fit_background(frames, still, masks, flow, SETTINGS.background.fit_settings())
+    lost = np.zeros(len(frames), bool)
+    lost[list(bled)] = True
+    shown = where & fit.free & ~grow(masks["box"], 6)
+    assert shown[lost].sum() > 1000
+    assert fit.mover[lost][shown[lost]].mean() > 0.5
 
 
 # ------------------------------------------------------------------ 3. exposure and white balance

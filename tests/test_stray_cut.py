@@ -81,3 +81,29 @@ def test_strays_touching_the_object_through_alpha_stay_and_others_go_whatever_th
     below = torch.maximum(body.float(), 0.01 * bridge.float())  # below STRAY_ALPHA the bridge joins nothing
     cut_below = cut_strays(frame, ground, below, body.float())
     assert float(cut_below[0, 0, 53, 80:96].abs().max()) == 0.0
+
+
+def test_alpha_on_what_moves_over_the_background_by_itself_is_cut_away_from_the_masks_only():
+    """A standing pole sliding over the ground under parallax shows in the frame as much as a shadow does; where
+    the background fit maps it as moving by itself, away from every mask it holds no alpha and joins nothing to
+    support (the shadow beyond it), while near the mask the same map leaves alpha standing."""
+    ground = textured_ground(H, W)
+    body = box(30, 20, 40, 16)
+    pole = box(10, 110, 100, 10)  # away from the object: well past its mask's margin
+    shade = box(70, 120, 10, 30)  # a darkening touching the pole, on ground the frame shows nothing else on
+    frame = torch.where(pole, torch.tensor(-0.8), darkened(ground, 0.3 * shade.float()))
+    frame = torch.where(body, torch.tensor(0.9), frame)
+    beside = box(30, 36, 40, 3)  # right of the body, within its mask's margin: a faint edge of the layer
+    alpha = torch.maximum(body.float(), torch.maximum(pole.float(), 0.3 * shade.float()))
+    alpha = torch.maximum(alpha, 0.5 * beside.float())
+    mask = body.float()
+    unmapped = cut_strays(frame, ground, alpha, mask)
+    assert torch.equal(unmapped[0, 0][pole[0, 0]], alpha[0, 0][pole[0, 0]])  # the frame shows it: evidence
+    cut = cut_strays(frame, ground, alpha, mask, (pole | beside)[0, 0])
+    assert torch.equal(cut[0, 0][beside[0, 0]], alpha[0, 0][beside[0, 0]])
+    inner = box(12, 112, 96, 6)[0, 0]  # the pole but its edge, on the cut's soft edge
+    assert float(cut[0, 0][inner].abs().max()) == 0.0
+    assert torch.equal(cut[0, 0][body[0, 0]], alpha[0, 0][body[0, 0]])
+    # the darkening is on the frame's evidence of its own and stays, though it touches the pole
+    core = box(72, 124, 6, 22)[0, 0]
+    assert torch.equal(cut[0, 0][core], alpha[0, 0][core])

@@ -751,32 +751,42 @@ def test_compiled_training_on_the_cpu_trains_and_renders(scene: dict):
     assert np.isfinite(summary["final_losses"]["total"])
 
 
-def test_the_effect_claim_is_handed_what_the_background_fit_cannot_explain(scene: dict, monkeypatch):
-    """With the background fit's settings, load_video marks per frame what moves over the background by itself
-    and what fits nothing (neither on a textured ground panning under one homography), and rendering hands each
-    frame's maps to the effect claim; without them nothing is fitted."""
+def test_the_effect_claim_and_the_stray_cut_are_handed_what_the_background_fit_cannot_explain(scene: dict,
+                                                                                              monkeypatch):
+    """With the background fit's settings, load_video marks per frame what moves over the background by itself,
+    what of it moves as a whole and what fits nothing (none of them on a textured ground panning under one
+    homography), and rendering hands each frame's maps to the effect claim and the stray cut; without them nothing
+    is fitted."""
     from omnimatte.background_fit import BackgroundFitSettings
     from omnimatte.render import RenderSettings, pipeline
     from omnimatte.render.effect_claim import UnexplainedBackground
 
     paths = (scene["frames_dir"], scene["flow_dir"], scene["homography_dir"], scene["masks_dir"], ["square"], 4,
              torch.device("cpu"))
-    assert train_module.load_video("tiny", *paths, canvas_plate=True).unexplained is None
+    unfitted = train_module.load_video("tiny", *paths, canvas_plate=True)
+    assert unfitted.unexplained is None and unfitted.moves_coherently is None
     video = train_module.load_video("tiny", *paths, canvas_plate=True, background_fit=BackgroundFitSettings())
-    for fitted in (video.unexplained.moves_by_itself, video.unexplained.misfit):
+    for fitted in (video.unexplained.moves_by_itself, video.unexplained.misfit, video.moves_coherently):
         assert fitted.shape == (T, H, W) and fitted.dtype == torch.bool
         assert fitted.float().mean() < 0.01
     marked = replace(video, unexplained=UnexplainedBackground(video.unexplained.moves_by_itself.clone(),
-                                                              video.unexplained.misfit.clone()))
+                                                              video.unexplained.misfit.clone()),
+                     moves_coherently=video.moves_coherently.clone())
     marked.unexplained.moves_by_itself[2, :10] = True
     marked.unexplained.misfit[2, -10:] = True
-    handed = []
+    marked.moves_coherently[2, 5:12] = True
+    handed, cut_with = [], []
 
     def claim(frame, background, rgb, alpha, motion, unexplained):
         handed.append(unexplained)
         return rgb, alpha
 
+    def cut(frame, background, alpha, masks, moves_coherently):
+        cut_with.append(moves_coherently)
+        return alpha
+
     monkeypatch.setattr(pipeline, "claim_effects", claim)
+    monkeypatch.setattr(pipeline, "cut_strays", cut)
     config = tiny_config()
     model = train_loop.build_model(video, config, torch.device("cpu")).eval()
     with torch.no_grad():
@@ -784,6 +794,7 @@ def test_the_effect_claim_is_handed_what_the_background_fit_cannot_explain(scene
     assert len(handed) == 1
     assert torch.equal(handed[0].moves_by_itself, marked.unexplained.moves_by_itself[2])
     assert torch.equal(handed[0].misfit, marked.unexplained.misfit[2])
+    assert len(cut_with) == 1 and torch.equal(cut_with[0], marked.moves_coherently[2])
 
 
 def test_with_the_sampled_background_each_frame_is_rendered_over_the_median_of_the_frames(scene: dict):

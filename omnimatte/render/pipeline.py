@@ -188,7 +188,9 @@ def render_frame(shared: RenderPass, t: int) -> RenderedFrame:
        more, from where the background fit finds the camera model broken: video.unexplained, when fitted), nor
        one that does not move with its object but whose own flow (video.flow less the camera's) goes another way;
     6. the stray cut (cut_strays): alpha neither near some coarse mask nor on what the frame shows beyond the
-       background, at the effect claim's scale, nor joined to either through alpha above a faint level, is cut;
+       background, at the effect claim's scale, nor joined to either through alpha above a faint level, is cut,
+       and away from the masks, alpha on what moves over the background as a whole by itself
+       (video.moves_coherently, when fitted: parallax, unmasked movers);
     7. the copy cut (cut_copies): a layer's alpha on another object's body (its coarse mask, where its layer holds
        it) beyond the layer's own object's reach (video.effect_reach object sizes) is cut;
     8. the overlap merge (merge_overlaps): outside every coarse mask, what several layers hold goes to the layer
@@ -233,7 +235,8 @@ def render_frame(shared: RenderPass, t: int) -> RenderedFrame:
         rgb, alpha = claim_effects(target, background, rgb, alpha, scorer,
                                    None if video.unexplained is None else video.unexplained.frame(t))
     if settings.cut_strays:
-        alpha = cut_strays(target, background, alpha, video.masks[t])
+        alpha = cut_strays(target, background, alpha, video.masks[t],
+                           None if video.moves_coherently is None else video.moves_coherently[t])
     if settings.cut_copies:
         alpha = cut_copies(alpha, video.masks[t], video.effect_reach)
     if settings.merge_overlaps:

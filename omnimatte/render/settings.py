@@ -23,7 +23,8 @@ class RenderSettings:
     claim_effects: give what the frame shows beyond the background, away from every layer,
     to the nearest object's layer (effect_claim); fit_shadows: set a layer's alpha where it darkens the ground evenly
     (its measured tint divided out), outside the coarse masks, to the shadow's own (shadow_fit); cut_strays: cut alpha
-    that neither reaches an object nor lies on anything the frame shows beyond the background (stray_cut); cut_copies:
+    that neither reaches an object nor lies on anything the frame shows beyond the background, and alpha away from the
+    objects on what moves over the background as a whole by itself (stray_cut); cut_copies:
     cut a layer's alpha on another object's body beyond its own object's reach (copy_cut); merge_overlaps: outside the
     coarse masks, give what several layers hold to the one that holds most around it or, where they hold alike, that
     it moves with (overlap_merge); detail_transfer: put the remaining residual into the layers' colour;
@@ -50,8 +51,9 @@ class RenderSettings:
 
     @property
     def reads_background_fit(self) -> bool:
-        """Whether a pass needs the background's fit (VideoTensors.unexplained and .background_only)."""
-        return self.claim_effects or self.background_detail
+        """Whether a pass needs the background's fit (VideoTensors.unexplained, .background_only and
+        .moves_coherently)."""
+        return self.claim_effects or self.background_detail or self.cut_strays
 
     def without(self, step: str) -> "RenderSettings":
         """These settings with one step switched off (its field's name)."""

@@ -15,6 +15,13 @@ either through alpha above STRAY_ALPHA (a penumbra fading out of its shadow, an 
 network found that the residual barely shows). A layer keeps its alpha there and loses the
 rest, through an edge a pixel or so soft; in a frame without its object and without anything
 the frame shows beyond the background, it holds nothing.
+
+What moves over the background as a whole by its own motion (the background fit's map: a standing
+pole sliding over the ground under parallax, an unmasked passer-by) shows in the residual too, but it
+is no object's effect, and where no layer holds it the background detail gives it back from the frame.
+Away from every mask (beyond MASK_MARGIN) such a region supports nothing, is left out of the evidence
+and holds no alpha, nor joins anything to support: the network, which explains with its layers what
+one homography cannot, otherwise keeps the pole in the nearest object's layer.
 """
 
 from __future__ import annotations
@@ -44,27 +51,43 @@ def _grow(region: torch.Tensor, radius: float) -> torch.Tensor:
     return square_max(region.float(), r) > 0.5
 
 
-def supported(frame: torch.Tensor, background: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+def near_masks(masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Where alpha stands near some coarse mask (L, 1, h, w): their union at `size`, grown by MASK_MARGIN smoothing
+    sigmas. (1, 1, H, W) bool."""
+    return _grow(masks_at(masks, size).any(0, keepdim=True), MASK_MARGIN * smoothing_sigma(*size))
+
+
+def supported(frame: torch.Tensor, background: torch.Tensor, masks: torch.Tensor,
+              off_limits: torch.Tensor | None = None) -> torch.Tensor:
     """Where any layer's alpha is supported by itself (1, 1, H, W) bool: near some coarse mask (L, 1, h, w) or on
-    what the frame (1, 3, H, W) shows beyond the background (1, 3, H, W), judged away from the masks."""
+    what the frame (1, 3, H, W) shows beyond the background (1, 3, H, W), judged away from the masks and from
+    `off_limits` (1, 1, H, W) bool, which supports nothing."""
     height, width = frame.shape[-2:]
     sigma = smoothing_sigma(height, width)
-    near = _grow(masks_at(masks, (height, width)).any(0, keepdim=True), MASK_MARGIN * sigma)
-    evidence = torch.from_numpy(effect_regions(frame, background, ~near) > 0).to(near.device)[None, None]
-    return near | _grow(evidence, EVIDENCE_GROWTH * sigma)
+    near = near_masks(masks, (height, width))
+    judged = ~near if off_limits is None else ~near & ~off_limits
+    evidence = torch.from_numpy(effect_regions(frame, background, judged) > 0).to(near.device)[None, None]
+    seeds = near | _grow(evidence, EVIDENCE_GROWTH * sigma)
+    return seeds if off_limits is None else seeds & ~off_limits
 
 
 @torch.no_grad()
-def cut_strays(frame: torch.Tensor, background: torch.Tensor, alpha: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+def cut_strays(frame: torch.Tensor, background: torch.Tensor, alpha: torch.Tensor, masks: torch.Tensor,
+               moves_coherently: torch.Tensor | None = None) -> torch.Tensor:
     """Alpha (L, 1, H, W) kept where it is supported (supported()) or joined to support through alpha above
     STRAY_ALPHA, and cut elsewhere through a soft edge; frame and background (1, 3, H, W), coarse masks
-    (L, 1, h, w) at any resolution."""
+    (L, 1, h, w) at any resolution. `moves_coherently` (H, W) bool (VideoTensors.moves_coherently): what moves over
+    the background as a whole by itself, where away from the masks no alpha stands, supports or joins."""
     if len(alpha) == 0:
         return alpha
-    seeds = supported(frame, background, masks)[0, 0].cpu().numpy()
+    off_limits = None
+    if moves_coherently is not None:
+        off_limits = moves_coherently.to(alpha.device).view(1, 1, *alpha.shape[-2:]) & ~near_masks(masks, alpha.shape[-2:])
+    seeds = supported(frame, background, masks, off_limits)[0, 0].cpu().numpy()
+    outside = True if off_limits is None else ~off_limits[0, 0].cpu().numpy()
     keep = []
     for layer_alpha in alpha[:, 0].float().cpu().numpy():
-        body = (layer_alpha > STRAY_ALPHA) | seeds
+        body = ((layer_alpha > STRAY_ALPHA) | seeds) & outside
         _, labels = cv2.connectedComponents(body.astype(np.uint8), connectivity=8)
         reached = np.unique(labels[seeds])
         keep.append(np.isin(labels, reached[reached > 0]))

@@ -62,6 +62,10 @@ class VideoTensors:
     # (T, H, W) bool each, at the working resolution: where the background breaks the camera model
     # (unexplained_background), which the effect claim consults; None where not fitted.
     unexplained: UnexplainedBackground | None = None
+    # (T, H, W) bool at the working resolution: what moves over the background as a whole by its own motion
+    # (BackgroundFit.moves_coherently: standing things under parallax, unmasked movers), which the stray cut gives no
+    # layer away from the masks; None where not fitted.
+    moves_coherently: torch.Tensor | None = None
     # (T, H, W) float32 in [0, 1] at the working resolution: how surely each frame shows nothing but the background
     # (BackgroundFit.background_only), where the background detail takes the frame's own pixels; None where not
     # fitted.
@@ -202,7 +206,8 @@ def load_video(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pa
     background shows (background_noise): all warp every frame's masks into the canvas (the plate the frames too),
     so they are only made when the canvas is used. With `background_fit`, also what moves over the background by
     itself or fits nothing (unexplained_background), for the effect claim, and where each frame shows nothing but
-    the background (BackgroundFit.background_only), for the background detail: read from `background_fit_file` (the
+    the background (BackgroundFit.background_only), for the background detail, and what moves over it as a whole
+    (BackgroundFit.moves_coherently), for the stray cut: read from `background_fit_file` (the
     background_fit stage's, refused unless made with `background_fit` for these frames) or, without it, fitted
     here. `effect_reach` (object sizes) decides which frames the starting plate trusts, and is kept for the copy
     cut. A problem with the inputs is refused in the name of `stage`, the stage reading them.
@@ -223,7 +228,7 @@ def load_video(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pa
 
     camera = load_camera(stage, sample, HomographyFiles(Path(homography_dir)), num_frames)
     homographies, canvas_size = camera.homographies, camera.canvas_size
-    unexplained = background_only = None
+    unexplained = background_only = moves_coherently = None
     if background_fit is not None:
         if background_fit_file is not None:
             fit = load_background_fit(stage, sample, background_fit_file, background_fit, num_frames, (height, width))
@@ -236,6 +241,7 @@ def load_video(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pa
             log.info("%s: the background fit took %.1f s", sample, time.perf_counter() - began)
         unexplained = unexplained_background(sample, fit)
         background_only = np.stack([fit.background_only(t) for t in range(num_frames)]).astype(np.float32)
+        moves_coherently = np.stack([fit.moves_coherently(t) for t in range(num_frames)])
     plate = reached = None
     noise = 0.0
     size = (max(1, round(height * scale)), max(1, round(width * scale)))
@@ -272,6 +278,7 @@ def load_video(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pa
         output_grid=output_grid,
         unexplained=None if unexplained is None else UnexplainedBackground(*(tensor(m) for m in unexplained)),
         background_only=None if background_only is None else tensor(background_only),
+        moves_coherently=None if moves_coherently is None else tensor(moves_coherently),
         effect_reach=effect_reach,
         chroma_halved=chroma_at_half_resolution(frames),
         background_noise=noise,
