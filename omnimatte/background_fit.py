@@ -33,8 +33,8 @@ breaks the model. The fit tells them apart and keeps four per-frame maps of the 
   show something other than the plate (most of what does not fit there is not the plate under
   other light) and that last from frame to frame (an unmasked person or car); carried on through
   the frames where the flow loses them (beside an object, whose motion the flow bleeds over
-  them), on what does not fit and is not the plate under other light, but never into the band
-  beside an object where the flow bleeds;
+  them) into what does not fit and is not the plate under other light beyond the band beside
+  an object where the flow bleeds;
 * `parallax`: such regions whose own motion runs along the camera's: standing things nearer or
   further than the ground, which slide over it as the camera translates;
 * `misfit`: the rest that does not fit: connected regions of high residual that touch no object
@@ -214,7 +214,8 @@ class BackgroundFit:
         """(H, W) bool: what in frame t moves over the static background as a whole, by its own motion: standing
         things sliding over the ground under parallax and unmasked movers (`parallax`, `mover`), which the flow moves
         on their own, never with an object, and which show something else than the ground under other light, so no
-        object's effect. Unlike `moving` (water, foliage), which an object's shadow or wake may cross."""
+        object's effect (drawn, as every map, at the pixels that do not fit on them and right beside them). Unlike
+        `moving` (water, foliage), which an object's shadow or wake may cross."""
         return self.parallax[t] | self.mover[t]
 
     def moves_by_itself(self, t: int) -> np.ndarray:

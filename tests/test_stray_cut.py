@@ -1,5 +1,6 @@
 """The stray cut: alpha neither near an object nor on anything the frame shows, nor joined to either, is cut."""
 
+import pytest
 import torch
 
 from omnimatte.render.stray_cut import cut_strays
@@ -107,3 +108,7 @@ def test_alpha_on_what_moves_over_the_background_by_itself_is_cut_away_from_the_
     # the darkening is on the frame's evidence of its own and stays, though it touches the pole
     core = box(72, 124, 6, 22)[0, 0]
     assert torch.equal(cut[0, 0][core], alpha[0, 0][core])
+    with pytest.raises(ValueError, match="must be bool at the alpha's size"):
+        cut_strays(frame, ground, alpha, mask, (pole | beside)[0, 0].T)
+    with pytest.raises(ValueError, match="must be bool at the alpha's size"):
+        cut_strays(frame, ground, alpha, mask, (pole | beside)[0, 0].float())

@@ -32,10 +32,11 @@ def run_render(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pa
     """Render the model in `model_path` (the train stage's, trained on these inputs) into `out_dir` with the
     rendering switches of `settings` (the config's train section) and return the layers' summary (writing.py).
 
-    With the effect claim or the background detail on, the background's fit with `background_fit` (the config's
-    diagnose.background) is read from `background_fit_file` (the background_fit stage's), or made first without it:
-    where the camera model cannot explain the background, the claim leaves out more readily what stays put there,
-    and where the fit finds nothing but the background, the background detail takes the frame's own pixels.
+    With the effect claim, the stray cut or the background detail on, the background's fit with `background_fit`
+    (the config's diagnose.background) is read from `background_fit_file` (the background_fit stage's), or made
+    first without it: where the camera model cannot explain the background, the claim leaves out more readily what
+    stays put there, the stray cut gives no layer what moves over the background by itself away from the masks, and
+    where the fit finds nothing but the background, the background detail takes the frame's own pixels.
     """
     device = resolve_device(STAGE, sample, settings.device)
     inputs = inputs_digest(frames_dir, flow_dir, homography_dir, masks_dir, object_names)

@@ -82,7 +82,10 @@ def cut_strays(frame: torch.Tensor, background: torch.Tensor, alpha: torch.Tenso
         return alpha
     off_limits = None
     if moves_coherently is not None:
-        off_limits = moves_coherently.to(alpha.device).view(1, 1, *alpha.shape[-2:]) & ~near_masks(masks, alpha.shape[-2:])
+        if moves_coherently.dtype != torch.bool or tuple(moves_coherently.shape) != tuple(alpha.shape[-2:]):
+            raise ValueError(f"the map of what moves by itself must be bool at the alpha's size "
+                             f"{tuple(alpha.shape[-2:])}, not {moves_coherently.dtype} {tuple(moves_coherently.shape)}")
+        off_limits = moves_coherently.to(alpha.device)[None, None] & ~near_masks(masks, alpha.shape[-2:])
     seeds = supported(frame, background, masks, off_limits)[0, 0].cpu().numpy()
     outside = True if off_limits is None else ~off_limits[0, 0].cpu().numpy()
     keep = []

@@ -1,5 +1,5 @@
 # Stage 5b: render the trained model into the layers (the train section's rendering switches apply: changing one
-# reruns this stage alone). The background's fit, which only the effect claim reads, is no input of training.
+# reruns this stage alone). The background's fit, which only the rendering steps read, is no input of training.
 
 
 rule render:
