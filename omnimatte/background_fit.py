@@ -198,6 +198,21 @@ class BackgroundFit:
         """(H, W) bool: where frame t's background moves by itself (moving, mover)."""
         return self.moving[t] | self.mover[t]
 
+    def plate_view(self, t: int) -> np.ndarray:
+        """(H, W, 3) float32 levels: frame t's view of the plate, relit by its gains (what `explained` compares the
+        frame with)."""
+        height, width = self.residual.shape[1:]
+        return _Registered(self.camera, self.plate, self.gains, self.noise_curves).relit(t, height, width)
+
+    def crossed(self) -> np.ndarray:
+        """(T, H, W) bool: where each frame sees ground that something moving over it as a whole by itself
+        (`moves_coherently`) covered in some frame, found through the canvas: a learnt background, one canvas for
+        the whole clip, may hold that thing there in frames where it has gone."""
+        num_frames, height, width = self.residual.shape
+        moves = np.stack([self.moves_coherently(t) for t in range(num_frames)])
+        covered = to_canvas_share(moves, self.free, self.camera) > 0
+        return np.stack([_from_canvas(covered, self.camera, t, height, width) for t in range(num_frames)])
+
     def tolerance(self, t: int) -> np.ndarray:
         """(H, W) float32 levels by which an image of frame t's background may differ from the frame and still fit
         it (the fit's residual divides by this): the frame's noise by brightness, plus `registration_tolerance` px

@@ -6,10 +6,9 @@ the frame, a camera that translates past a standing pole), run through the flow 
 the homography stage, training at the CPU's settings for a short fixed schedule and rendering
 with every step on. No layer may hold alpha far from its object beyond FAR_BOUND of its true
 alpha, and none may take up the region the trait makes (the mover, the pole) beyond
-UNEXPLAINED_BOUND: nothing there moves with the object. Under parallax the layer still holds alpha far from the dog
-beyond FAR_BOUND (the learnt canvas smears the sliding pole over the ground it crosses, and where the pole no longer
-stands the frame differs from that smear: a trail beside the pole, which no map marks as moving), so the far test
-leaves that trait to the claim test, which judges the pole's own region.
+UNEXPLAINED_BOUND: nothing there moves with the object. Under parallax the far test also judges the pole the learnt
+canvas took in at one place, which the dog's layer would paint the ground back over in the frames where the pole has
+gone.
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ FRAMES, WIDTH, HEIGHT, STEPS = 16, 192, 112, 240
 NEAR = 6  # px from the object's true layer (its shadow included) within which alpha belongs to it
 FAR_BOUND = 0.08  # alpha further than NEAR from the true layer, as a share of the true layer's alpha
 UNEXPLAINED_BOUND = 0.02  # alpha on the trait's region (away from the true layer), as a share of the same
-FAR_TRAITS = ("noise", "exposure", "unmasked_mover")  # parallax: see the module docstring
+FAR_TRAITS = ("noise", "exposure", "unmasked_mover", "parallax")
 
 
 @lru_cache(maxsize=None)

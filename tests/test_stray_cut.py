@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from omnimatte.render.stray_cut import cut_strays
+from omnimatte.render.stray_cut import background_misses, cut_strays
 from tests.helpers import box_mask, darkened, textured_ground
 
 H, W = 128, 192  # smoothing sigma 2 px: masks grown by 4 px, evidence by 4 px
@@ -108,7 +108,32 @@ def test_alpha_on_what_moves_over_the_background_by_itself_is_cut_away_from_the_
     # the darkening is on the frame's evidence of its own and stays, though it touches the pole
     core = box(72, 124, 6, 22)[0, 0]
     assert torch.equal(cut[0, 0][core], alpha[0, 0][core])
-    with pytest.raises(ValueError, match="must be bool at the alpha's size"):
+    with pytest.raises(ValueError, match="no object causes must be bool at the alpha's size"):
         cut_strays(frame, ground, alpha, mask, (pole | beside)[0, 0].T)
-    with pytest.raises(ValueError, match="must be bool at the alpha's size"):
+    with pytest.raises(ValueError, match="no object causes must be bool at the alpha's size"):
         cut_strays(frame, ground, alpha, mask, (pole | beside)[0, 0].float())
+
+
+def test_where_the_learnt_background_took_in_a_pole_that_has_gone_no_layer_mends_it():
+    """On ground something moving by itself crossed, where the frame shows only the background: a pole the learnt
+    background holds at one place, which the fit's plate (the ground) does not, is where the learnt background misses;
+    a faint shading the plate shares with it is not, and nothing is judged outside the crossed ground."""
+    ground = textured_ground(H, W)
+    canvas = torch.where(box(20, 120, 90, 10), torch.tensor(-0.8), ground)  # the learnt background keeps a pole
+    canvas = darkened(canvas, 0.05 * box(100, 20, 20, 40).float())
+    plate = darkened(ground, 0.05 * box(100, 20, 20, 40).float())
+    plate_view = ((plate[0] + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
+    crossed = torch.ones(H, W, dtype=torch.bool)
+    misses = background_misses(plate_view, canvas, crossed)
+    pole = box(24, 122, 82, 6)[0, 0]
+    assert bool(misses[pole].all())
+    assert not bool(misses[box(100, 20, 20, 40)[0, 0]].any())
+    assert not bool(background_misses(plate_view, canvas, box(0, 0, 40, 40)[0, 0]).any())
+    # The layer that paints the ground back over that pole loses it there, the object's own alpha stays.
+    body = box(30, 20, 40, 16)
+    alpha = torch.maximum(body.float(), box(20, 120, 90, 10).float())
+    frame = torch.where(body, torch.tensor(0.9), ground)
+    kept = cut_strays(frame, canvas, alpha, body.float(), misses)
+    assert float(kept[0, 0][pole].abs().max()) == 0.0 and torch.equal(kept[0, 0][body[0, 0]], alpha[0, 0][body[0, 0]])
+    unmapped = cut_strays(frame, canvas, alpha, body.float())
+    assert torch.equal(unmapped[0, 0][pole], alpha[0, 0][pole])  # the frame differs from the learnt background there

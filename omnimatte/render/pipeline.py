@@ -33,7 +33,7 @@ from omnimatte.render.plate_matte import NOISE_BLUR_SIGMA, noise_sets_threshold,
 from omnimatte.render.sampled_background import SampledBackground, pixel_homographies
 from omnimatte.render.settings import RenderSettings
 from omnimatte.render.shadow_fit import fit_shadows
-from omnimatte.render.stray_cut import cut_strays
+from omnimatte.render.stray_cut import background_misses, cut_strays
 
 if TYPE_CHECKING:  # the train package imports this one
     from omnimatte.train.video import VideoTensors
@@ -190,7 +190,8 @@ def render_frame(shared: RenderPass, t: int) -> RenderedFrame:
     6. the stray cut (cut_strays): alpha neither near some coarse mask nor on what the frame shows beyond the
        background, at the effect claim's scale, nor joined to either through alpha above a faint level, is cut,
        and away from the masks, alpha on what moves over the background as a whole by itself
-       (video.moves_coherently, when fitted: parallax, unmasked movers);
+       (video.moves_coherently, when fitted: parallax, unmasked movers) and where the learnt background took such a
+       thing in (background_misses: video.crossed, where it misses the fit's plate, video.plate_views);
     7. the copy cut (cut_copies): a layer's alpha on another object's body (its coarse mask, where its layer holds
        it) beyond the layer's own object's reach (video.effect_reach object sizes) is cut;
     8. the overlap merge (merge_overlaps): outside every coarse mask, what several layers hold goes to the layer
@@ -235,8 +236,10 @@ def render_frame(shared: RenderPass, t: int) -> RenderedFrame:
         rgb, alpha = claim_effects(target, background, rgb, alpha, scorer,
                                    None if video.unexplained is None else video.unexplained.frame(t))
     if settings.cut_strays:
-        alpha = cut_strays(target, background, alpha, video.masks[t],
-                           None if video.moves_coherently is None else video.moves_coherently[t])
+        no_layer = None
+        if video.moves_coherently is not None:
+            no_layer = video.moves_coherently[t] | background_misses(video.plate_views[t], background, video.crossed[t])
+        alpha = cut_strays(target, background, alpha, video.masks[t], no_layer)
     if settings.cut_copies:
         alpha = cut_copies(alpha, video.masks[t], video.effect_reach)
     if settings.merge_overlaps:

@@ -21,7 +21,10 @@ pole sliding over the ground under parallax, an unmasked passer-by) shows in the
 is no object's effect, and where no layer holds it the background detail gives it back from the frame.
 Away from every mask (beyond MASK_MARGIN) such a region supports nothing, is left out of the evidence
 and holds no alpha, nor joins anything to support: the network, which explains with its layers what
-one homography cannot, otherwise keeps the pole in the nearest object's layer.
+one homography cannot, otherwise keeps the pole in the nearest object's layer. The same holds where
+the learnt background took such a thing in (background_misses): one canvas for the whole clip, it
+keeps a sliding pole at one place, and in the frames where the pole has gone a layer paints the
+ground back over it there; the frame shows only the background, as the background fit's plate does.
 """
 
 from __future__ import annotations
@@ -57,6 +60,16 @@ def near_masks(masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return _grow(masks_at(masks, size).any(0, keepdim=True), MASK_MARGIN * smoothing_sigma(*size))
 
 
+def background_misses(plate_view: torch.Tensor, background: torch.Tensor, crossed: torch.Tensor) -> torch.Tensor:
+    """(H, W) bool: where the model's background (1, 3, H, W) in [-1, 1] misses the frame's view of the background
+    fit's plate (`plate_view`, (3, H, W) uint8) as a frame would that needs a layer (effect_regions), judged on
+    `crossed` (H, W) bool alone (VideoTensors.crossed: the frame shows only the background, on ground something
+    moving by itself crossed). There a layer's alpha only mends the learnt background."""
+    judged = crossed.to(background.device)
+    plate = plate_view.to(background)[None] / 127.5 - 1.0
+    return torch.from_numpy(effect_regions(plate, background, judged[None, None]) > 0).to(judged.device) & judged
+
+
 def supported(frame: torch.Tensor, background: torch.Tensor, masks: torch.Tensor,
               off_limits: torch.Tensor | None = None) -> torch.Tensor:
     """Where any layer's alpha is supported by itself (1, 1, H, W) bool: near some coarse mask (L, 1, h, w) or on
@@ -73,19 +86,20 @@ def supported(frame: torch.Tensor, background: torch.Tensor, masks: torch.Tensor
 
 @torch.no_grad()
 def cut_strays(frame: torch.Tensor, background: torch.Tensor, alpha: torch.Tensor, masks: torch.Tensor,
-               moves_coherently: torch.Tensor | None = None) -> torch.Tensor:
+               no_layer: torch.Tensor | None = None) -> torch.Tensor:
     """Alpha (L, 1, H, W) kept where it is supported (supported()) or joined to support through alpha above
     STRAY_ALPHA, and cut elsewhere through a soft edge; frame and background (1, 3, H, W), coarse masks
-    (L, 1, h, w) at any resolution. `moves_coherently` (H, W) bool (VideoTensors.moves_coherently): what moves over
-    the background as a whole by itself, where away from the masks no alpha stands, supports or joins."""
+    (L, 1, h, w) at any resolution. `no_layer` (H, W) bool: what no object causes (what moves over the background
+    as a whole by itself, VideoTensors.moves_coherently, and where the learnt background took it in,
+    background_misses), where away from the masks no alpha stands, supports or joins."""
     if len(alpha) == 0:
         return alpha
     off_limits = None
-    if moves_coherently is not None:
-        if moves_coherently.dtype != torch.bool or tuple(moves_coherently.shape) != tuple(alpha.shape[-2:]):
-            raise ValueError(f"the map of what moves by itself must be bool at the alpha's size "
-                             f"{tuple(alpha.shape[-2:])}, not {moves_coherently.dtype} {tuple(moves_coherently.shape)}")
-        off_limits = moves_coherently.to(alpha.device)[None, None] & ~near_masks(masks, alpha.shape[-2:])
+    if no_layer is not None:
+        if no_layer.dtype != torch.bool or tuple(no_layer.shape) != tuple(alpha.shape[-2:]):
+            raise ValueError(f"the map of what no object causes must be bool at the alpha's size "
+                             f"{tuple(alpha.shape[-2:])}, not {no_layer.dtype} {tuple(no_layer.shape)}")
+        off_limits = no_layer.to(alpha.device)[None, None] & ~near_masks(masks, alpha.shape[-2:])
     seeds = supported(frame, background, masks, off_limits)[0, 0].cpu().numpy()
     outside = True if off_limits is None else ~off_limits[0, 0].cpu().numpy()
     keep = []

@@ -70,6 +70,12 @@ class VideoTensors:
     # (BackgroundFit.background_only), where the background detail takes the frame's own pixels; None where not
     # fitted.
     background_only: torch.Tensor | None = None
+    # (T, 3, H, W) uint8 at the working resolution: each frame's view of the background fit's relit plate
+    # (BackgroundFit.plate_view), and (T, H, W) bool where the frame shows nothing but the background (background_only
+    # at 1) on ground that something moving by itself crossed in some frame (BackgroundFit.crossed): there the stray
+    # cut finds where the learnt background took that thing in (stray_cut.background_misses); None where not fitted.
+    plate_views: torch.Tensor | None = None
+    crossed: torch.Tensor | None = None
     # How far an object's effects may lie, in object sizes (BackgroundFitSettings.effect_reach): the copy cut's reach
     # (and the starting plate's, which the video was loaded with).
     effect_reach: float = BackgroundFitSettings.effect_reach
@@ -207,7 +213,9 @@ def load_video(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pa
     so they are only made when the canvas is used. With `background_fit`, also what moves over the background by
     itself or fits nothing (unexplained_background), for the effect claim, and where each frame shows nothing but
     the background (BackgroundFit.background_only), for the background detail, and what moves over it as a whole
-    (BackgroundFit.moves_coherently), for the stray cut: read from `background_fit_file` (the
+    (BackgroundFit.moves_coherently), each frame's view of the fit's plate and where the frame shows only the
+    background on ground such a thing crossed (BackgroundFit.crossed), for the stray cut: read from
+    `background_fit_file` (the
     background_fit stage's, refused unless made with `background_fit` for these frames) or, without it, fitted
     here. `effect_reach` (object sizes) decides which frames the starting plate trusts, and is kept for the copy
     cut. A problem with the inputs is refused in the name of `stage`, the stage reading them.
@@ -228,7 +236,7 @@ def load_video(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pa
 
     camera = load_camera(stage, sample, HomographyFiles(Path(homography_dir)), num_frames)
     homographies, canvas_size = camera.homographies, camera.canvas_size
-    unexplained = background_only = moves_coherently = None
+    unexplained = background_only = moves_coherently = plate_views = crossed = None
     if background_fit is not None:
         if background_fit_file is not None:
             fit = load_background_fit(stage, sample, background_fit_file, background_fit, num_frames, (height, width))
@@ -242,6 +250,9 @@ def load_video(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pa
         unexplained = unexplained_background(sample, fit)
         background_only = np.stack([fit.background_only(t) for t in range(num_frames)]).astype(np.float32)
         moves_coherently = np.stack([fit.moves_coherently(t) for t in range(num_frames)])
+        plate_views = np.stack([np.clip(np.rint(fit.plate_view(t)), 0, 255).astype(np.uint8).transpose(2, 0, 1)
+                                for t in range(num_frames)])
+        crossed = fit.crossed() & (background_only >= 1.0)
     plate = reached = None
     noise = 0.0
     size = (max(1, round(height * scale)), max(1, round(width * scale)))
@@ -279,6 +290,8 @@ def load_video(sample: str, frames_dir: Path, flow_dir: Path, homography_dir: Pa
         unexplained=None if unexplained is None else UnexplainedBackground(*(tensor(m) for m in unexplained)),
         background_only=None if background_only is None else tensor(background_only),
         moves_coherently=None if moves_coherently is None else tensor(moves_coherently),
+        plate_views=None if plate_views is None else tensor(plate_views),
+        crossed=None if crossed is None else tensor(crossed),
         effect_reach=effect_reach,
         chroma_halved=chroma_at_half_resolution(frames),
         background_noise=noise,
