@@ -764,11 +764,14 @@ def test_the_effect_claim_and_the_stray_cut_are_handed_what_the_background_fit_c
     paths = (scene["frames_dir"], scene["flow_dir"], scene["homography_dir"], scene["masks_dir"], ["square"], 4,
              torch.device("cpu"))
     unfitted = train_module.load_video("tiny", *paths, canvas_plate=True)
-    assert unfitted.unexplained is None and unfitted.moves_coherently is None
+    assert unfitted.unexplained is None and unfitted.moves_coherently is None and unfitted.plate_views is None
     video = train_module.load_video("tiny", *paths, canvas_plate=True, background_fit=BackgroundFitSettings())
-    for fitted in (video.unexplained.moves_by_itself, video.unexplained.misfit, video.moves_coherently):
+    for fitted in (video.unexplained.moves_by_itself, video.unexplained.misfit, video.moves_coherently, video.crossed):
         assert fitted.shape == (T, H, W) and fitted.dtype == torch.bool
         assert fitted.float().mean() < 0.01
+    assert video.plate_views.shape == (T, 3, H, W) and video.plate_views.dtype == torch.uint8
+    # Nothing moves by itself: the plate is the ground the frames show, to within their noise.
+    assert (video.plate_views.float() / 127.5 - 1 - video.output_frames).abs().mean() < 0.05
     marked = replace(video, unexplained=UnexplainedBackground(video.unexplained.moves_by_itself.clone(),
                                                               video.unexplained.misfit.clone()),
                      moves_coherently=video.moves_coherently.clone())

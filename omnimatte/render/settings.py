@@ -51,8 +51,8 @@ class RenderSettings:
 
     @property
     def reads_background_fit(self) -> bool:
-        """Whether a pass needs the background's fit (VideoTensors.unexplained, .background_only and
-        .moves_coherently)."""
+        """Whether a pass needs the background's fit (VideoTensors.unexplained, .background_only, .moves_coherently,
+        .plate_views and .crossed)."""
         return self.claim_effects or self.background_detail or self.cut_strays
 
     def without(self, step: str) -> "RenderSettings":
