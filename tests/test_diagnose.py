@@ -223,7 +223,8 @@ def moving_beside_a_box(shadow: bool, bled: tuple[int, ...] = ()
         image[box[t]] = (200.0, 40.0, 40.0)
         frames[t] = np.clip(np.rint(image + rng.normal(0, 1.5, image.shape)), 0, 255).astype(np.uint8)
         if t < frames_n - 1:
-            forward[t][cv2.dilate(where[t].astype(np.uint8), np.ones((5, 5), np.uint8)) > 0] = step if t in bled else fall
+            around = cv2.dilate(where[t].astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+            forward[t][around] = step if t in bled else fall
             forward[t][box[t]] = step
     ones = np.ones(forward.shape[:3], np.float32)
     return frames, {"box": box}, FlowFields(forward, -forward, ones, ones), where
