@@ -198,11 +198,15 @@ class BackgroundFit:
         """(H, W) bool: where frame t's background moves by itself (moving, mover)."""
         return self.moving[t] | self.mover[t]
 
+    def _registered(self) -> _Registered:
+        """The frames against the fit's plate through its camera (each frame's relit view, noise and tolerance)."""
+        return _Registered(self.camera, self.plate, self.gains, self.noise_curves)
+
     def plate_view(self, t: int) -> np.ndarray:
         """(H, W, 3) float32 levels: frame t's view of the plate, relit by its gains (what `explained` compares the
         frame with)."""
         height, width = self.residual.shape[1:]
-        return _Registered(self.camera, self.plate, self.gains, self.noise_curves).relit(t, height, width)
+        return self._registered().relit(t, height, width)
 
     def crossed(self) -> np.ndarray:
         """(T, H, W) bool: where each frame sees ground that something moving over it as a whole by itself
@@ -218,7 +222,7 @@ class BackgroundFit:
         it (the fit's residual divides by this): the frame's noise by brightness, plus `registration_tolerance` px
         across the plate's texture."""
         height, width = self.residual.shape[1:]
-        registered = _Registered(self.camera, self.plate, self.gains, self.noise_curves)
+        registered = self._registered()
         return registered.tolerance(t, registered.relit(t, height, width), self.settings.registration_tolerance)
 
     def unexplainable(self, t: int) -> np.ndarray:

@@ -238,7 +238,9 @@ def render_frame(shared: RenderPass, t: int) -> RenderedFrame:
     if settings.cut_strays:
         no_layer = None
         if video.moves_coherently is not None:
-            no_layer = video.moves_coherently[t] | background_misses(video.plate_views[t], background, video.crossed[t])
+            no_layer = video.moves_coherently[t]
+            if bool(video.crossed[t].any()):  # most clips: nothing moves by itself, so nothing to judge
+                no_layer = no_layer | background_misses(video.plate_views[t], background, video.crossed[t])
         alpha = cut_strays(target, background, alpha, video.masks[t], no_layer)
     if settings.cut_copies:
         alpha = cut_copies(alpha, video.masks[t], video.effect_reach)
