@@ -635,11 +635,22 @@ def realign(frames: np.ndarray, registered: _Registered, usable: np.ndarray) -> 
     return Camera(homographies, registered.camera.canvas_size), moved
 
 
+def _residual_scores(frames: np.ndarray, registered: _Registered, free: np.ndarray, settings: BackgroundFitSettings,
+                     sigma: float) -> np.ndarray:
+    """Per frame, the residual score alone (T, H, W) float32: what the realignment judges on."""
+    residual = np.zeros(frames.shape[:3], np.float32)
+    for t in range(len(frames)):
+        relit = registered.relit(t, *frames.shape[1:3])
+        tolerance = registered.tolerance(t, relit, settings.registration_tolerance)
+        residual[t] = local_score(frames[t].astype(np.float32) - relit, tolerance, free[t], sigma)
+    return residual
+
+
 def _scores(frames: np.ndarray, registered: _Registered, free: np.ndarray, settings: BackgroundFitSettings, sigma: float
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per frame: the residual score, the relight score, the change score (against the neighbouring frame
-    registered onto it), all (T, H, W) float32, where single pixels do not fit (T, H, W) bool, and the noise level
-    (T,) at the median pixel."""
+    """Per frame: the residual score (as _residual_scores), the relight score, the change score (against the
+    neighbouring frame registered onto it), all (T, H, W) float32, where single pixels do not fit (T, H, W) bool,
+    and the noise level (T,) at the median pixel."""
     num_frames, height, width = frames.shape[:3]
     camera = registered.camera
     residual = np.zeros((num_frames, height, width), np.float32)
@@ -740,7 +751,7 @@ def fit_background(frames: np.ndarray, camera: Camera, masks: dict[str, np.ndarr
     registered = _register(frames, camera, free)
     realigned, registration_error = camera, np.zeros(num_frames)
     if settings.realign:
-        first = _scores(frames, registered, free, settings, sigma)[0]
+        first = _residual_scores(frames, registered, free, settings, sigma)
         realigned, registration_error = realign(frames, registered, free & (first <= threshold))
         registered = _register(frames, realigned, free)
     residual, relight, change, pixels, noise = _scores(frames, registered, free, settings, sigma)

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from omnimatte.camera import first_reached, frame_view, nan_median, registered_median
+from omnimatte.camera import _excluded_area, _frame_area, first_reached, frame_view, nan_median, registered_median
 from omnimatte.render.alpha_upsampling import guided_upsample
 from omnimatte.train.video import grown_objects, objects_reach, starting_plate
 
@@ -214,3 +214,38 @@ def test_nan_median_is_numpys_value_for_value():
         assert np.array_equal(result, expected, equal_nan=True)
     assert nan_median(np.array([[1.0], [np.nan], [4.0], [2.0]], np.float32))[0] == 2.0
     assert nan_median(np.array([[1.0], [np.nan], [4.0], [3.0], [2.0]], np.float32))[0] == 2.5
+
+
+def test_median_is_the_nanmedian_of_the_frames_that_vote():
+    """The tiled median against numpy's nanmedian of every frame warped onto the whole canvas, each counted where
+    its pixel area covers the canvas pixel and no excluded pixel of it touches there, or where every covering frame
+    is excluded, all the frames covering it; in tiles whose frames differ in number, so that nothing one tile
+    leaves in the reused buffers reaches the next."""
+    rng = np.random.default_rng(11)
+    num_frames, height, width = 10, 14, 22
+    frames = rng.integers(0, 256, (num_frames, height, width, 3), dtype=np.uint8)
+    masks = np.zeros((num_frames, height, width), bool)
+    for t in range(num_frames):
+        masks[t, 4:9, 3 + t:8 + t] = True
+    masks[:, 10:, :4] = True  # a corner every frame leaves out: the fallback to all covering frames
+    homographies = np.stack([np.array([[1.0, 0.02 * t, 2.7 * t], [0, 1.0, 0.35 * t], [0, 0, 1]])
+                             for t in range(num_frames)])
+    canvas_size = (height + 6, width + 28)
+    canvas_h, canvas_w = canvas_size
+    warped = np.stack([cv2.warpPerspective(f.astype(np.float32), h, (canvas_w, canvas_h), flags=cv2.INTER_LINEAR,
+                                           borderMode=cv2.BORDER_REPLICATE) for f, h in zip(frames, homographies)])
+    inside = np.stack([_frame_area((height, width), h, canvas_size) for h in homographies])
+    excluded = np.stack([_excluded_area(m, h, canvas_size) for m, h in zip(masks, homographies)])
+    kept = inside & ~excluded
+    votes = np.where(kept.any(axis=0), kept, inside)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the canvas pixels no frame covers
+        expected = np.nanmedian(np.where(votes[..., None], warped, np.nan), axis=0)
+        unmasked = np.nanmedian(np.where(inside[..., None], warped, np.nan), axis=0)
+    covered = inside.any(axis=0)
+    assert 0 < covered.mean() < 1
+    for tile in (5, 9, max(canvas_size)):
+        plate = registered_median(frames, homographies, canvas_size, exclude=masks, tile=tile)
+        assert np.array_equal(plate[covered], expected[covered].astype(np.float32)), tile
+        plate = registered_median(frames, homographies, canvas_size, tile=tile)
+        assert np.array_equal(plate[covered], unmasked[covered].astype(np.float32)), tile
