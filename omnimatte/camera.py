@@ -55,10 +55,15 @@ def frame_corners(width: int, height: int) -> np.ndarray:
 def canvas_coordinates(homographies: np.ndarray, frame_height: int, frame_width: int) -> np.ndarray:
     """Canvas pixel position (x, y) of every frame pixel, (T,H,W,2) float32: where to sample the background."""
     ys, xs = np.mgrid[0:frame_height, 0:frame_width].astype(np.float64)
-    rows = np.asarray(homographies, np.float64)[:, :, :, None, None]
-    # Each row of H times (x, y, 1), summed in that order (as einsum does, at twice its speed).
-    x, y, w = (rows[:, i, 0] * xs + rows[:, i, 1] * ys + rows[:, i, 2] for i in range(3))
-    return np.stack((x / w, y / w), -1).astype(np.float32)
+    homographies = np.asarray(homographies, np.float64)
+    coordinates = np.empty((len(homographies), frame_height, frame_width, 2), np.float32)
+    # Frame by frame: the whole clip's float64 temporaries at once cost more in page faults than in arithmetic.
+    for matrix, frame_coordinates in zip(homographies, coordinates):
+        # Each row of H times (x, y, 1), summed in that order (as einsum does, at twice its speed).
+        x, y, w = (matrix[i, 0] * xs + matrix[i, 1] * ys + matrix[i, 2] for i in range(3))
+        frame_coordinates[..., 0] = x / w
+        frame_coordinates[..., 1] = y / w
+    return coordinates
 
 
 def homography_grid(homographies: np.ndarray, height: int, width: int, canvas_size: tuple[int, int]) -> np.ndarray:
