@@ -8,7 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from omnimatte.camera import _excluded_area, _frame_area, first_reached, frame_view, nan_median, registered_median
+from omnimatte.camera import (_excluded_area, _frame_area, canvas_coordinates, first_reached, frame_view, nan_median,
+                             registered_median)
 from omnimatte.render.alpha_upsampling import guided_upsample
 from omnimatte.train.video import grown_objects, objects_reach, starting_plate
 
@@ -249,3 +250,18 @@ def test_median_is_the_nanmedian_of_the_frames_that_vote():
         assert np.array_equal(plate[covered], expected[covered].astype(np.float32)), tile
         plate = registered_median(frames, homographies, canvas_size, tile=tile)
         assert np.array_equal(plate[covered], unmasked[covered].astype(np.float32)), tile
+
+
+def test_canvas_coordinates_map_each_frame_through_its_own_homography():
+    """Every pixel of every frame lands where its own homography (projective, with the divide) takes it."""
+    rng = np.random.default_rng(2)
+    jitter = rng.normal(0, 1e-3, (4, 3, 3)) * [[1, 1, 0], [1, 1, 0], [0, 0, 0]]
+    homographies = np.stack([np.array([[1.0 + 0.01 * t, 0.03, 5.0 * t], [-0.02, 0.98, 2.0 + t], [1e-4 * t, -2e-4, 1.0]])
+                             for t in range(4)]) + jitter
+    height, width = 9, 13
+    coordinates = canvas_coordinates(homographies, height, width)
+    assert coordinates.shape == (4, height, width, 2) and coordinates.dtype == np.float32
+    pixels = np.stack(np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64)), -1)
+    for t, matrix in enumerate(homographies):
+        expected = cv2.perspectiveTransform(pixels.reshape(-1, 1, 2), matrix).reshape(height, width, 2)
+        assert np.abs(coordinates[t] - expected).max() < 1e-4, t
