@@ -166,10 +166,15 @@ def registered_median(frames: np.ndarray, homographies: np.ndarray, canvas_size:
     after an object nor those just before it can be trusted near it. Pixels no frame covers
     take the nearest covered pixel's value, so that sampling the canvas between them and a
     covered one never blends in black.
-    Made tile by tile (CANVAS_TILE); the result does not depend on the tile's size.
+    Made tile by tile (CANVAS_TILE); the tile's size changes the result only by the warp's rounding (a ten-thousandth
+    of a level). `frames`: (T, H, W, 3), uint8 or finite floats.
     """
     if min_votes < 1:
         raise ValueError(f"min_votes must be at least 1, got {min_votes}")
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"frames must be (T, H, W, 3), got {frames.shape}")
+    if np.issubdtype(frames.dtype, np.floating) and not np.isfinite(frames).all():
+        raise ValueError("frames must be finite: a NaN or infinite value would count as a vote")
     height, width = canvas_size
     plate = np.zeros((height, width, 3), np.float32)
     covered = np.zeros((height, width), bool)
@@ -189,7 +194,7 @@ def registered_median(frames: np.ndarray, homographies: np.ndarray, canvas_size:
 
 
 class _TileScratch:
-    """Two float32 buffers as large as the largest tile's stack of frames, reused from tile to tile: allocating
+    """Two float32 buffers large enough for any tile's stack of frames, reused from tile to tile: allocating
     arrays that size afresh for every tile costs a page fault every 4 KiB, on a virtual machine more than half of
     the median's time."""
 
@@ -218,7 +223,7 @@ def _median_of_tile(frames: np.ndarray, frame_numbers: np.ndarray, homographies:
     excluded = np.zeros((count, height, width), bool)
     for i, (number, matrix) in enumerate(zip(frame_numbers, homographies)):
         cv2.warpPerspective(frames[number].astype(np.float32), matrix, (width, height), dst=stack[i],
-                            flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                            flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)  # every pixel, in place
         inside[i] = _frame_area(frames.shape[1:3], matrix, size)
         if exclude is not None:
             excluded[i] = _excluded_area(exclude[number], matrix, size)
@@ -288,8 +293,8 @@ def nan_median(stack: np.ndarray) -> np.ndarray:
 
 def _median_of_sorted(ordered: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """The median of the first `counts` values of each row of `ordered` (..., n), sorted with NaN last: the mean
-    of the middle two where the count is even, NaN where it is 0. `counts` broadcasts against `ordered` but for
-    its last axis, of length 1."""
+    of the middle two where the count is even, NaN where it is 0 (a row of NaN). `counts` broadcasts against
+    `ordered` but for its last axis, of length 1."""
     low = np.take_along_axis(ordered, np.maximum(counts - 1, 0) // 2, axis=-1)[..., 0]
     high = np.take_along_axis(ordered, np.minimum(counts // 2, ordered.shape[-1] - 1), axis=-1)[..., 0]
     return (low + high) / np.asarray(2, ordered.dtype)

@@ -265,3 +265,19 @@ def test_canvas_coordinates_map_each_frame_through_its_own_homography():
     for t, matrix in enumerate(homographies):
         expected = cv2.perspectiveTransform(pixels.reshape(-1, 1, 2), matrix).reshape(height, width, 2)
         assert np.abs(coordinates[t] - expected).max() < 1e-4, t
+
+
+def test_median_refuses_frames_it_would_misread():
+    """Frames without three channels, or float frames holding NaN or infinity (each would count as a vote), are
+    refused by name rather than read as something else."""
+    homographies = np.stack([np.eye(3)] * 2)
+    with pytest.raises(ValueError, match=r"\(T, H, W, 3\)"):
+        registered_median(np.zeros((2, 4, 4, 4), np.uint8), homographies, (4, 4))
+    with pytest.raises(ValueError, match=r"\(T, H, W, 3\)"):
+        registered_median(np.zeros((2, 4, 4), np.uint8), homographies, (4, 4))
+    frames = np.zeros((2, 4, 4, 3), np.float32)
+    frames[1, 2, 2, 0] = np.nan
+    with pytest.raises(ValueError, match="finite"):
+        registered_median(frames, homographies, (4, 4))
+    frames[1, 2, 2, 0] = 7.0
+    assert registered_median(frames, homographies, (4, 4))[2, 2, 0] == 3.5
